@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build git
   libtorch-dev            # LibTorch 1.13 (CPU): tensors, autograd, c10d
+  libgloo-dev             # Gloo's headers, which c10d's ProcessGroupGloo.hpp includes
   nlohmann-json3-dev      # safetensors headers, config.json
   libcli11-dev            # command-line parsing
   libgtest-dev            # unit tests

@@ -8,7 +8,8 @@ int main(int argc, char** argv) {
   CLI::App app{"strata: build, train and run hybrid language models from typed specs"};
   app.require_subcommand(1);
   const std::vector<strata::tools::Subcommand> commands = {
-      strata::tools::add_train(app), strata::tools::add_hf_check(app), strata::tools::add_plot(app)};
+      strata::tools::add_train(app), strata::tools::add_generate(app), strata::tools::add_hf_check(app),
+      strata::tools::add_plot(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const auto& command : commands)

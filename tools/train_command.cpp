@@ -6,6 +6,8 @@
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
+#include "strata/parallel/parallel_model.h"
+#include "strata/parallel/run.h"
 #include "strata/train/default_run.h"
 #include "strata/train/train_checkpoint.h"
 #include "strata/train/trainer.h"
@@ -26,6 +28,14 @@ struct TrainFlags {
   std::optional<std::string> hybrid_layer_pattern;
   std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_attention_heads, num_query_groups,
       kv_channels, vocab_size;
+  bool enable_hyper_connections = false;  // a flag can only turn mHC on; a config file can turn it off
+  std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
+  std::optional<double> mhc_eps, mhc_init_gating_factor;
+  // Parallelism (Megatron's flag names); docs/parallelism.md.
+  int nproc = 1;
+  parallel::ParallelLayout layout;
+  std::string distributed_backend = "gloo";
+  double distributed_timeout_minutes = 10.0;
 };
 
 nlohmann::json read_json_file(const std::string& path, const char* flag) {
@@ -67,6 +77,12 @@ TransformerConfig make_config(const TrainFlags& f, const train::DataSource& data
   if (f.num_query_groups) c.num_query_groups = *f.num_query_groups;
   if (f.kv_channels) c.kv_channels = *f.kv_channels;
   if (f.vocab_size) c.vocab_size = *f.vocab_size;
+  if (f.enable_hyper_connections) c.enable_hyper_connections = true;
+  if (f.num_residual_streams) c.num_residual_streams = *f.num_residual_streams;
+  if (f.mhc_sinkhorn_iterations) c.mhc_sinkhorn_iterations = *f.mhc_sinkhorn_iterations;
+  if (f.mhc_eps) c.mhc_eps = *f.mhc_eps;
+  if (f.mhc_init_gating_factor) c.mhc_init_gating_factor = *f.mhc_init_gating_factor;
+  if (f.mhc_recompute_num_layers) c.mhc_recompute_num_layers = *f.mhc_recompute_num_layers;
   return c;
 }
 
@@ -115,19 +131,48 @@ Subcommand add_train(CLI::App& app) {
   cmd->add_option("--num-query-groups", f->num_query_groups);
   cmd->add_option("--kv-channels", f->kv_channels);
   cmd->add_option("--vocab-size", f->vocab_size);
+  cmd->add_flag("--enable-hyper-connections", f->enable_hyper_connections,
+                "mHC residual streams on every layer (docs/hyper_connections.md)");
+  cmd->add_option("--num-residual-streams", f->num_residual_streams, "mHC streams n");
+  cmd->add_option("--mhc-sinkhorn-iterations", f->mhc_sinkhorn_iterations);
+  cmd->add_option("--mhc-eps", f->mhc_eps);
+  cmd->add_option("--mhc-init-gating-factor", f->mhc_init_gating_factor);
+  cmd->add_option("--mhc-recompute-num-layers", f->mhc_recompute_num_layers,
+                  "recompute the mHC maps of the first N layers in backward");
+  cmd->add_option("--nproc", f->nproc, "start this many ranks on this machine (a parallel run over c10d)");
+  cmd->add_option("--tensor-model-parallel-size", f->layout.tensor_parallel, "ranks that split each layer's weights");
+  cmd->add_option("--pipeline-model-parallel-size", f->layout.pipeline_parallel,
+                  "pipeline stages (the pattern's '|' stages, or an even split)");
+  cmd->add_option("--expert-model-parallel-size", f->layout.expert_parallel, "ranks that split each MoE layer's experts");
+  cmd->add_flag("--sequence-parallel", f->layout.sequence_parallel, "split norms and residuals along the sequence over tp");
+  cmd->add_option("--distributed-backend", f->distributed_backend, "gloo (CPU) or nccl (CUDA)")
+      ->check(CLI::IsMember({"gloo", "nccl"}));
+  cmd->add_option("--distributed-timeout-minutes", f->distributed_timeout_minutes,
+                  "how long the rendezvous and each collective may wait for another rank");
   return {cmd, [f] {
+            const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(f->distributed_timeout_minutes * 60e3));
+            if (parallel::should_launch(f->nproc)) return parallel::launch_this_command(f->nproc, timeout);
+            auto run = parallel::join_parallel_run(f->layout, parallel::parse_comm_backend(f->distributed_backend), timeout);
+            if (run && !run->logs()) {
+              f->options.progress = false;
+              f->options.metrics.clear();
+            }
             f->options.device = parse_device(f->device);
+            if (run && f->options.device.is_cuda()) f->options.device = at::Device(at::kCUDA, run->local_rank);
             f->options.recompute = f->recompute_granularity == "full";
             at::manual_seed(f->seed);
             auto data = make_data(*f);
             auto config = std::make_shared<const TransformerConfig>(make_config(*f, *data));
-            auto model = build_language_model(config);
+            auto model = run ? parallel::build_parallel_language_model(config, run->groups) : build_language_model(config);
+            const bool logs = !run || run->logs();
             int64_t parameters = 0;
             for (const auto& [name, p] : model->canonical_state_dict()) parameters += p.numel();
-            std::printf("model: pattern %s, %lld parameters\ndata: %s\n",
-                        resolve_layer_pattern(*config).layers_text().c_str(), static_cast<long long>(parameters),
-                        data->describe().c_str());
+            if (logs)
+              std::printf("model: pattern %s, %lld parameters%s\ndata: %s\n",
+                          resolve_layer_pattern(*config).layers_text().c_str(), static_cast<long long>(parameters),
+                          run ? cat(" on rank 0 of ", run->world->size()).c_str() : "", data->describe().c_str());
             auto result = train::train(*model, *data, f->options);
+            if (!logs) return 0;
             if (!result.steps.empty()) {
               const auto& first = result.steps.front();
               const auto& last = result.steps.back();

@@ -61,4 +61,22 @@ at::ScalarType float8_e5m2_dtype() {
 #endif
 }
 
+bool fused_adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                      const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+                      int64_t step, double lr, double beta1, double beta2, double weight_decay, double eps) {
+#if STRATA_TORCH_AT_LEAST(2, 0)
+  if (params.empty()) return true;
+  for (const auto& p : params)
+    if (!p.is_cuda()) return false;
+  // The kernel reads one step count per parameter for the bias corrections; they all share one.
+  const auto count = at::full({}, static_cast<double>(step), params.front().options().dtype(at::kFloat));
+  const std::vector<at::Tensor> steps(params.size(), count);
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace strata::compat

@@ -1,5 +1,7 @@
 #include "strata/core/config.h"
 
+#include <cmath>
+
 #include "strata/core/error.h"
 
 namespace strata {
@@ -39,6 +41,55 @@ void require_positive(int64_t value, const char* field) {
 }
 }  // namespace
 
+int64_t TransformerConfig::mamba_heads() const {
+  return mamba_num_heads > 0 || mamba_head_dim <= 0 ? mamba_num_heads : 2 * hidden_size / mamba_head_dim;
+}
+
+void validate_mamba(const TransformerConfig& c) {
+  require_positive(c.mamba_head_dim, "mamba_head_dim");
+  require_positive(c.mamba_state_dim, "mamba_state_dim");
+  require_positive(c.mamba_num_groups, "mamba_num_groups");
+  require_positive(c.mamba_chunk_size, "mamba_chunk_size");
+  require_positive(c.mamba_conv_kernel_dim, "mamba_conv_kernel_dim");
+  if (c.mamba_num_heads < 0)
+    fail("TransformerConfig.mamba_num_heads = ", c.mamba_num_heads, ": expected a positive value, or 0 for ",
+         "2 * hidden_size / mamba_head_dim");
+  if (c.mamba_num_heads == 0 && (2 * c.hidden_size) % c.mamba_head_dim != 0)
+    fail("TransformerConfig.mamba_num_heads = 0 derives the heads from 2 * hidden_size = ", 2 * c.hidden_size,
+         ", which mamba_head_dim = ", c.mamba_head_dim, " does not divide; set mamba_num_heads");
+  if (c.mamba_heads() % c.mamba_num_groups != 0)
+    fail("TransformerConfig.mamba_num_heads = ", c.mamba_heads(), ": must be a multiple of mamba_num_groups = ",
+         c.mamba_num_groups);
+  if (!(c.mamba_time_step_min > 0.0 && c.mamba_time_step_min <= c.mamba_time_step_max))
+    fail("TransformerConfig.mamba_time_step_min = ", c.mamba_time_step_min, ", mamba_time_step_max = ",
+         c.mamba_time_step_max, ": expected 0 < min <= max");
+  if (!(c.mamba_time_step_floor >= 0.0))
+    fail("TransformerConfig.mamba_time_step_floor = ", c.mamba_time_step_floor, ": expected a value >= 0");
+  if (!(c.mamba_time_step_limit_min >= 0.0 && c.mamba_time_step_limit_min <= c.mamba_time_step_limit_max))
+    fail("TransformerConfig.mamba_time_step_limit_min = ", c.mamba_time_step_limit_min,
+         ", mamba_time_step_limit_max = ", c.mamba_time_step_limit_max, ": expected 0 <= min <= max");
+}
+
+void validate_latent_attention(const TransformerConfig& c, bool sparse) {
+  if (c.q_lora_rank < 0)
+    fail("TransformerConfig.q_lora_rank = ", c.q_lora_rank, ": expected a positive value, or 0 for no query latent");
+  require_positive(c.kv_lora_rank, "kv_lora_rank");
+  require_positive(c.qk_head_dim, "qk_head_dim");
+  require_positive(c.qk_pos_emb_head_dim, "qk_pos_emb_head_dim");
+  require_positive(c.v_head_dim, "v_head_dim");
+  if (c.qk_pos_emb_head_dim % 2 != 0)
+    fail("TransformerConfig.qk_pos_emb_head_dim = ", c.qk_pos_emb_head_dim, ": expected an even value (RoPE rotates pairs)");
+  if (!sparse) return;
+  if (c.q_lora_rank == 0)
+    fail("TransformerConfig.q_lora_rank = 0: DeepSeek sparse attention's indexer reads the query latent; expected a "
+         "positive value");
+  require_positive(c.dsa_indexer_n_heads, "dsa_indexer_n_heads");
+  require_positive(c.dsa_indexer_topk, "dsa_indexer_topk");
+  if (c.dsa_indexer_head_dim < c.qk_pos_emb_head_dim)
+    fail("TransformerConfig.dsa_indexer_head_dim = ", c.dsa_indexer_head_dim,
+         ": expected at least qk_pos_emb_head_dim = ", c.qk_pos_emb_head_dim, " (the indexer rotates that many dimensions)");
+}
+
 void validate(const TransformerConfig& c) {
   require_positive(c.num_layers, "num_layers");
   require_positive(c.hidden_size, "hidden_size");
@@ -47,6 +98,9 @@ void validate(const TransformerConfig& c) {
   require_positive(c.num_query_groups, "num_query_groups");
   require_positive(c.kv_channels, "kv_channels");
   require_positive(c.vocab_size, "vocab_size");
+  if (c.hybrid_layer_pattern.find('M') != std::string::npos) validate_mamba(c);
+  if (c.hybrid_layer_pattern.find_first_of("AD") != std::string::npos)
+    validate_latent_attention(c, c.hybrid_layer_pattern.find('D') != std::string::npos);
   if (c.num_attention_heads % c.num_query_groups != 0)
     fail("TransformerConfig.num_query_groups = ", c.num_query_groups,
          ": must divide num_attention_heads = ", c.num_attention_heads);
@@ -56,6 +110,16 @@ void validate(const TransformerConfig& c) {
     fail("TransformerConfig.layernorm_epsilon = ", c.layernorm_epsilon, ": expected a positive value");
   for (auto [p, name] : {std::pair{c.hidden_dropout, "hidden_dropout"}, {c.attention_dropout, "attention_dropout"}})
     if (p < 0.0 || p >= 1.0) fail("TransformerConfig.", name, " = ", p, ": expected a probability in [0, 1)");
+  if (c.enable_hyper_connections) {  // the mHC fields matter only when it is on
+    require_positive(c.num_residual_streams, "num_residual_streams");
+    require_positive(c.mhc_sinkhorn_iterations, "mhc_sinkhorn_iterations");
+    if (!(c.mhc_eps >= 0.0) || !std::isfinite(c.mhc_eps))
+      fail("TransformerConfig.mhc_eps = ", c.mhc_eps, ": expected a finite value >= 0");
+    if (!std::isfinite(c.mhc_init_gating_factor))
+      fail("TransformerConfig.mhc_init_gating_factor = ", c.mhc_init_gating_factor, ": expected a finite value");
+    if (c.mhc_recompute_num_layers < 0)
+      fail("TransformerConfig.mhc_recompute_num_layers = ", c.mhc_recompute_num_layers, ": expected a value >= 0");
+  }
 }
 
 }  // namespace strata

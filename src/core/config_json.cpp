@@ -1,6 +1,8 @@
 #include "strata/core/config_json.h"
 
+#include <cmath>
 #include <functional>
+#include <limits>
 
 #include "strata/core/error.h"
 
@@ -31,6 +33,15 @@ Field plain(T TransformerConfig::*member, const char* expected) {
   return {[member](const TransformerConfig& c) { return Json(c.*member); },
           [member, expected](TransformerConfig& c, const Json& v, const std::string& where) {
             c.*member = typed<T>(v, where, expected);
+          }};
+}
+
+// An upper bound that may be infinite: JSON has no infinity, so null stands for it.
+Field upper_bound(double TransformerConfig::*member) {
+  return {[member](const TransformerConfig& c) { return std::isinf(c.*member) ? Json(nullptr) : Json(c.*member); },
+          [member](TransformerConfig& c, const Json& v, const std::string& where) {
+            c.*member = v.is_null() ? std::numeric_limits<double>::infinity()
+                                    : typed<double>(v, where, "a number, or null for no bound");
           }};
 }
 
@@ -98,6 +109,27 @@ const std::map<std::string, Field>& fields() {
     t["linear_num_key_heads"] = plain(&TransformerConfig::linear_num_key_heads, integer);
     t["linear_num_value_heads"] = plain(&TransformerConfig::linear_num_value_heads, integer);
     t["linear_chunk_size"] = plain(&TransformerConfig::linear_chunk_size, integer);
+    t["mamba_num_heads"] = plain(&TransformerConfig::mamba_num_heads, integer);
+    t["mamba_head_dim"] = plain(&TransformerConfig::mamba_head_dim, integer);
+    t["mamba_state_dim"] = plain(&TransformerConfig::mamba_state_dim, integer);
+    t["mamba_num_groups"] = plain(&TransformerConfig::mamba_num_groups, integer);
+    t["mamba_chunk_size"] = plain(&TransformerConfig::mamba_chunk_size, integer);
+    t["mamba_conv_kernel_dim"] = plain(&TransformerConfig::mamba_conv_kernel_dim, integer);
+    t["mamba_conv_bias"] = plain(&TransformerConfig::mamba_conv_bias, boolean);
+    t["mamba_proj_bias"] = plain(&TransformerConfig::mamba_proj_bias, boolean);
+    t["mamba_time_step_min"] = plain(&TransformerConfig::mamba_time_step_min, number);
+    t["mamba_time_step_max"] = plain(&TransformerConfig::mamba_time_step_max, number);
+    t["mamba_time_step_floor"] = plain(&TransformerConfig::mamba_time_step_floor, number);
+    t["mamba_time_step_limit_min"] = plain(&TransformerConfig::mamba_time_step_limit_min, number);
+    t["mamba_time_step_limit_max"] = upper_bound(&TransformerConfig::mamba_time_step_limit_max);
+    t["q_lora_rank"] = plain(&TransformerConfig::q_lora_rank, integer);
+    t["kv_lora_rank"] = plain(&TransformerConfig::kv_lora_rank, integer);
+    t["qk_head_dim"] = plain(&TransformerConfig::qk_head_dim, integer);
+    t["qk_pos_emb_head_dim"] = plain(&TransformerConfig::qk_pos_emb_head_dim, integer);
+    t["v_head_dim"] = plain(&TransformerConfig::v_head_dim, integer);
+    t["dsa_indexer_n_heads"] = plain(&TransformerConfig::dsa_indexer_n_heads, integer);
+    t["dsa_indexer_head_dim"] = plain(&TransformerConfig::dsa_indexer_head_dim, integer);
+    t["dsa_indexer_topk"] = plain(&TransformerConfig::dsa_indexer_topk, integer);
     t["num_moe_experts"] = plain(&TransformerConfig::num_moe_experts, integer);
     t["moe_router_topk"] = plain(&TransformerConfig::moe_router_topk, integer);
     t["moe_ffn_hidden_size"] = plain(&TransformerConfig::moe_ffn_hidden_size, integer);
@@ -108,6 +140,12 @@ const std::map<std::string, Field>& fields() {
     t["moe_router_topk_scaling_factor"] = plain(&TransformerConfig::moe_router_topk_scaling_factor, number);
     t["moe_router_enable_expert_bias"] = plain(&TransformerConfig::moe_router_enable_expert_bias, boolean);
     t["moe_aux_loss_coeff"] = plain(&TransformerConfig::moe_aux_loss_coeff, number);
+    t["enable_hyper_connections"] = plain(&TransformerConfig::enable_hyper_connections, boolean);
+    t["num_residual_streams"] = plain(&TransformerConfig::num_residual_streams, integer);
+    t["mhc_sinkhorn_iterations"] = plain(&TransformerConfig::mhc_sinkhorn_iterations, integer);
+    t["mhc_eps"] = plain(&TransformerConfig::mhc_eps, number);
+    t["mhc_init_gating_factor"] = plain(&TransformerConfig::mhc_init_gating_factor, number);
+    t["mhc_recompute_num_layers"] = plain(&TransformerConfig::mhc_recompute_num_layers, integer);
     return t;
   }();
   return table;

@@ -1,17 +1,23 @@
 #include "strata/hf/architecture.h"
 
 #include "strata/core/error.h"
+#include "strata/hf/deepseek_v32.h"
+#include "strata/hf/nemotron_h.h"
 #include "strata/hf/qwen3.h"
+#include "strata/hf/qwen3_next.h"
 #include "strata/io/safetensors.h"
 
 namespace strata::hf {
 
 namespace {
-constexpr const char* kSupported = "qwen3";
+constexpr const char* kSupported = "qwen3, nemotron_h, qwen3_next, deepseek_v32";
 }
 
 HfModel build_hf_model(const io::HfConfig& config) {
   if (const auto* qwen3 = std::get_if<io::Qwen3Config>(&config)) return build_qwen3(*qwen3);
+  if (const auto* next = std::get_if<io::Qwen3NextConfig>(&config)) return build_qwen3_next(*next);
+  if (const auto* nemotron_h = std::get_if<io::NemotronHConfig>(&config)) return build_nemotron_h(*nemotron_h);
+  if (const auto* v32 = std::get_if<io::DeepseekV32Config>(&config)) return build_deepseek_v32(*v32);
   fail("architecture ", io::model_type(config), " is not supported yet (supported: ", kSupported, ")");
 }
 

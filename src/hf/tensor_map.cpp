@@ -58,6 +58,35 @@ void TensorMap::grouped_qkv(const std::string& name, const std::string& q, const
   add({name, {q, k, v}, from_hf, to_hf});
 }
 
+void TensorMap::stacked_experts(const std::string& name, const std::string& experts_prefix, int64_t num_experts,
+                                const std::vector<std::string>& parts, std::vector<int64_t> rows,
+                                const std::string& runtime_name) {
+  if (parts.size() != rows.size())
+    fail("tensor map for ", name, ": ", parts.size(), " expert parts but ", rows.size(), " row counts");
+  TensorRule rule{.name = name};
+  for (int64_t e = 0; e < num_experts; ++e)
+    for (const auto& part : parts) rule.hf_names.push_back(cat(experts_prefix, e, ".", part));
+  // hf_names are expert-major: expert e's parts are entries [e * P, (e + 1) * P).
+  const auto per_expert = static_cast<int64_t>(parts.size());
+  rule.from_hf = [num_experts, per_expert](const std::vector<at::Tensor>& t) {
+    std::vector<at::Tensor> experts;
+    for (int64_t e = 0; e < num_experts; ++e)
+      experts.push_back(at::cat(at::TensorList(t).slice(e * per_expert, per_expert), 0));
+    return at::stack(experts);
+  };
+  rule.to_hf = [num_experts, rows = std::move(rows)](const at::Tensor& t) {
+    std::vector<at::Tensor> out;
+    for (int64_t e = 0; e < num_experts; ++e)
+      for (const auto& part : t[e].split_with_sizes(rows, 0)) out.push_back(part);
+    return out;
+  };
+  if (!runtime_name.empty()) {
+    rule.runtime_names = {runtime_name};
+    rule.to_runtime = [](const at::Tensor& t) { return std::vector<at::Tensor>{t}; };
+  }
+  add(std::move(rule));
+}
+
 std::map<std::string, at::Tensor> TensorMap::import(const std::function<at::Tensor(const std::string&)>& hf_tensor,
                                                     const std::vector<std::string>& available,
                                                     const std::string& source) const {

@@ -65,18 +65,18 @@ at::Tensor into_chunks(const at::Tensor& t, int64_t chunk) {
   return padded.reshape(shape);
 }
 
-// decay_log[..., i, j] = g[j+1] + ... + g[i] for j <= i: the log of the decay a write at step j
-// undergoes until it is read at step i; -inf above the diagonal (reads never see later writes).
-// Summing the g's directly rather than subtracting cumulative sums keeps the short spans exact
-// when an early large decay makes the cumulative sums large.
+// decay_log[..., i, j] = G[i] - G[j] with G the cumulative sum of g within the chunk: the log of
+// the decay a write at step j undergoes until it is read at step i; -inf above the diagonal
+// (reads never see later writes). Subtracting cumulative sums is what HF and flash-linear-attention
+// do, and strata follows them so that float32 gradients match theirs: on heads whose cumulative
+// decay reaches the hundreds, d/dA_log is a sum with heavy cancellation, and summing the spans
+// directly instead moves it by ~1e-2 relative (towards float64), failing HF's 1e-3 gradient check.
 at::Tensor pairwise_log_decay(const at::Tensor& g) {
   const auto n = g.size(-1);
-  auto sizes = g.sizes().vec();
-  sizes.push_back(n);
-  auto by_row = g.unsqueeze(-1).expand(sizes);  // by_row[..., m, j] = g[m]
-  auto ones = at::ones({n, n}, g.options().dtype(at::kBool));
-  auto spans = by_row.masked_fill(ones.tril(-1).logical_not(), 0).cumsum(-2);  // sum over j < m <= i
-  return spans.masked_fill(ones.tril(0).logical_not(), -std::numeric_limits<double>::infinity());
+  auto cumulative = g.cumsum(-1);
+  auto spans = cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2);
+  auto on_or_below_diagonal = at::ones({n, n}, g.options().dtype(at::kBool)).tril(0);
+  return spans.masked_fill(on_or_below_diagonal.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
 }  // namespace

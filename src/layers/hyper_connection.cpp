@@ -106,6 +106,13 @@ void validate(const HyperConnectionOptions& o) {
     fail("hyper-connection options: init_gating_factor is ", o.init_gating_factor, ", expected a finite value");
 }
 
+HyperConnectionOptions hyper_connection_options(const TransformerConfig& config) {
+  return {.num_residual_streams = config.num_residual_streams,
+          .sinkhorn_iterations = config.mhc_sinkhorn_iterations,
+          .eps = config.mhc_eps,
+          .init_gating_factor = config.mhc_init_gating_factor};
+}
+
 HyperConnection::HyperConnection(const LayerArgs& args, const HyperConnectionOptions& options)
     : options_(options),
       layer_number_(args.layer_number),

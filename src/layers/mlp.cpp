@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "strata/kernels/swiglu.h"
+
 namespace strata {
 
 at::Tensor activate(const at::Tensor& x, Activation activation) {
@@ -38,7 +40,9 @@ Builder<slots::Mlp> Mlp::as_mlp_submodule(MlpSubmodules submodules) {
 
 MixerOutput Mlp::forward(const at::Tensor& hidden, ForwardContext&) {
   auto h = linear_fc1_->forward(hidden).output;
-  if (gated_) {
+  if (gated_ && activation_ == Activation::SiLU) {
+    h = kernels::swiglu(h);  // the fused kernel on CUDA; elsewhere the same ops as below
+  } else if (gated_) {
     auto gate_up = h.chunk(2, -1);
     h = activate(gate_up[0], activation_) * gate_up[1];
   } else {

@@ -17,7 +17,7 @@ MoE::MoE(const LayerArgs& args, const MoESubmodules& sub)
   const auto& c = *args.config;
   if (aux_loss_coeff_ < 0) fail("moe_aux_loss_coeff = ", aux_loss_coeff_, ": must be >= 0 (0 turns the loss off)");
   router_ = register_module("router", std::make_shared<TopKRouter>(c));
-  experts_ = register_module("experts", std::make_shared<GroupedExperts>(c));
+  experts_ = register_module("experts", std::make_shared<GroupedExperts>(c, args.pg));
   if (sub.shared_experts) shared_experts_ = register_module("shared_experts", (*sub.shared_experts)(args));
   if (c.moe_shared_expert_gate) {
     if (!shared_experts_)
@@ -41,9 +41,9 @@ MixerOutput MoE::forward(const at::Tensor& hidden, ForwardContext& ctx) {
     if (shared_experts_gate_) shared = shared_experts_gate_->forward(tokens) * shared;
     output = output + shared;
   }
-  // Megatron skips the loss without grad (evaluation, or the no-grad first pass of recomputation):
-  // there it could only be a constant.
-  if (aux_loss_coeff_ > 0 && is_training() && at::GradMode::is_enabled())
+  // Also without grad: under activation recompute the first run is gradient-free, and the loss it
+  // reports is the value the replay's graph later stands behind (model/recompute.h).
+  if (aux_loss_coeff_ > 0 && is_training())
     ctx.aux_losses.push_back(switch_load_balancing_loss(routing.probs, topk_, aux_loss_coeff_));
   return {output.view(hidden.sizes()), std::nullopt};
 }

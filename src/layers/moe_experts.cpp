@@ -4,26 +4,33 @@
 
 #include "strata/core/error.h"
 #include "strata/layers/mlp.h"
+#include "strata/parallel/expert_dispatch.h"
 
 namespace strata {
 
-GroupedLinear::GroupedLinear(int64_t num_experts, int64_t input_size, int64_t output_size, double init_std) {
-  weight_ = register_parameter("weight", at::randn({num_experts, output_size, input_size}) * init_std);
+GroupedLinear::GroupedLinear(int64_t num_experts, int64_t input_size, int64_t output_size, double init_std,
+                             const ProcessGroups& pg)
+    : shard_{.dim = 0, .axis = parallel::ShardAxis::expert, .group = pg.ep} {
+  // Initialised whole and then split, so every expert-parallel size starts from the same numbers.
+  const auto whole = at::randn({num_experts, output_size, input_size}) * init_std;
+  weight_ = register_parameter("weight", parallel::shard_of(whole, shard_, "experts' grouped weight"));
 }
 
 at::Tensor GroupedLinear::forward(const at::Tensor& x, int64_t expert) { return at::linear(x, weight_[expert]); }
 
-GroupedExperts::GroupedExperts(const TransformerConfig& c)
-    : num_experts_(c.num_moe_experts), activation_(c.activation_func), gated_(c.gated_linear_unit) {
+GroupedExperts::GroupedExperts(const TransformerConfig& c, const ProcessGroups& pg)
+    : num_experts_(c.num_moe_experts), pg_(pg), activation_(c.activation_func), gated_(c.gated_linear_unit) {
   const auto ffn = c.moe_ffn_hidden_size;
   if (ffn <= 0) fail("moe_ffn_hidden_size = ", ffn, ": the experts' hidden size must be positive");
+  if (num_experts_ % pg.ep_size() != 0)
+    fail("num_moe_experts = ", num_experts_, " does not split over ", pg.ep_size(), " expert-parallel ranks");
   if (c.add_bias_linear)
     fail("add_bias_linear = true: MoE experts keep their weights grouped without biases; set it to false");
   linear_fc1_ = register_module("linear_fc1", std::make_shared<GroupedLinear>(
-      num_experts_, c.hidden_size, gated_ ? 2 * ffn : ffn, c.init_method_std));
+      num_experts_, c.hidden_size, gated_ ? 2 * ffn : ffn, c.init_method_std, pg));
   // As Mlp's linear_fc2: the output projection's init shrinks with depth (residual branches add up).
   linear_fc2_ = register_module("linear_fc2", std::make_shared<GroupedLinear>(
-      num_experts_, ffn, c.hidden_size, c.init_method_std / std::sqrt(2.0 * static_cast<double>(c.num_layers))));
+      num_experts_, ffn, c.hidden_size, c.init_method_std / std::sqrt(2.0 * static_cast<double>(c.num_layers)), pg));
 }
 
 at::Tensor GroupedExperts::expert_mlp(const at::Tensor& x, int64_t expert) {
@@ -38,6 +45,9 @@ at::Tensor GroupedExperts::expert_mlp(const at::Tensor& x, int64_t expert) {
 }
 
 at::Tensor GroupedExperts::forward(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights) {
+  if (pg_.ep_size() > 1)
+    return parallel::expert_parallel_moe(x, indices, weights, num_experts_, pg_.ep,
+                                         [this](int64_t expert, const at::Tensor& rows) { return expert_mlp(rows, expert); });
   if (x.size(0) == 0) return at::zeros_like(x);
   const auto topk = indices.size(1);
   // Sort the T*k assignments by expert so each expert's tokens form one contiguous run; the

@@ -1,6 +1,7 @@
 #include "strata/layers/rotary.h"
 
 #include "strata/core/error.h"
+#include "strata/kernels/rotary.h"
 
 namespace strata {
 
@@ -19,17 +20,9 @@ std::pair<at::Tensor, at::Tensor> RotaryEmbedding::tables(int64_t seq_len, int64
   return {angles.cos(), angles.sin()};
 }
 
+// The fused kernel on CUDA, its LibTorch twin (these ATen ops) elsewhere.
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const auto rot = cos.size(-1);
-  if (rot == 0) return x;
-  auto c = cos.to(x.scalar_type()).unsqueeze(1);  // [T, 1, R] broadcasts over heads
-  auto s = sin.to(x.scalar_type()).unsqueeze(1);
-  auto x_rot = x.narrow(-1, 0, rot);
-  auto halves = x_rot.chunk(2, -1);
-  auto rotated_half = at::cat({-halves[1], halves[0]}, -1);
-  auto out = x_rot * c + rotated_half * s;
-  if (rot == x.size(-1)) return out;
-  return at::cat({out, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
+  return kernels::apply_rotary(x, cos, sin);
 }
 
 }  // namespace strata

@@ -1,5 +1,6 @@
 #include "strata/layers/self_attention.h"
 
+#include "strata/core/error.h"
 #include "strata/layers/rotary.h"
 
 namespace strata {
@@ -18,6 +19,13 @@ SelfAttention::SelfAttention(const LayerArgs& args, const SelfAttentionSubmodule
   linear_qkv_ = register_module("linear_qkv", sub.linear_qkv(ColumnLinearArgs{
       .config = args.config, .input_size = c.hidden_size, .output_size = qkv_size,
       .bias = c.add_bias_linear || c.add_qkv_bias, .init_std = c.init_method_std, .name = "linear_qkv", .pg = args.pg}));
+  // Tensor parallelism gives each rank whole query groups (linear_qkv packs by group).
+  const int64_t tp = args.pg.tp_size();
+  if (num_groups_ % tp != 0)
+    fail("self attention (layer ", args.layer_number, "): num_query_groups = ", num_groups_,
+         " does not split over ", tp, " tensor-parallel ranks");
+  num_heads_ /= tp;
+  num_groups_ /= tp;
   if (sub.q_layernorm)
     q_layernorm_ = register_module("q_layernorm", (*sub.q_layernorm)(NormArgs{args.config, head_dim_, c.layernorm_epsilon}));
   if (sub.k_layernorm)
@@ -27,7 +35,7 @@ SelfAttention::SelfAttention(const LayerArgs& args, const SelfAttentionSubmodule
       .num_heads = num_heads_, .num_kv_heads = num_groups_, .head_dim = head_dim_, .pg = args.pg}));
   // Megatron scales the output projection's init by 1/sqrt(2 * num_layers) (residual branches add up).
   linear_proj_ = register_module("linear_proj", sub.linear_proj(RowLinearArgs{
-      .config = args.config, .input_size = num_heads_ * head_dim_, .output_size = c.hidden_size,
+      .config = args.config, .input_size = c.num_attention_heads * head_dim_, .output_size = c.hidden_size,
       .bias = c.add_bias_linear, .skip_bias_add = true,
       .init_std = c.init_method_std / std::sqrt(2.0 * static_cast<double>(c.num_layers)), .name = "linear_proj",
       .pg = args.pg}));
@@ -40,11 +48,12 @@ Builder<slots::SelfAttention> SelfAttention::builder(SelfAttentionSubmodules sub
 }
 
 MixerOutput SelfAttention::forward(const at::Tensor& hidden, ForwardContext& ctx) {
-  const auto batch = hidden.size(0), seq = hidden.size(1);
+  auto projected = linear_qkv_->forward(hidden).output;
+  // Under sequence parallelism the projection gathered the whole sequence: take T from it.
+  const auto batch = projected.size(0), seq = projected.size(1);
   const auto q_per_group = num_heads_ / num_groups_;
   const auto gate_per_group = output_gate_ ? q_per_group : 0;
-  auto qkv = linear_qkv_->forward(hidden).output.view(
-      {batch, seq, num_groups_, (q_per_group + gate_per_group + 2) * head_dim_});
+  auto qkv = projected.view({batch, seq, num_groups_, (q_per_group + gate_per_group + 2) * head_dim_});
   auto parts = qkv.split_with_sizes(
       {q_per_group * head_dim_, gate_per_group * head_dim_, head_dim_, head_dim_}, -1);
   auto q = parts[0].reshape({batch, seq, num_heads_, head_dim_});

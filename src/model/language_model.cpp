@@ -1,15 +1,21 @@
 #include "strata/model/language_model.h"
 
+#include "strata/core/error.h"
 #include "strata/model/state_dict.h"
+#include "strata/parallel/mappings.h"
 
 namespace strata {
 
 LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config,
-                             const TransformerBlockSubmodules& decoder, const ProcessGroups& pg)
-    : config_(config), rotary_(config->rotary_dim(), config->rotary_base) {
+                             const TransformerBlockSubmodules& decoder, const ProcessGroups& pg, PipelineRole role)
+    : config_(config), pg_(pg), role_(role), rotary_(config->rotary_dim(), config->rotary_base) {
   validate(*config);
-  embedding_ = register_module("embedding", std::make_shared<LanguageModelEmbedding>(*config));
+  if (config->share_embeddings_and_output_weights && !(role.pre_process && role.post_process))
+    fail("share_embeddings_and_output_weights = true: the embedding and the output layer would sit on different "
+         "pipeline stages, which strata does not tie yet; set it to false or use one pipeline stage");
+  if (role.pre_process) embedding_ = register_module("embedding", std::make_shared<LanguageModelEmbedding>(*config));
   decoder_ = register_module("decoder", std::make_shared<TransformerBlock>(config, decoder, pg));
+  if (!role.post_process) return;
   if (config->share_embeddings_and_output_weights) {
     output_weight_ = embedding_->weight();
   } else {
@@ -21,11 +27,21 @@ LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config,
 
 at::Tensor LanguageModel::forward(const at::Tensor& input_ids, ForwardContext& ctx) {
   const int64_t offset = ctx.cache ? ctx.cache->sequence_length() : 0;
-  auto [cos, sin] = rotary_.tables(input_ids.size(1), offset, input_ids.device());
+  // A later stage under sequence parallelism receives 1/tp of the positions.
+  const int64_t seq = input_ids.size(1) * (role_.pre_process || !pg_.splits_sequence() ? 1 : pg_.tp_size());
+  auto [cos, sin] = rotary_.tables(seq, offset, input_ids.device());
   ctx.rotary_cos = cos;
   ctx.rotary_sin = sin;
-  auto hidden = decoder_->forward(embedding_->forward(input_ids), ctx);
-  if (ctx.cache) ctx.cache->advance(input_ids.size(1));
+  auto hidden = input_ids;
+  if (role_.pre_process) {
+    hidden = embedding_->forward(input_ids);
+    if (pg_.splits_sequence()) hidden = parallel::scatter_to_sequence_parallel_region(hidden, pg_.tp);
+  }
+  hidden = decoder_->forward(hidden, ctx);
+  if (ctx.cache) ctx.cache->advance(seq);
+  if (!role_.post_process) return hidden;
+  // The output layer is whole on every tensor-parallel rank: each computes the same logits.
+  if (pg_.splits_sequence()) hidden = parallel::gather_from_sequence_parallel_region(hidden, pg_.tp, false);
   return at::linear(hidden, output_weight_);
 }
 

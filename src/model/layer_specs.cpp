@@ -52,7 +52,24 @@ TransformerBlockSubmodules decoder_spec(const LayerRegistry& registry, const Tra
   auto pattern = resolve_layer_pattern(config);
   if (!pattern.mtp.empty())
     fail("layer pattern \"", pattern.text, "\": multi-token prediction layers (the part after '/') cannot be built yet");
-  return block_spec(registry, pattern.layers);
+  auto block = block_spec(registry, pattern.layers);
+  add_hyper_connections(block, config);
+  return block;
+}
+
+void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config) {
+  if (!config.enable_hyper_connections) return;
+  const auto options = hyper_connection_options(config);
+  for (size_t i = 0; i < block.layers.size(); ++i) {
+    auto layer_options = options;
+    layer_options.recompute = static_cast<int64_t>(i) < config.mhc_recompute_num_layers;
+    block.layers[i].submodules.residual = hyper_connection(layer_options);
+  }
+  block.hyper_connections = BlockHyperConnections{
+      .options = options,
+      .expand = block.layers.empty() || block.layers.front().placement.first_canonical == 0,
+      .contract = block.final_layernorm.has_value(),
+  };
 }
 
 }  // namespace strata

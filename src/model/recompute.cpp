@@ -2,21 +2,23 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "strata/core/error.h"
+
 namespace strata {
 
 namespace {
 
 // Holds the function across forward and backward (autograd keeps only IValues).
 struct Closure : torch::CustomClassHolder {
-  std::function<at::Tensor(const at::Tensor&)> fn;
+  std::function<std::vector<at::Tensor>(const at::Tensor&)> fn;
   at::Tensor cpu_rng_state;
 };
 
 struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
-                            c10::intrusive_ptr<Closure> closure) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                                                c10::intrusive_ptr<Closure> closure) {
     closure->cpu_rng_state = at::detail::getDefaultCPUGenerator().get_state();
-    at::Tensor out;
+    torch::autograd::variable_list out;
     {
       at::NoGradGuard no_grad;
       out = closure->fn(input);
@@ -34,21 +36,32 @@ struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
     auto generator = at::detail::getDefaultCPUGenerator();
     const auto rng_now = generator.get_state();
     generator.set_state(closure->cpu_rng_state);
-    at::Tensor out;
+    torch::autograd::variable_list out;
     {
       at::AutoGradMode grad(true);
       out = closure->fn(input);
     }
     generator.set_state(rng_now);
+    if (out.size() != grad_outputs.size())
+      fail("recompute: the replay returned ", out.size(), " outputs, the first run ", grad_outputs.size(),
+           "; a recomputed function must return the same outputs each time");
+    // Outputs that came out constant in the replay (no parameter made them) pass no gradient on.
+    torch::autograd::variable_list replayed, grads;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!out[i].requires_grad()) continue;
+      replayed.push_back(out[i]);
+      grads.push_back(grad_outputs[i]);
+    }
     // Parameter gradients accumulate into .grad here; the input's gradient is returned.
-    torch::autograd::backward({out}, {grad_outputs[0]});
+    torch::autograd::backward(replayed, grads);
     return {input.grad(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor recompute(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& input) {
+std::vector<at::Tensor> recompute(const std::function<std::vector<at::Tensor>(const at::Tensor&)>& fn,
+                                  const at::Tensor& input) {
   auto closure = c10::make_intrusive<Closure>();
   closure->fn = fn;
   return RecomputeFunction::apply(input, closure);

@@ -16,22 +16,41 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
     layers->push_back(layers_.back());
   }
   register_module("layers", layers);
+  if (const auto& hc = sub.hyper_connections) {
+    if (hc->expand) expand_to_streams_ = hc->options.num_residual_streams;
+    if (hc->contract)
+      hyper_connection_head_ =
+          register_module("hyper_connection_head", std::make_shared<HyperConnectionHead>(*config, hc->options));
+  }
   if (sub.final_layernorm)
     final_layernorm_ = register_module(
         "final_layernorm", (*sub.final_layernorm)(NormArgs{config, config->hidden_size, config->layernorm_epsilon}));
 }
 
 at::Tensor TransformerBlock::forward(const at::Tensor& hidden, ForwardContext& ctx) {
-  auto h = hidden;
+  auto h = expand_to_streams_ ? expand_streams(hidden, expand_to_streams_) : hidden;
   for (auto& layer : layers_) {
     if (recompute_ && at::GradMode::is_enabled()) {
-      // The layer reads ctx's rotary tables; aux losses reported during the replay are dropped
-      // (the first run's are kept), so a copy of ctx serves the replay.
-      h = recompute([layer, replay = ctx](const at::Tensor& x) mutable { return layer->forward(x, replay); }, h);
+      // The layer reads ctx's rotary tables, so a copy of ctx serves each run. The aux losses
+      // (MoE load balancing) it reports leave the recomputed region as extra outputs, so the
+      // loss they join trains the replayed layer.
+      auto replay = ctx;
+      replay.aux_losses.clear();
+      auto outputs = recompute(
+          [layer, replay](const at::Tensor& x) {
+            auto run = replay;
+            std::vector<at::Tensor> out{layer->forward(x, run)};
+            out.insert(out.end(), run.aux_losses.begin(), run.aux_losses.end());
+            return out;
+          },
+          h);
+      h = outputs.front();
+      ctx.aux_losses.insert(ctx.aux_losses.end(), outputs.begin() + 1, outputs.end());
     } else {
       h = layer->forward(h, ctx);
     }
   }
+  if (hyper_connection_head_) h = hyper_connection_head_->forward(h);
   return final_layernorm_ ? final_layernorm_->forward(h) : h;
 }
 

@@ -6,6 +6,7 @@
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
 #include "strata/model/loss.h"
+#include "strata/parallel/training.h"
 #include "strata/train/lr_schedule.h"
 #include "strata/train/metrics.h"
 #include "strata/train/train_checkpoint.h"
@@ -33,6 +34,20 @@ std::pair<at::Tensor, at::Tensor> forward_loss(LanguageModel& model, const Batch
   auto logits = model.forward(batch.input_ids.to(o.device), ctx);
   auto loss = causal_lm_loss(logits, batch.labels.to(o.device));
   return {logits, loss};
+}
+
+// A parallel run's evaluation: every data-parallel rank takes its rows of the same batches.
+EvalRecord evaluate_parallel(parallel::ParallelTraining& run, LanguageModel& model, const DataSource& data,
+                             const TrainOptions& o, int64_t step) {
+  std::vector<parallel::MicroBatch> batches;
+  for (int64_t i = 0; i < o.eval_iters; ++i) {
+    auto batch = data.held_out(i, o.micro_batch_size * run.data_parallel_size(), o.seq_length);
+    batches.push_back({batch.input_ids, batch.labels});
+  }
+  auto means = run.evaluate(
+      batches, [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
+      causal_lm_loss, label_accuracy);
+  return {step, means.loss, means.accuracy};
 }
 
 }  // namespace
@@ -63,11 +78,19 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
   auto params = model.canonical_state_dict();
   AdamW optimizer(params, o.adam);
   const CosineSchedule schedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters ? o.lr_decay_iters : o.train_iters};
-  const int64_t accumulation = o.global_batch_size ? o.global_batch_size / o.micro_batch_size : 1;
+  // A model split over ranks trains through parallel::ParallelTraining (parallel/training.h).
+  std::unique_ptr<parallel::ParallelTraining> parallel_run;
+  if (model.process_groups().world) parallel_run = std::make_unique<parallel::ParallelTraining>(model, o.grad_bucket_bytes);
+  const int64_t dp = parallel_run ? parallel_run->data_parallel_size() : 1;
+  if (o.global_batch_size % (o.micro_batch_size * dp) != 0)
+    fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size,
+         " x ", dp, " data-parallel ranks");
+  const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
 
   int64_t first = 0;
   if (!o.load.empty() && latest_iteration(o.load)) {
-    auto state = load_training_checkpoint(o.load, model, optimizer);
+    auto state = parallel_run ? parallel_run->load_checkpoint(o.load, optimizer)
+                              : load_training_checkpoint(o.load, model, optimizer);
     data.seek(state.data_position);
     first = state.iteration;
   }
@@ -76,10 +99,14 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
   ProgressBar progress(o.train_iters, first);
   TrainResult result;
   auto save = [&](int64_t step) {
-    save_training_checkpoint(o.save, model, optimizer, {step, data.position(), {}});
+    if (parallel_run) {
+      parallel_run->save_checkpoint(o.save, optimizer, {step, data.position(), {}});
+    } else {
+      save_training_checkpoint(o.save, model, optimizer, {step, data.position(), {}});
+    }
   };
   auto run_eval = [&](int64_t step) {
-    auto e = evaluate(model, data, o, step);
+    auto e = parallel_run ? evaluate_parallel(*parallel_run, model, data, o, step) : evaluate(model, data, o, step);
     result.evals.push_back(e);
     metrics.write({{"step", e.step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
   };
@@ -89,21 +116,37 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
     const double lr = schedule.at(it);
     optimizer.zero_grad();
     double loss_sum = 0.0, accuracy_sum = 0.0;
-    for (int64_t micro = 0; micro < accumulation; ++micro) {
-      auto batch = data.next(o.micro_batch_size, o.seq_length);
-      ForwardContext ctx;
-      auto [logits, loss] = forward_loss(model, batch, o, ctx);
-      auto total = loss;
-      for (const auto& aux : ctx.aux_losses) total = total + aux;
-      (total / static_cast<double>(accumulation)).backward();
-      loss_sum += loss.item<double>();
-      accuracy_sum += label_accuracy(logits, batch.labels);
+    if (parallel_run) {
+      std::vector<parallel::MicroBatch> micro_batches;
+      for (int64_t micro = 0; micro < accumulation; ++micro) {
+        auto batch = data.next(o.micro_batch_size * dp, o.seq_length);
+        micro_batches.push_back({batch.input_ids, batch.labels});
+      }
+      std::optional<compat::CudaAutocast> autocast;
+      if (o.bf16) autocast.emplace(at::kBFloat16);
+      auto means = parallel_run->forward_backward(
+          micro_batches,
+          [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
+          causal_lm_loss, label_accuracy);
+      loss_sum = means.loss * static_cast<double>(accumulation);
+      accuracy_sum = means.accuracy * static_cast<double>(accumulation);
+    } else {
+      for (int64_t micro = 0; micro < accumulation; ++micro) {
+        auto batch = data.next(o.micro_batch_size, o.seq_length);
+        ForwardContext ctx;
+        auto [logits, loss] = forward_loss(model, batch, o, ctx);
+        auto total = loss;
+        for (const auto& aux : ctx.aux_losses) total = total + aux;
+        (total / static_cast<double>(accumulation)).backward();
+        loss_sum += loss.item<double>();
+        accuracy_sum += label_accuracy(logits, batch.labels);
+      }
     }
-    const double grad_norm = clip_grad_norm(params, o.clip_grad);
+    const double grad_norm = parallel_run ? parallel_run->clip_grad_norm(o.clip_grad) : clip_grad_norm(params, o.clip_grad);
     optimizer.step(lr);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double tokens = static_cast<double>(accumulation * o.micro_batch_size * o.seq_length);
+    const double tokens = static_cast<double>(accumulation * o.micro_batch_size * dp * o.seq_length);
     StepRecord record{it + 1, loss_sum / accumulation, accuracy_sum / accumulation, lr, grad_norm, tokens / seconds};
     result.steps.push_back(record);
     if (record.step % o.log_interval == 0 || record.step == o.train_iters) {

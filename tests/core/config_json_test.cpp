@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "strata/core/error.h"
 
 namespace strata {
@@ -20,6 +22,19 @@ TEST(ConfigJson, RoundTripsEveryField) {
   EXPECT_EQ(to_json(back), to_json(c));
   EXPECT_EQ(back.moe_layer_freq.explicit_list, (std::vector<int64_t>{1, 0, 1}));
   EXPECT_EQ(back.linear_attention_freq.every, 4);
+}
+
+TEST(ConfigJson, InfiniteMambaTimeStepLimitRoundTripsThroughTextAsNull) {
+  TransformerConfig c;
+  c.mamba_num_heads = 8;
+  c.mamba_time_step_limit_min = 0.01;
+  auto text = to_json(c).dump();
+  EXPECT_TRUE(to_json(c)["mamba_time_step_limit_max"].is_null()) << text;
+  auto back = config_from_json(nlohmann::json::parse(text), "test");
+  EXPECT_EQ(back.mamba_time_step_limit_max, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(back.mamba_time_step_limit_min, 0.01);
+  EXPECT_EQ(back.mamba_num_heads, 8);
+  EXPECT_EQ(config_from_json({{"mamba_time_step_limit_max", 5.0}}, "test").mamba_time_step_limit_max, 5.0);
 }
 
 TEST(ConfigJson, UnknownFieldsAreErrorsListingTheValidOnes) {

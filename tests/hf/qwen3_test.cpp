@@ -44,7 +44,7 @@ TEST(HfQwen3, ExportRoundTripsTheCheckpoint) {
 }
 
 TEST(HfArchitectures, UnbuiltArchitecturesSayNotSupportedYet) {
-  for (const char* arch : {"qwen3_next", "nemotron_h", "deepseek_v32", "deepseek_v4"}) {
+  for (const char* arch : {"deepseek_v4"}) {
     try {
       hf_check(testing::fixture(arch));
       ADD_FAILURE() << arch << " unexpectedly built";

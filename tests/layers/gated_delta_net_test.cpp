@@ -87,8 +87,8 @@ TEST(GatedDeltaRule, ChunkedEqualsRecurrentInFloat64) {
   EXPECT_TRUE(at::allclose(chunked.final_state, recurrent.final_state, 1e-12, 1e-12));
 }
 
-// Decays large enough that cumulative log decays reach the thousands within a chunk: the spans
-// between two steps must still come out exact (they are summed directly, not subtracted).
+// Decays large enough that cumulative log decays reach the thousands within a chunk: the decays
+// between two steps, differences of those sums, must still give the recurrent outputs.
 TEST(GatedDeltaRule, ChunkedStaysAccurateUnderStrongDecay) {
   auto in = random_rule_inputs(130, at::TensorOptions().device(testing::test_device()), /*decay_scale=*/30.0);
   auto chunked = gated_delta_rule_chunked(in.q, in.k, in.v, in.g, in.beta, 64, in.initial_state);

@@ -3,10 +3,8 @@
 // recompute on vs off.
 #include "strata/layers/hyper_connection.h"
 
-#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,80 +18,6 @@
 #include "strata/model/layer_specs.h"
 #include "strata/model/transformer_layer.h"
 #include "test_util.h"
-
-// ---- Measuring what the autograd graph keeps for backward (reusable: header-only, no test
-// dependencies; the lead may move it to tests/test_util.h for block-level tests). ----
-namespace strata::testing {
-
-// Wraps the CPU allocator and counts the bytes of the allocations it made that are still live.
-// One instance lives for the whole process: a storage keeps a pointer to the allocator that made
-// it (to grow it), so the allocator must outlive every tensor it allocated.
-class CountingCpuAllocator final : public c10::Allocator {
- public:
-  static CountingCpuAllocator& instance() {
-    static auto* allocator = new CountingCpuAllocator();
-    return *allocator;
-  }
-
-  c10::DataPtr allocate(size_t bytes) const override {
-    auto inner = inner_->allocate(bytes);
-    void* data = inner.get();
-    const auto device = inner.device();
-    live_ += static_cast<int64_t>(bytes);
-    return {data, new Allocation{std::move(inner), bytes}, &release, device};
-  }
-
-  int64_t live_bytes() const { return live_.load(); }
-
-  // Routes CPU allocations through the counter while in scope.
-  class Installed {
-   public:
-    Installed() : previous_(c10::GetCPUAllocator()) {
-      instance().inner_ = previous_;
-      c10::SetCPUAllocator(&instance());
-      if (c10::GetCPUAllocator() != &instance())
-        fail("CountingCpuAllocator: the CPU allocator was registered with a priority above 0; cannot count");
-    }
-    ~Installed() { c10::SetCPUAllocator(previous_); }
-    Installed(const Installed&) = delete;
-    Installed& operator=(const Installed&) = delete;
-
-   private:
-    c10::Allocator* previous_;
-  };
-
- private:
-  struct Allocation {
-    c10::DataPtr inner;
-    size_t bytes;
-  };
-  static void release(void* context) {
-    auto* allocation = static_cast<Allocation*>(context);
-    instance().live_ -= static_cast<int64_t>(allocation->bytes);
-    delete allocation;
-  }
-
-  c10::Allocator* inner_ = nullptr;
-  mutable std::atomic<int64_t> live_{0};
-};
-
-// Bytes of CPU memory the autograd graph built by `forward` keeps alive for backward: live after
-// `forward` returns, minus live once the returned tensors are detached and their graph dropped.
-// Tensors that existed before (inputs, parameters) cost nothing even when saved. `forward` must
-// leave no reference to its intermediates outside what it returns (a module caching a tensor
-// across calls would hide that tensor's graph from the count).
-inline int64_t bytes_saved_for_backward(const std::function<std::vector<at::Tensor>()>& forward) {
-  CountingCpuAllocator::Installed counting;
-  auto& counter = CountingCpuAllocator::instance();
-  auto outputs = forward();
-  const int64_t with_graph = counter.live_bytes();
-  std::vector<at::Tensor> values;
-  for (const auto& output : outputs) values.push_back(output.detach());
-  outputs.clear();
-  return with_graph - counter.live_bytes();
-}
-
-}  // namespace strata::testing
 
 namespace strata {
 namespace {

@@ -1,5 +1,6 @@
 // The Mamba2 mixer: chunked SSD against its recurrent definition, the mixer against HF Nemotron-H
-// (tests/fixtures/hf/nemotron_h, layer 0), and token-by-token decoding against the full sequence.
+// (tests/fixtures/hf/nemotron_h, layer 0), token-by-token decoding against the full sequence, and
+// a hybrid model decoding with its inference cache against recomputing the whole sequence.
 #include "strata/layers/mamba2.h"
 
 #include <gtest/gtest.h>
@@ -10,7 +11,9 @@
 
 #include "strata/backends/local_backend.h"
 #include "strata/core/error.h"
+#include "strata/infer/generate.h"
 #include "strata/io/safetensors.h"
+#include "strata/model/build_model.h"
 #include "test_util.h"
 
 namespace strata {
@@ -76,34 +79,49 @@ TEST(Ssd, RejectsHeadsThatDoNotSplitIntoGroups) {
   }
 }
 
-// The Nemotron-H fixture's mixer settings, read from its config.json.
-Mamba2Options nemotron_h_options() {
+// The Nemotron-H fixture's model and mixer settings, read from its config.json.
+std::shared_ptr<TransformerConfig> nemotron_h_config() {
   std::ifstream file(testing::fixture("nemotron_h") + "/model/config.json");
-  auto c = nlohmann::json::parse(file);
-  Mamba2Options o{
-      .num_heads = c["mamba_num_heads"], .head_dim = c["mamba_head_dim"], .state_size = c["ssm_state_size"],
-      .n_groups = c["n_groups"], .conv_kernel = c["conv_kernel"], .chunk_size = c["chunk_size"],
-      .conv_bias = c["use_conv_bias"], .proj_bias = c["mamba_proj_bias"], .time_step_min = c["time_step_min"],
-      .time_step_max = c["time_step_max"], .time_step_floor = c["time_step_floor"],
-      .time_step_limit_min = c["time_step_limit"][0], .norm_eps = c["layer_norm_epsilon"]};
-  // time_step_limit's upper end is infinite (JSON spells it {"__float__": "Infinity"}), the default.
-  // HF's eager path (torch_forward, which made this fixture on CPU) clamps dt at time_step_min
-  // rather than at time_step_limit; in this fixture no dt falls below time_step_min, so both agree.
-  return o;
+  auto json = nlohmann::json::parse(file);
+  auto c = std::make_shared<TransformerConfig>();
+  c->num_layers = 1;
+  c->hidden_size = json["hidden_size"];
+  c->layernorm_epsilon = json["layer_norm_epsilon"];
+  c->mamba_num_heads = json["mamba_num_heads"];
+  c->mamba_head_dim = json["mamba_head_dim"];
+  c->mamba_state_dim = json["ssm_state_size"];
+  c->mamba_num_groups = json["n_groups"];
+  c->mamba_conv_kernel_dim = json["conv_kernel"];
+  c->mamba_chunk_size = json["chunk_size"];
+  c->mamba_conv_bias = json["use_conv_bias"];
+  c->mamba_proj_bias = json["use_bias"];
+  // HF's PyTorch path (torch_forward, which made this fixture on CPU) clamps dt from below at
+  // time_step_min; time_step_limit's upper end is infinite (JSON spells it {"__float__":
+  // "Infinity"}), the default.
+  c->mamba_time_step_limit_min = json["time_step_min"];
+  return c;
 }
 
 std::shared_ptr<Mamba2Mixer> nemotron_h_mixer(at::Device device) {
-  auto config = std::make_shared<TransformerConfig>();
-  config->num_layers = 1;
-  config->hidden_size = 64;
-  auto mixer = std::make_shared<Mamba2Mixer>(LayerArgs{.config = config}, mamba2_submodules(LocalBackend{}),
-                                             nemotron_h_options());
+  auto mixer = std::make_shared<Mamba2Mixer>(LayerArgs{.config = nemotron_h_config()},
+                                             mamba2_submodules(LocalBackend{}));
   auto checkpoint = io::SafetensorsFile::open(testing::fixture("nemotron_h") + "/model/model.safetensors");
   at::NoGradGuard no_grad;
   for (auto& param : mixer->named_parameters())
     param.value().copy_(checkpoint.load("backbone.layers.0.mixer." + param.key()));
   mixer->to(device);
   return mixer;
+}
+
+// small_config with Mamba2 fields that fit its hidden size of 32.
+std::shared_ptr<TransformerConfig> small_mamba_config() {
+  auto c = testing::small_config();
+  c->mamba_num_heads = 4;
+  c->mamba_head_dim = 8;
+  c->mamba_state_dim = 4;
+  c->mamba_num_groups = 2;
+  c->mamba_chunk_size = 4;  // prefills of a few tokens already span several chunks
+  return c;
 }
 
 TEST(Mamba2Mixer, HasTheCanonicalParameters) {
@@ -119,22 +137,49 @@ TEST(Mamba2Mixer, HasTheCanonicalParameters) {
 }
 
 TEST(Mamba2Mixer, BuildsThroughItsSpec) {
-  auto config = testing::small_config();
-  Mamba2Options options{.num_heads = 4, .head_dim = 8, .state_size = 4, .n_groups = 2, .chunk_size = 8};
-  auto mixer = Mamba2Mixer::builder(mamba2_submodules(LocalBackend{}), options)(LayerArgs{.config = config});
+  auto config = small_mamba_config();
+  auto mixer = Mamba2Mixer::builder(mamba2_submodules(LocalBackend{}))(LayerArgs{.config = config});
   ForwardContext ctx;
   auto out = mixer->forward(at::randn({2, 11, config->hidden_size}), ctx);
   EXPECT_EQ(out.output.sizes(), (std::vector<int64_t>{2, 11, config->hidden_size}));
   EXPECT_FALSE(out.bias.has_value());
 }
 
+TEST(Mamba2Mixer, DerivesTheHeadsFromExpandTwoWhenUnset) {
+  auto config = small_mamba_config();
+  config->mamba_num_heads = 0;  // 2 * hidden_size 32 / head_dim 8 = 8 heads
+  Mamba2Mixer mixer(LayerArgs{.config = config}, mamba2_submodules(LocalBackend{}));
+  EXPECT_EQ(mixer.named_parameters()["dt_bias"].size(0), 8);
+  EXPECT_EQ(mixer.named_parameters()["in_proj.weight"].size(0), 64 + (64 + 2 * 2 * 4) + 8);
+}
+
 TEST(Mamba2Mixer, RejectsHeadsThatDoNotSplitIntoGroups) {
-  Mamba2Options options{.num_heads = 6, .head_dim = 8, .state_size = 4, .n_groups = 4};
+  auto config = small_mamba_config();
+  config->mamba_num_heads = 6;
+  config->mamba_num_groups = 4;
   try {
-    Mamba2Mixer(LayerArgs{.config = testing::small_config()}, mamba2_submodules(LocalBackend{}), options);
+    Mamba2Mixer(LayerArgs{.config = config}, mamba2_submodules(LocalBackend{}));
     ADD_FAILURE() << "6 heads in 4 groups were accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("num_heads (6) must be a multiple of n_groups (4)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TransformerConfig.mamba_num_heads = 6: must be a multiple of "
+                                         "mamba_num_groups = 4"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Mamba2Mixer, ConfigValidationChecksMambaFieldsOnlyForPatternsWithM) {
+  auto config = small_mamba_config();
+  config->mamba_state_dim = 0;
+  config->hybrid_layer_pattern = "*-";
+  EXPECT_NO_THROW(validate(*config));
+  config->hybrid_layer_pattern = "M-";
+  try {
+    validate(*config);
+    ADD_FAILURE() << "mamba_state_dim = 0 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TransformerConfig.mamba_state_dim = 0: expected a positive value"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -162,6 +207,61 @@ TEST(Mamba2Mixer, DecodingTokenByTokenMatchesTheSequence) {
     steps.push_back(mixer->forward_recurrent(hidden.narrow(1, t, 1), state).output);
   auto decoded = at::cat(steps, 1);
   EXPECT_TRUE(at::allclose(decoded, full, 1e-5, 1e-5)) << (decoded - full).abs().max();
+}
+
+std::shared_ptr<LanguageModel> hybrid_model(const std::string& pattern) {
+  auto c = small_mamba_config();
+  c->hybrid_layer_pattern = pattern;
+  c->num_layers = parse_layer_pattern(pattern).num_canonical_layers();
+  c->rotary_percent = 0.5;
+  at::manual_seed(6);
+  auto model = build_language_model(c);
+  model->to(testing::test_device());
+  model->eval();
+  return model;
+}
+
+TEST(Mamba2Model, IncrementalDecodingWithTheCacheEqualsFullRecompute) {
+  for (const char* pattern : {"M-*-", "[M-][*-]"}) {
+    SCOPED_TRACE(pattern);
+    auto model = hybrid_model(pattern);
+    at::NoGradGuard no_grad;
+    const auto device = testing::test_device();
+    auto tokens = at::randint(1, 64, {2, 16}, at::TensorOptions().dtype(at::kLong).device(device));
+    auto full = model->forward(tokens);
+    // A 6-token prefill (chunked SSD over two chunks of 4 from a zero state), two decode steps
+    // (recurrent form), a 5-token block (chunked from the cached state), then decode steps again.
+    InferenceCache cache;
+    ForwardContext ctx;
+    ctx.cache = &cache;
+    std::vector<at::Tensor> pieces;
+    int64_t position = 0;
+    for (int64_t length : {6, 1, 1, 5, 1, 1, 1}) {
+      pieces.push_back(model->forward(tokens.narrow(1, position, length), ctx));
+      position += length;
+    }
+    auto incremental = at::cat(pieces, 1);
+    EXPECT_TRUE(at::allclose(incremental, full, 1e-5, 1e-5)) << (incremental - full).abs().max();
+    EXPECT_EQ(cache.sequence_length(), 16);
+    // Layer 1 (canonical numbering, 1-based) is the Mamba2 mixer; its state has the decoding shapes.
+    auto& state = cache.state<Mamba2State>(1);
+    EXPECT_EQ(state.conv.sizes(), (std::vector<int64_t>{2, 32 + 2 * 2 * 4, 3}));
+    EXPECT_EQ(state.ssm.sizes(), (std::vector<int64_t>{2, 4, 8, 4}));
+  }
+}
+
+TEST(Mamba2Model, GreedyGenerationMatchesArgmaxOfFullRecompute) {
+  auto model = hybrid_model("M-*-");
+  std::vector<int64_t> prompt{3, 9, 27, 17, 5, 40};
+  auto generated = infer::generate(*model, prompt, {.max_new_tokens = 6});
+  ASSERT_EQ(generated.size(), 6u);
+  at::NoGradGuard no_grad;
+  auto sequence = prompt;
+  for (auto token : generated) {
+    auto logits = model->forward(at::tensor(sequence, at::kLong).unsqueeze(0).to(testing::test_device()));
+    EXPECT_EQ(logits[0][-1].argmax().item<int64_t>(), token);
+    sequence.push_back(token);
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The MoE channel mixer: against HF Qwen3-Next's sparse MoE block, against a dense reference
-// that runs every expert on every token, and its router's load-balancing loss and expert bias.
+// that runs every expert on every token, its router's load-balancing loss and expert bias, and
+// the load-balancing loss under activation recompute.
 #include "strata/layers/moe.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,9 @@
 #include "strata/core/error.h"
 #include "strata/io/hf_config.h"
 #include "strata/io/safetensors.h"
+#include "strata/model/language_model.h"
+#include "strata/model/layer_specs.h"
+#include "strata/model/loss.h"
 #include "test_util.h"
 
 namespace strata {
@@ -233,6 +237,81 @@ TEST(MoE, LoadBalancingLossOnlyWithCoefficientInTraining) {
   moe->train();
   moe->forward(x, ctx);
   EXPECT_EQ(ctx.aux_losses.size(), 1u);
+  {
+    // Training without grad still reports it: the first run under activation recompute.
+    at::NoGradGuard no_grad;
+    moe->forward(x, ctx);
+  }
+  EXPECT_EQ(ctx.aux_losses.size(), 2u);
+}
+
+// ---- Load-balancing loss under activation recompute ------------------------------------------
+
+// A language model with one MoE layer among attention and MLP layers, in training mode.
+std::shared_ptr<LanguageModel> moe_language_model(double aux_loss_coeff) {
+  auto config = moe_config(2, "softmax", true);
+  config->hybrid_layer_pattern = "[*E][*-]";
+  config->num_layers = 4;
+  config->moe_shared_expert_intermediate_size = 24;
+  config->moe_shared_expert_gate = true;
+  config->moe_aux_loss_coeff = aux_loss_coeff;
+  auto model =
+      std::make_shared<LanguageModel>(config, decoder_spec(default_layer_registry(LocalBackend{}, *config), *config));
+  model->to(testing::test_device());
+  model->train();
+  return model;
+}
+
+struct TrainingStep {
+  double loss;                                 // cross-entropy plus the aux losses, as the trainer sums them
+  size_t aux_losses;                           // how many the layers reported
+  std::map<std::string, at::Tensor> gradients;  // canonical names
+};
+
+TrainingStep training_step(LanguageModel& model, const at::Tensor& tokens, bool recompute) {
+  model.zero_grad();
+  model.decoder().set_recompute(recompute);
+  ForwardContext ctx;
+  auto loss = causal_lm_loss(model.forward(tokens, ctx), tokens);
+  for (const auto& aux : ctx.aux_losses) loss = loss + aux;
+  loss.backward();
+  TrainingStep step{loss.item<double>(), ctx.aux_losses.size(), {}};
+  for (const auto& [name, p] : model.canonical_state_dict()) step.gradients.emplace(name, p.grad().clone());
+  return step;
+}
+
+const std::string kRouter = "decoder.layers.1.mlp.router.weight";
+
+TEST(MoE, RecomputeKeepsTheLoadBalancingLossAndItsGradient) {
+  at::manual_seed(3);
+  auto model = moe_language_model(0.1);
+  auto tokens = at::randint(0, 64, {2, 12}, at::TensorOptions().dtype(at::kLong).device(testing::test_device()));
+  const auto stored = training_step(*model, tokens, false);
+  const auto recomputed = training_step(*model, tokens, true);
+  EXPECT_EQ(stored.aux_losses, 1u);
+  EXPECT_EQ(recomputed.aux_losses, 1u);
+  EXPECT_NEAR(recomputed.loss, stored.loss, 1e-6);
+  ASSERT_EQ(recomputed.gradients.size(), stored.gradients.size());
+  for (const auto& [name, g] : stored.gradients)
+    EXPECT_TRUE(at::allclose(recomputed.gradients.at(name), g, 1e-6, 1e-6))
+        << name << ": " << (recomputed.gradients.at(name) - g).abs().max();
+
+  // The router's gradient holds the aux loss's: without the loss (coefficient 0, same weights)
+  // it differs by exactly d(aux loss)/d(router), taken here from the aux loss alone.
+  auto without_aux = moe_language_model(0.0);
+  without_aux->load_canonical_state_dict(model->canonical_state_dict(), "the coefficient-0.1 model");
+  const auto plain = training_step(*without_aux, tokens, true);
+  EXPECT_EQ(plain.aux_losses, 0u);
+  model->zero_grad();
+  model->decoder().set_recompute(false);
+  ForwardContext ctx;
+  model->forward(tokens, ctx);
+  ASSERT_EQ(ctx.aux_losses.size(), 1u);
+  ctx.aux_losses[0].backward();
+  const auto aux_gradient = model->canonical_state_dict().at(kRouter).grad();
+  const auto difference = recomputed.gradients.at(kRouter) - plain.gradients.at(kRouter);
+  EXPECT_GT(aux_gradient.norm().item<double>(), 0.0);
+  EXPECT_TRUE(at::allclose(difference, aux_gradient, 1e-5, 1e-6)) << (difference - aux_gradient).abs().max();
 }
 
 TEST(TopKRouter, ExpertBiasChangesSelectionButNotWeights) {

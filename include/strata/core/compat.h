@@ -25,6 +25,14 @@ class CudaAutocast {
   CudaAutocast& operator=(const CudaAutocast&) = delete;
 };
 
+// One AdamW step over a group of CUDA parameters in one fused kernel (LibTorch >= 2.0's
+// _fused_adamw_): p -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * p), moments updated in
+// place; `step` is the 1-based count of this update. Returns false, doing nothing, where this
+// LibTorch has no fused kernel or a tensor is not on CUDA.
+bool fused_adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                      const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+                      int64_t step, double lr, double beta1, double beta2, double weight_decay, double eps);
+
 // Whether this LibTorch has the float8 dtypes that safetensors' F8_E4M3 / F8_E5M2 name.
 constexpr bool has_float8_dtypes() { return STRATA_TORCH_AT_LEAST(2, 1); }
 

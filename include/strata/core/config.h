@@ -2,6 +2,7 @@
 // TransformerConfig: the model's shape and numerics. Field names follow Megatron-Core's
 // TransformerConfig where it has one, so a Megatron user recognises every knob.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,42 @@ struct TransformerConfig {
   int64_t linear_num_value_heads = 0;
   int64_t linear_chunk_size = 64;  // chunk length of the chunked delta rule (training / prefill)
 
+  // Mamba2 (pattern symbol M; Megatron's mamba_* names, HF Nemotron-H's in comments). Checked
+  // by validate() when the layer pattern has an M, and by the mixer itself.
+  int64_t mamba_num_heads = 0;      // 0: 2 * hidden_size / mamba_head_dim (Megatron's expand = 2)
+  int64_t mamba_head_dim = 64;
+  int64_t mamba_state_dim = 128;    // ssm_state_size (N)
+  int64_t mamba_num_groups = 8;     // n_groups: B and C are shared by heads / groups consecutive heads
+  int64_t mamba_chunk_size = 128;   // chunk length of the chunked SSD (training / prefill)
+  int64_t mamba_conv_kernel_dim = 4;  // conv_kernel
+  bool mamba_conv_bias = true;        // use_conv_bias
+  bool mamba_proj_bias = false;       // bias of in_proj and out_proj (HF's use_bias)
+  // dt_bias is initialised so that softplus(dt_bias) is log-uniform in [min, max], floored at
+  // mamba_time_step_floor (Mamba2's initialisation).
+  double mamba_time_step_min = 0.001;
+  double mamba_time_step_max = 0.1;
+  double mamba_time_step_floor = 1e-4;
+  // Every forward clamps the step size dt to [limit_min, limit_max] (HF's time_step_limit);
+  // limit_max may be infinite (JSON null).
+  double mamba_time_step_limit_min = 0.0;
+  double mamba_time_step_limit_max = std::numeric_limits<double>::infinity();
+
+  // Multi-head latent attention (pattern symbols A and D; Megatron's MLATransformerConfig names,
+  // HF DeepSeek's in comments). Queries and keys are [content (qk_head_dim) | position
+  // (qk_pos_emb_head_dim)] per head; the position part of the key is one vector shared by all
+  // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim). Checked by
+  // validate() when the layer pattern has an A or a D, and by the mixer itself.
+  int64_t q_lora_rank = 0;           // query latent width; 0: queries projected from the input directly
+  int64_t kv_lora_rank = 0;          // key/value latent width
+  int64_t qk_head_dim = 0;           // qk_nope_head_dim
+  int64_t qk_pos_emb_head_dim = 0;   // qk_rope_head_dim: rotated by RoPE (rotary_base), all of it
+  int64_t v_head_dim = 0;
+  // DeepSeek sparse attention (pattern symbol D): a lightning indexer scores every earlier key
+  // for each query and MLA attends to the dsa_indexer_topk best (HF's index_* names).
+  int64_t dsa_indexer_n_heads = 0;
+  int64_t dsa_indexer_head_dim = 0;  // its first qk_pos_emb_head_dim dimensions are rotated
+  int64_t dsa_indexer_topk = 0;
+
   // Mixture of experts (Megatron's moe_* names).
   int64_t num_moe_experts = 0;
   int64_t moe_router_topk = 2;
@@ -87,10 +124,28 @@ struct TransformerConfig {
   bool moe_router_enable_expert_bias = false;       // aux-loss-free balancing bias (DeepSeek-V3)
   double moe_aux_loss_coeff = 0.0;                  // load-balancing loss weight
 
+  // Manifold-constrained hyper-connections (mHC; Megatron's names, DeepSeek-V4's hc_* in
+  // comments): every layer's residual is a HyperConnection over num_residual_streams streams.
+  // See docs/hyper_connections.md.
+  bool enable_hyper_connections = false;
+  int64_t num_residual_streams = 4;       // hc_mult
+  int64_t mhc_sinkhorn_iterations = 20;   // hc_sinkhorn_iters
+  double mhc_eps = 1e-6;                  // hc_eps: floor of pre, Sinkhorn's denominators
+  double mhc_init_gating_factor = 0.01;   // initial scale (alpha) of the maps
+  // The first N TransformerLayers of each pipeline stage recompute their mHC maps in backward
+  // instead of storing them (Megatron's recompute_method "block" counting; 0: none).
+  int64_t mhc_recompute_num_layers = 0;
+
   int64_t rotary_dim() const;  // kv_channels * rotary_percent, rounded down to an even number
+  int64_t mamba_heads() const;  // mamba_num_heads, or the number expand = 2 gives when it is 0
 };
 
 // Checks the fields are consistent; errors name the field, its value and what was expected.
 void validate(const TransformerConfig& config);
+// The mamba_* fields alone (validate() runs it when the layer pattern has an M).
+void validate_mamba(const TransformerConfig& config);
+// The MLA fields (validate() runs it when the layer pattern has an A or a D), and with
+// `sparse` the dsa_indexer_* fields too (a D).
+void validate_latent_attention(const TransformerConfig& config, bool sparse);
 
 }  // namespace strata

@@ -34,6 +34,14 @@ class TensorMap {
   // [queries, gates, key, value].
   void grouped_qkv(const std::string& name, const std::string& q, const std::string& k, const std::string& v,
                    int64_t num_groups, int64_t heads_per_group, int64_t head_dim, bool output_gate = false);
+  // A MoE's grouped expert weight [E, rows, in] from HF's per-expert tensors
+  // `<experts_prefix><e>.<part>` (e < num_experts): expert e's rows are its parts concatenated
+  // (gate_proj.weight then up_proj.weight -> [gate; up]), part p holding rows[p] rows. HF 5 fuses
+  // them on load into one parameter of this same layout, `runtime_name`, which gradients use
+  // (empty: HF keeps the per-expert tensors at run time too).
+  void stacked_experts(const std::string& name, const std::string& experts_prefix, int64_t num_experts,
+                       const std::vector<std::string>& parts, std::vector<int64_t> rows,
+                       const std::string& runtime_name = "");
   void add(TensorRule rule);
 
   const std::vector<TensorRule>& rules() const { return rules_; }

@@ -1,18 +1,21 @@
 #pragma once
-// Fused RMSNorm forward: y = x * rsqrt(mean(x^2) + eps) * w over the last dimension, in one pass
-// with float32 accumulation. x and w share a dtype (float32, bfloat16 or float16); y has it too.
+// Fused RMSNorm, forward and backward: y = x_dtype(x * rsqrt(mean(x^2) + eps)) * w over the last
+// dimension, with float32 statistics. The output dtype is x's and w's promoted dtype (a float32
+// weight on bfloat16 activations gives float32), as in the RMSNorm layer.
 #include <ATen/ATen.h>
+
+#include "strata/kernels/dispatch.h"
 
 namespace strata::kernels {
 
-// The LibTorch twin: the same function in ATen ops, on any device. CPU tests use it, GPU tests
-// compare the kernel against it.
+// The LibTorch twin: the RMSNorm layer's ATen ops, on any device, differentiable by autograd.
 at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// The CUDA kernel (built with -DSTRATA_CUDA=ON); calling it in a CPU-only build is an error.
+// The CUDA kernels behind an autograd function (the forward keeps x and rstd per row for the
+// backward); calling it in a CPU-only build is an error.
 at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// Whether this build has the CUDA kernels.
-bool cuda_kernels_built();
+// The kernels where use_cuda_kernels(x), the twin otherwise.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 }  // namespace strata::kernels

@@ -43,6 +43,10 @@ struct HyperConnectionOptions {
 // Errors name the field, its value and what was expected.
 void validate(const HyperConnectionOptions& options);
 
+// The options config's mHC fields give (recompute off: which layers recompute is the block
+// spec's choice, config.mhc_recompute_num_layers).
+HyperConnectionOptions hyper_connection_options(const TransformerConfig& config);
+
 // One half's per-token maps, float32.
 struct HyperConnectionMaps {
   at::Tensor pre;   // [B, T, n]

@@ -39,8 +39,8 @@ class MoE : public ChannelMixer {
   // The builder for an mlp slot.
   static Builder<slots::Mlp> builder(MoESubmodules submodules);
 
-  // hidden [..., H]. In training, with grad enabled and moe_aux_loss_coeff > 0, appends this
-  // layer's load-balancing loss to ctx.aux_losses.
+  // hidden [..., H]. In training with moe_aux_loss_coeff > 0, appends this layer's
+  // load-balancing loss to ctx.aux_losses (the caller adds them to the training loss).
   MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
 
  private:

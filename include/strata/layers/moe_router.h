@@ -47,7 +47,7 @@ class TopKRouter : public torch::nn::Module {
 // top-k of `probs` itself, i.e. without the expert bias: the loss judges the router's own
 // preferences, not the bias that corrects them. probs: [T, E], rows summing to 1.
 // HF's load_balancing_loss_func divides the counts by T alone, so its value is k times this one
-// (and it pools the tokens of all layers); a coefficient tuned for HF needs dividing by k here.
+// (and it pools the tokens of all layers); a coefficient tuned for HF needs multiplying by k here.
 at::Tensor switch_load_balancing_loss(const at::Tensor& probs, int64_t topk, double coeff);
 
 }  // namespace strata

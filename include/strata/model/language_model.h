@@ -7,12 +7,22 @@
 
 namespace strata {
 
+// Which ends of the model a pipeline stage holds (Megatron's pre_process / post_process): the
+// first stage embeds the tokens, the last applies the output layer.
+struct PipelineRole {
+  bool pre_process = true;
+  bool post_process = true;
+};
+
 class LanguageModel : public torch::nn::Module {
  public:
   LanguageModel(std::shared_ptr<const TransformerConfig> config, const TransformerBlockSubmodules& decoder,
-                const ProcessGroups& pg = {});
+                const ProcessGroups& pg = {}, PipelineRole role = {});
 
   // input_ids [B, T] int64 -> logits [B, T, vocab]. ctx receives aux losses from the layers.
+  // A stage without pre_process takes the previous stage's hidden states instead of ids, and one
+  // without post_process returns its hidden states (split along the sequence under sequence
+  // parallelism).
   at::Tensor forward(const at::Tensor& input_ids, ForwardContext& ctx);
   at::Tensor forward(const at::Tensor& input_ids);
 
@@ -24,11 +34,15 @@ class LanguageModel : public torch::nn::Module {
 
   const TransformerConfig& config() const { return *config_; }
   TransformerBlock& decoder() { return *decoder_; }
+  const ProcessGroups& process_groups() const { return pg_; }
+  const PipelineRole& pipeline_role() const { return role_; }
 
  private:
   std::shared_ptr<const TransformerConfig> config_;
+  ProcessGroups pg_;
+  PipelineRole role_;
   RotaryEmbedding rotary_;
-  std::shared_ptr<LanguageModelEmbedding> embedding_;
+  std::shared_ptr<LanguageModelEmbedding> embedding_;  // null on stages without pre_process
   std::shared_ptr<TransformerBlock> decoder_;
   at::Tensor output_weight_;  // the embedding's weight when share_embeddings_and_output_weights
 };

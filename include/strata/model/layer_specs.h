@@ -8,7 +8,12 @@
 #include <map>
 
 #include "strata/backends/local_backend.h"
+#include "strata/layers/dsa.h"
+#include "strata/layers/gated_delta_net.h"
+#include "strata/layers/mamba2.h"
+#include "strata/layers/mla.h"
 #include "strata/layers/mlp.h"
+#include "strata/layers/moe.h"
 #include "strata/layers/self_attention.h"
 #include "strata/model/transformer_block.h"
 
@@ -73,6 +78,11 @@ LayerRegistry default_layer_registry(const B& backend, const TransformerConfig& 
   registry.set(SequenceMixerKind::Attention,
                SelfAttention::builder(self_attention_submodules(backend, config.qk_layernorm)));
   registry.set(ChannelMixerKind::Mlp, Mlp::as_mlp_submodule(mlp_submodules(backend)));
+  registry.set(SequenceMixerKind::Mamba2, Mamba2Mixer::builder(mamba2_submodules(backend)));
+  registry.set(SequenceMixerKind::GatedDeltaNet, GatedDeltaNet::builder(gated_delta_net_submodules(backend)));
+  registry.set(ChannelMixerKind::MoE, MoE::builder(moe_submodules(backend, config)));
+  registry.set(SequenceMixerKind::MultiLatentAttention, MultiLatentAttention::builder(mla_submodules(backend)));
+  registry.set(SequenceMixerKind::DeepSeekSparseAttention, MultiLatentAttention::builder(dsa_submodules(backend)));
   return registry;
 }
 
@@ -80,6 +90,12 @@ LayerRegistry default_layer_registry(const B& backend, const TransformerConfig& 
 // norm belongs to the stage that holds the last layer.
 TransformerBlockSubmodules block_spec(const LayerRegistry& registry, const std::vector<PatternLayer>& layers,
                                       bool with_final_layernorm = true);
+
+// mHC on `block` (a block_spec result) when config.enable_hyper_connections, for any pattern:
+// every layer's residual becomes a HyperConnection (the first config.mhc_recompute_num_layers
+// layers recompute their maps in backward); the block expands to the streams when it holds
+// canonical layer 0 (the first stage) and contracts them when it holds the final norm (the last).
+void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config);
 
 // The whole decoder a config describes (its resolved layer pattern), on one stage.
 TransformerBlockSubmodules decoder_spec(const LayerRegistry& registry, const TransformerConfig& config);

@@ -5,6 +5,7 @@
 // pipeline stages.
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "strata/layers/hyper_connection.h"
 #include "strata/model/layer_pattern.h"
 #include "strata/model/transformer_layer.h"
 
@@ -15,9 +16,20 @@ struct BlockLayerSpec {
   PatternLayer placement;  // kinds and canonical numbers
 };
 
+// mHC: the layers carry `options.num_residual_streams` streams [B, T, n, H] instead of one
+// [B, T, H]. The first pipeline stage expands its input to them (copies of the embedding); the
+// last contracts them with a HyperConnectionHead before the final norm; stages between pass
+// streams on.
+struct BlockHyperConnections {
+  HyperConnectionOptions options;
+  bool expand = true;    // the block holds the first stage
+  bool contract = true;  // the block holds the last stage
+};
+
 struct TransformerBlockSubmodules {
   std::vector<BlockLayerSpec> layers;
   std::optional<Builder<slots::FinalLayernorm>> final_layernorm;  // absent: identity (not the last stage)
+  std::optional<BlockHyperConnections> hyper_connections;        // absent: the plain residual's one stream
 };
 
 class TransformerBlock : public torch::nn::Module {
@@ -25,6 +37,8 @@ class TransformerBlock : public torch::nn::Module {
   TransformerBlock(std::shared_ptr<const TransformerConfig> config, const TransformerBlockSubmodules& submodules,
                    const ProcessGroups& pg);
 
+  // hidden: [B, T, H], or mHC streams [B, T, n, H] on a stage after the first; returns [B, T, H]
+  // (streams on a stage before the last).
   at::Tensor forward(const at::Tensor& hidden, ForwardContext& ctx);
 
   // Recompute each layer's activations in backward instead of storing them.
@@ -42,6 +56,8 @@ class TransformerBlock : public torch::nn::Module {
   std::vector<std::shared_ptr<TransformerLayer>> layers_;
   std::vector<PatternLayer> placements_;
   std::shared_ptr<NormModule> final_layernorm_;  // null: identity
+  int64_t expand_to_streams_ = 0;                 // 0: the input is already what the layers carry
+  std::shared_ptr<HyperConnectionHead> hyper_connection_head_;  // null: nothing to contract
   bool recompute_ = false;
 };
 

@@ -34,6 +34,10 @@ class AdamW {
   void load_state(const std::map<std::string, at::Tensor>& state, const std::string& source);
 
  private:
+  // The whole update in fused CUDA kernels where this LibTorch has them; false (nothing done)
+  // otherwise, and the per-parameter loop runs instead.
+  bool fused_step(double lr);
+
   struct Slot {
     at::Tensor param, exp_avg, exp_avg_sq;
     bool decay;

@@ -34,6 +34,11 @@ struct TrainOptions {
   int64_t eval_iters = 2;
   at::Device device = at::kCPU;
   bool progress = true;
+  // A model split over ranks (parallel::build_parallel_language_model) trains data-, tensor-,
+  // pipeline- and expert-parallel: micro_batch_size is per data-parallel rank and
+  // global_batch_size counts every rank's sequences, as in Megatron. Gradients are all-reduced in
+  // buckets of this many bytes while backward runs.
+  int64_t grad_bucket_bytes = 25ll << 20;
 };
 
 struct StepRecord {

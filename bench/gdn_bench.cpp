@@ -1,0 +1,92 @@
+// Gated DeltaNet fwd+bwd throughput: the whole strata layer and its chunked delta rule alone,
+// bf16 autocast on CUDA. Prints one JSON line per measurement for bench/compare_gdn.py.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <c10/cuda/CUDAFunctions.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+
+#include "strata/backends/local_backend.h"
+#include "strata/core/compat.h"
+#include "strata/layers/gated_delta_net.h"
+#include "strata/layers/gated_delta_rule.h"
+
+namespace {
+
+// Median milliseconds of `fn` over `iters` runs after `warmup` runs.
+double median_ms(const std::function<void()>& fn, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    c10::cuda::device_synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    c10::cuda::device_synchronize();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata Gated DeltaNet benchmark"};
+  strata::TransformerConfig c;
+  c.hidden_size = 2048;
+  c.linear_num_key_heads = 16;
+  c.linear_num_value_heads = 32;
+  c.linear_key_head_dim = 128;
+  c.linear_value_head_dim = 128;
+  c.linear_conv_kernel_dim = 4;
+  c.layernorm_epsilon = 1e-6;
+  int64_t batch = 1, seq = 4096;
+  int warmup = 3, iters = 10;
+  app.add_option("--hidden-size", c.hidden_size);
+  app.add_option("--seq-length", seq);
+  app.add_option("--batch", batch);
+  app.add_option("--chunk-size", c.linear_chunk_size);
+  app.add_option("--iters", iters);
+  CLI11_PARSE(app, argc, argv);
+  const auto device = at::Device(at::kCUDA);
+
+  auto config = std::make_shared<const strata::TransformerConfig>(c);
+  auto layer = std::make_shared<strata::GatedDeltaNet>(strata::LayerArgs{.config = config},
+                                                       strata::gated_delta_net_submodules(strata::LocalBackend{}));
+  layer->to(device);
+  auto hidden = at::randn({batch, seq, c.hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
+  const double layer_ms = median_ms(
+      [&] {
+        strata::ForwardContext ctx;
+        at::Tensor out;
+        {
+          strata::compat::CudaAutocast autocast(at::kBFloat16);
+          out = layer->forward(hidden, ctx).output;
+        }
+        out.to(at::kFloat).square().mean().backward();
+      },
+      warmup, iters);
+
+  const auto H = c.linear_num_value_heads, Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim;
+  auto bf16 = at::TensorOptions().device(device).dtype(at::kBFloat16);
+  auto unit = [&](const at::Tensor& x) { return x / x.norm(2, -1, true); };
+  auto q = (unit(at::randn({batch, seq, H, Dk}, bf16)) / std::sqrt(static_cast<double>(Dk))).requires_grad_(true);
+  auto k = unit(at::randn({batch, seq, H, Dk}, bf16)).requires_grad_(true);
+  auto v = at::randn({batch, seq, H, Dv}, bf16).requires_grad_(true);
+  auto g = at::log_sigmoid(at::randn({batch, seq, H}, bf16.dtype(at::kFloat))).requires_grad_(true);
+  auto beta = at::sigmoid(at::randn({batch, seq, H}, bf16)).requires_grad_(true);
+  const double rule_ms = median_ms(
+      [&] {
+        auto r = strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+        r.out.to(at::kFloat).square().mean().backward();
+      },
+      warmup, iters);
+
+  for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms}})
+    std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
+  return 0;
+}

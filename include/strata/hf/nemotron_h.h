@@ -1,0 +1,16 @@
+#pragma once
+// Nemotron-H: one mixer per layer behind an RMSNorm (Mamba2, softmax attention without
+// positional encoding, or a squared-ReLU MLP), so each HF layer is one canonical pattern layer.
+#include "strata/hf/architecture.h"
+
+namespace strata::hf {
+
+// The layer pattern of layers_block_type: linear_attention -> M, full_attention -> *, mlp -> -.
+std::string nemotron_h_layer_pattern(const io::NemotronHConfig& config);
+TransformerConfig nemotron_h_transformer_config(const io::NemotronHConfig& config);
+// HF layer i is canonical layer i. The checkpoint's tensors are under backbone.*, HF's modules
+// (and so its gradients) under model.*.
+TensorMap nemotron_h_tensor_map(const TransformerConfig& config);
+HfModel build_nemotron_h(const io::NemotronHConfig& config);
+
+}  // namespace strata::hf

@@ -1,0 +1,26 @@
+#pragma once
+// When the fused ops run their CUDA kernels: in a -DSTRATA_CUDA=ON build, on CUDA tensors of a
+// dtype the kernels handle (float32, bfloat16, float16), unless the environment sets
+// STRATA_FUSED_KERNELS=0. Everywhere else they run their LibTorch twins. Also the small bridges
+// from ATen to the raw launchers in launch.h.
+#include <ATen/ATen.h>
+
+#include "strata/kernels/launch.h"
+
+namespace strata::kernels {
+
+// Whether this build has the CUDA kernels.
+bool cuda_kernels_built();
+
+// Whether a fused op given `t` (its main input) runs the CUDA kernel.
+bool use_cuda_kernels(const at::Tensor& t);
+
+// The launcher dtype code of `type`; `what` names the op and tensor in the error when the
+// kernels do not handle it.
+launch::Dtype launch_dtype(at::ScalarType type, const char* what);
+
+// The current CUDA stream of `device` (the stream ATen's own kernels run on); throws in a
+// CPU-only build.
+launch::Stream current_stream(at::Device device);
+
+}  // namespace strata::kernels

@@ -1,0 +1,58 @@
+#pragma once
+// The raw CUDA launchers behind the fused ops, on plain pointers so that kernels/*.cu include no
+// LibTorch header (nvcc compiles them in seconds). Every pointer is device memory, every array
+// is contiguous unless a stride says otherwise, and every launch is asynchronous on `stream`
+// (a cudaStream_t). They are defined in kernels/*.cu in a -DSTRATA_CUDA=ON build; in a CPU-only
+// build each one throws. The ATen-facing wrappers (allocation, dtype checks, autograd) are in
+// src/kernels/*.cpp.
+#include <cstdint>
+
+namespace strata::kernels::launch {
+
+enum class Dtype { Float32, BFloat16, Float16 };
+
+using Stream = void*;
+
+// RMSNorm over rows of `cols`: rstd = rsqrt(mean(x^2) + eps) (float32, one per row) and
+// y = y_dtype(float(x_dtype(x * rstd)) * w), the rounding the ATen twin does. y_dtype is x_dtype
+// or Float32 (a float32 weight promotes the output).
+void rms_norm_forward(Dtype x_dtype, Dtype y_dtype, const void* x, const float* w, void* y, float* rstd,
+                      int64_t rows, int64_t cols, float eps, Stream stream);
+
+// dx = rstd * (g*w - x * rstd^2 * mean(g*w*x)) in x_dtype, with g = grad_y (in y_dtype), and the
+// weight gradient as float32 partial sums dw_partial [chunks, cols] over row chunks (sum them
+// over dim 0). Deterministic: every sum has a fixed order.
+void rms_norm_backward(Dtype x_dtype, Dtype y_dtype, const void* grad_y, const void* x, const float* w,
+                       const float* rstd, void* dx, float* dw_partial, int64_t chunks, int64_t rows, int64_t cols,
+                       Stream stream);
+
+// Rotary embedding in the rotate-half layout on x [B, T, H, D] (strides in elements; the last
+// dimension contiguous) with float32 tables cos, sin [T, R] (R <= D, even), which are first
+// rounded to the dtype (as the twin does). out is contiguous [B, T, H, D]; dims R.. are copied.
+// With inverse = true this is the backward: x is the output gradient, out the input gradient.
+void rotary(Dtype dtype, const void* x, int64_t stride_b, int64_t stride_t, int64_t stride_h, const float* cos,
+            const float* sin, void* out, int64_t batch, int64_t seq, int64_t heads, int64_t dim, int64_t rotary_dim,
+            bool inverse, Stream stream);
+
+// SwiGLU on fc1's output rows [gate | up] of 2 * cols: out [rows, cols] = silu(gate) * up, with
+// silu(gate) rounded to the dtype before the product (as the twin does).
+void swiglu_forward(Dtype dtype, const void* gate_up, void* out, int64_t rows, int64_t cols, Stream stream);
+
+// grad_gate_up [rows, 2 * cols] from grad_out [rows, cols].
+void swiglu_backward(Dtype dtype, const void* grad_out, const void* gate_up, void* grad_gate_up, int64_t rows,
+                     int64_t cols, Stream stream);
+
+// Next-token cross-entropy over logits [batch, seq, vocab]: row (b, t) predicts labels[b, t + 1];
+// the last position of each sequence and labels equal to ignore_index predict nothing (loss 0).
+// Writes each row's float32 loss and logsumexp. A label outside [0, vocab) gives a NaN loss.
+void cross_entropy_forward(Dtype dtype, const void* logits, const int64_t* labels, float* loss, float* logsumexp,
+                           int64_t batch, int64_t seq, int64_t vocab, int64_t ignore_index, Stream stream);
+
+// grad_logits [batch, seq, vocab] (logits' dtype) = (softmax - onehot) * grad_loss / count for
+// rows that predict a label, zero elsewhere; grad_loss and count are one float32 each on the
+// device (no host synchronisation).
+void cross_entropy_backward(Dtype dtype, const void* logits, const int64_t* labels, const float* logsumexp,
+                            const float* grad_loss, const float* count, void* grad_logits, int64_t batch, int64_t seq,
+                            int64_t vocab, int64_t ignore_index, Stream stream);
+
+}  // namespace strata::kernels::launch

@@ -1,0 +1,165 @@
+#include "strata/hf/deepseek_v32.h"
+
+#include "strata/core/error.h"
+#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_specs.h"
+
+namespace strata::hf {
+
+namespace {
+
+// Rows of `weight` [groups * group_rows, in] in strata's order from HF's: within each group, the
+// rope_dim rows from rope_offset on are reordered to the even ones, then the odd ones.
+at::Tensor rope_row_order(int64_t group_rows, int64_t rope_offset, int64_t rope_dim) {
+  auto order = at::arange(group_rows, at::kLong);
+  auto rope = at::arange(rope_offset, rope_offset + rope_dim, at::kLong);
+  order.narrow(0, rope_offset, rope_dim).copy_(at::cat({rope.slice(0, 0, rope_dim, 2), rope.slice(0, 1, rope_dim, 2)}));
+  return order;
+}
+
+// A projection whose rows per group end in a position part that DeepSeek rotates as interleaved
+// pairs: strata's copy has those rows in "rotate half" order (see deepseek_v32.h).
+void add_interleaved_rope_rows(TensorMap& map, const std::string& name, const std::string& hf_name, int64_t group_rows,
+                               int64_t rope_offset, int64_t rope_dim) {
+  auto to_strata = rope_row_order(group_rows, rope_offset, rope_dim);
+  auto to_hf = at::argsort(to_strata);
+  auto reorder = [group_rows](const at::Tensor& t, const at::Tensor& order) {
+    return t.view({-1, group_rows, t.size(-1)}).index_select(1, order.to(t.device())).reshape(t.sizes());
+  };
+  map.add({name, {hf_name}, [=](const std::vector<at::Tensor>& t) { return reorder(t[0], to_strata); },
+           [=](const at::Tensor& t) { return std::vector<at::Tensor>{reorder(t, to_hf)}; }});
+}
+
+void add_sparse_attention(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
+  const auto rope = c.qk_pos_emb_head_dim;
+  map.rename(st + "linear_q_down_proj.weight", hf + "q_a_proj.weight");
+  map.rename(st + "q_layernorm.weight", hf + "q_a_layernorm.weight");
+  add_interleaved_rope_rows(map, st + "linear_q_up_proj.weight", hf + "q_b_proj.weight", c.qk_head_dim + rope,
+                            c.qk_head_dim, rope);
+  add_interleaved_rope_rows(map, st + "linear_kv_down_proj.weight", hf + "kv_a_proj_with_mqa.weight",
+                            c.kv_lora_rank + rope, c.kv_lora_rank, rope);
+  map.rename(st + "kv_layernorm.weight", hf + "kv_a_layernorm.weight");
+  map.rename(st + "linear_kv_up_proj.weight", hf + "kv_b_proj.weight");
+  map.rename(st + "linear_proj.weight", hf + "o_proj.weight");
+  const auto indexer = st + "core_attention.indexer.";
+  map.rename(indexer + "linear_wq_b.weight", hf + "indexer.wq_b.weight");
+  map.rename(indexer + "linear_wk.weight", hf + "indexer.wk.weight");
+  map.rename(indexer + "k_norm.weight", hf + "indexer.k_norm.weight");
+  map.rename(indexer + "k_norm.bias", hf + "indexer.k_norm.bias");
+  map.rename(indexer + "linear_weights_proj.weight", hf + "indexer.weights_proj.weight");
+}
+
+void add_dense_mlp(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
+  map.concat_rows(st + "linear_fc1.weight", {hf + "gate_proj.weight", hf + "up_proj.weight"},
+                  {c.ffn_hidden_size, c.ffn_hidden_size});
+  map.rename(st + "linear_fc2.weight", hf + "down_proj.weight");
+}
+
+void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
+  const auto ffn = c.moe_ffn_hidden_size, shared = c.moe_shared_expert_intermediate_size;
+  map.rename(st + "router.weight", hf + "gate.weight");
+  map.rename(st + "router.expert_bias", hf + "gate.e_score_correction_bias");
+  map.stacked_experts(st + "experts.linear_fc1.weight", hf + "experts.", c.num_moe_experts,
+                      {"gate_proj.weight", "up_proj.weight"}, {ffn, ffn}, hf + "experts.gate_up_proj");
+  map.stacked_experts(st + "experts.linear_fc2.weight", hf + "experts.", c.num_moe_experts, {"down_proj.weight"},
+                      {c.hidden_size}, hf + "experts.down_proj");
+  map.concat_rows(st + "shared_experts.linear_fc1.weight",
+                  {hf + "shared_experts.gate_proj.weight", hf + "shared_experts.up_proj.weight"}, {shared, shared});
+  map.rename(st + "shared_experts.linear_fc2.weight", hf + "shared_experts.down_proj.weight");
+}
+
+}  // namespace
+
+std::string deepseek_v32_layer_pattern(const io::DeepseekV32Config& hf) {
+  std::string pattern;
+  for (const auto& mlp : hf.mlp_layer_types) pattern += mlp == "sparse" ? "[DE]" : "[D-]";
+  return pattern;
+}
+
+TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& hf) {
+  if (hf.attention_bias)
+    fail("deepseek_v32 config: attention_bias = true (biases on q_a_proj, kv_a_proj_with_mqa and o_proj) is not "
+         "supported; expected false");
+  if (hf.mlp_bias) fail("deepseek_v32 config: mlp_bias = true is not supported; expected false");
+  if (hf.rope.rope_type != "default")
+    fail("deepseek_v32 config: rope_type \"", hf.rope.rope_type,
+         "\" is not supported; expected \"default\" (YaRN and other scaled RoPE variants are not implemented)");
+  const bool has_moe = deepseek_v32_layer_pattern(hf).find('E') != std::string::npos;
+  if (has_moe && hf.topk_group < hf.n_group)
+    fail("deepseek_v32 config: n_group = ", hf.n_group, ", topk_group = ", hf.topk_group,
+         ": group-limited expert routing is not supported; expected topk_group >= n_group (every group eligible)");
+
+  TransformerConfig c;
+  c.hybrid_layer_pattern = deepseek_v32_layer_pattern(hf);
+  c.num_layers = 2 * hf.num_hidden_layers;  // one canonical layer per mixer
+  c.hidden_size = hf.hidden_size;
+  // Only dense layers use ffn_hidden_size; a model without any still needs a valid one.
+  c.ffn_hidden_size = hf.intermediate_size > 0 ? hf.intermediate_size : hf.moe_intermediate_size;
+  c.num_attention_heads = hf.num_attention_heads;
+  c.num_query_groups = hf.num_attention_heads;
+  // Unused by MLA (it has its own head sizes and rotary tables); the query/key head width.
+  c.kv_channels = hf.qk_nope_head_dim + hf.qk_rope_head_dim;
+  c.vocab_size = hf.vocab_size;
+  c.normalization = Normalization::RMSNorm;
+  c.layernorm_epsilon = hf.rms_norm_eps;
+  c.gated_linear_unit = true;
+  c.activation_func = parse_activation(hf.hidden_act, "deepseek_v32 config hidden_act");
+  c.rotary_base = hf.rope.rope_theta;
+  c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
+
+  c.q_lora_rank = hf.q_lora_rank;
+  c.kv_lora_rank = hf.kv_lora_rank;
+  c.qk_head_dim = hf.qk_nope_head_dim;
+  c.qk_pos_emb_head_dim = hf.qk_rope_head_dim;
+  c.v_head_dim = hf.v_head_dim;
+  c.dsa_indexer_n_heads = hf.index_n_heads;
+  c.dsa_indexer_head_dim = hf.index_head_dim;
+  c.dsa_indexer_topk = hf.index_topk;
+
+  if (has_moe) {
+    c.num_moe_experts = hf.n_routed_experts;
+    c.moe_router_topk = hf.num_experts_per_tok;
+    c.moe_ffn_hidden_size = hf.moe_intermediate_size;
+    c.moe_shared_expert_intermediate_size = hf.n_shared_experts * hf.moe_intermediate_size;
+    c.moe_router_score_function = "sigmoid";
+    c.moe_router_enable_expert_bias = true;
+    c.moe_router_norm_topk_prob = hf.norm_topk_prob;
+    c.moe_router_topk_scaling_factor = hf.routed_scaling_factor;
+  }
+  validate(c);
+  return c;
+}
+
+TensorMap deepseek_v32_tensor_map(const TransformerConfig& c) {
+  const auto pattern = resolve_layer_pattern(c);
+  TensorMap map;
+  map.rename("embedding.word_embeddings.weight", "model.embed_tokens.weight");
+  for (size_t i = 0; i < pattern.layers.size(); ++i) {
+    const auto& layer = pattern.layers[i];
+    if (layer.sequence != SequenceMixerKind::DeepSeekSparseAttention || !layer.channel)
+      fail("deepseek_v32 tensor map: layer ", i, " of pattern \"", pattern.text,
+           "\" is not a fused [D-] or [DE] layer, as each HF layer is");
+    const auto hf = cat("model.layers.", i, ".");
+    const auto st = cat("decoder.layers.", layer.sequence_canonical(), ".");
+    const auto st_channel = cat("decoder.layers.", layer.channel_canonical(), ".");
+    map.rename(st + "input_layernorm.weight", hf + "input_layernorm.weight");
+    add_sparse_attention(map, c, st + "self_attention.", hf + "self_attn.");
+    map.rename(st_channel + "pre_mlp_layernorm.weight", hf + "post_attention_layernorm.weight");
+    if (*layer.channel == ChannelMixerKind::MoE)
+      add_moe(map, c, st_channel + "mlp.", hf + "mlp.");
+    else
+      add_dense_mlp(map, c, st_channel + "mlp.", hf + "mlp.");
+  }
+  map.rename("decoder.final_layernorm.weight", "model.norm.weight");
+  if (!c.share_embeddings_and_output_weights) map.rename("output_layer.weight", "lm_head.weight");
+  return map;
+}
+
+HfModel build_deepseek_v32(const io::DeepseekV32Config& hf) {
+  auto config = std::make_shared<const TransformerConfig>(deepseek_v32_transformer_config(hf));
+  auto registry = default_layer_registry(LocalBackend{}, *config);
+  auto model = std::make_shared<LanguageModel>(config, decoder_spec(registry, *config));
+  return {"deepseek_v32", config, model, deepseek_v32_tensor_map(*config)};
+}
+
+}  // namespace strata::hf

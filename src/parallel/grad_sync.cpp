@@ -1,0 +1,184 @@
+#include "strata/parallel/grad_sync.h"
+
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include "strata/core/error.h"
+
+namespace strata::parallel {
+
+namespace {
+
+// Gradients flattened into float32 with one has-gradient flag per tensor after them, so a tensor
+// that got no gradient anywhere can be told from one whose gradient sums to zero.
+at::Tensor pack(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> parts;
+  std::vector<float> flags;
+  for (const auto& p : params) {
+    const auto& g = p.grad();
+    parts.push_back(g.defined() ? g.detach().to(at::kFloat).reshape(-1) : at::zeros({p.numel()}, p.options().dtype(at::kFloat)));
+    flags.push_back(g.defined() ? 1.0f : 0.0f);
+  }
+  const auto device = params.front().device();
+  parts.push_back(at::tensor(flags, at::TensorOptions(at::kFloat)).to(device));
+  return at::cat(parts);
+}
+
+void unpack(const at::Tensor& buffer, const std::vector<at::Tensor>& params, double scale) {
+  at::NoGradGuard no_grad;
+  int64_t offset = 0;
+  const auto flags = buffer.narrow(0, buffer.numel() - static_cast<int64_t>(params.size()), params.size()).cpu();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto p = params[i];
+    const auto numel = p.numel();
+    if (flags[static_cast<int64_t>(i)].item<float>() > 0) {
+      auto value = buffer.narrow(0, offset, numel).view(p.sizes()).mul(scale).to(p.scalar_type());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(value);
+      } else {
+        p.mutable_grad() = value;
+      }
+    }
+    offset += numel;
+  }
+}
+
+}  // namespace
+
+GradientSync::GradientSync(LanguageModel& model, int64_t bucket_bytes)
+    : pg_(model.process_groups()), placements_(parameter_placements(model)) {
+  if (bucket_bytes <= 0) fail("gradient bucket size ", bucket_bytes, " bytes: expected a positive size");
+  std::map<const c10::TensorImpl*, std::string> canonical_name;
+  for (const auto& [name, t] : model.canonical_state_dict()) canonical_name.emplace(t.unsafeGetTensorImpl(), name);
+  const auto registered = model.named_parameters(/*recurse=*/true);
+  for (auto it = registered.end(); it != registered.begin();) {
+    --it;
+    const auto& tensor = it->value();
+    if (!tensor.requires_grad()) continue;
+    const auto& name = canonical_name.at(tensor.unsafeGetTensorImpl());
+    params_.push_back(Param{.name = name, .tensor = tensor, .placement = placements_.at(name)});
+  }
+
+  // Buckets: consecutive parameters of one kind (dense or expert) up to bucket_bytes each.
+  const double dp = static_cast<double>(pg_.dp_size());
+  std::optional<size_t> open[2];
+  int64_t bytes[2] = {0, 0};
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    const int kind = p.placement.expert() ? 1 : 0;
+    const auto& group = kind ? pg_.expert_dp : pg_.dp;
+    if (ProcessGroups::size(group) == 1) continue;
+    if (!open[kind] || bytes[kind] >= bucket_bytes) {
+      open[kind] = buckets_.size();
+      bytes[kind] = 0;
+      buckets_.push_back(Bucket{.group = group, .scale = 1.0 / dp});
+    }
+    p.bucket = *open[kind];
+    buckets_[p.bucket].members.push_back(i);
+    bytes[kind] += p.tensor.numel() * static_cast<int64_t>(sizeof(float));
+  }
+
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    if (p.bucket == SIZE_MAX) continue;
+    p.accumulator = torch::autograd::impl::grad_accumulator(p.tensor);
+    p.hook = p.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          mark_ready(i);
+          return outputs;
+        }));
+  }
+}
+
+GradientSync::~GradientSync() {
+  for (auto& p : params_)
+    if (p.accumulator) p.accumulator->del_post_hook(p.hook);
+}
+
+void GradientSync::prepare_backward(bool last_of_step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = last_of_step;
+  if (last_of_step) started_in_backward_ = 0;
+}
+
+void GradientSync::mark_ready(size_t index) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& p = params_[index];
+  if (!armed_ || p.ready) return;
+  p.ready = true;
+  ++buckets_[p.bucket].ready;
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].members.size()) {
+    launch(next_launch_++);
+    ++started_in_backward_;
+  }
+}
+
+void GradientSync::launch(size_t b) {
+  auto& bucket = buckets_[b];
+  std::vector<at::Tensor> tensors;
+  for (auto i : bucket.members) tensors.push_back(params_[i].tensor);
+  bucket.buffer = pack(tensors);
+  bucket.work = all_reduce_sum_async_(bucket.buffer, bucket.group, cat("all-reduce of gradient bucket ", b));
+}
+
+void GradientSync::finish() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (next_launch_ < buckets_.size()) launch(next_launch_++);
+    for (auto& bucket : buckets_) {
+      bucket.work.wait();
+      std::vector<at::Tensor> tensors;
+      for (auto i : bucket.members) tensors.push_back(params_[i].tensor);
+      unpack(bucket.buffer, tensors, bucket.scale);
+      bucket.buffer = at::Tensor();
+      bucket.ready = 0;
+    }
+    for (auto& p : params_) p.ready = false;
+    next_launch_ = 0;
+    armed_ = false;
+  }
+  // Experts that no other rank holds (ep = dp) are reduced by nobody, but their gradients still
+  // hold every data-parallel rank's tokens: the division by dp is all that is left to do.
+  at::NoGradGuard no_grad;
+  for (auto& p : params_)
+    if (p.bucket == SIZE_MAX && p.placement.expert() && pg_.dp_size() > 1 && p.tensor.grad().defined())
+      p.tensor.mutable_grad().div_(static_cast<double>(pg_.dp_size()));
+  sum_partial_gradients_over_tp();
+}
+
+void GradientSync::sum_partial_gradients_over_tp() {
+  std::vector<at::Tensor> partial;
+  for (const auto& p : params_)
+    if (p.placement.sum_grad_over_tp) partial.push_back(p.tensor);
+  if (partial.empty() || pg_.tp_size() == 1) return;
+  auto buffer = pack(partial);
+  all_reduce_sum_(buffer, pg_.tp, "all-reduce of gradients that are partial per tensor-parallel rank");
+  unpack(buffer, partial, 1.0);
+}
+
+double GradientSync::clip_grad_norm(double max_norm) {
+  at::NoGradGuard no_grad;
+  at::Tensor total;
+  for (const auto& p : params_) {
+    const auto& g = p.tensor.grad();
+    if (!g.defined()) continue;
+    // Copies of this gradient across the world: one per tensor-parallel rank unless split over tp,
+    // one per rank of its data-parallel group (pipeline stages hold different parameters).
+    const double copies = static_cast<double>(p.placement.split_over_tp() ? 1 : pg_.tp_size()) *
+                          static_cast<double>(ProcessGroups::size(p.placement.expert() ? pg_.expert_dp : pg_.dp));
+    auto square = g.to(at::kDouble).pow(2).sum() / copies;
+    total = total.defined() ? total + square : square;
+  }
+  if (!total.defined()) total = at::zeros({}, at::kDouble);
+  auto reduced = total.reshape({1}).contiguous();
+  all_reduce_sum_(reduced, pg_.world, "all-reduce of the gradient norm");
+  const double norm = std::sqrt(reduced.item<double>());
+  if (max_norm > 0.0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& p : params_)
+      if (p.tensor.grad().defined()) p.tensor.mutable_grad().mul_(scale);
+  }
+  return norm;
+}
+
+}  // namespace strata::parallel
