@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two quick-start commands:
-#   ./strata.sh run    build strata and run the main job
+#   ./strata.sh run    build strata and train the embedded default (a small hybrid model on
+#                      synthetic associative recall, ~2 minutes on 2 CPU cores), then plot it
 #   ./strata.sh test   build strata and run the whole test suite
 # Both install missing Debian packages first (scripts/setup.sh) and build into build/.
 set -euo pipefail
@@ -16,7 +17,10 @@ case "${1:-}" in
   run)
     build
     shift
-    exec build/strata hf-check tests/fixtures/hf/qwen3_dense "$@"
+    rm -rf runs/default
+    build/strata train --train-iters 600 --save runs/default --metrics runs/default/metrics.jsonl "$@"
+    build/strata plot runs/default/metrics.jsonl -o runs/default/curve.svg
+    echo "loss and accuracy curves: runs/default/curve.svg"
     ;;
   test)
     build

@@ -70,7 +70,13 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "steps left out of the measurement");
   app.add_option("--device", device);
   app.add_flag("--recompute", o.recompute);
+  int64_t streams = 0;
+  app.add_option("--hyper-connections", streams, "mHC with this many residual streams (0: plain residual)");
   CLI11_PARSE(app, argc, argv);
+  if (streams > 0) {
+    c.enable_hyper_connections = true;
+    c.num_residual_streams = streams;
+  }
   c.num_query_groups = c.num_attention_heads;
   if (!pattern.empty()) {
     c.hybrid_layer_pattern = pattern;

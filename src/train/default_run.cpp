@@ -4,7 +4,10 @@ namespace strata::train {
 
 TransformerConfig default_model_config() {
   TransformerConfig c;
-  c.hybrid_layer_pattern = "[*-][*-]";
+  // A hybrid: Gated DeltaNet then softmax attention. On recall with 8 pairs it reaches ~0.95
+  // accuracy in 600 steps (about 100 s on 2 CPU cores); attention alone, "[*-][*-]", is still near
+  // 0.2 by then (docs/training.md).
+  c.hybrid_layer_pattern = "[G-][*-]";
   c.num_layers = 4;
   c.hidden_size = 64;
   c.ffn_hidden_size = 128;
@@ -15,6 +18,10 @@ TransformerConfig default_model_config() {
   c.layernorm_epsilon = 1e-6;
   c.qk_layernorm = true;
   c.init_method_std = 0.02;
+  c.linear_key_head_dim = 16;
+  c.linear_value_head_dim = 16;
+  c.linear_num_key_heads = 2;
+  c.linear_num_value_heads = 4;
   return c;
 }
 
