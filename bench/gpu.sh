@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
-# machine's PyTorch wheel, run the test suite on CUDA tensors, run hf-check on the GPU, and
-# print a short table, then benchmark a training step against PyTorch on the same GPU. Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along.
+# machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
+# the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
+#   bench/gpu.sh [all|test|bench]      (default all; the build is incremental in build-gpu/)
+# Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+phase=${1:-all}
 out=${OUT:-/tmp/strata-gpu}
 mkdir -p "$out"
 
@@ -23,18 +26,26 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
 step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu-deps/usr"
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
-# Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both run
-# on the CPU machines.
-step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail" --output-on-failure -j4
-step hf-check-cuda build-gpu/strata hf-check tests/fixtures/hf/qwen3_dense --device cuda
-# Benchmarks beside PyTorch on the same GPU. flash-linear-attention (and einops, which it
-# imports) come from .peers/ when carried: public code run as a peer, never committed.
-step bench-train-step python3 bench/compare_train_step.py --strata-bench build-gpu/strata_bench_train ${BENCH_TRAIN_FLAGS:-}
-step bench-gdn env PYTHONPATH="$PWD/.peers/flash-linear-attention" \
-  python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn
-step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
-grep -h "hf-check" "$out/hf-check-cuda.log" | tail -1
-for b in bench-train-step bench-gdn bench-decode; do cat "$out/$b.log"; done
-grep -hE "tests passed|tests failed" "$out/tests-cuda.log" | tail -1
+if [ "$phase" != bench ]; then
+  # Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both
+  # run on the CPU machines. cli.train_nproc starts Gloo ranks, and PyTorch's wheel ships no Gloo
+  # headers (the CPU machines run it; bench/nccl_scaling.sh runs the NCCL path on 2+ GPUs).
+  step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|cli.train_nproc" \
+    --output-on-failure -j4
+  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32; do
+    step hf-check-cuda-$arch build-gpu/strata hf-check tests/fixtures/hf/$arch --device cuda
+  done
+  grep -h "^hf-check" "$out"/hf-check-cuda-*.log
+  grep -hE "tests passed|tests failed" "$out/tests-cuda.log" | tail -1
+fi
+if [ "$phase" != test ]; then
+  # Benchmarks beside PyTorch on the same GPU. flash-linear-attention (and einops, which it
+  # imports) come from .peers/ when carried: public code run as a peer, never committed.
+  step bench-train-step python3 bench/compare_train_step.py --strata-bench build-gpu/strata_bench_train ${BENCH_TRAIN_FLAGS:-}
+  step bench-gdn env PYTHONPATH="$PWD/.peers/flash-linear-attention" \
+    python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn
+  step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
+  for b in bench-train-step bench-gdn bench-decode; do cat "$out/$b.log"; done
+fi
 echo "== summary"
 cat "$out/summary.txt"
