@@ -2,10 +2,15 @@
 (Qwen3NextGatedDeltaNet with torch_chunk_gated_delta_rule) and, where it imports,
 flash-linear-attention's Triton chunk_gated_delta_rule (PYTHONPATH=.peers/flash-linear-attention).
 Same shapes as Qwen3-Next-80B's linear-attention layers. Prints a markdown table.
+
+HF's layer switches to fla's kernels whenever fla imports, so HF is measured in this process
+without fla on the path, and fla in a child process (--fla-only) with --fla-path on sys.path.
 """
 import argparse
 import json
+import os
 import subprocess
+import sys
 import time
 
 import torch
@@ -24,10 +29,21 @@ def median_ms(fn, warmup=3, iters=10):
     return sorted(times)[len(times) // 2]
 
 
+def gdn_inputs(T, H, Dk, Dv):
+    """Random delta-rule inputs, [1, T, H, ...], bf16 (g in float32), requiring gradients."""
+    q = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
+    k = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
+    v = torch.randn(1, T, H, Dv, device="cuda", dtype=torch.bfloat16)
+    g = torch.nn.functional.logsigmoid(torch.randn(1, T, H, device="cuda"))
+    beta = torch.rand(1, T, H, device="cuda", dtype=torch.bfloat16)
+    return [t.requires_grad_() for t in (q, k, v, g, beta)]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--strata-bench", required=True)
     p.add_argument("--seq-length", type=int, default=4096)
+    p.add_argument("--fla-path", default="", help="folder holding flash-linear-attention's fla package")
     args = p.parse_args()
     T, H, Hk, Dk, Dv, hidden = args.seq_length, 32, 16, 128, 128, 2048
 
@@ -50,39 +66,52 @@ def main():
 
     rows = [("layer fwd+bwd", "strata", strata["layer"]), ("layer fwd+bwd", "HF PyTorch path", median_ms(hf_layer))]
 
-    def inputs():
-        q = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
-        k = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
-        v = torch.randn(1, T, H, Dv, device="cuda", dtype=torch.bfloat16)
-        g = torch.nn.functional.logsigmoid(torch.randn(1, T, H, device="cuda"))
-        beta = torch.rand(1, T, H, device="cuda", dtype=torch.bfloat16)
-        return [t.requires_grad_() for t in (q, k, v, g, beta)]
-
-    q, k, v, g, beta = inputs()
+    q, k, v, g, beta = gdn_inputs(T, H, Dk, Dv)
 
     def hf_rule():
         o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=64)
         o.float().square().mean().backward()
 
     rows += [("delta rule fwd+bwd", "strata", strata["delta_rule"]), ("delta rule fwd+bwd", "HF PyTorch path", median_ms(hf_rule))]
-    try:
-        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-
-        def fla_rule():
-            o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5)
-            o.float().square().mean().backward()
-
-        rows.append(("delta rule fwd+bwd", "flash-linear-attention (Triton)", median_ms(fla_rule)))
-    except Exception as e:  # report why, do not hide it
-        print(f"flash-linear-attention not measured: {type(e).__name__}: {e}")
+    if args.fla_path:
+        child = subprocess.run([sys.executable, __file__, "--fla-only", "--seq-length", str(T)], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": args.fla_path})
+        for line in child.stdout.strip().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                rows.append((r["what"], "flash-linear-attention (Triton)", r["ms"]))
+            else:
+                print(line)
+        if child.returncode != 0:
+            print("flash-linear-attention not measured:", child.stderr.strip().splitlines()[-1:])
 
     print(f"Gated DeltaNet, seq {T}, batch 1, {H} value heads / {Hk} key heads, dk=dv={Dk}, hidden {hidden}, bf16")
     print("| what | implementation | ms | strata speed-up |")
     print("| --- | --- | --- | --- |")
     for what, impl, ms in rows:
-        mine = strata["layer" if what.startswith("layer") else "delta_rule"]
+        mine = strata["layer" if what.startswith("layer") else "delta_rule" if "bwd" in what else "delta_rule_fwd"]
         print(f"| {what} | {impl} | {ms:.2f} | {ms / mine:.2f}x |")
 
 
+def fla_only(T):
+    """fla's chunk_gated_delta_rule, forward and backward; prints one JSON line per measurement."""
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+    H, Dk, Dv = 32, 128, 128
+    q, k, v, g, beta = gdn_inputs(T, H, Dk, Dv)
+    print(json.dumps({"what": "delta rule fwd", "ms": median_ms(lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5))}))
+
+    def fwd_bwd():
+        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5)
+        o.float().square().mean().backward()
+
+    try:
+        print(json.dumps({"what": "delta rule fwd+bwd", "ms": median_ms(fwd_bwd)}))
+    except RuntimeError as e:  # fla refuses its backward on some Triton versions: say so
+        print(f"flash-linear-attention backward not measured: {e}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--fla-only" in sys.argv:
+        fla_only(int(sys.argv[sys.argv.index("--seq-length") + 1]))
+    else:
+        main()

@@ -86,7 +86,15 @@ int main(int argc, char** argv) {
       },
       warmup, iters);
 
-  for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms}})
+  const double rule_fwd_ms = median_ms(
+      [&] {
+        at::NoGradGuard no_grad;
+        strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+      },
+      warmup, iters);
+
+  for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms},
+                          std::pair{"delta_rule_fwd", rule_fwd_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
   return 0;
 }

@@ -28,9 +28,10 @@ step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTR
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
 if [ "$phase" != bench ]; then
   # Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both
-  # run on the CPU machines. cli.train_nproc starts Gloo ranks, and PyTorch's wheel ships no Gloo
-  # headers (the CPU machines run it; bench/nccl_scaling.sh runs the NCCL path on 2+ GPUs).
-  step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|cli.train_nproc" \
+  # run on the CPU machines. The multi-rank tests start CPU ranks over Gloo, and PyTorch's wheel
+  # ships no Gloo headers: the CPU machines run them, bench/nccl_scaling.sh runs NCCL on 2+ GPUs.
+  multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling"
+  step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
     --output-on-failure -j4
   for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32; do
     step hf-check-cuda-$arch build-gpu/strata hf-check tests/fixtures/hf/$arch --device cuda
@@ -42,8 +43,8 @@ if [ "$phase" != test ]; then
   # Benchmarks beside PyTorch on the same GPU. flash-linear-attention (and einops, which it
   # imports) come from .peers/ when carried: public code run as a peer, never committed.
   step bench-train-step python3 bench/compare_train_step.py --strata-bench build-gpu/strata_bench_train ${BENCH_TRAIN_FLAGS:-}
-  step bench-gdn env PYTHONPATH="$PWD/.peers/flash-linear-attention" \
-    python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn
+  step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
+    --fla-path "$PWD/.peers/flash-linear-attention"
   step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
   for b in bench-train-step bench-gdn bench-decode; do cat "$out/$b.log"; done
 fi

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "strata/core/error.h"
+#include "strata/layers/dot_product_attention.h"
 
 namespace strata {
 
@@ -39,6 +40,8 @@ at::Tensor DsaCoreAttention::forward(const at::Tensor& q, const at::Tensor& k, c
   if (selected.dim() != 3 || selected.size(0) != batch || selected.size(1) != queries)
     fail("DeepSeek sparse attention: the indexer selected keys of shape ", selected.sizes(), ", expected [", batch,
          ", ", queries, ", k]");
+  // Every key selected: dense causal attention, the same call dense MLA makes.
+  if (selected.size(-1) >= keys) return grouped_query_attention(q, k, v, /*causal=*/true, scale_);
   auto chosen = at::zeros({batch, queries, keys}, q.options().dtype(at::kBool)).scatter(-1, selected, true);
   return masked_attention(q, k, v, chosen.logical_and(visible_keys(queries, keys, q.device())), scale_);
 }

@@ -6,14 +6,19 @@
 
 namespace strata {
 
+// Softmax attention of q [B, T, heads, D] over k [B, S, kv_heads, D] and v [B, S, kv_heads, Dv],
+// each key/value head repeated for its group of query heads; causal aligns the last query with
+// the last key. Returns [B, T, heads * Dv]. DotProductAttention and DeepSeek sparse attention
+// (when it selects every key) share it, so the two agree to the bit.
+at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
+                                   double scale);
+
 class DotProductAttention : public CoreAttentionModule {
  public:
   explicit DotProductAttention(const CoreAttentionArgs& args);
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) override;
 
  private:
-  int64_t num_heads_;
-  int64_t num_kv_heads_;
   double scale_;
   bool causal_;
   double dropout_;
