@@ -1,6 +1,7 @@
 #include "strata/hf/deepseek_v32.h"
 
 #include "strata/core/error.h"
+#include "strata/hf/common_maps.h"
 #include "strata/model/layer_pattern.h"
 #include "strata/model/layer_specs.h"
 
@@ -49,12 +50,6 @@ void add_sparse_attention(TensorMap& map, const TransformerConfig& c, const std:
   map.rename(indexer + "linear_weights_proj.weight", hf + "indexer.weights_proj.weight");
 }
 
-void add_dense_mlp(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
-  map.concat_rows(st + "linear_fc1.weight", {hf + "gate_proj.weight", hf + "up_proj.weight"},
-                  {c.ffn_hidden_size, c.ffn_hidden_size});
-  map.rename(st + "linear_fc2.weight", hf + "down_proj.weight");
-}
-
 void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
   const auto ffn = c.moe_ffn_hidden_size, shared = c.moe_shared_expert_intermediate_size;
   map.rename(st + "router.weight", hf + "gate.weight");
@@ -63,9 +58,7 @@ void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, 
                       {"gate_proj.weight", "up_proj.weight"}, {ffn, ffn}, hf + "experts.gate_up_proj");
   map.stacked_experts(st + "experts.linear_fc2.weight", hf + "experts.", c.num_moe_experts, {"down_proj.weight"},
                       {c.hidden_size}, hf + "experts.down_proj");
-  map.concat_rows(st + "shared_experts.linear_fc1.weight",
-                  {hf + "shared_experts.gate_proj.weight", hf + "shared_experts.up_proj.weight"}, {shared, shared});
-  map.rename(st + "shared_experts.linear_fc2.weight", hf + "shared_experts.down_proj.weight");
+  add_swiglu_mlp(map, st + "shared_experts.", hf + "shared_experts.", shared);
 }
 
 }  // namespace
@@ -148,10 +141,9 @@ TensorMap deepseek_v32_tensor_map(const TransformerConfig& c) {
     if (*layer.channel == ChannelMixerKind::MoE)
       add_moe(map, c, st_channel + "mlp.", hf + "mlp.");
     else
-      add_dense_mlp(map, c, st_channel + "mlp.", hf + "mlp.");
+      add_swiglu_mlp(map, st_channel + "mlp.", hf + "mlp.", c.ffn_hidden_size);
   }
-  map.rename("decoder.final_layernorm.weight", "model.norm.weight");
-  if (!c.share_embeddings_and_output_weights) map.rename("output_layer.weight", "lm_head.weight");
+  add_final_norm_and_output(map, c, "model.norm.weight");
   return map;
 }
 

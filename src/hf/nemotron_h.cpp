@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "strata/core/error.h"
+#include "strata/hf/common_maps.h"
 #include "strata/model/layer_specs.h"
 
 namespace strata::hf {
@@ -131,8 +132,7 @@ TensorMap nemotron_h_tensor_map(const TransformerConfig& c) {
       map.rename(st + "mlp.linear_fc2.weight", hf + "mixer.down_proj.weight");
     }
   }
-  map.rename("decoder.final_layernorm.weight", "backbone.norm_f.weight");
-  if (!c.share_embeddings_and_output_weights) map.rename("output_layer.weight", "lm_head.weight");
+  add_final_norm_and_output(map, c, "backbone.norm_f.weight");
   return with_runtime_names(map);
 }
 

@@ -1,6 +1,7 @@
 #include "strata/hf/qwen3.h"
 
 #include "strata/core/error.h"
+#include "strata/hf/common_maps.h"
 #include "strata/model/layer_specs.h"
 
 namespace strata::hf {
@@ -44,12 +45,9 @@ TensorMap qwen3_tensor_map(const TransformerConfig& c) {
     map.rename(st + "self_attention.k_layernorm.weight", hf + "self_attn.k_norm.weight");
     map.rename(st + "self_attention.linear_proj.weight", hf + "self_attn.o_proj.weight");
     map.rename(st_mlp + "pre_mlp_layernorm.weight", hf + "post_attention_layernorm.weight");
-    map.concat_rows(st_mlp + "mlp.linear_fc1.weight", {hf + "mlp.gate_proj.weight", hf + "mlp.up_proj.weight"},
-                    {c.ffn_hidden_size, c.ffn_hidden_size});
-    map.rename(st_mlp + "mlp.linear_fc2.weight", hf + "mlp.down_proj.weight");
+    add_swiglu_mlp(map, st_mlp + "mlp.", hf + "mlp.", c.ffn_hidden_size);
   }
-  map.rename("decoder.final_layernorm.weight", "model.norm.weight");
-  if (!c.share_embeddings_and_output_weights) map.rename("output_layer.weight", "lm_head.weight");
+  add_final_norm_and_output(map, c, "model.norm.weight");
   return map;
 }
 

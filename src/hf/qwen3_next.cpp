@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "strata/core/error.h"
+#include "strata/hf/common_maps.h"
 #include "strata/hf/gated_delta_net_layout.h"
 #include "strata/model/layer_pattern.h"
 #include "strata/model/layer_specs.h"
@@ -54,16 +55,8 @@ void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, 
   map.stacked_experts(st + "experts.linear_fc2.weight", hf + "experts.", c.num_moe_experts, {"down_proj.weight"},
                       {c.hidden_size}, hf + "experts.down_proj");
   const auto shared = c.moe_shared_expert_intermediate_size;
-  map.concat_rows(st + "shared_experts.linear_fc1.weight",
-                  {hf + "shared_expert.gate_proj.weight", hf + "shared_expert.up_proj.weight"}, {shared, shared});
-  map.rename(st + "shared_experts.linear_fc2.weight", hf + "shared_expert.down_proj.weight");
+  add_swiglu_mlp(map, st + "shared_experts.", hf + "shared_expert.", shared);
   map.rename(st + "shared_experts_gate.weight", hf + "shared_expert_gate.weight");
-}
-
-void add_dense_mlp(TensorMap& map, const TransformerConfig& c, const std::string& st, const std::string& hf) {
-  map.concat_rows(st + "linear_fc1.weight", {hf + "gate_proj.weight", hf + "up_proj.weight"},
-                  {c.ffn_hidden_size, c.ffn_hidden_size});
-  map.rename(st + "linear_fc2.weight", hf + "down_proj.weight");
 }
 
 }  // namespace
@@ -146,10 +139,9 @@ TensorMap qwen3_next_tensor_map(const TransformerConfig& c) {
     if (*layer.channel == ChannelMixerKind::MoE)
       add_moe(map, c, st_channel + "mlp.", hf + "mlp.");
     else
-      add_dense_mlp(map, c, st_channel + "mlp.", hf + "mlp.");
+      add_swiglu_mlp(map, st_channel + "mlp.", hf + "mlp.", c.ffn_hidden_size);
   }
-  map.rename("decoder.final_layernorm.weight", "model.norm.weight");
-  if (!c.share_embeddings_and_output_weights) map.rename("output_layer.weight", "lm_head.weight");
+  add_final_norm_and_output(map, c, "model.norm.weight");
   return map;
 }
 

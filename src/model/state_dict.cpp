@@ -21,6 +21,23 @@ std::string shape_of(const at::Tensor& t) {
 }
 }  // namespace
 
+void refuse_checkpoint_if_mismatched(const std::string& source, const std::vector<std::string>& missing,
+                                     const std::vector<std::string>& unexpected,
+                                     const std::vector<std::string>& mismatched) {
+  if (missing.empty() && unexpected.empty() && mismatched.empty()) return;
+  std::ostringstream msg;
+  msg << "cannot load " << source << " into the model:";
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    msg << "\n  " << what << " (" << names.size() << "):";
+    for (const auto& n : names) msg << "\n    " << n;
+  };
+  list("missing tensors", missing);
+  list("unexpected tensors", unexpected);
+  list("wrongly shaped tensors", mismatched);
+  throw Error(msg.str());
+}
+
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
                      const std::string& source) {
   load_named_tensors(state_dict(module), tensors, source);
@@ -39,19 +56,7 @@ void load_named_tensors(const std::map<std::string, at::Tensor>& targets,
   }
   for (const auto& [name, tensor] : tensors)
     if (!targets.count(name)) unexpected.push_back(name);
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::ostringstream msg;
-    msg << "cannot load " << source << " into the model:";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      msg << "\n  " << what << " (" << names.size() << "):";
-      for (const auto& n : names) msg << "\n    " << n;
-    };
-    list("missing tensors", missing);
-    list("unexpected tensors", unexpected);
-    list("wrongly shaped tensors", mismatched);
-    throw Error(msg.str());
-  }
+  refuse_checkpoint_if_mismatched(source, missing, unexpected, mismatched);
   at::NoGradGuard no_grad;
   for (const auto& [name, target] : targets) const_cast<at::Tensor&>(target).copy_(tensors.at(name));
 }

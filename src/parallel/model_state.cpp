@@ -156,19 +156,7 @@ void load_canonical_state_dict(LanguageModel& model, const std::map<std::string,
       }
     }
   }
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::ostringstream msg;
-    msg << "cannot load " << source << " into the model:";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      msg << "\n  " << what << " (" << names.size() << "):";
-      for (const auto& n : names) msg << "\n    " << n;
-    };
-    list("missing tensors", missing);
-    list("unexpected tensors", unexpected);
-    list("wrongly shaped tensors", mismatched);
-    throw Error(msg.str());
-  }
+  refuse_checkpoint_if_mismatched(source, missing, unexpected, mismatched);
   load_named_tensors(model.canonical_state_dict(), local, source);
 }
 

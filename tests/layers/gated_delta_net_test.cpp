@@ -87,14 +87,19 @@ TEST(GatedDeltaRule, ChunkedEqualsRecurrentInFloat64) {
   EXPECT_TRUE(at::allclose(chunked.final_state, recurrent.final_state, 1e-12, 1e-12));
 }
 
-// Decays large enough that cumulative log decays reach the thousands within a chunk: the decays
-// between two steps, differences of those sums, must still give the recurrent outputs.
+// Decays large enough that cumulative log decays reach the thousands within a chunk. The decay
+// between two steps is a difference of two such sums (HF's and fla's formulation, which strata
+// follows to match their gradients), so float32 loses ~1e3 * 6e-8 in the exponent: the forms
+// agree to 1e-4 here rather than the 1e-5 of ordinary decays.
 TEST(GatedDeltaRule, ChunkedStaysAccurateUnderStrongDecay) {
-  auto in = random_rule_inputs(130, at::TensorOptions().device(testing::test_device()), /*decay_scale=*/30.0);
-  auto chunked = gated_delta_rule_chunked(in.q, in.k, in.v, in.g, in.beta, 64, in.initial_state);
-  auto recurrent = gated_delta_rule_recurrent(in.q, in.k, in.v, in.g, in.beta, in.initial_state);
-  EXPECT_TRUE(at::allclose(chunked.out, recurrent.out, 1e-5, 1e-5)) << (chunked.out - recurrent.out).abs().max();
-  EXPECT_TRUE(at::allclose(chunked.final_state, recurrent.final_state, 1e-5, 1e-5));
+  at::manual_seed(4);
+  for (int repeat = 0; repeat < 5; ++repeat) {
+    auto in = random_rule_inputs(130, at::TensorOptions().device(testing::test_device()), /*decay_scale=*/30.0);
+    auto chunked = gated_delta_rule_chunked(in.q, in.k, in.v, in.g, in.beta, 64, in.initial_state);
+    auto recurrent = gated_delta_rule_recurrent(in.q, in.k, in.v, in.g, in.beta, in.initial_state);
+    EXPECT_TRUE(at::allclose(chunked.out, recurrent.out, 1e-4, 1e-4)) << (chunked.out - recurrent.out).abs().max();
+    EXPECT_TRUE(at::allclose(chunked.final_state, recurrent.final_state, 1e-4, 1e-4));
+  }
 }
 
 TEST(GatedDeltaRule, ReturnsOutputInTheValueDtype) {

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace strata {
 
@@ -19,5 +20,11 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, at::
 // The same strict copy into any set of named target tensors (e.g. a model's canonical names).
 void load_named_tensors(const std::map<std::string, at::Tensor>& targets,
                         const std::map<std::string, at::Tensor>& tensors, const std::string& source);
+
+// Throws the one error strict loading gives when any of the lists is non-empty: "cannot load
+// <source> into the model:" and each list with its count.
+void refuse_checkpoint_if_mismatched(const std::string& source, const std::vector<std::string>& missing,
+                                     const std::vector<std::string>& unexpected,
+                                     const std::vector<std::string>& mismatched);
 
 }  // namespace strata
