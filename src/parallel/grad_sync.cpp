@@ -11,16 +11,17 @@ namespace {
 
 // Gradients flattened into float32 with one has-gradient flag per tensor after them, so a tensor
 // that got no gradient anywhere can be told from one whose gradient sums to zero.
+// The flags are made on the gradients' device: copying them from the host would make the
+// backward hook wait for the GPU to drain, once per bucket.
 at::Tensor pack(const std::vector<at::Tensor>& params) {
-  std::vector<at::Tensor> parts;
-  std::vector<float> flags;
+  std::vector<at::Tensor> parts, flags;
   for (const auto& p : params) {
     const auto& g = p.grad();
-    parts.push_back(g.defined() ? g.detach().to(at::kFloat).reshape(-1) : at::zeros({p.numel()}, p.options().dtype(at::kFloat)));
-    flags.push_back(g.defined() ? 1.0f : 0.0f);
+    const auto options = p.options().dtype(at::kFloat);
+    parts.push_back(g.defined() ? g.detach().to(at::kFloat).reshape(-1) : at::zeros({p.numel()}, options));
+    flags.push_back(at::full({1}, g.defined() ? 1.0 : 0.0, options));
   }
-  const auto device = params.front().device();
-  parts.push_back(at::tensor(flags, at::TensorOptions(at::kFloat)).to(device));
+  parts.insert(parts.end(), flags.begin(), flags.end());
   return at::cat(parts);
 }
 
