@@ -2,12 +2,20 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "strata/core/error.h"
 
 namespace strata::train {
 
 MetricsLog::MetricsLog(const std::string& path) {
   if (path.empty()) return;
+  // Like --save, the file's folder is made when missing (runs/<name>/metrics.jsonl is the usual
+  // place, before the first checkpoint exists).
+  const auto folder = std::filesystem::path(path).parent_path();
+  std::error_code error;
+  if (!folder.empty()) std::filesystem::create_directories(folder, error);
+  if (error) fail("--metrics ", path, ": cannot create the folder ", folder.string(), ": ", error.message());
   out_.open(path, std::ios::app);
   if (!out_) fail("--metrics ", path, ": cannot open for appending");
 }
