@@ -2,8 +2,8 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/model/build_model.h"
 #include "strata/model/layer_pattern.h"
-#include "strata/model/layer_specs.h"
 
 namespace strata::hf {
 
@@ -149,8 +149,7 @@ TensorMap deepseek_v32_tensor_map(const TransformerConfig& c) {
 
 HfModel build_deepseek_v32(const io::DeepseekV32Config& hf) {
   auto config = std::make_shared<const TransformerConfig>(deepseek_v32_transformer_config(hf));
-  auto registry = default_layer_registry(LocalBackend{}, *config);
-  auto model = std::make_shared<LanguageModel>(config, decoder_spec(registry, *config));
+  auto model = build_language_model(config);
   return {"deepseek_v32", config, model, deepseek_v32_tensor_map(*config)};
 }
 

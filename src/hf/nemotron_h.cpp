@@ -4,7 +4,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
-#include "strata/model/layer_specs.h"
+#include "strata/model/build_model.h"
 
 namespace strata::hf {
 
@@ -138,7 +138,7 @@ TensorMap nemotron_h_tensor_map(const TransformerConfig& c) {
 
 HfModel build_nemotron_h(const io::NemotronHConfig& hf) {
   auto config = std::make_shared<const TransformerConfig>(nemotron_h_transformer_config(hf));
-  auto model = std::make_shared<LanguageModel>(config, decoder_spec(default_layer_registry(LocalBackend{}, *config), *config));
+  auto model = build_language_model(config);
   return {"nemotron_h", config, model, nemotron_h_tensor_map(*config)};
 }
 

@@ -2,7 +2,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
-#include "strata/model/layer_specs.h"
+#include "strata/model/build_model.h"
 
 namespace strata::hf {
 
@@ -53,7 +53,7 @@ TensorMap qwen3_tensor_map(const TransformerConfig& c) {
 
 HfModel build_qwen3(const io::Qwen3Config& hf) {
   auto config = std::make_shared<const TransformerConfig>(qwen3_transformer_config(hf));
-  auto model = std::make_shared<LanguageModel>(config, decoder_spec(default_layer_registry(LocalBackend{}, *config), *config));
+  auto model = build_language_model(config);
   return {"qwen3", config, model, qwen3_tensor_map(*config)};
 }
 

@@ -4,9 +4,9 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/model/build_model.h"
 #include "strata/hf/gated_delta_net_layout.h"
 #include "strata/model/layer_pattern.h"
-#include "strata/model/layer_specs.h"
 
 namespace strata::hf {
 
@@ -147,8 +147,7 @@ TensorMap qwen3_next_tensor_map(const TransformerConfig& c) {
 
 HfModel build_qwen3_next(const io::Qwen3NextConfig& hf) {
   auto config = std::make_shared<const TransformerConfig>(qwen3_next_transformer_config(hf));
-  auto registry = default_layer_registry(LocalBackend{}, *config);
-  auto model = std::make_shared<LanguageModel>(config, decoder_spec(registry, *config));
+  auto model = build_language_model(config);
   return {"qwen3_next", config, model, qwen3_next_tensor_map(*config)};
 }
 

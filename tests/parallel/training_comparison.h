@@ -11,22 +11,15 @@
 #include "strata/parallel/model_state.h"
 #include "strata/parallel/parallel_model.h"
 #include "strata/train/trainer.h"
+#include "test_util.h"
 
 namespace strata::testing {
 
 // A GPT small enough to train in milliseconds, its heads in 2 query groups (so tp 2 splits them).
 inline std::shared_ptr<TransformerConfig> tiny_gpt(const std::string& pattern) {
-  auto c = std::make_shared<TransformerConfig>();
+  auto c = small_config();
   c->hybrid_layer_pattern = pattern;
   c->num_layers = parse_layer_pattern(pattern).num_canonical_layers();
-  c->hidden_size = 32;
-  c->ffn_hidden_size = 48;
-  c->num_attention_heads = 4;
-  c->num_query_groups = 2;
-  c->kv_channels = 8;
-  c->vocab_size = 64;
-  c->layernorm_epsilon = 1e-6;
-  c->qk_layernorm = true;
   return c;
 }
 
