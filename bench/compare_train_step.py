@@ -99,10 +99,13 @@ def main():
     variants = []
     if not args.skip_variants:
         # The same model on LibTorch ops alone, and with 4 mHC residual streams (the overhead the
-        # issue bounds at 6%; DeepSeek reports 6.7%).
-        unfused = strata_run(args, env={"STRATA_FUSED_KERNELS": "0"})["tokens_per_s"]
+        # issue bounds at 6%; DeepSeek reports 6.7%), with and without strata's mHC kernels.
+        kernels_off = {"STRATA_FUSED_KERNELS": "0"}
+        unfused = strata_run(args, env=kernels_off)["tokens_per_s"]
         mhc = strata_run(args, extra=["--hyper-connections", "4"])["tokens_per_s"]
-        variants = [("strata, CUDA kernels off", unfused), ("strata, mHC n=4", mhc)]
+        mhc_unfused = strata_run(args, extra=["--hyper-connections", "4"], env=kernels_off)["tokens_per_s"]
+        variants = [("strata, CUDA kernels off", unfused), ("strata, mHC n=4", mhc),
+                    ("strata, mHC n=4, CUDA kernels off", mhc_unfused)]
 
     print(f"model: {params / 1e6:.1f}M parameters (strata) / {torch_params / 1e6:.1f}M (PyTorch), "
           f"hidden {args.hidden_size}, {args.num_layers} layers, seq {args.seq_length}, "

@@ -3,36 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <c10/cuda/CUDAFunctions.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 
+#include "cuda_timing.h"
 #include "strata/backends/local_backend.h"
 #include "strata/core/compat.h"
 #include "strata/layers/gated_delta_net.h"
 #include "strata/layers/gated_delta_rule.h"
-
-namespace {
-
-// Median milliseconds of `fn` over `iters` runs after `warmup` runs.
-double median_ms(const std::function<void()>& fn, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) {
-    c10::cuda::device_synchronize();
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    c10::cuda::device_synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"strata Gated DeltaNet benchmark"};
@@ -59,7 +37,7 @@ int main(int argc, char** argv) {
                                                        strata::gated_delta_net_submodules(strata::LocalBackend{}));
   layer->to(device);
   auto hidden = at::randn({batch, seq, c.hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
-  const double layer_ms = median_ms(
+  const double layer_ms = strata::bench::median_ms(
       [&] {
         strata::ForwardContext ctx;
         at::Tensor out;
@@ -79,14 +57,14 @@ int main(int argc, char** argv) {
   auto v = at::randn({batch, seq, H, Dv}, bf16).requires_grad_(true);
   auto g = at::log_sigmoid(at::randn({batch, seq, H}, bf16.dtype(at::kFloat))).requires_grad_(true);
   auto beta = at::sigmoid(at::randn({batch, seq, H}, bf16)).requires_grad_(true);
-  const double rule_ms = median_ms(
+  const double rule_ms = strata::bench::median_ms(
       [&] {
         auto r = strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
         r.out.to(at::kFloat).square().mean().backward();
       },
       warmup, iters);
 
-  const double rule_fwd_ms = median_ms(
+  const double rule_fwd_ms = strata::bench::median_ms(
       [&] {
         at::NoGradGuard no_grad;
         strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);

@@ -46,7 +46,8 @@ if [ "$phase" != test ]; then
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
   step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
-  for b in bench-train-step bench-gdn bench-decode; do cat "$out/$b.log"; done
+  step bench-mhc sh -c 'build-gpu/strata_bench_mhc && STRATA_FUSED_KERNELS=0 build-gpu/strata_bench_mhc'
+  for b in bench-train-step bench-gdn bench-decode bench-mhc; do cat "$out/$b.log"; done
 fi
 echo "== summary"
 cat "$out/summary.txt"

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "strata/core/error.h"
 #include "strata/kernels/launch.h"
@@ -107,6 +108,23 @@ void dispatch_in_out(launch::Dtype in, launch::Dtype out, const char* what, F&& 
     fail(what, ": output dtype code ", static_cast<int>(out), " is neither the input's (", static_cast<int>(in),
          ") nor float32");
   });
+}
+
+// Calls f(std::integral_constant<int, N>{}) for a number of mHC residual streams n in
+// 1..kMaxHyperStreams, so that per-token loops over streams unroll into registers.
+template <class F>
+void dispatch_streams(int64_t n, const char* what, F&& f) {
+  switch (n) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+  }
+  fail(what, ": n is ", n, ", expected 1..", launch::kMaxHyperStreams);
 }
 
 // Elements of T in one 16-byte access.

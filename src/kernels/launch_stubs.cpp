@@ -43,6 +43,33 @@ void cross_entropy_backward(Dtype, const void*, const int64_t*, const float*, co
   no_kernels("cross_entropy_backward");
 }
 
+void sinkhorn_forward(const float*, float*, int64_t, int64_t, int64_t, float, Stream) { no_kernels("sinkhorn_forward"); }
+
+void sinkhorn_backward(const float*, const float*, float*, float*, int64_t, int64_t, int64_t, float, Stream) {
+  no_kernels("sinkhorn_backward");
+}
+
+void row_rstd(Dtype, const void*, float*, int64_t, int64_t, float, Stream) { no_kernels("row_rstd"); }
+
+void hc_collapse_forward(Dtype, const void*, const float*, void*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_collapse_forward");
+}
+
+void hc_collapse_backward(Dtype, const void*, const void*, const float*, void*, float*, int64_t, int64_t, int64_t,
+                          Stream) {
+  no_kernels("hc_collapse_backward");
+}
+
+void hc_combine_forward(Dtype, const void*, const void*, const float*, const float*, void*, int64_t, int64_t, int64_t,
+                        Stream) {
+  no_kernels("hc_combine_forward");
+}
+
+void hc_combine_backward(Dtype, const void*, const void*, const void*, const float*, const float*, void*, void*,
+                         float*, float*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_combine_backward");
+}
+
 }  // namespace strata::kernels::launch
 
 #endif

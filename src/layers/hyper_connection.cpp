@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "strata/core/error.h"
+#include "strata/kernels/hyper_connection.h"
 #include "strata/layers/sinkhorn.h"
 
 namespace strata {
@@ -28,21 +29,10 @@ void check_streams(const at::Tensor& streams, int64_t n, int64_t hidden_size, co
     fail(who, ": streams of shape ", streams.sizes(), ", expected [B, T, ", n, ", ", hidden_size, "]");
 }
 
-// The streams flattened to [B, T, n*H] and RMS-normalised, in float32: what fn projects.
-at::Tensor normalised_flat(const at::Tensor& streams, double norm_eps) {
-  auto flat = streams.flatten(2).to(at::kFloat);
-  return flat * at::rsqrt(flat.square().mean(-1, /*keepdim=*/true) + norm_eps);
-}
-
-// sum_j weights_j streams_j, [B, T, H] in the streams' dtype; weights [B, T, n] float32.
-at::Tensor collapse(const at::Tensor& streams, const at::Tensor& weights) {
-  return (weights.unsqueeze(-1) * streams).sum(2).to(streams.scalar_type());
-}
-
 HyperConnectionMaps compute_maps(const at::Tensor& streams, const at::Tensor& fn, const at::Tensor& base,
                                  const at::Tensor& scale, const MapSettings& s) {
   const int64_t n = s.n;
-  auto f = at::linear(normalised_flat(streams, s.norm_eps), fn.to(at::kFloat));
+  auto f = kernels::hc_project(streams.flatten(2), fn, s.norm_eps);
   auto b = base.to(at::kFloat);
   auto a = scale.to(at::kFloat);
   // One map's pre-activation: its gating factor times its slice of f, plus its slice of base.
@@ -136,7 +126,7 @@ HyperConnectionMaps HyperConnection::maps(const at::Tensor& streams) {
 
 at::Tensor HyperConnection::sublayer_input(const at::Tensor& streams) {
   pending_ = maps(streams);
-  return collapse(streams, pending_->pre);
+  return kernels::hc_collapse(streams, pending_->pre);
 }
 
 at::Tensor HyperConnection::combine(const at::Tensor& streams, const MixerOutput& out, BiasDropoutAddModule& bda) {
@@ -149,9 +139,7 @@ at::Tensor HyperConnection::combine(const at::Tensor& streams, const MixerOutput
     fail(who, ": streams of shape ", streams.sizes(), ", but sublayer_input() saw [", maps.post.size(0), ", ",
          maps.post.size(1), ", ...]");
   auto branch = bda.forward(out, at::zeros({}, out.output.options()));
-  const auto dtype = streams.scalar_type();
-  return maps.post.to(dtype).unsqueeze(-1) * branch.unsqueeze(-2) +
-         at::matmul(maps.res.to(dtype).transpose(-1, -2), streams);
+  return kernels::hc_combine(streams, branch, maps.post, maps.res);
 }
 
 at::Tensor expand_streams(const at::Tensor& hidden, int64_t n) {
@@ -173,9 +161,9 @@ HyperConnectionHead::HyperConnectionHead(const TransformerConfig& config, const 
 
 at::Tensor HyperConnectionHead::forward(const at::Tensor& streams) {
   check_streams(streams, num_streams_, hidden_size_, "hyper-connection head");
-  auto f = at::linear(normalised_flat(streams, norm_eps_), hc_fn_.to(at::kFloat));
+  auto f = kernels::hc_project(streams.flatten(2), hc_fn_, norm_eps_);
   auto pre = at::sigmoid(f * hc_scale_.to(at::kFloat) + hc_base_.to(at::kFloat)) + eps_;
-  return collapse(streams, pre);
+  return kernels::hc_collapse(streams, pre);
 }
 
 }  // namespace strata

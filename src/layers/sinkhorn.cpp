@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "strata/core/error.h"
+#include "strata/kernels/sinkhorn.h"
 
 namespace strata {
 
@@ -54,6 +55,7 @@ at::Tensor sinkhorn_knopp_unrolled(const at::Tensor& logits, int64_t iters, doub
 
 at::Tensor sinkhorn_knopp(const at::Tensor& logits, int64_t iters, double eps) {
   check_arguments(logits, iters, eps);
+  if (kernels::sinkhorn_kernel_applies(logits)) return kernels::sinkhorn_cuda(logits, iters, eps);
   return SinkhornKnoppFunction::apply(logits, iters, eps);
 }
 

@@ -155,7 +155,8 @@ TEST(HyperConnection, OneStreamIdentityCombinesBiasLikeThePlainResidual) {
 
 // ---- HF DeepSeek-V4 ----
 
-// The fixture's layer 0. HF's DeepseekV4HyperConnection.forward returns (post, comb, collapsed),
+// The fixture's layer 0, on the test device (so the GPU machine checks the mHC CUDA kernels against
+// HF too). HF's DeepseekV4HyperConnection.forward returns (post, comb, collapsed),
 // so the capture's `attn_hc.out0` / `ffn_hc.out0` [2, 100, 4] hold `post` (checked below against
 // `pre`, which has the same shape). res (comb) is not captured: its properties are tested instead.
 // The collapsed input and the new streams are captured elsewhere: as the input of the half's norm
@@ -177,9 +178,10 @@ class DeepseekV4Layer0 : public ::testing::Test {
     auto hc = std::make_shared<HyperConnection>(LayerArgs{.config = config_}, options_);
     at::NoGradGuard no_grad;
     for (auto& p : hc->named_parameters()) p.value().copy_(checkpoint_.load("model.layers.0.hc_" + name + "_" + p.key()));
+    hc->to(testing::test_device());
     return hc;
   }
-  at::Tensor ref(const std::string& name) const { return reference_.load(name); }
+  at::Tensor ref(const std::string& name) const { return reference_.load(name).to(testing::test_device()); }
 
   void expect_documented_ranges(const HyperConnectionMaps& maps) const {
     const double eps = options_.eps;
@@ -199,7 +201,7 @@ class DeepseekV4Layer0 : public ::testing::Test {
 };
 
 TEST_F(DeepseekV4Layer0, StreamsStartAsCopiesOfTheEmbedding) {
-  auto embedded = at::embedding(checkpoint_.load("model.embed_tokens.weight"), ref("input_ids"));
+  auto embedded = at::embedding(checkpoint_.load("model.embed_tokens.weight").to(testing::test_device()), ref("input_ids"));
   EXPECT_TRUE(at::equal(expand_streams(embedded, options_.num_residual_streams), ref("capture.model.layers.0.in0")));
 }
 
@@ -256,12 +258,12 @@ TEST_F(DeepseekV4Layer0, HeadContractsWithSigmoidWeights) {
     at::NoGradGuard no_grad;
     for (auto& p : head.named_parameters()) p.value().copy_(checkpoint_.load("model.hc_head." + p.key()));
   }
+  head.to(testing::test_device());
+  auto weight = [&](const std::string& name) { return checkpoint_.load("model.hc_head." + name).to(testing::test_device()); };
   auto streams = ref("capture.model.layers.0.out0");
   auto flat = streams.flatten(2);
-  auto f = at::linear(flat * at::rsqrt(flat.square().mean(-1, true) + config_->layernorm_epsilon),
-                      checkpoint_.load("model.hc_head.hc_fn"));
-  auto pre = at::sigmoid(f * checkpoint_.load("model.hc_head.hc_scale") + checkpoint_.load("model.hc_head.hc_base")) +
-             options_.eps;
+  auto f = at::linear(flat * at::rsqrt(flat.square().mean(-1, true) + config_->layernorm_epsilon), weight("hc_fn"));
+  auto pre = at::sigmoid(f * weight("hc_scale") + weight("hc_base")) + options_.eps;
   auto expected = (pre.unsqueeze(-1) * streams).sum(2);
   EXPECT_LE(relative_error(head.forward(streams), expected), 1e-6);
 }

@@ -55,4 +55,45 @@ void cross_entropy_backward(Dtype dtype, const void* logits, const int64_t* labe
                             const float* grad_loss, const float* count, void* grad_logits, int64_t batch, int64_t seq,
                             int64_t vocab, int64_t ignore_index, Stream stream);
 
+// Most residual streams (n) and Sinkhorn matrix size the mHC kernels take; larger n runs the twins.
+constexpr int64_t kMaxHyperStreams = 8;
+
+// Sinkhorn-Knopp on `count` float32 n x n matrices (n <= kMaxHyperStreams), in
+// strata::sinkhorn_knopp's order: row softmax + eps, then a column normalisation, then iters - 1
+// (row, column) pairs, each x / (sum + eps). One thread per matrix, in registers.
+void sinkhorn_forward(const float* logits, float* out, int64_t count, int64_t n, int64_t iters, float eps,
+                      Stream stream);
+
+// grad_logits from grad_out, rerunning the forward from logits; `scratch` holds
+// sinkhorn_scratch_floats(count, n, iters) floats for the normalisations' inputs.
+void sinkhorn_backward(const float* logits, const float* grad_out, float* grad_logits, float* scratch, int64_t count,
+                       int64_t n, int64_t iters, float eps, Stream stream);
+inline int64_t sinkhorn_scratch_floats(int64_t count, int64_t n, int64_t iters) { return (2 * iters - 1) * count * n * n; }
+
+// rstd[row] = rsqrt(mean(x[row]^2) + eps) in float32 over rows of `cols` (mHC's RMS-normalised
+// projection input, without writing the normalised copy).
+void row_rstd(Dtype dtype, const void* x, float* rstd, int64_t rows, int64_t cols, float eps, Stream stream);
+
+// mHC collapse: out [tokens, hidden] = sum_j weights[t, j] streams[t, j, :] (float32 weights
+// [tokens, n], float32 sum, one rounding to the dtype).
+void hc_collapse_forward(Dtype dtype, const void* streams, const float* weights, void* out, int64_t tokens, int64_t n,
+                         int64_t hidden, Stream stream);
+
+// grad_streams [tokens, n, hidden] = weights (x) grad_out and grad_weights [tokens, n] (float32) =
+// sum over hidden of grad_out * streams.
+void hc_collapse_backward(Dtype dtype, const void* grad_out, const void* streams, const float* weights,
+                          void* grad_streams, float* grad_weights, int64_t tokens, int64_t n, int64_t hidden,
+                          Stream stream);
+
+// mHC combine: out[t, k, :] = sum_j res[t, j, k] streams[t, j, :] + post[t, k] branch[t, :], with
+// float32 post [tokens, n] and res [tokens, n, n], float32 math, one rounding to the dtype.
+void hc_combine_forward(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
+                        void* out, int64_t tokens, int64_t n, int64_t hidden, Stream stream);
+
+// The four gradients of hc_combine_forward: grad_streams and grad_branch in the dtype, grad_post
+// and grad_res float32 (sums over hidden in a fixed order).
+void hc_combine_backward(Dtype dtype, const void* grad_out, const void* streams, const void* branch, const float* post,
+                         const float* res, void* grad_streams, void* grad_branch, float* grad_post, float* grad_res,
+                         int64_t tokens, int64_t n, int64_t hidden, Stream stream);
+
 }  // namespace strata::kernels::launch
