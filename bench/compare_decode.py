@@ -4,6 +4,7 @@ The model is random (HF initialisation), saved once and loaded by both.
 """
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -32,9 +33,14 @@ def main():
     folder = tempfile.mkdtemp()
     model.save_pretrained(folder)
 
-    out = subprocess.run([args.strata_bench, "--hf", folder, "--prompt-length", str(args.prompt_length),
-                          "--new-tokens", str(args.new_tokens)], check=True, capture_output=True, text=True)
-    strata = json.loads(out.stdout.strip().splitlines()[-1])
+    def strata_run(env=None):
+        out = subprocess.run([args.strata_bench, "--hf", folder, "--prompt-length", str(args.prompt_length),
+                              "--new-tokens", str(args.new_tokens)], check=True, capture_output=True, text=True,
+                             env=None if env is None else {**os.environ, **env})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    strata = strata_run()
+    strata_eager = strata_run({"STRATA_CUDA_GRAPHS": "0"})
 
     prompt = torch.randint(config.vocab_size, (1, args.prompt_length), device="cuda")
 
@@ -52,7 +58,10 @@ def main():
           f"dense MLP, fp32, batch 1, prompt {args.prompt_length}, {args.new_tokens} new tokens, greedy")
     print("| implementation | decode tokens/s | strata speed-up |")
     print("| --- | --- | --- |")
-    print(f"| strata | {strata['decode_tokens_per_s']:.1f} | 1.00x |")
+    graph = "CUDA graph" if strata["cuda_graph"] else "no CUDA graph"
+    print(f"| strata ({graph}) | {strata['decode_tokens_per_s']:.1f} | 1.00x |")
+    print(f"| strata, eager steps (STRATA_CUDA_GRAPHS=0) | {strata_eager['decode_tokens_per_s']:.1f} | "
+          f"{strata['decode_tokens_per_s'] / strata_eager['decode_tokens_per_s']:.2f}x |")
     print(f"| HF generate (PyTorch path) | {hf_rate:.1f} | {strata['decode_tokens_per_s'] / hf_rate:.2f}x |")
 
 

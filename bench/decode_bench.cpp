@@ -1,6 +1,7 @@
 // Decode throughput of strata's generate on an HF checkpoint folder: greedy, batch 1, a random
 // prompt. Decode tokens/s = (N - 1) / (time for N new tokens - time for 1), so the prefill is
-// left out. Prints one JSON line for bench/compare_decode.py.
+// left out (a CUDA graph's capture, once per generate call, is counted). Prints one JSON line for
+// bench/compare_decode.py.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   const double one = seconds(1), all = seconds(new_tokens);
   std::printf("%s\n", nlohmann::json{{"impl", "strata"},
                                      {"decode_tokens_per_s", (new_tokens - 1) / (all - one)},
+                                     {"cuda_graph", strata::infer::decodes_with_cuda_graph(*model, at::kCUDA)},
                                      {"prefill_s", one}}
                           .dump()
                           .c_str());

@@ -36,6 +36,20 @@ inline std::shared_ptr<TransformerConfig> small_config() {
   return c;
 }
 
+// Small sizes for the Mamba2 (M) and Gated DeltaNet (G) layers of a hybrid pattern on
+// small_config(), with chunks shorter than the test sequences.
+inline void use_small_hybrid_mixers(TransformerConfig& c) {
+  c.mamba_head_dim = 8;
+  c.mamba_num_groups = 2;
+  c.mamba_state_dim = 16;
+  c.mamba_chunk_size = 4;
+  c.linear_num_key_heads = 2;
+  c.linear_num_value_heads = 2;
+  c.linear_key_head_dim = 8;
+  c.linear_value_head_dim = 12;
+  c.linear_chunk_size = 4;
+}
+
 inline std::string fixture(const std::string& arch) { return std::string(STRATA_FIXTURES_DIR) + "/" + arch; }
 
 // Wraps the CPU allocator and counts the bytes of the allocations it made that are still live.

@@ -26,6 +26,17 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 #endif
 }
 
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& allowed, double scale) {
+#if STRATA_TORCH_AT_LEAST(2, 1)
+  return at::scaled_dot_product_attention(q, k, v, allowed, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+#else
+  auto scores = (at::matmul(q, k.transpose(-2, -1)) * scale).masked_fill(allowed.logical_not(),
+                                                                         -std::numeric_limits<double>::infinity());
+  return at::matmul(at::softmax(scores, -1), v);
+#endif
+}
+
 CudaAutocast::CudaAutocast(at::ScalarType dtype) {
 #if STRATA_TORCH_AT_LEAST(2, 4)
   at::autocast::set_autocast_dtype(at::kCUDA, dtype);

@@ -1,6 +1,19 @@
 #include "strata/infer/generate.h"
 
+#ifdef STRATA_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
 #include "strata/core/error.h"
+#include "strata/kernels/dispatch.h"
+#include "strata/model/layer_pattern.h"
 
 namespace strata::infer {
 
@@ -23,24 +36,102 @@ int64_t sample_token(const at::Tensor& logits, const SamplingOptions& o, at::Gen
   return at::multinomial(at::softmax(l, 0), 1, /*replacement=*/false, generator).item<int64_t>();
 }
 
+bool decodes_with_cuda_graph(const LanguageModel& model, at::Device device) {
+  if (!kernels::cuda_kernels_built() || !device.is_cuda()) return false;
+  const char* env = std::getenv("STRATA_CUDA_GRAPHS");
+  if (env != nullptr && std::string(env) == "0") return false;
+  const auto& config = model.config();
+  if (config.enable_hyper_connections) return false;
+  // The mixers whose decode step neither synchronises with the host nor replaces its state.
+  const auto pattern = resolve_layer_pattern(config);
+  if (!pattern.mtp.empty()) return false;
+  for (const auto& layer : pattern.layers) {
+    if (layer.sequence && *layer.sequence != SequenceMixerKind::Attention &&
+        *layer.sequence != SequenceMixerKind::GatedDeltaNet)
+      return false;
+    if (layer.channel && *layer.channel != ChannelMixerKind::Mlp) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// One decode step's forward, captured on first use and replayed after: the token and position
+// tensors it reads are updated in place between replays, and the logits it returns live in the
+// graph's memory pool.
+class DecodeStep {
+ public:
+  DecodeStep(LanguageModel& model, ForwardContext& ctx, const at::Tensor& token, bool use_graph)
+      : model_(model), ctx_(ctx), token_(token), use_graph_(use_graph) {}
+
+  at::Tensor run() {
+    if (!use_graph_) return model_.forward(token_, ctx_);
+#ifdef STRATA_CUDA
+    if (!graph_) {
+      // Capture runs on a side stream (CUDA refuses the default one) after the work queued so
+      // far; capturing records the kernels without running them, so replay once now.
+      c10::cuda::device_synchronize();
+      graph_ = std::make_unique<at::cuda::CUDAGraph>();
+      auto stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, token_.device().index());
+      c10::cuda::CUDAStreamGuard on_side_stream(stream);
+      graph_->capture_begin();
+      logits_ = model_.forward(token_, ctx_);
+      graph_->capture_end();
+    }
+    graph_->replay();
+    return logits_;
+#else
+    fail("generate: CUDA graphs need a build with -DSTRATA_CUDA=ON");
+#endif
+  }
+
+ private:
+  LanguageModel& model_;
+  ForwardContext& ctx_;
+  at::Tensor token_;
+  bool use_graph_;
+#ifdef STRATA_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph_;
+#endif
+  at::Tensor logits_;
+};
+
+}  // namespace
+
 std::vector<int64_t> generate(LanguageModel& model, const std::vector<int64_t>& prompt, const SamplingOptions& o) {
   if (prompt.empty()) fail("generate: the prompt is empty (give at least one token)");
   if (o.top_p <= 0.0 || o.top_p > 1.0) fail("--top-p ", o.top_p, ": expected a value in (0, 1]");
+  std::vector<int64_t> out;
+  if (o.max_new_tokens <= 0) return out;
   at::NoGradGuard no_grad;
   model.eval();
   const auto device = model.parameters().front().device();
   auto generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  InferenceCache cache;
+  const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);
+  const int64_t prompt_length = static_cast<int64_t>(prompt.size());
+
+  const bool use_graph = o.decode == DecodeMode::automatic && decodes_with_cuda_graph(model, device);
+  const bool fixed = use_graph || o.decode == DecodeMode::fixed_capacity;
+  InferenceCache cache = fixed ? InferenceCache(prompt_length + o.max_new_tokens) : InferenceCache();
   ForwardContext ctx;
   ctx.cache = &cache;
-  auto input = at::tensor(prompt, at::kLong).unsqueeze(0).to(device);
-  std::vector<int64_t> out;
+  if (fixed) cache.set_positions(at::arange(prompt_length, long_options));
+  auto logits = model.forward(at::tensor(prompt, at::kLong).unsqueeze(0).to(device), ctx);
+
+  // Every decode step reads its token (and position) from these tensors, updated in place.
+  auto token = at::empty({1, 1}, long_options);
+  auto position = at::empty({1}, long_options);
+  if (fixed) cache.set_positions(position);
+  DecodeStep step(model, ctx, token, use_graph);
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-    auto logits = model.forward(input, ctx);
     const auto next = sample_token(logits[0][-1], o, generator);
     out.push_back(next);
-    if (o.stop_token && next == *o.stop_token) break;
-    input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(device));
+    if ((o.stop_token && next == *o.stop_token) || i + 1 == o.max_new_tokens) break;
+    token.fill_(next);
+    position.fill_(prompt_length + i);
+    // The first step runs eagerly (CUDA graphs capture only after kernels and libraries have
+    // been initialised); later ones replay its capture.
+    logits = i == 0 && use_graph ? model.forward(token, ctx) : step.run();
   }
   return out;
 }

@@ -19,19 +19,38 @@ DotProductAttention::DotProductAttention(const CoreAttentionArgs& args)
          " is not supported by the local backend's attention (expected 0)");
 }
 
+namespace {
+
+// [B, T, heads, D] -> [B, heads, T, D]; key/value heads repeat to match the query heads.
+at::Tensor heads_first(const at::Tensor& t, int64_t repeat) {
+  return (repeat == 1 ? t : t.repeat_interleave(repeat, /*dim=*/2)).transpose(1, 2);
+}
+
+}  // namespace
+
 at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                                    double scale) {
   const auto group = q.size(2) / k.size(2);
-  // [B, T, heads, D] -> [B, heads, T, D]; key/value heads repeat to match the query heads.
-  auto qh = q.transpose(1, 2);
-  auto kh = (group == 1 ? k : k.repeat_interleave(group, /*dim=*/2)).transpose(1, 2);
-  auto vh = (group == 1 ? v : v.repeat_interleave(group, /*dim=*/2)).transpose(1, 2);
-  auto out = compat::scaled_dot_product_attention(qh, kh, vh, causal, scale);
+  auto out = compat::scaled_dot_product_attention(heads_first(q, 1), heads_first(k, group), heads_first(v, group),
+                                                  causal, scale);
+  return out.transpose(1, 2).flatten(2);
+}
+
+at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& allowed, double scale) {
+  const auto group = q.size(2) / k.size(2);
+  auto out = compat::scaled_dot_product_attention(heads_first(q, 1), heads_first(k, group), heads_first(v, group),
+                                                  allowed, scale);
   return out.transpose(1, 2).flatten(2);
 }
 
 at::Tensor DotProductAttention::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   return grouped_query_attention(q, k, v, causal_, scale_);
+}
+
+at::Tensor DotProductAttention::forward_with_mask(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                  const at::Tensor& allowed) {
+  return grouped_query_attention(q, k, v, allowed, scale_);
 }
 
 }  // namespace strata

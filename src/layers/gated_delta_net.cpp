@@ -119,7 +119,7 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   auto history = state && state->conv.defined() ? state->conv.to(inputs.scalar_type())
                                                 : at::zeros({batch, conv_channels, conv_kernel_ - 1}, inputs.options());
   auto window = at::cat({history, inputs}, -1);
-  if (state) state->conv = window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1);
+  if (state) update_state(state->conv, window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1));
   auto conv_out = at::conv1d(window, conv1d_->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/at::IntArrayRef{0},
                              /*dilation=*/1, /*groups=*/conv_channels);
   conv_out = at::silu(conv_out).transpose(1, 2);  // [B, T, channels]
@@ -140,7 +140,7 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
   auto rule = form == Form::chunked ? gated_delta_rule_chunked(q, k, v, g, beta, chunk_size_, initial)
                                     : gated_delta_rule_recurrent(q, k, v, g, beta, initial);
-  if (state) state->recurrent = rule.final_state;
+  if (state) update_state(state->recurrent, rule.final_state);
 
   auto gated = out_norm_->forward(rule.out, z.reshape({batch, seq, num_value_heads_, value_head_dim_}));
   return out_proj_->forward(gated.flatten(2));

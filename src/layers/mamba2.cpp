@@ -111,7 +111,7 @@ MixerOutput Mamba2Mixer::mix(const at::Tensor& hidden, Mamba2State* state, Form 
   auto history = state && state->conv.defined() ? state->conv.to(inputs.scalar_type())
                                                 : at::zeros({batch, conv_channels, conv_kernel_ - 1}, inputs.options());
   auto window = at::cat({history, inputs}, -1);
-  if (state) state->conv = window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1);
+  if (state) update_state(state->conv, window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1));
   auto conv_out = at::conv1d(window, conv1d_->weight, conv1d_->bias, /*stride=*/1, /*padding=*/at::IntArrayRef{0},
                              /*dilation=*/1, /*groups=*/conv_channels);
   auto xbc = at::silu(conv_out).transpose(1, 2).split_with_sizes({inner, group_width, group_width}, -1);
@@ -124,7 +124,7 @@ MixerOutput Mamba2Mixer::mix(const at::Tensor& hidden, Mamba2State* state, Form 
   auto initial = state && state->ssm.defined() ? std::optional<at::Tensor>(state->ssm) : std::nullopt;
   auto scan = form == Form::chunked ? ssd_chunked(x, dt, A, B, C, chunk_size_, initial)
                                     : ssd_recurrent(x, dt, A, B, C, initial);
-  if (state) state->ssm = scan.final_state;
+  if (state) update_state(state->ssm, scan.final_state);
 
   auto y = scan.y + D_.to(at::kFloat).unsqueeze(-1) * x.to(at::kFloat);  // the D skip term, float32
   return out_proj_->forward(norm_->forward(y.flatten(2), gate).to(gate.scalar_type()));

@@ -10,12 +10,15 @@ RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double base) : rotary_dim_(
 }
 
 std::pair<at::Tensor, at::Tensor> RotaryEmbedding::tables(int64_t seq_len, int64_t offset, at::Device device) const {
-  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  return tables(at::arange(offset, offset + seq_len, at::TensorOptions().dtype(at::kLong).device(device)));
+}
+
+std::pair<at::Tensor, at::Tensor> RotaryEmbedding::tables(const at::Tensor& positions) const {
   // Same float32 arithmetic as HF: inv_freq = 1 / base^(2i / dim).
-  auto exponents = at::arange(0, rotary_dim_, 2, f32.dtype(at::kLong)).to(at::kFloat) / static_cast<double>(rotary_dim_);
+  auto exponents = at::arange(0, rotary_dim_, 2, positions.options().dtype(at::kLong)).to(at::kFloat) /
+                   static_cast<double>(rotary_dim_);
   auto inv_freq = 1.0 / at::pow(base_, exponents);
-  auto positions = at::arange(offset, offset + seq_len, f32.dtype(at::kLong)).to(at::kFloat);
-  auto freqs = at::outer(positions, inv_freq);
+  auto freqs = at::outer(positions.to(at::kFloat), inv_freq);
   auto angles = at::cat({freqs, freqs}, -1);
   return {angles.cos(), angles.sin()};
 }

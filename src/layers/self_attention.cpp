@@ -65,19 +65,41 @@ MixerOutput SelfAttention::forward(const at::Tensor& hidden, ForwardContext& ctx
     q = apply_rotary(q, ctx.rotary_cos, ctx.rotary_sin);
     k = apply_rotary(k, ctx.rotary_cos, ctx.rotary_sin);
   }
-  if (ctx.cache) {
-    // Decoding: attend over the cached keys/values of earlier positions as well.
-    auto& cached = ctx.cache->state<KvCache>(layer_number_);
-    if (cached.k.defined()) {
-      k = at::cat({cached.k, k}, 1);
-      v = at::cat({cached.v, v}, 1);
+  at::Tensor context;
+  if (ctx.cache && ctx.cache->fixed_capacity()) {
+    context = attend_fixed_capacity(q, k, v, *ctx.cache);
+  } else {
+    if (ctx.cache) {
+      // Decoding: attend over the cached keys/values of earlier positions as well.
+      auto& cached = ctx.cache->state<KvCache>(layer_number_);
+      if (cached.k.defined()) {
+        k = at::cat({cached.k, k}, 1);
+        v = at::cat({cached.v, v}, 1);
+      }
+      cached.k = k;
+      cached.v = v;
     }
-    cached.k = k;
-    cached.v = v;
+    context = core_attention_->forward(q, k, v);
   }
-  auto context = core_attention_->forward(q, k, v);
   if (output_gate_) context = context * at::sigmoid(parts[1].reshape({batch, seq, num_heads_ * head_dim_}));
   return linear_proj_->forward(context);
+}
+
+at::Tensor SelfAttention::attend_fixed_capacity(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                InferenceCache& cache) {
+  auto& cached = cache.state<KvCache>(layer_number_);
+  if (!cached.k.defined()) {
+    auto sizes = k.sizes().vec();
+    sizes[1] = cache.capacity();
+    cached.k = at::zeros(sizes, k.options());
+    cached.v = at::zeros(sizes, v.options());
+  }
+  const auto& positions = cache.positions();
+  cached.k.index_copy_(1, positions, k);
+  cached.v.index_copy_(1, positions, v);
+  // Query i may see the keys at positions <= its own; the slots past it are zeros or stale.
+  auto allowed = at::arange(cache.capacity(), positions.options()).unsqueeze(0) <= positions.unsqueeze(1);
+  return core_attention_->forward_with_mask(q, cached.k, cached.v, allowed);
 }
 
 }  // namespace strata

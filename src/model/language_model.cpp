@@ -29,7 +29,8 @@ at::Tensor LanguageModel::forward(const at::Tensor& input_ids, ForwardContext& c
   const int64_t offset = ctx.cache ? ctx.cache->sequence_length() : 0;
   // A later stage under sequence parallelism receives 1/tp of the positions.
   const int64_t seq = input_ids.size(1) * (role_.pre_process || !pg_.splits_sequence() ? 1 : pg_.tp_size());
-  auto [cos, sin] = rotary_.tables(seq, offset, input_ids.device());
+  auto [cos, sin] = ctx.cache && ctx.cache->fixed_capacity() ? rotary_.tables(ctx.cache->positions())
+                                                              : rotary_.tables(seq, offset, input_ids.device());
   ctx.rotary_cos = cos;
   ctx.rotary_sin = sin;
   auto hidden = input_ids;

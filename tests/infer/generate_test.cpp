@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "strata/kernels/dispatch.h"
 #include "strata/model/build_model.h"
 #include "test_util.h"
 
@@ -14,6 +15,7 @@ std::shared_ptr<LanguageModel> model_for(const std::string& pattern) {
   c->hybrid_layer_pattern = pattern;
   c->num_layers = parse_layer_pattern(pattern).num_canonical_layers();
   c->rotary_percent = 0.5;
+  testing::use_small_hybrid_mixers(*c);
   at::manual_seed(4);
   auto model = build_language_model(c);
   model->to(testing::test_device());
@@ -56,6 +58,43 @@ TEST(Generate, GreedyGenerationMatchesArgmaxOfFullRecompute) {
     EXPECT_EQ(logits[0][-1].argmax().item<int64_t>(), token);
     sequence.push_back(token);
   }
+}
+
+// What a CUDA graph replays: decode steps over the fixed-capacity cache (KV buffers written at
+// device-held positions, attention masked past them, states updated in place) give the logits of
+// the growing caches, for every mixer with a decode state.
+TEST(Generate, FixedCapacityCacheDecodesLikeTheGrowingOne) {
+  for (const char* pattern : {"*-*-", "G-*-", "M-*-", "[G-][*-]"}) {
+    SCOPED_TRACE(pattern);
+    auto model = model_for(pattern);
+    at::NoGradGuard no_grad;
+    const auto device = testing::test_device();
+    auto tokens = at::randint(1, 64, {2, 9}, at::TensorOptions().dtype(at::kLong).device(device));
+    auto full = model->forward(tokens);
+    InferenceCache cache(9);
+    ForwardContext ctx;
+    ctx.cache = &cache;
+    cache.set_positions(at::arange(4, tokens.options()));
+    std::vector<at::Tensor> pieces{model->forward(tokens.narrow(1, 0, 4), ctx)};
+    auto position = at::empty({1}, tokens.options());
+    cache.set_positions(position);
+    for (int64_t t = 4; t < 9; ++t) {
+      position.fill_(t);
+      pieces.push_back(model->forward(tokens.narrow(1, t, 1), ctx));
+    }
+    auto fixed = at::cat(pieces, 1);
+    EXPECT_TRUE(at::allclose(fixed, full, 1e-5, 1e-5)) << (fixed - full).abs().max();
+  }
+}
+
+TEST(Generate, EveryDecodeModeGeneratesTheSameTokens) {
+  auto model = model_for("G-*-");
+  std::vector<int64_t> prompt{3, 9, 27, 17, 5};
+  auto eager = generate(*model, prompt, {.max_new_tokens = 7, .decode = DecodeMode::eager});
+  EXPECT_EQ(generate(*model, prompt, {.max_new_tokens = 7, .decode = DecodeMode::fixed_capacity}), eager);
+  EXPECT_EQ(generate(*model, prompt, {.max_new_tokens = 7}), eager);  // a CUDA graph on the GPU machine
+  EXPECT_EQ(decodes_with_cuda_graph(*model, testing::test_device()), testing::test_device().is_cuda() && kernels::cuda_kernels_built());
+  EXPECT_FALSE(decodes_with_cuda_graph(*model_for("M-*-"), testing::test_device()));
 }
 
 TEST(Generate, SamplingFiltersRespectTopKAndTopP) {

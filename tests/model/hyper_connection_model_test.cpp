@@ -26,15 +26,7 @@ std::shared_ptr<TransformerConfig> mhc_config(const std::string& pattern, int64_
   config->num_residual_streams = streams;
   config->mhc_init_gating_factor = 1.0;  // maps that depend on the streams, so their gradients are not tiny
   // Sizes for the patterns with Mamba2 (M), Gated DeltaNet (G) and MoE (E) layers.
-  config->mamba_head_dim = 8;
-  config->mamba_num_groups = 2;
-  config->mamba_state_dim = 16;
-  config->mamba_chunk_size = 4;
-  config->linear_num_key_heads = 2;
-  config->linear_num_value_heads = 2;
-  config->linear_key_head_dim = 8;
-  config->linear_value_head_dim = 12;
-  config->linear_chunk_size = 4;
+  testing::use_small_hybrid_mixers(*config);
   config->num_moe_experts = 4;
   config->moe_ffn_hidden_size = 16;
   config->moe_aux_loss_coeff = 0.01;

@@ -15,6 +15,9 @@ namespace strata::compat {
 // math is spelled out. Both compute softmax(q k^T * scale + mask) v in the input dtype.
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         bool causal, double scale);
+// The same with an explicit boolean mask `allowed` [T, S] (true: may attend).
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& allowed, double scale);
 
 // bf16/fp16 autocast for CUDA ops while alive (the API moved between LibTorch 1.13 and 2.x).
 class CudaAutocast {

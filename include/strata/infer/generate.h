@@ -3,11 +3,23 @@
 // (KV cache for attention, recurrent state for Gated DeltaNet and Mamba2). Greedy when
 // temperature is 0; otherwise temperature, then top-k, then top-p (nucleus) filtering.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "strata/model/language_model.h"
 
 namespace strata::infer {
+
+// How decode steps run after the prompt's prefill.
+enum class DecodeMode {
+  // A CUDA graph of one decode step, captured once and replayed for every later token, over a
+  // fixed-capacity cache, where the build has CUDA, the model is on a GPU and its layers allow it
+  // (attention, Gated DeltaNet and dense MLP, no mHC); eager steps otherwise. The environment
+  // variable STRATA_CUDA_GRAPHS=0 turns the graphs off.
+  automatic,
+  eager,           // one forward per token over caches that grow (no graph)
+  fixed_capacity,  // eager forwards over the fixed-capacity cache a graph replays (on any device)
+};
 
 struct SamplingOptions {
   int64_t max_new_tokens = 32;
@@ -16,7 +28,11 @@ struct SamplingOptions {
   double top_p = 1.0;        // 1: off
   uint64_t seed = 0;
   std::optional<int64_t> stop_token;
+  DecodeMode decode = DecodeMode::automatic;
 };
+
+// Whether DecodeMode::automatic decodes `model` under a CUDA graph on `device`.
+bool decodes_with_cuda_graph(const LanguageModel& model, at::Device device);
 
 // prompt [T] -> generated tokens (without the prompt).
 std::vector<int64_t> generate(LanguageModel& model, const std::vector<int64_t>& prompt, const SamplingOptions& options);

@@ -12,11 +12,16 @@ namespace strata {
 // (when it selects every key) share it, so the two agree to the bit.
 at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                                    double scale);
+// The same with an explicit mask `allowed` [T, S] (true: may attend) instead of causal.
+at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& allowed, double scale);
 
 class DotProductAttention : public CoreAttentionModule {
  public:
   explicit DotProductAttention(const CoreAttentionArgs& args);
   at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) override;
+  at::Tensor forward_with_mask(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& allowed) override;
 
  private:
   double scale_;

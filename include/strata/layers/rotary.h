@@ -14,6 +14,9 @@ class RotaryEmbedding {
 
   // cos and sin tables [T, rotary_dim] for positions offset .. offset + T - 1, in float32.
   std::pair<at::Tensor, at::Tensor> tables(int64_t seq_len, int64_t offset, at::Device device) const;
+  // The same for the positions in a [T] int64 tensor (on the tables' device): no host value, so a
+  // captured CUDA graph computes the tables of whatever positions the tensor holds at replay.
+  std::pair<at::Tensor, at::Tensor> tables(const at::Tensor& positions) const;
 
   int64_t rotary_dim() const { return rotary_dim_; }
 

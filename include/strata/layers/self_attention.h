@@ -16,7 +16,8 @@ struct SelfAttentionSubmodules {
   std::optional<Builder<slots::KLayernorm>> k_layernorm;
 };
 
-// Keys and values of the positions decoded so far, [B, S, groups, head_dim] each.
+// Keys and values of the positions decoded so far, [B, S, groups, head_dim] each (S = the
+// cache's capacity for a fixed-capacity cache).
 struct KvCache : MixerState {
   at::Tensor k, v;
 };
@@ -33,6 +34,10 @@ class SelfAttention : public SequenceMixer {
   MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
 
  private:
+  // Writes k, v at the cache's positions into buffers of its capacity and attends over them with
+  // a mask that hides the positions not reached yet.
+  at::Tensor attend_fixed_capacity(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, InferenceCache& cache);
+
   int64_t layer_number_;
   int64_t num_heads_;
   int64_t num_groups_;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "strata/core/error.h"
 #include "strata/spec/inference_cache.h"
 
 namespace strata {
@@ -45,6 +46,12 @@ class LinearModule : public torch::nn::Module {
 class CoreAttentionModule : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) = 0;
+  // The same with `allowed` [T, S] (bool, true: query t may attend key s) in place of the
+  // module's own mask: decoding over a fixed-capacity KV cache, whose slots past the current
+  // position must stay unseen. A core attention without it refuses fixed-capacity decoding.
+  virtual at::Tensor forward_with_mask(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+    fail("core attention ", name(), ": no forward_with_mask, so it cannot decode over a fixed-capacity cache");
+  }
 };
 
 // Mixes information along the sequence: attention, Gated DeltaNet, Mamba2, MLA, DSA.
