@@ -63,8 +63,11 @@ TEST(DeepSeekSparseAttention, SelectingEveryKeyIsDenseLatentAttentionExactly) {
   for (auto& p : dense->named_parameters())
     EXPECT_TRUE(at::equal(sparse_params[p.key()].grad(), p.value().grad())) << p.key();
   // The language-model loss does not reach the indexer.
-  for (auto& p : sparse_params)
-    if (p.key().find("indexer") != std::string::npos) EXPECT_FALSE(p.value().grad().defined()) << p.key();
+  for (auto& p : sparse_params) {
+    if (p.key().find("indexer") != std::string::npos) {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    }
+  }
 }
 
 TEST(DeepSeekSparseAttention, FewerKeysThanVisibleChangesTheOutput) {

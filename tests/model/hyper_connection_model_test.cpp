@@ -59,9 +59,11 @@ TEST(HyperConnectionModel, ConfigPutsHyperConnectionsOnEveryLayerOfAnyPattern) {
     auto model = build(config, 1);
     auto& block = model->decoder();
     for (size_t i = 0; i < block.num_layers(); ++i) {
-      for (const auto& child : block.layer(i).named_children())
-        if (child.key().ends_with("_residual"))
+      for (const auto& child : block.layer(i).named_children()) {
+        if (child.key().ends_with("_residual")) {
           EXPECT_NE(std::dynamic_pointer_cast<HyperConnection>(child.value()), nullptr) << child.key();
+        }
+      }
     }
     // Every canonical layer holds exactly one residual: the one of the half it is.
     const auto names = names_of(model->canonical_state_dict());
