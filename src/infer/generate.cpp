@@ -56,16 +56,17 @@ bool decodes_with_cuda_graph(const LanguageModel& model, at::Device device) {
 
 namespace {
 
-// One decode step's forward, captured on first use and replayed after: the token and position
-// tensors it reads are updated in place between replays, and the logits it returns live in the
-// graph's memory pool.
+// One decode step's forward. With a graph, the first call runs eagerly (capture needs kernels and
+// libraries initialised), the second captures the step and every call from then on replays it:
+// the token and position tensors it reads are updated in place between replays, and the logits it
+// returns live in the graph's memory pool.
 class DecodeStep {
  public:
   DecodeStep(LanguageModel& model, ForwardContext& ctx, const at::Tensor& token, bool use_graph)
       : model_(model), ctx_(ctx), token_(token), use_graph_(use_graph) {}
 
   at::Tensor run() {
-    if (!use_graph_) return model_.forward(token_, ctx_);
+    if (!use_graph_ || runs_++ == 0) return model_.forward(token_, ctx_);
 #ifdef STRATA_CUDA
     if (!graph_) {
       // Capture runs on a side stream (CUDA refuses the default one) after the work queued so
@@ -90,6 +91,7 @@ class DecodeStep {
   ForwardContext& ctx_;
   at::Tensor token_;
   bool use_graph_;
+  int64_t runs_ = 0;
 #ifdef STRATA_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph_;
 #endif
@@ -129,9 +131,7 @@ std::vector<int64_t> generate(LanguageModel& model, const std::vector<int64_t>& 
     if ((o.stop_token && next == *o.stop_token) || i + 1 == o.max_new_tokens) break;
     token.fill_(next);
     position.fill_(prompt_length + i);
-    // The first step runs eagerly (CUDA graphs capture only after kernels and libraries have
-    // been initialised); later ones replay its capture.
-    logits = i == 0 && use_graph ? model.forward(token, ctx) : step.run();
+    logits = step.run();
   }
   return out;
 }

@@ -93,12 +93,8 @@ MixerOutput MultiLatentAttention::forward(const at::Tensor& hidden, ForwardConte
   auto k_pos_emb = apply_rotary(kv_down[1].unsqueeze(2), inputs.rotary_cos, inputs.rotary_sin).squeeze(2);
   if (ctx.cache) {
     auto& state = ctx.cache->state<LatentAttentionState>(layer_number_);
-    if (state.kv_latent.defined()) {
-      kv_latent = at::cat({state.kv_latent, kv_latent}, 1);
-      k_pos_emb = at::cat({state.k_pos_emb, k_pos_emb}, 1);
-    }
-    state.kv_latent = kv_latent;
-    state.k_pos_emb = k_pos_emb;
+    kv_latent = append_to_cache(state.kv_latent, kv_latent);
+    k_pos_emb = append_to_cache(state.k_pos_emb, k_pos_emb);
     inputs.state = &state;
   }
 

@@ -72,12 +72,8 @@ MixerOutput SelfAttention::forward(const at::Tensor& hidden, ForwardContext& ctx
     if (ctx.cache) {
       // Decoding: attend over the cached keys/values of earlier positions as well.
       auto& cached = ctx.cache->state<KvCache>(layer_number_);
-      if (cached.k.defined()) {
-        k = at::cat({cached.k, k}, 1);
-        v = at::cat({cached.v, v}, 1);
-      }
-      cached.k = k;
-      cached.v = v;
+      k = append_to_cache(cached.k, k);
+      v = append_to_cache(cached.v, v);
     }
     context = core_attention_->forward(q, k, v);
   }

@@ -30,6 +30,13 @@ inline void update_state(at::Tensor& slot, const at::Tensor& value) {
     slot = value;
 }
 
+// Appends `fresh` to a cache that grows along the sequence (dim 1) and returns the whole: what
+// the attention variants keep of earlier positions when the cache has no fixed capacity.
+inline at::Tensor append_to_cache(at::Tensor& slot, const at::Tensor& fresh) {
+  slot = slot.defined() ? at::cat({slot, fresh}, 1) : fresh;
+  return slot;
+}
+
 class InferenceCache {
  public:
   InferenceCache() = default;
