@@ -70,6 +70,11 @@ void hc_combine_backward(Dtype, const void*, const void*, const void*, const flo
   no_kernels("hc_combine_backward");
 }
 
+void chunk_state_scan(const float*, const float*, const float*, const float*, const float*, const float*, float*,
+                      float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, float, float, bool, Stream) {
+  no_kernels("chunk_state_scan");
+}
+
 }  // namespace strata::kernels::launch
 
 #endif

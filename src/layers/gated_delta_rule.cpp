@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
+#include "strata/layers/delta_rule_chunk_states.h"
 
 namespace strata {
 
@@ -93,12 +94,11 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   auto vc = into_chunks(heads_first(v, dtype), chunk_size);
   auto gc = into_chunks(heads_first(g, dtype), chunk_size);  // [B, H, N, C]
   auto bc = into_chunks(heads_first(beta, dtype), chunk_size).unsqueeze(-1);
-  const auto chunks = qc.size(2);
 
   auto decay = at::exp(pairwise_log_decay(gc));                     // [.., C, C], zero above the diagonal
   auto decay_from_start = at::exp(gc.cumsum(-1)).unsqueeze(-1);      // through step i, from the chunk start
   auto decay_to_end = decay.select(-2, chunk_size - 1).unsqueeze(-1);  // after step j, to the chunk end
-  auto decay_whole = decay_from_start.select(-2, chunk_size - 1).unsqueeze(-1);  // [B, H, N, 1, 1]
+  auto decay_whole = decay_from_start.select(-2, chunk_size - 1).squeeze(-1);  // [B, H, N]
 
   // Within a chunk, the corrections delta_i solve the unit lower-triangular system
   //   delta_i + beta_i sum_{j<i} decay_ij (k_i . k_j) delta_j = beta_i v_i - beta_i decay_from_start_i S0^T k_i
@@ -116,16 +116,11 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   auto q_from_start = qc * decay_from_start;
   auto k_to_end = kc * decay_to_end;
 
-  auto state = start_state(initial_state, d, qc);
-  std::vector<at::Tensor> outs;
-  outs.reserve(chunks);
-  for (int64_t n = 0; n < chunks; ++n) {
-    auto delta = U.select(2, n) - at::matmul(W.select(2, n), state);
-    outs.push_back(at::matmul(q_from_start.select(2, n), state) + at::matmul(scores.select(2, n), delta));
-    state = state * decay_whole.select(2, n) + at::matmul(k_to_end.select(2, n).transpose(-1, -2), delta);
-  }
-  auto out = at::stack(outs, 2).flatten(2, 3).narrow(2, 0, d.seq).transpose(1, 2);
-  return {out.to(v.scalar_type()), state};
+  // The one sequential part: the state entering each chunk, and each chunk's corrections.
+  auto states = delta_rule_chunk_states(U, W, k_to_end, decay_whole, start_state(initial_state, d, qc));
+  auto out = at::matmul(q_from_start, states.entering) + at::matmul(scores, states.delta);
+  out = out.flatten(2, 3).narrow(2, 0, d.seq).transpose(1, 2);
+  return {out.to(v.scalar_type()), states.final_state};
 }
 
 DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

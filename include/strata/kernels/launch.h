@@ -96,4 +96,23 @@ void hc_combine_backward(Dtype dtype, const void* grad_out, const void* streams,
                          const float* res, void* grad_streams, void* grad_branch, float* grad_post, float* grad_res,
                          int64_t tokens, int64_t n, int64_t hidden, Stream stream);
 
+// Largest key dimension and chunk length chunk_state_scan takes; larger ones run the twin.
+constexpr int64_t kMaxScanKeyDim = 256;
+constexpr int64_t kMaxScanChunk = 128;
+
+// The chunked delta rule's hand-off between chunks, as a scan over the `chunks` chunks of each of
+// `batch_heads` (sequence, head) pairs, all float32 and contiguous:
+//   X = x0                                    x0 [batch_heads, key_dim, value_dim]
+//   for n = 0 .. chunks - 1 (reverse: from the last):
+//     states[n] = X                           states [batch_heads, chunks, key_dim, value_dim]
+//     y[n] = y_init[n] + y_sign a[n] X        y, y_init [batch_heads, chunks, chunk, value_dim]
+//     X = decay[n] X + x_sign b[n]^T y[n] + x_add[n]   a, b [.., chunks, chunk, key_dim]; decay [.., chunks]
+//   x_final = X
+// x_add may be null (zero). key_dim: a multiple of 4 up to kMaxScanKeyDim; chunk <= kMaxScanChunk;
+// a and b 16-byte aligned. The forward and the backward of strata::delta_rule_chunk_states.
+void chunk_state_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
+                      const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
+                      int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
+                      Stream stream);
+
 }  // namespace strata::kernels::launch

@@ -1,0 +1,181 @@
+// The sequential part of the chunked gated delta rule: the state hand-off from chunk to chunk,
+// forward and backward, as one scan (see launch::chunk_state_scan for the recurrence).
+//
+// The recurrence never mixes value columns, so each block owns one (sequence, head) and 32
+// value columns, one per lane, and walks the chunks in order while every intra-chunk product
+// stays batched in cuBLAS outside. Per chunk it stages the C x Dk matrix it multiplies by in
+// shared memory, reads it as broadcasts (every lane of a warp reads the same row), and keeps
+// its slice of the Dk x 32 state in registers, with a shared copy for the y = A X products.
+#include <algorithm>
+
+#include "common.cuh"
+
+namespace strata::kernels::device {
+namespace {
+
+constexpr int kColumns = 32;  // value columns per block, one per lane
+constexpr int kWarps = 8;
+constexpr int kThreads = kColumns * kWarps;
+
+// Copies `count` floats (a multiple of 4, both pointers 16-byte aligned) into shared memory.
+__device__ __forceinline__ void stage(const float* from, float* to, int count) {
+  const auto* src = reinterpret_cast<const float4*>(from);
+  auto* dst = reinterpret_cast<float4*>(to);
+  for (int i = threadIdx.x; i < count / 4; i += kThreads) dst[i] = src[i];
+}
+
+// kStateRows: rows of the state each warp holds (warp w: rows [w kStateRows, (w + 1) kStateRows)),
+// a multiple of 4 so that a row block is read as float4; kOutRows: rows of y per thread (warp w:
+// rows w, w + kWarps, ...). Rows past key_dim / chunk are skipped.
+template <int kStateRows, int kOutRows>
+__global__ void __launch_bounds__(kThreads)
+    chunk_state_scan_kernel(const float* __restrict__ x0, const float* __restrict__ y_init, const float* __restrict__ a,
+                            const float* __restrict__ b, const float* __restrict__ decay,
+                            const float* __restrict__ x_add, float* __restrict__ states, float* __restrict__ y,
+                            float* __restrict__ x_final, int chunks, int chunk, int key_dim, int value_dim,
+                            float y_sign, float x_sign, bool reverse) {
+  static_assert(kStateRows % 4 == 0);
+  extern __shared__ float4 shared_storage[];
+  float* x_shared = reinterpret_cast<float*>(shared_storage);  // [key_dim][kColumns]
+  float* matrix = x_shared + key_dim * kColumns;               // [chunk][key_dim]: a[n], then b[n]
+  float* y_shared = matrix + chunk * key_dim;                  // [chunk][kColumns]
+
+  const int lane = threadIdx.x % kColumns, warp = threadIdx.x / kColumns;
+  const int column = blockIdx.y * kColumns + lane;
+  const bool live = column < value_dim;
+  const int first_row = warp * kStateRows;
+  const int64_t head = blockIdx.x;
+  const int64_t state_size = static_cast<int64_t>(key_dim) * value_dim;
+  const int64_t matrix_size = static_cast<int64_t>(chunk) * key_dim;
+  const int64_t out_size = static_cast<int64_t>(chunk) * value_dim;
+
+  float x[kStateRows];
+#pragma unroll
+  for (int m = 0; m < kStateRows; ++m) {
+    const int r = first_row + m;
+    x[m] = r < key_dim && live ? x0[head * state_size + static_cast<int64_t>(r) * value_dim + column] : 0.0f;
+    if (r < key_dim) x_shared[r * kColumns + lane] = x[m];
+  }
+
+  for (int step = 0; step < chunks; ++step) {
+    const int64_t n = head * chunks + (reverse ? chunks - 1 - step : step);
+    if (live) {
+#pragma unroll
+      for (int m = 0; m < kStateRows; ++m)
+        if (first_row + m < key_dim) states[n * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
+    }
+    stage(a + n * matrix_size, matrix, chunk * key_dim);
+    __syncthreads();  // a[n] staged and x_shared current
+
+    // y = y_init + y_sign a[n] X, reading a's rows four entries at a time.
+    float acc[kOutRows] = {};
+    for (int r = 0; r < key_dim; r += 4) {
+      const float x_r[4] = {x_shared[r * kColumns + lane], x_shared[(r + 1) * kColumns + lane],
+                            x_shared[(r + 2) * kColumns + lane], x_shared[(r + 3) * kColumns + lane]};
+#pragma unroll
+      for (int m = 0; m < kOutRows; ++m) {
+        const int i = warp + m * kWarps;
+        if (i < chunk) {
+          const float4 row = *reinterpret_cast<const float4*>(matrix + i * key_dim + r);
+          acc[m] += row.x * x_r[0] + row.y * x_r[1] + row.z * x_r[2] + row.w * x_r[3];
+        }
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kOutRows; ++m) {
+      const int i = warp + m * kWarps;
+      if (i < chunk) {
+        const int64_t at = n * out_size + static_cast<int64_t>(i) * value_dim + column;
+        const float value = live ? y_init[at] + y_sign * acc[m] : 0.0f;
+        y_shared[i * kColumns + lane] = value;
+        if (live) y[at] = value;
+      }
+    }
+    __syncthreads();  // y_shared written, a[n] no longer read
+    stage(b + n * matrix_size, matrix, chunk * key_dim);
+    __syncthreads();
+
+    // X = decay X + x_sign b[n]^T y + x_add[n], each warp's rows of b read four at a time.
+    float update[kStateRows] = {};
+    for (int c = 0; c < chunk; ++c) {
+      const float y_c = y_shared[c * kColumns + lane];
+#pragma unroll
+      for (int m = 0; m < kStateRows; m += 4)
+        if (first_row + m < key_dim) {
+          const float4 col = *reinterpret_cast<const float4*>(matrix + c * key_dim + first_row + m);
+          update[m] += col.x * y_c;
+          update[m + 1] += col.y * y_c;
+          update[m + 2] += col.z * y_c;
+          update[m + 3] += col.w * y_c;
+        }
+    }
+    const float d = decay[n];
+#pragma unroll
+    for (int m = 0; m < kStateRows; ++m) {
+      const int r = first_row + m;
+      if (r < key_dim) {
+        const float add =
+            x_add != nullptr && live ? x_add[n * state_size + static_cast<int64_t>(r) * value_dim + column] : 0.0f;
+        x[m] = d * x[m] + x_sign * update[m] + add;
+        x_shared[r * kColumns + lane] = x[m];
+      }
+    }
+    __syncthreads();  // x_shared current, b[n] no longer read
+  }
+
+  if (live) {
+#pragma unroll
+    for (int m = 0; m < kStateRows; ++m)
+      if (first_row + m < key_dim) x_final[head * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
+  }
+}
+
+template <int kStateRows, int kOutRows>
+void launch_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
+                 const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
+                 int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
+                 cudaStream_t stream) {
+  const auto kernel = chunk_state_scan_kernel<kStateRows, kOutRows>;
+  const std::size_t shared_bytes = sizeof(float) * (key_dim * kColumns + chunk * key_dim + chunk * kColumns);
+  if (shared_bytes > 48 * 1024 &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)) !=
+          cudaSuccess)
+    fail("chunk_state_scan: ", shared_bytes, " bytes of shared memory for key_dim ", key_dim, " and chunk ", chunk,
+         " exceed what this GPU gives a block");
+  const dim3 grid(static_cast<unsigned>(batch_heads), static_cast<unsigned>((value_dim + kColumns - 1) / kColumns));
+  kernel<<<grid, kThreads, shared_bytes, stream>>>(x0, y_init, a, b, decay, x_add, states, y, x_final,
+                                                   static_cast<int>(chunks), static_cast<int>(chunk),
+                                                   static_cast<int>(key_dim), static_cast<int>(value_dim), y_sign,
+                                                   x_sign, reverse);
+}
+
+}  // namespace
+}  // namespace strata::kernels::device
+
+namespace strata::kernels::launch {
+
+void chunk_state_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
+                      const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
+                      int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
+                      Stream stream) {
+  if (key_dim < 4 || key_dim > kMaxScanKeyDim || key_dim % 4 != 0)
+    fail("chunk_state_scan: key_dim is ", key_dim, ", expected a multiple of 4 in [4, ", kMaxScanKeyDim, "]");
+  if (chunk < 1 || chunk > kMaxScanChunk) fail("chunk_state_scan: chunk is ", chunk, ", expected 1..", kMaxScanChunk);
+  for (const void* p : {static_cast<const void*>(a), static_cast<const void*>(b)})
+    if (!host::aligned(p, 16)) fail("chunk_state_scan: the chunk matrices must be 16-byte aligned");
+  if (batch_heads == 0 || chunks == 0 || value_dim == 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  // Rows per warp: key_dim / 8 rounded up to the instantiated 16 or 32; chunk / 8 to 8 or 16.
+  const bool wide_state = key_dim > 16 * device::kWarps, long_chunk = chunk > 8 * device::kWarps;
+  const auto run = [&](auto launcher) {
+    launcher(x0, y_init, a, b, decay, x_add, states, y, x_final, batch_heads, chunks, chunk, key_dim, value_dim,
+             y_sign, x_sign, reverse, s);
+  };
+  if (wide_state)
+    long_chunk ? run(device::launch_scan<32, 16>) : run(device::launch_scan<32, 8>);
+  else
+    long_chunk ? run(device::launch_scan<16, 16>) : run(device::launch_scan<16, 8>);
+  host::check_launch("chunk_state_scan");
+}
+
+}  // namespace strata::kernels::launch

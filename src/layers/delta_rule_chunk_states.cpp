@@ -1,0 +1,107 @@
+#include "strata/layers/delta_rule_chunk_states.h"
+
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <vector>
+
+#include "strata/core/error.h"
+
+namespace strata {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+kernels::ChunkScanResult chunk_state_scan(const kernels::ChunkScanInputs& in) {
+  if (kernels::chunk_state_scan_kernel_applies(in)) return kernels::chunk_state_scan_cuda(in);
+  // The twin computes in its inputs' dtype, as the kernel does, whatever autocast says.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  return chunk_state_scan_reference(in);
+}
+
+// The forward scan carries S from the first chunk; the backward carries dL/dS from the last:
+//   dL/dS_{n+1} is the carried value as chunk n is visited (saved: it gives K_n's and decay_n's
+//   gradients), ddelta_n = g_delta_n + K_n dL/dS_{n+1} is the y of the scan, and
+//   dL/dS_n = decay_n dL/dS_{n+1} - W_n^T ddelta_n + g_entering_n.
+class ChunkStatesFunction : public torch::autograd::Function<ChunkStatesFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& U, const at::Tensor& W,
+                               const at::Tensor& k_to_end, const at::Tensor& chunk_decay, const at::Tensor& initial) {
+    auto scan = chunk_state_scan({.x0 = initial, .y_init = U, .a = W, .b = k_to_end, .decay = chunk_decay,
+                                  .y_sign = -1.0, .x_sign = 1.0});
+    ctx->save_for_backward({W, k_to_end, chunk_decay, scan.states, scan.y});
+    return {scan.states, scan.y, scan.x_final};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const auto saved = ctx->get_saved_variables();
+    const auto &W = saved[0], &k_to_end = saved[1], &chunk_decay = saved[2], &entering = saved[3], &delta = saved[4];
+    // Undefined output gradients arrive as zeros (the Function materialises them).
+    const auto& g_entering = grads[0];
+    const auto& g_delta = grads[1];
+    const auto& g_final = grads[2];
+    auto scan = chunk_state_scan({.x0 = g_final.to(W.scalar_type()),
+                                  .y_init = g_delta.to(W.scalar_type()),
+                                  .a = k_to_end,
+                                  .b = W,
+                                  .decay = chunk_decay,
+                                  .x_add = g_entering.to(W.scalar_type()),
+                                  .y_sign = 1.0,
+                                  .x_sign = -1.0,
+                                  .reverse = true});
+    const auto& g_leaving = scan.states;  // dL/dS_{n+1}
+    const auto& g_corrections = scan.y;
+    auto grad_W = -at::matmul(g_corrections, entering.transpose(-1, -2));
+    auto grad_k_to_end = at::matmul(delta, g_leaving.transpose(-1, -2));
+    auto grad_decay = (entering * g_leaving).sum({-2, -1});
+    return {g_corrections, grad_W, grad_k_to_end, grad_decay, scan.x_final};
+  }
+};
+
+void check_shapes(const at::Tensor& U, const at::Tensor& W, const at::Tensor& k_to_end, const at::Tensor& chunk_decay,
+                  const at::Tensor& initial) {
+  const auto fn = "delta_rule_chunk_states";
+  if (W.dim() != 5) fail(fn, ": W must be [B, H, N, C, Dk], got shape ", W.sizes());
+  const auto B = W.size(0), H = W.size(1), N = W.size(2), C = W.size(3), Dk = W.size(4);
+  if (initial.dim() != 4 || initial.size(0) != B || initial.size(1) != H || initial.size(2) != Dk)
+    fail(fn, ": initial must be [B, H, Dk, Dv] with [B, H, Dk] = [", B, ", ", H, ", ", Dk, "], got shape ",
+         initial.sizes());
+  const auto Dv = initial.size(3);
+  if (U.sizes() != at::IntArrayRef{B, H, N, C, Dv})
+    fail(fn, ": U must be [B, H, N, C, Dv] = [", B, ", ", H, ", ", N, ", ", C, ", ", Dv, "], got shape ", U.sizes());
+  if (k_to_end.sizes() != W.sizes()) fail(fn, ": k_to_end must have W's shape ", W.sizes(), ", got ", k_to_end.sizes());
+  if (chunk_decay.sizes() != at::IntArrayRef{B, H, N})
+    fail(fn, ": chunk_decay must be [B, H, N] = [", B, ", ", H, ", ", N, "], got shape ", chunk_decay.sizes());
+  for (const auto* t : {&U, &k_to_end, &chunk_decay, &initial})
+    if (t->scalar_type() != W.scalar_type())
+      fail(fn, ": every input must have W's dtype ", W.scalar_type(), ", got ", t->scalar_type());
+}
+
+}  // namespace
+
+kernels::ChunkScanResult chunk_state_scan_reference(const kernels::ChunkScanInputs& in) {
+  const auto chunks = in.a.size(-3);
+  auto x = in.x0;
+  std::vector<at::Tensor> states(chunks), ys(chunks);
+  for (int64_t step = 0; step < chunks; ++step) {
+    const auto n = in.reverse ? chunks - 1 - step : step;
+    states[n] = x;
+    ys[n] = in.y_init.select(-3, n) + in.y_sign * at::matmul(in.a.select(-3, n), x);
+    x = in.decay.select(-1, n).unsqueeze(-1).unsqueeze(-1) * x +
+        in.x_sign * at::matmul(in.b.select(-3, n).transpose(-1, -2), ys[n]);
+    if (in.x_add.defined()) x = x + in.x_add.select(-3, n);
+  }
+  return {at::stack(states, -3), at::stack(ys, -3), x};
+}
+
+DeltaRuleChunkStates delta_rule_chunk_states(const at::Tensor& U, const at::Tensor& W, const at::Tensor& k_to_end,
+                                             const at::Tensor& chunk_decay, const at::Tensor& initial) {
+  check_shapes(U, W, k_to_end, chunk_decay, initial);
+  auto out = ChunkStatesFunction::apply(U, W, k_to_end, chunk_decay, initial);
+  return {out[0], out[1], out[2]};
+}
+
+}  // namespace strata
