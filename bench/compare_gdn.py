@@ -47,8 +47,13 @@ def main():
     args = p.parse_args()
     T, H, Hk, Dk, Dv, hidden = args.seq_length, 32, 16, 128, 128, 2048
 
-    out = subprocess.run([args.strata_bench, "--seq-length", str(T)], check=True, capture_output=True, text=True)
-    strata = {r["what"]: r["ms"] for r in map(json.loads, out.stdout.strip().splitlines())}
+    def run_strata(kernels_on):
+        env = {**os.environ, "STRATA_FUSED_KERNELS": "1" if kernels_on else "0"}
+        out = subprocess.run([args.strata_bench, "--seq-length", str(T)], check=True, capture_output=True, text=True,
+                             env=env)
+        return {r["what"]: r["ms"] for r in map(json.loads, out.stdout.strip().splitlines())}
+
+    strata, twins = run_strata(True), run_strata(False)
 
     from transformers import Qwen3NextConfig
     from transformers.models.qwen3_next import modeling_qwen3_next as hf
@@ -64,7 +69,8 @@ def main():
             y = layer(x)
         y.float().square().mean().backward()
 
-    rows = [("layer fwd+bwd", "strata", strata["layer"]), ("layer fwd+bwd", "HF PyTorch path", median_ms(hf_layer))]
+    rows = [("layer fwd+bwd", "strata", strata["layer"]), ("layer fwd+bwd", "strata, kernels off", twins["layer"]),
+            ("layer fwd+bwd", "HF PyTorch path", median_ms(hf_layer))]
 
     q, k, v, g, beta = gdn_inputs(T, H, Dk, Dv)
 
@@ -72,7 +78,12 @@ def main():
         o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=64)
         o.float().square().mean().backward()
 
-    rows += [("delta rule fwd+bwd", "strata", strata["delta_rule"]), ("delta rule fwd+bwd", "HF PyTorch path", median_ms(hf_rule))]
+    rows += [("delta rule fwd+bwd", "strata", strata["delta_rule"]),
+             ("delta rule fwd+bwd", "strata, kernels off", twins["delta_rule"]),
+             ("delta rule fwd+bwd", "HF PyTorch path", median_ms(hf_rule)),
+             ("delta rule fwd", "strata", strata["delta_rule_fwd"]),
+             ("state scan fwd+bwd", "strata", strata["state_scan"]),
+             ("state scan fwd+bwd", "strata, kernels off", twins["state_scan"])]
     if args.fla_path:
         child = subprocess.run([sys.executable, __file__, "--fla-only", "--seq-length", str(T)], capture_output=True,
                                text=True, env={**os.environ, "PYTHONPATH": args.fla_path})
@@ -89,7 +100,8 @@ def main():
     print("| what | implementation | ms | strata speed-up |")
     print("| --- | --- | --- | --- |")
     for what, impl, ms in rows:
-        mine = strata["layer" if what.startswith("layer") else "delta_rule" if "bwd" in what else "delta_rule_fwd"]
+        mine = strata["layer" if what.startswith("layer") else "state_scan" if what.startswith("state")
+                      else "delta_rule" if "bwd" in what else "delta_rule_fwd"]
         print(f"| {what} | {impl} | {ms:.2f} | {ms / mine:.2f}x |")
 
 

@@ -10,6 +10,7 @@
 #include "strata/backends/local_backend.h"
 #include "strata/core/compat.h"
 #include "strata/layers/gated_delta_net.h"
+#include "strata/layers/delta_rule_chunk_states.h"
 #include "strata/layers/gated_delta_rule.h"
 
 int main(int argc, char** argv) {
@@ -71,8 +72,23 @@ int main(int argc, char** argv) {
       },
       warmup, iters);
 
+  // The rule's one sequential part alone, at the shapes the rule hands it (float32).
+  const int64_t C = c.linear_chunk_size, N = (seq + C - 1) / C;
+  auto f32 = bf16.dtype(at::kFloat);
+  auto U = at::randn({batch, H, N, C, Dv}, f32).requires_grad_(true);
+  auto W = (at::randn({batch, H, N, C, Dk}, f32) * 0.01).requires_grad_(true);
+  auto k_to_end = (at::randn({batch, H, N, C, Dk}, f32) * 0.01).requires_grad_(true);
+  auto chunk_decay = at::rand({batch, H, N}, f32).requires_grad_(true);
+  auto initial = at::zeros({batch, H, Dk, Dv}, f32).requires_grad_(true);
+  const double scan_ms = strata::bench::median_ms(
+      [&] {
+        auto s = strata::delta_rule_chunk_states(U, W, k_to_end, chunk_decay, initial);
+        (s.entering.sum() + s.delta.sum()).backward();
+      },
+      warmup, iters);
+
   for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms},
-                          std::pair{"delta_rule_fwd", rule_fwd_ms}})
+                          std::pair{"delta_rule_fwd", rule_fwd_ms}, std::pair{"state_scan", scan_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
   return 0;
 }

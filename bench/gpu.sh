@@ -2,7 +2,8 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench]      (default all; the build is incremental in build-gpu/)
+#   bench/gpu.sh [all|test|bench|gdn]  (default all; the build is incremental in build-gpu/;
+#                                       gdn: only the Gated DeltaNet tests and benchmark)
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,15 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
 step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu-deps/usr"
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
+if [ "$phase" = gdn ]; then
+  step tests-gdn env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu \
+    -R "DeltaRule|ChunkState|GatedDelta|Qwen3Next|qwen3_next" --output-on-failure -j4
+  grep -hE "tests passed|tests failed|Failed|\*\*\*" "$out/tests-gdn.log" | tail -12
+  step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
+    --fla-path "$PWD/.peers/flash-linear-attention"
+  cat "$out/bench-gdn.log" "$out/summary.txt"
+  exit 0
+fi
 if [ "$phase" != bench ]; then
   # Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both
   # run on the CPU machines. The multi-rank tests start CPU ranks over Gloo, and PyTorch's wheel
