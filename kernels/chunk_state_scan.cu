@@ -1,11 +1,13 @@
 // The sequential part of the chunked gated delta rule: the state hand-off from chunk to chunk,
 // forward and backward, as one scan (see launch::chunk_state_scan for the recurrence).
 //
-// The recurrence never mixes value columns, so each block owns one (sequence, head) and 32
-// value columns, one per lane, and walks the chunks in order while every intra-chunk product
-// stays batched in cuBLAS outside. Per chunk it stages the C x Dk matrix it multiplies by in
-// shared memory, reads it as broadcasts (every lane of a warp reads the same row), and keeps
-// its slice of the Dk x 32 state in registers, with a shared copy for the y = A X products.
+// The recurrence never mixes value columns, so each block owns one (sequence, head) and 16
+// value columns and walks the chunks in order while every intra-chunk product stays batched in
+// cuBLAS outside. A thread holds one column of a group of rows: its slice of the Dk x 16 carried
+// value in registers (with a shared copy for the y = a X products), and its rows of y. Per
+// chunk the block stages both C x Dk matrices in shared memory at once (one wait on memory per
+// chunk) and reads them as broadcasts: the threads of one column group read the same entries.
+// Narrow column slices give two blocks per SM, whose loads and syncs overlap each other.
 #include <algorithm>
 
 #include "common.cuh"
@@ -13,9 +15,9 @@
 namespace strata::kernels::device {
 namespace {
 
-constexpr int kColumns = 32;  // value columns per block, one per lane
-constexpr int kWarps = 8;
-constexpr int kThreads = kColumns * kWarps;
+constexpr int kColumns = 16;  // value columns per block
+constexpr int kGroups = 16;   // row groups per block
+constexpr int kThreads = kColumns * kGroups;
 
 // Copies `count` floats (a multiple of 4, both pointers 16-byte aligned) into shared memory.
 __device__ __forceinline__ void stage(const float* from, float* to, int count) {
@@ -24,9 +26,10 @@ __device__ __forceinline__ void stage(const float* from, float* to, int count) {
   for (int i = threadIdx.x; i < count / 4; i += kThreads) dst[i] = src[i];
 }
 
-// kStateRows: rows of the state each warp holds (warp w: rows [w kStateRows, (w + 1) kStateRows)),
-// a multiple of 4 so that a row block is read as float4; kOutRows: rows of y per thread (warp w:
-// rows w, w + kWarps, ...). Rows past key_dim / chunk are skipped.
+// kStateRows: rows of the carried value each group holds (group g: rows [g kStateRows,
+// (g + 1) kStateRows)), a multiple of 4 so that b's entries for them are read as a float4;
+// kOutRows: rows of y per thread (group g: rows g, g + kGroups, ...). Rows past key_dim / chunk
+// are skipped.
 template <int kStateRows, int kOutRows>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_scan_kernel(const float* __restrict__ x0, const float* __restrict__ y_init, const float* __restrict__ a,
@@ -37,13 +40,14 @@ __global__ void __launch_bounds__(kThreads)
   static_assert(kStateRows % 4 == 0);
   extern __shared__ float4 shared_storage[];
   float* x_shared = reinterpret_cast<float*>(shared_storage);  // [key_dim][kColumns]
-  float* matrix = x_shared + key_dim * kColumns;               // [chunk][key_dim]: a[n], then b[n]
-  float* y_shared = matrix + chunk * key_dim;                  // [chunk][kColumns]
+  float* a_shared = x_shared + key_dim * kColumns;             // [chunk][key_dim]
+  float* b_shared = a_shared + chunk * key_dim;                // [chunk][key_dim]
+  float* y_shared = b_shared + chunk * key_dim;                // [chunk][kColumns]
 
-  const int lane = threadIdx.x % kColumns, warp = threadIdx.x / kColumns;
+  const int lane = threadIdx.x % kColumns, group = threadIdx.x / kColumns;
   const int column = blockIdx.y * kColumns + lane;
   const bool live = column < value_dim;
-  const int first_row = warp * kStateRows;
+  const int first_row = group * kStateRows;
   const int64_t head = blockIdx.x;
   const int64_t state_size = static_cast<int64_t>(key_dim) * value_dim;
   const int64_t matrix_size = static_cast<int64_t>(chunk) * key_dim;
@@ -64,8 +68,9 @@ __global__ void __launch_bounds__(kThreads)
       for (int m = 0; m < kStateRows; ++m)
         if (first_row + m < key_dim) states[n * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
     }
-    stage(a + n * matrix_size, matrix, chunk * key_dim);
-    __syncthreads();  // a[n] staged and x_shared current
+    stage(a + n * matrix_size, a_shared, chunk * key_dim);
+    stage(b + n * matrix_size, b_shared, chunk * key_dim);
+    __syncthreads();  // a[n] and b[n] staged, x_shared current
 
     // y = y_init + y_sign a[n] X, reading a's rows four entries at a time.
     float acc[kOutRows] = {};
@@ -74,16 +79,16 @@ __global__ void __launch_bounds__(kThreads)
                             x_shared[(r + 2) * kColumns + lane], x_shared[(r + 3) * kColumns + lane]};
 #pragma unroll
       for (int m = 0; m < kOutRows; ++m) {
-        const int i = warp + m * kWarps;
+        const int i = group + m * kGroups;
         if (i < chunk) {
-          const float4 row = *reinterpret_cast<const float4*>(matrix + i * key_dim + r);
+          const float4 row = *reinterpret_cast<const float4*>(a_shared + i * key_dim + r);
           acc[m] += row.x * x_r[0] + row.y * x_r[1] + row.z * x_r[2] + row.w * x_r[3];
         }
       }
     }
 #pragma unroll
     for (int m = 0; m < kOutRows; ++m) {
-      const int i = warp + m * kWarps;
+      const int i = group + m * kGroups;
       if (i < chunk) {
         const int64_t at = n * out_size + static_cast<int64_t>(i) * value_dim + column;
         const float value = live ? y_init[at] + y_sign * acc[m] : 0.0f;
@@ -91,18 +96,16 @@ __global__ void __launch_bounds__(kThreads)
         if (live) y[at] = value;
       }
     }
-    __syncthreads();  // y_shared written, a[n] no longer read
-    stage(b + n * matrix_size, matrix, chunk * key_dim);
-    __syncthreads();
+    __syncthreads();  // y_shared written
 
-    // X = decay X + x_sign b[n]^T y + x_add[n], each warp's rows of b read four at a time.
+    // X = decay X + x_sign b[n]^T y + x_add[n], each group's entries of b read four at a time.
     float update[kStateRows] = {};
     for (int c = 0; c < chunk; ++c) {
       const float y_c = y_shared[c * kColumns + lane];
 #pragma unroll
       for (int m = 0; m < kStateRows; m += 4)
         if (first_row + m < key_dim) {
-          const float4 col = *reinterpret_cast<const float4*>(matrix + c * key_dim + first_row + m);
+          const float4 col = *reinterpret_cast<const float4*>(b_shared + c * key_dim + first_row + m);
           update[m] += col.x * y_c;
           update[m + 1] += col.y * y_c;
           update[m + 2] += col.z * y_c;
@@ -120,7 +123,7 @@ __global__ void __launch_bounds__(kThreads)
         x_shared[r * kColumns + lane] = x[m];
       }
     }
-    __syncthreads();  // x_shared current, b[n] no longer read
+    __syncthreads();  // x_shared current, a[n] and b[n] no longer read
   }
 
   if (live) {
@@ -136,7 +139,8 @@ void launch_scan(const float* x0, const float* y_init, const float* a, const flo
                  int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
                  cudaStream_t stream) {
   const auto kernel = chunk_state_scan_kernel<kStateRows, kOutRows>;
-  const std::size_t shared_bytes = sizeof(float) * (key_dim * kColumns + chunk * key_dim + chunk * kColumns);
+  static_assert(kColumns == 16, "launch::chunk_state_scan_shared_bytes counts 16 columns");
+  const auto shared_bytes = static_cast<std::size_t>(launch::chunk_state_scan_shared_bytes(key_dim, chunk));
   if (shared_bytes > 48 * 1024 &&
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)) !=
           cudaSuccess)
@@ -158,23 +162,24 @@ void chunk_state_scan(const float* x0, const float* y_init, const float* a, cons
                       const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
                       int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
                       Stream stream) {
-  if (key_dim < 4 || key_dim > kMaxScanKeyDim || key_dim % 4 != 0)
-    fail("chunk_state_scan: key_dim is ", key_dim, ", expected a multiple of 4 in [4, ", kMaxScanKeyDim, "]");
-  if (chunk < 1 || chunk > kMaxScanChunk) fail("chunk_state_scan: chunk is ", chunk, ", expected 1..", kMaxScanChunk);
+  if (!chunk_state_scan_fits(key_dim, chunk))
+    fail("chunk_state_scan: key_dim ", key_dim, " and chunk ", chunk, " do not fit: expected key_dim a multiple of 4 up to ",
+         kMaxScanKeyDim, ", chunk up to ", kMaxScanChunk, ", and ", chunk_state_scan_shared_bytes(key_dim, chunk),
+         " bytes of shared memory within 227 KB");
   for (const void* p : {static_cast<const void*>(a), static_cast<const void*>(b)})
     if (!host::aligned(p, 16)) fail("chunk_state_scan: the chunk matrices must be 16-byte aligned");
   if (batch_heads == 0 || chunks == 0 || value_dim == 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
-  // Rows per warp: key_dim / 8 rounded up to the instantiated 16 or 32; chunk / 8 to 8 or 16.
-  const bool wide_state = key_dim > 16 * device::kWarps, long_chunk = chunk > 8 * device::kWarps;
+  // Rows per group: key_dim / 16 rounded up to the instantiated 8 or 16; chunk / 16 to 4 or 8.
+  const bool wide_state = key_dim > 8 * device::kGroups, long_chunk = chunk > 4 * device::kGroups;
   const auto run = [&](auto launcher) {
     launcher(x0, y_init, a, b, decay, x_add, states, y, x_final, batch_heads, chunks, chunk, key_dim, value_dim,
              y_sign, x_sign, reverse, s);
   };
   if (wide_state)
-    long_chunk ? run(device::launch_scan<32, 16>) : run(device::launch_scan<32, 8>);
+    long_chunk ? run(device::launch_scan<16, 8>) : run(device::launch_scan<16, 4>);
   else
-    long_chunk ? run(device::launch_scan<16, 16>) : run(device::launch_scan<16, 8>);
+    long_chunk ? run(device::launch_scan<8, 8>) : run(device::launch_scan<8, 4>);
   host::check_launch("chunk_state_scan");
 }
 

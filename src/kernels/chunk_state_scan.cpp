@@ -21,9 +21,7 @@ bool chunk_state_scan_kernel_applies(const ChunkScanInputs& in) {
   for (const auto* t : {&in.x0, &in.y_init, &in.a, &in.b, &in.decay})
     if (t->scalar_type() != at::kFloat || t->device() != in.x0.device()) return false;
   if (in.x_add.defined() && (in.x_add.scalar_type() != at::kFloat || in.x_add.device() != in.x0.device())) return false;
-  const auto key_dim = in.x0.size(-2);
-  return key_dim >= 4 && key_dim % 4 == 0 && key_dim <= launch::kMaxScanKeyDim && in.a.dim() >= 2 &&
-         in.a.size(-2) <= launch::kMaxScanChunk;
+  return in.a.dim() >= 2 && launch::chunk_state_scan_fits(in.x0.size(-2), in.a.size(-2));
 }
 
 ChunkScanResult chunk_state_scan_cuda(const ChunkScanInputs& in) {
@@ -32,7 +30,7 @@ ChunkScanResult chunk_state_scan_cuda(const ChunkScanInputs& in) {
   if (!chunk_state_scan_kernel_applies(in))
     fail("chunk_state_scan_cuda: x0 ", in.x0.sizes(), " (", in.x0.scalar_type(), "), a ", in.a.sizes(),
          ": expected float32 tensors on one GPU, Dk a multiple of 4 up to ", launch::kMaxScanKeyDim,
-         " and chunks up to ", launch::kMaxScanChunk);
+         " and chunks up to ", launch::kMaxScanChunk, " (together within the kernel's shared memory)");
   const auto batch = in.x0.sizes().slice(0, in.x0.dim() - 2);
   const int64_t key_dim = in.x0.size(-2), value_dim = in.x0.size(-1);
   const int64_t chunks = in.a.size(-3), chunk = in.a.size(-2);

@@ -55,13 +55,14 @@ ChunkScanInputs as_dtype(const ChunkScanInputs& in, at::ScalarType dtype) {
 }
 
 // Shapes: Qwen3-Next's heads (Dk = Dv = 128, chunks of 64), a value width that is not a multiple
-// of the block's 32 columns, the widest key and longest chunk the kernel takes, and odd sizes.
+// of the block's 16 columns, the longest chunk and the widest key the kernel takes, odd sizes.
 TEST(ChunkStateScanKernel, CudaKernelMatchesTheTwinInBothDirections) {
   ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
   struct Shape {
     int64_t chunks, chunk, key_dim, value_dim;
   };
-  for (const auto& s : {Shape{6, 64, 128, 128}, Shape{3, 16, 64, 40}, Shape{2, 128, 256, 33}, Shape{5, 7, 12, 5}})
+  for (const auto& s : {Shape{6, 64, 128, 128}, Shape{3, 16, 64, 40}, Shape{2, 128, 128, 33}, Shape{2, 64, 256, 20},
+                        Shape{5, 7, 12, 5}})
     for (bool reverse : {false, true})
       for (bool with_add : {false, true}) {
         auto in = random_scan_inputs(s.chunks, s.chunk, s.key_dim, s.value_dim, cuda(at::kFloat));
@@ -114,6 +115,7 @@ TEST(ChunkStateScanKernel, AppliesToFloat32CudaWithinItsSizes) {
   EXPECT_FALSE(chunk_state_scan_kernel_applies(random_scan_inputs(2, 64, 6, 8, cuda(at::kFloat))));    // Dk % 4
   EXPECT_FALSE(chunk_state_scan_kernel_applies(random_scan_inputs(2, 64, 260, 8, cuda(at::kFloat))));  // Dk > 256
   EXPECT_FALSE(chunk_state_scan_kernel_applies(random_scan_inputs(2, 129, 64, 8, cuda(at::kFloat))));  // C > 128
+  EXPECT_FALSE(chunk_state_scan_kernel_applies(random_scan_inputs(2, 128, 256, 8, cuda(at::kFloat))));  // > 227 KB
 }
 
 #endif

@@ -26,8 +26,8 @@ struct ChunkScanResult {
   at::Tensor x_final;  // [..., Dk, Dv]: after the last chunk visited
 };
 
-// Whether chunk_state_scan_cuda takes these inputs: float32 CUDA tensors, Dk a multiple of 4 up
-// to launch::kMaxScanKeyDim, C up to launch::kMaxScanChunk, kernels built and switched on.
+// Whether chunk_state_scan_cuda takes these inputs: float32 CUDA tensors, Dk and C within
+// launch::chunk_state_scan_fits, kernels built and switched on.
 bool chunk_state_scan_kernel_applies(const ChunkScanInputs& in);
 
 ChunkScanResult chunk_state_scan_cuda(const ChunkScanInputs& in);

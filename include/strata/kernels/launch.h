@@ -96,9 +96,19 @@ void hc_combine_backward(Dtype dtype, const void* grad_out, const void* streams,
                          const float* res, void* grad_streams, void* grad_branch, float* grad_post, float* grad_res,
                          int64_t tokens, int64_t n, int64_t hidden, Stream stream);
 
-// Largest key dimension and chunk length chunk_state_scan takes; larger ones run the twin.
+// Largest key dimension and chunk length chunk_state_scan takes (and together they must fit
+// chunk_state_scan_fits); larger ones run the twin.
 constexpr int64_t kMaxScanKeyDim = 256;
 constexpr int64_t kMaxScanChunk = 128;
+// Shared memory of one chunk_state_scan block: a key_dim x 16 slice of the carried value, both
+// chunk x key_dim matrices and a chunk x 16 slice of y, in float32.
+constexpr int64_t chunk_state_scan_shared_bytes(int64_t key_dim, int64_t chunk) {
+  return 4 * (16 * key_dim + 2 * chunk * key_dim + 16 * chunk);
+}
+constexpr bool chunk_state_scan_fits(int64_t key_dim, int64_t chunk) {
+  return key_dim >= 4 && key_dim % 4 == 0 && key_dim <= kMaxScanKeyDim && chunk >= 1 && chunk <= kMaxScanChunk &&
+         chunk_state_scan_shared_bytes(key_dim, chunk) <= 227 * 1024;  // an H100 block's most
+}
 
 // The chunked delta rule's hand-off between chunks, as a scan over the `chunks` chunks of each of
 // `batch_heads` (sequence, head) pairs, all float32 and contiguous:
@@ -108,8 +118,7 @@ constexpr int64_t kMaxScanChunk = 128;
 //     y[n] = y_init[n] + y_sign a[n] X        y, y_init [batch_heads, chunks, chunk, value_dim]
 //     X = decay[n] X + x_sign b[n]^T y[n] + x_add[n]   a, b [.., chunks, chunk, key_dim]; decay [.., chunks]
 //   x_final = X
-// x_add may be null (zero). key_dim: a multiple of 4 up to kMaxScanKeyDim; chunk <= kMaxScanChunk;
-// a and b 16-byte aligned. The forward and the backward of strata::delta_rule_chunk_states.
+// x_add may be null (zero). key_dim and chunk within chunk_state_scan_fits; a and b 16-byte aligned. The forward and the backward of strata::delta_rule_chunk_states.
 void chunk_state_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
                       const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
                       int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
