@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "cuda_timing.h"
+#include "kernel_profile.h"
 #include "strata/backends/local_backend.h"
 #include "strata/core/compat.h"
 #include "strata/layers/gated_delta_net.h"
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch);
   app.add_option("--chunk-size", c.linear_chunk_size);
   app.add_option("--iters", iters);
+  bool profile = false;
+  app.add_flag("--profile", profile, "also print to stderr the kernels of one layer and one rule fwd+bwd by GPU time");
   CLI11_PARSE(app, argc, argv);
   const auto device = at::Device(at::kCUDA);
 
@@ -38,17 +41,16 @@ int main(int argc, char** argv) {
                                                        strata::gated_delta_net_submodules(strata::LocalBackend{}));
   layer->to(device);
   auto hidden = at::randn({batch, seq, c.hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
-  const double layer_ms = strata::bench::median_ms(
-      [&] {
-        strata::ForwardContext ctx;
-        at::Tensor out;
-        {
-          strata::compat::CudaAutocast autocast(at::kBFloat16);
-          out = layer->forward(hidden, ctx).output;
-        }
-        out.to(at::kFloat).square().mean().backward();
-      },
-      warmup, iters);
+  const auto layer_step = [&] {
+    strata::ForwardContext ctx;
+    at::Tensor out;
+    {
+      strata::compat::CudaAutocast autocast(at::kBFloat16);
+      out = layer->forward(hidden, ctx).output;
+    }
+    out.to(at::kFloat).square().mean().backward();
+  };
+  const double layer_ms = strata::bench::median_ms(layer_step, warmup, iters);
 
   const auto H = c.linear_num_value_heads, Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim;
   auto bf16 = at::TensorOptions().device(device).dtype(at::kBFloat16);
@@ -58,12 +60,15 @@ int main(int argc, char** argv) {
   auto v = at::randn({batch, seq, H, Dv}, bf16).requires_grad_(true);
   auto g = at::log_sigmoid(at::randn({batch, seq, H}, bf16.dtype(at::kFloat))).requires_grad_(true);
   auto beta = at::sigmoid(at::randn({batch, seq, H}, bf16)).requires_grad_(true);
-  const double rule_ms = strata::bench::median_ms(
-      [&] {
-        auto r = strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
-        r.out.to(at::kFloat).square().mean().backward();
-      },
-      warmup, iters);
+  const auto rule_step = [&] {
+    auto r = strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+    r.out.to(at::kFloat).square().mean().backward();
+  };
+  const double rule_ms = strata::bench::median_ms(rule_step, warmup, iters);
+  if (profile) {
+    strata::bench::print_kernel_profile(stderr, "layer fwd+bwd", layer_step);
+    strata::bench::print_kernel_profile(stderr, "delta rule fwd+bwd", rule_step);
+  }
 
   const double rule_fwd_ms = strata::bench::median_ms(
       [&] {
