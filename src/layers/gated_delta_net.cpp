@@ -116,12 +116,21 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   // Causal depthwise conv: each output sees its own and the K - 1 previous inputs; before the
   // first token those are zeros, while decoding they are the state's.
   auto inputs = parts[0].transpose(1, 2);  // [B, channels, T]
-  auto history = state && state->conv.defined() ? state->conv.to(inputs.scalar_type())
-                                                : at::zeros({batch, conv_channels, conv_kernel_ - 1}, inputs.options());
-  auto window = at::cat({history, inputs}, -1);
-  if (state) update_state(state->conv, window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1));
-  auto conv_out = at::conv1d(window, conv1d_->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/at::IntArrayRef{0},
-                             /*dilation=*/1, /*groups=*/conv_channels);
+  at::Tensor conv_out;
+  if (state) {
+    auto history = state->conv.defined() ? state->conv.to(inputs.scalar_type())
+                                         : at::zeros({batch, conv_channels, conv_kernel_ - 1}, inputs.options());
+    auto window = at::cat({history, inputs}, -1);
+    update_state(state->conv, window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1));
+    conv_out = at::conv1d(window, conv1d_->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/at::IntArrayRef{0},
+                          /*dilation=*/1, /*groups=*/conv_channels);
+  } else {
+    // Zero history: the conv's own padding supplies it (a concatenated copy of the inputs costs
+    // a pass over them forward and backward); the first T outputs are the causal ones.
+    conv_out = at::conv1d(inputs, conv1d_->weight, /*bias=*/{}, /*stride=*/1,
+                          /*padding=*/at::IntArrayRef{conv_kernel_ - 1}, /*dilation=*/1, /*groups=*/conv_channels)
+                   .narrow(-1, 0, seq);
+  }
   conv_out = at::silu(conv_out).transpose(1, 2);  // [B, T, channels]
   auto qkv = conv_out.split_with_sizes({key_size, key_size, value_size}, -1);
 
