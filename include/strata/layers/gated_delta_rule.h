@@ -1,6 +1,5 @@
 #pragma once
-// The gated delta rule of Gated DeltaNet (Qwen3-Next's linear attention), in plain
-// differentiable ATen ops.
+// The gated delta rule of Gated DeltaNet (Qwen3-Next's linear attention), differentiable.
 //
 // Per head, with state S [Dk, Dv], log decay g_t <= 0 and write strength beta_t in (0, 1):
 //   S      = exp(g_t) S                      forget
@@ -9,7 +8,8 @@
 //   o_t    = S^T q_t                         read after writing
 // gated_delta_rule_recurrent runs this definition token by token (the decode step and the
 // reference); gated_delta_rule_chunked computes the same thing with matrix products inside
-// chunks (the WY / UT transform) and a state hand-off between chunks, looping over chunks only.
+// chunks (the WY / UT transform), batched over all chunks, and the state hand-off between chunks
+// (delta_rule_chunk_states.h: a scan over chunks, a CUDA kernel on GPUs).
 // Both compute in float32 (float64 inputs stay float64) and return out in v's dtype.
 #include <ATen/ATen.h>
 
