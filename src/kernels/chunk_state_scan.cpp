@@ -21,7 +21,7 @@ bool chunk_state_scan_kernel_applies(const ChunkScanInputs& in) {
   for (const auto* t : {&in.x0, &in.y_init, &in.a, &in.b, &in.decay})
     if (t->scalar_type() != at::kFloat || t->device() != in.x0.device()) return false;
   if (in.x_add.defined() && (in.x_add.scalar_type() != at::kFloat || in.x_add.device() != in.x0.device())) return false;
-  return in.a.dim() >= 2 && launch::chunk_state_scan_fits(in.x0.size(-2), in.a.size(-2));
+  return in.a.dim() >= 3 && launch::chunk_state_scan_fits(in.x0.size(-2), in.a.size(-2));
 }
 
 ChunkScanResult chunk_state_scan_cuda(const ChunkScanInputs& in) {
@@ -31,15 +31,10 @@ ChunkScanResult chunk_state_scan_cuda(const ChunkScanInputs& in) {
     fail("chunk_state_scan_cuda: x0 ", in.x0.sizes(), " (", in.x0.scalar_type(), "), a ", in.a.sizes(),
          ": expected float32 tensors on one GPU, Dk a multiple of 4 up to ", launch::kMaxScanKeyDim,
          " and chunks up to ", launch::kMaxScanChunk, " (together within the kernel's shared memory)");
-  const auto batch = in.x0.sizes().slice(0, in.x0.dim() - 2);
   const int64_t key_dim = in.x0.size(-2), value_dim = in.x0.size(-1);
   const int64_t chunks = in.a.size(-3), chunk = in.a.size(-2);
-  const int64_t batch_heads = c10::multiply_integers(batch);
-  auto with_batch = [&](std::initializer_list<int64_t> tail) {
-    auto shape = batch.vec();
-    shape.insert(shape.end(), tail);
-    return shape;
-  };
+  const int64_t batch_heads = c10::multiply_integers(in.x0.sizes().slice(0, in.x0.dim() - 2));
+  auto with_batch = [&](std::initializer_list<int64_t> tail) { return shape_with(in.x0, 2, tail); };
   auto expect = [&](const at::Tensor& t, const std::vector<int64_t>& shape, const char* name) {
     if (t.sizes() != at::IntArrayRef(shape))
       fail("chunk_state_scan_cuda: ", name, " has shape ", t.sizes(), ", expected ", at::IntArrayRef(shape));

@@ -46,6 +46,13 @@ launch::Dtype launch_dtype(at::ScalarType type, const char* what) {
   }
 }
 
+std::vector<int64_t> shape_with(const at::Tensor& t, int64_t trailing, std::initializer_list<int64_t> tail) {
+  auto sizes = t.sizes().vec();
+  sizes.resize(sizes.size() - trailing);
+  sizes.insert(sizes.end(), tail);
+  return sizes;
+}
+
 launch::Stream current_stream(at::Device device) {
 #ifdef STRATA_CUDA
   if (!device.is_cuda()) fail("strata kernels: tensor on ", device, " where a CUDA tensor was expected");

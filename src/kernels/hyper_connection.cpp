@@ -28,14 +28,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Leading dimensions of `t` with the last `trailing` dropped, followed by `tail`.
-std::vector<int64_t> shape_with(const at::Tensor& t, int64_t trailing, std::initializer_list<int64_t> tail) {
-  auto sizes = t.sizes().vec();
-  sizes.resize(sizes.size() - trailing);
-  sizes.insert(sizes.end(), tail);
-  return sizes;
-}
-
 // f = rstd * (x @ w^T) with rstd = rsqrt(mean(x^2) + eps): d x = a @ w - c x with a = rstd * df and
 // c = rstd^2 / D * sum(df * f) (the RMS factor's own gradient), d w = a^T @ x. The products run
 // in x's dtype whatever autocast says (float32 streams keep float32), float32 accumulation.

@@ -5,6 +5,10 @@
 // from ATen to the raw launchers in launch.h.
 #include <ATen/ATen.h>
 
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
 #include "strata/kernels/launch.h"
 
 namespace strata::kernels {
@@ -18,6 +22,10 @@ bool use_cuda_kernels(const at::Tensor& t);
 // The launcher dtype code of `type`; `what` names the op and tensor in the error when the
 // kernels do not handle it.
 launch::Dtype launch_dtype(at::ScalarType type, const char* what);
+
+// Leading dimensions of `t` with the last `trailing` dropped, followed by `tail`: the shape of
+// an output that keeps an input's batch dimensions.
+std::vector<int64_t> shape_with(const at::Tensor& t, int64_t trailing, std::initializer_list<int64_t> tail);
 
 // The current CUDA stream of `device` (the stream ATen's own kernels run on); throws in a
 // CPU-only build.
