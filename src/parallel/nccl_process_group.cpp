@@ -17,6 +17,10 @@ c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10
   return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, options);
 }
 
+void shutdown_nccl_backend(c10d::ProcessGroup& group) {
+  static_cast<c10d::ProcessGroupNCCL&>(*group.getBackend(c10::DeviceType::CUDA)).shutdown();
+}
+
 }  // namespace strata::parallel
 
 #endif  // STRATA_CUDA

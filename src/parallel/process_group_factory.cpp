@@ -26,6 +26,7 @@ namespace strata::parallel {
 // In nccl_process_group.cpp: the NCCL backend, for the CUDA build only.
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                                     std::chrono::milliseconds timeout);
+void shutdown_nccl_backend(c10d::ProcessGroup& group);
 #endif
 
 bool gloo_available() { return STRATA_HAS_GLOO; }
@@ -86,6 +87,13 @@ Group make_process_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
   fail("no process group backend: LibTorch ", TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR,
        " offers only Gloo here and its headers (gloo/algorithm.h) were not found when strata was compiled");
 #endif
+#endif
+}
+
+void shutdown_process_group([[maybe_unused]] const Group& group, CommBackend backend) {
+  if (backend != CommBackend::nccl) return;
+#ifdef STRATA_CUDA
+  shutdown_nccl_backend(*group);
 #endif
 }
 

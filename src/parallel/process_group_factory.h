@@ -23,4 +23,9 @@ bool gloo_available();
 Group make_process_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, CommBackend backend,
                          std::chrono::milliseconds timeout, const std::string& host);
 
+// Releases the NCCL communicators of a group made with `backend`, as PyTorch's
+// destroy_process_group() does; without it NCCL's destructor warns at exit that the group leaked.
+// Nothing to do for Gloo.
+void shutdown_process_group(const Group& group, CommBackend backend);
+
 }  // namespace strata::parallel

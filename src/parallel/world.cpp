@@ -184,6 +184,7 @@ Group World::new_group(const std::string& name, const std::vector<int>& ranks) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   group_names_[group.get()] = description;
+  groups_.push_back(group);
   return group;
 }
 
@@ -261,6 +262,16 @@ void World::finish() {
 
 World::~World() {
   finish();
+  // After a failure the peers may be gone, and a shutdown would wait on them.
+  if (!failed_.load()) {
+    for (const auto& group : groups_) {
+      try {
+        shutdown_process_group(group, options_.backend);
+      } catch (const std::exception&) {
+        // The run is over; a communicator that does not close cleanly changes nothing now.
+      }
+    }
+  }
   stop_heartbeat_.store(true);
   if (heartbeat_.joinable()) heartbeat_.join();
   World* self = this;

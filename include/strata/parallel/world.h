@@ -89,6 +89,7 @@ class World {
   c10::intrusive_ptr<c10d::Store> monitor_store_;
   Group world_group_;
   std::map<const c10d::ProcessGroup*, std::string> group_names_;
+  std::vector<Group> groups_;  // shut down when the world ends
   mutable std::mutex mutex_;
   std::atomic<bool> stop_heartbeat_{false};
   std::atomic<bool> failed_{false};
