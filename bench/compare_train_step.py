@@ -51,10 +51,35 @@ def torch_tokens_per_s(args, compiled):
         step()
         torch.cuda.synchronize()
         rates.append(args.micro_batch_size * args.seq_length / (time.perf_counter() - start))
+    if args.profile:
+        print_kernel_profile(f"PyTorch {'torch.compile' if compiled else 'eager'}, 3 training steps", step)
     params = sum(p.numel() for p in model.parameters())
     del model, optimizer, step_model
     torch.cuda.empty_cache()
     return sorted(rates)[len(rates) // 2], params
+
+
+def print_kernel_profile(what, step, top=40):
+    """The CUDA kernels of three steps by total GPU time, to set beside strata's --profile table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    kernels = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            count, us = kernels.get(event.name[:110], (0, 0.0))
+            kernels[event.name[:110]] = (count + 1, us + getattr(event, "device_time", 0.0))
+    total = sum(us for _, us in kernels.values())
+    if total == 0:  # a profiler that keeps kernels only under their CPU ops
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=top))
+        return
+    print(f"# kernel profile, {what}: {total / 1000:.3f} ms of kernels in {len(kernels)} kinds")
+    for name, (count, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"#  {us / 1000:8.3f} ms {count:5d}  {name}")
 
 
 def strata_run(args, extra=(), env=None):
@@ -64,9 +89,14 @@ def strata_run(args, extra=(), env=None):
                "--ffn-hidden-size", str(args.ffn_hidden_size), "--vocab-size", str(args.vocab_size),
                "--seq-length", str(args.seq_length), "--micro-batch-size", str(args.micro_batch_size),
                "--steps", str(args.steps), "--warmup", str(args.warmup)] + args.strata_extra + list(extra)
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=None if env is None else {**os.environ, **env}).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    if args.profile:
+        command.append("--profile")
+    run = subprocess.run(command, check=True, capture_output=True, text=True,
+                         env=None if env is None else {**os.environ, **env})
+    if args.profile:
+        print(f"# strata {' '.join(extra)} {env or ''}")
+        print(run.stderr)
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -84,6 +114,7 @@ def main():
     p.add_argument("--skip-compile", action="store_true")
     p.add_argument("--skip-variants", action="store_true",
                    help="leave out strata without its CUDA kernels and strata with mHC")
+    p.add_argument("--profile", action="store_true", help="also print each implementation's kernels by GPU time")
     p.add_argument("--strata-extra", nargs="*", default=[], help="more flags for the strata benchmark")
     args = p.parse_args()
 

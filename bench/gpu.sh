@@ -2,8 +2,9 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn]  (default all; the build is incremental in build-gpu/;
-#                                       gdn: only the Gated DeltaNet tests and benchmark)
+#   bench/gpu.sh [all|test|bench|gdn|profile]  (default all; the build is incremental in build-gpu/;
+#     gdn: only the Gated DeltaNet tests and benchmark; profile: the training step's kernels by GPU
+#     time, strata beside PyTorch eager and torch.compile, and strata with mHC)
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,13 @@ if [ "$phase" = gdn ]; then
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
   cat "$out/bench-gdn.log" "$out/summary.txt"
+  exit 0
+fi
+if [ "$phase" = profile ]; then
+  step profile-train python3 bench/compare_train_step.py --strata-bench build-gpu/strata_bench_train --profile \
+    --skip-variants --steps 16 --warmup 6
+  step profile-train-mhc build-gpu/strata_bench_train --hyper-connections 4 --steps 12 --warmup 4 --profile
+  cat "$out/profile-train.log" "$out/profile-train-mhc.log" "$out/summary.txt"
   exit 0
 fi
 if [ "$phase" != bench ]; then

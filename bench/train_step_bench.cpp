@@ -9,6 +9,9 @@
 
 #include "strata/model/build_model.h"
 #include "strata/train/trainer.h"
+#ifdef STRATA_CUDA
+#include "kernel_profile.h"
+#endif
 
 namespace {
 
@@ -72,6 +75,8 @@ int main(int argc, char** argv) {
   app.add_flag("--recompute", o.recompute);
   int64_t streams = 0;
   app.add_option("--hyper-connections", streams, "mHC with this many residual streams (0: plain residual)");
+  bool profile = false;
+  app.add_flag("--profile", profile, "also print to stderr the kernels of 3 more steps by GPU time (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
   if (streams > 0) {
     c.enable_hyper_connections = true;
@@ -106,5 +111,13 @@ int main(int argc, char** argv) {
                         {"tokens_per_s", median},
                         {"final_loss", result.steps.back().loss}};
   std::printf("%s\n", out.dump().c_str());
+#ifdef STRATA_CUDA
+  if (profile) {
+    std::fprintf(stderr, "# median step %.2f ms\n", 1e3 * o.micro_batch_size * o.seq_length / median);
+    o.train_iters = 3;
+    strata::bench::print_kernel_profile(stderr, "3 training steps and the final evaluation's forward",
+                                        [&] { strata::train::train(*model, data, o); }, 40);
+  }
+#endif
   return 0;
 }
