@@ -1,5 +1,6 @@
 #include "strata/parallel/parallel_model.h"
 
+#include "strata/backends/fused_backend.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
 #include "strata/model/layer_specs.h"
@@ -41,7 +42,7 @@ std::shared_ptr<LanguageModel> build_parallel_language_model(std::shared_ptr<con
   const auto layers = pp == 1 ? pattern.layers : pipeline_slice(pattern, pp, stage);
   const PipelineRole role{.pre_process = stage == 0, .post_process = stage == pp - 1};
   auto build_stage = [&] {
-    auto block = block_spec(default_layer_registry(LocalBackend{}, *config), layers, role.post_process);
+    auto block = block_spec(default_layer_registry(FusedBackend{}, *config), layers, role.post_process);
     add_hyper_connections(block, *config);
     return std::make_shared<LanguageModel>(config, block, pg, role);
   };

@@ -1,7 +1,7 @@
 #pragma once
-// The fused-CUDA backend: LocalBackend's builders, except that rms_norm() builds FusedRMSNorm,
-// which runs the fused RMSNorm kernels on CUDA tensors of a -DSTRATA_CUDA=ON build and the
-// kernels' LibTorch twin elsewhere. The twin is the RMSNorm layer's arithmetic, so on CPU a
+// The fused-CUDA backend, the one strata's models are built on: LocalBackend's builders, except
+// that rms_norm() builds FusedRMSNorm, which runs the fused RMSNorm kernels on CUDA tensors of a
+// -DSTRATA_CUDA=ON build and the kernels' LibTorch twin elsewhere. The twin is the RMSNorm layer's arithmetic, so on CPU a
 // model built on this backend computes what one built on LocalBackend computes, bit for bit.
 // (RoPE, SwiGLU and the loss are not backend kinds: the layers call kernels::apply_rotary,
 // kernels::swiglu and kernels::causal_lm_cross_entropy on every backend.)
