@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include "strata/core/error.h"
+#include "strata/train/grad_norm.h"
 
 namespace strata::parallel {
 
@@ -159,7 +160,8 @@ void GradientSync::sum_partial_gradients_over_tp() {
 
 double GradientSync::clip_grad_norm(double max_norm) {
   at::NoGradGuard no_grad;
-  at::Tensor total;
+  std::vector<at::Tensor> grads;
+  std::vector<double> shares;
   for (const auto& p : params_) {
     const auto& g = p.tensor.grad();
     if (!g.defined()) continue;
@@ -167,18 +169,18 @@ double GradientSync::clip_grad_norm(double max_norm) {
     // one per rank of its data-parallel group (pipeline stages hold different parameters).
     const double copies = static_cast<double>(p.placement.split_over_tp() ? 1 : pg_.tp_size()) *
                           static_cast<double>(ProcessGroups::size(p.placement.expert() ? pg_.expert_dp : pg_.dp));
-    auto square = g.to(at::kDouble).pow(2).sum() / copies;
-    total = total.defined() ? total + square : square;
+    grads.push_back(g);
+    shares.push_back(1.0 / copies);
   }
-  if (!total.defined()) total = at::zeros({}, at::kDouble);
-  auto reduced = total.reshape({1}).contiguous();
+  auto total = at::zeros({1}, at::kDouble);
+  if (!grads.empty()) {
+    auto share = at::tensor(shares, at::kDouble).to(grads.front().device());
+    total = (train::squared_norms(grads) * share).sum().reshape({1});
+  }
+  auto reduced = total.contiguous();
   all_reduce_sum_(reduced, pg_.world, "all-reduce of the gradient norm");
   const double norm = std::sqrt(reduced.item<double>());
-  if (max_norm > 0.0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params_)
-      if (p.tensor.grad().defined()) p.tensor.mutable_grad().mul_(scale);
-  }
+  if (max_norm > 0.0 && norm > max_norm) train::scale_in_place(grads, max_norm / (norm + 1e-6));
   return norm;
 }
 

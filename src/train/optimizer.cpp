@@ -104,19 +104,4 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, const std
          " (the checkpoint is of a different model)");
 }
 
-double clip_grad_norm(const std::map<std::string, at::Tensor>& params, double max_norm) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> squares;
-  for (const auto& [name, p] : params)
-    if (p.grad().defined()) squares.push_back(p.grad().to(at::kFloat).pow(2).sum());
-  if (squares.empty()) return 0.0;
-  const double norm = at::stack(squares).sum().sqrt().item<double>();
-  if (max_norm > 0.0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& [name, p] : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
-  }
-  return norm;
-}
-
 }  // namespace strata::train

@@ -7,6 +7,7 @@
 #include "strata/core/error.h"
 #include "strata/model/loss.h"
 #include "strata/parallel/training.h"
+#include "strata/train/grad_norm.h"
 #include "strata/train/lr_schedule.h"
 #include "strata/train/metrics.h"
 #include "strata/train/train_checkpoint.h"

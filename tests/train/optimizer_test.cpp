@@ -43,13 +43,6 @@ TEST(AdamW, StateRoundTripsAndChecksNames) {
   EXPECT_THROW(other.load_state(a.state(), "test"), Error);
 }
 
-TEST(ClipGradNorm, ScalesToTheLimit) {
-  auto w = at::zeros({2}).requires_grad_(true);
-  w.mutable_grad() = at::tensor({3.0, 4.0});
-  EXPECT_NEAR(clip_grad_norm({{"w", w}}, 1.0), 5.0, 1e-6);
-  EXPECT_NEAR(w.grad().norm().item<double>(), 1.0, 1e-5);
-}
-
 TEST(CosineSchedule, WarmsUpThenDecaysToMin) {
   CosineSchedule s{.lr = 1.0, .min_lr = 0.1, .warmup_iters = 4, .decay_iters = 14};
   EXPECT_DOUBLE_EQ(s.at(0), 0.25);

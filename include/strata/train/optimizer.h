@@ -47,7 +47,4 @@ class AdamW {
   int64_t steps_ = 0;
 };
 
-// Scales all gradients so their global L2 norm is at most max_norm; returns the norm before.
-double clip_grad_norm(const std::map<std::string, at::Tensor>& params, double max_norm);
-
 }  // namespace strata::train
