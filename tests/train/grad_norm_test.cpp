@@ -2,21 +2,23 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include "test_util.h"
 
 namespace strata::train {
 namespace {
 
 TEST(SquaredNorms, OnePerTensorWhateverItsDtypeAndLayout) {
-  auto a = at::tensor({3.0f, 4.0f});
-  auto b = at::tensor({1.0, 2.0, 2.0}, at::kBFloat16);
-  auto c = at::arange(6, at::kFloat).reshape({2, 3}).t();  // not contiguous
+  const auto device = strata::testing::test_device();
+  auto a = at::tensor({3.0f, 4.0f}).to(device);
+  auto b = at::tensor({1.0f, 2.0f, 2.0f}).to(device, at::kBFloat16);
+  auto c = at::arange(6, at::kFloat).reshape({2, 3}).to(device).t();  // not contiguous
   auto squares = squared_norms({a, b, c});
   ASSERT_EQ(squares.scalar_type(), at::kDouble);
   ASSERT_EQ(squares.numel(), 3);
   EXPECT_NEAR(squares[0].item<double>(), 25.0, 1e-5);
   EXPECT_NEAR(squares[1].item<double>(), 9.0, 1e-5);
   EXPECT_NEAR(squares[2].item<double>(), 55.0, 1e-4);  // 0 + 1 + 4 + 9 + 16 + 25
+  EXPECT_EQ(squares.device(), device);
   EXPECT_EQ(squared_norms({}).numel(), 0);
 }
 
