@@ -106,6 +106,7 @@ void validate(const TransformerConfig& c) {
          ": must divide num_attention_heads = ", c.num_attention_heads);
   if (c.rotary_percent < 0.0 || c.rotary_percent > 1.0)
     fail("TransformerConfig.rotary_percent = ", c.rotary_percent, ": expected a value in [0, 1]");
+  validate(c.rotary_scaling, "TransformerConfig.rotary_scaling");
   if (c.layernorm_epsilon <= 0.0)
     fail("TransformerConfig.layernorm_epsilon = ", c.layernorm_epsilon, ": expected a positive value");
   for (auto [p, name] : {std::pair{c.hidden_dropout, "hidden_dropout"}, {c.attention_dropout, "attention_dropout"}})

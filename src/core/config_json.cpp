@@ -12,11 +12,13 @@ namespace {
 
 using Json = nlohmann::json;
 
-// One entry per field: how to write it and how to read it.
-struct Field {
-  std::function<Json(const TransformerConfig&)> get;
-  std::function<void(TransformerConfig&, const Json&, const std::string& where)> set;
+// One entry per field of a Struct: how to write it and how to read it.
+template <class Struct>
+struct FieldOf {
+  std::function<Json(const Struct&)> get;
+  std::function<void(Struct&, const Json&, const std::string& where)> set;
 };
+using Field = FieldOf<TransformerConfig>;
 
 template <class T>
 T typed(const Json& value, const std::string& where, const char* expected) {
@@ -28,10 +30,10 @@ T typed(const Json& value, const std::string& where, const char* expected) {
   return value.get<T>();
 }
 
-template <class T>
-Field plain(T TransformerConfig::*member, const char* expected) {
-  return {[member](const TransformerConfig& c) { return Json(c.*member); },
-          [member, expected](TransformerConfig& c, const Json& v, const std::string& where) {
+template <class Struct, class T>
+FieldOf<Struct> plain(T Struct::*member, const char* expected) {
+  return {[member](const Struct& c) { return Json(c.*member); },
+          [member, expected](Struct& c, const Json& v, const std::string& where) {
             c.*member = typed<T>(v, where, expected);
           }};
 }
@@ -63,6 +65,64 @@ Field frequency(LayerFrequency TransformerConfig::*member) {
             }
             c.*member = f;
           }};
+}
+
+// The fields of rotary_scaling that each kind uses, beside its "type".
+std::map<std::string, FieldOf<RotaryScaling>> scaling_fields(RotaryScalingKind kind) {
+  const char* number = "a number";
+  std::map<std::string, FieldOf<RotaryScaling>> t;
+  if (kind == RotaryScalingKind::None) return t;
+  t["factor"] = plain(&RotaryScaling::factor, number);
+  if (kind == RotaryScalingKind::Linear) return t;
+  t["original_max_position_embeddings"] = plain(&RotaryScaling::original_max_position_embeddings, "an integer");
+  if (kind == RotaryScalingKind::Llama3) {
+    t["low_freq_factor"] = plain(&RotaryScaling::low_freq_factor, number);
+    t["high_freq_factor"] = plain(&RotaryScaling::high_freq_factor, number);
+    return t;
+  }
+  t["beta_fast"] = plain(&RotaryScaling::beta_fast, number);
+  t["beta_slow"] = plain(&RotaryScaling::beta_slow, number);
+  t["truncate"] = plain(&RotaryScaling::truncate, "true or false");
+  t["mscale"] = plain(&RotaryScaling::mscale, number);
+  t["mscale_all_dim"] = plain(&RotaryScaling::mscale_all_dim, number);
+  // Unset (derived from factor and the mscales) is null.
+  t["attention_factor"] = {
+      [](const RotaryScaling& s) { return s.attention_factor ? Json(*s.attention_factor) : Json(nullptr); },
+      [](RotaryScaling& s, const Json& v, const std::string& where) {
+        s.attention_factor = v.is_null() ? std::nullopt
+                                         : std::optional(typed<double>(v, where, "a number, or null to derive it"));
+      }};
+  return t;
+}
+
+// rotary_scaling is null for no scaling, else {"type": "yarn", <the fields yarn uses>}.
+Json rotary_scaling_json(const RotaryScaling& s) {
+  if (s.kind == RotaryScalingKind::None) return nullptr;
+  Json out = {{"type", to_string(s.kind)}};
+  for (const auto& [name, field] : scaling_fields(s.kind)) out[name] = field.get(s);
+  return out;
+}
+
+// Fields the object leaves out keep RotaryScaling's defaults.
+RotaryScaling rotary_scaling_from_json(const Json& v, const std::string& where) {
+  RotaryScaling s;
+  if (v.is_null()) return s;
+  if (!v.is_object() || !v.contains("type"))
+    fail(where, " is ", v.dump(), ", expected null or an object with a \"type\" (linear, yarn or llama3)");
+  const auto type_where = where + ", key 'type'";
+  s.kind = parse_rotary_scaling_kind(typed<std::string>(v["type"], type_where, "a string"), type_where);
+  const auto known = scaling_fields(s.kind);
+  for (const auto& [name, value] : v.items()) {
+    if (name == "type") continue;
+    auto it = known.find(name);
+    if (it == known.end()) {
+      std::string valid = "type";
+      for (const auto& [field, _] : known) valid += ", " + field;
+      fail(where, ": unknown key '", name, "' for type ", to_string(s.kind), " (valid keys: ", valid, ")");
+    }
+    it->second.set(s, value, cat(where, ", key '", name, "'"));
+  }
+  return s;
 }
 
 const std::map<std::string, Field>& fields() {
@@ -98,6 +158,10 @@ const std::map<std::string, Field>& fields() {
                             }};
     t["rotary_base"] = plain(&TransformerConfig::rotary_base, number);
     t["rotary_percent"] = plain(&TransformerConfig::rotary_percent, number);
+    t["rotary_scaling"] = {[](const TransformerConfig& c) { return rotary_scaling_json(c.rotary_scaling); },
+                           [](TransformerConfig& c, const Json& v, const std::string& where) {
+                             c.rotary_scaling = rotary_scaling_from_json(v, where);
+                           }};
     t["hidden_dropout"] = plain(&TransformerConfig::hidden_dropout, number);
     t["attention_dropout"] = plain(&TransformerConfig::attention_dropout, number);
     t["init_method_std"] = plain(&TransformerConfig::init_method_std, number);

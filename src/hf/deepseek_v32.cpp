@@ -2,6 +2,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/hf/rope_scaling.h"
 #include "strata/model/build_model.h"
 #include "strata/model/layer_pattern.h"
 
@@ -74,9 +75,13 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
     fail("deepseek_v32 config: attention_bias = true (biases on q_a_proj, kv_a_proj_with_mqa and o_proj) is not "
          "supported; expected false");
   if (hf.mlp_bias) fail("deepseek_v32 config: mlp_bias = true is not supported; expected false");
-  if (hf.rope.rope_type != "default")
-    fail("deepseek_v32 config: rope_type \"", hf.rope.rope_type,
-         "\" is not supported; expected \"default\" (YaRN and other scaled RoPE variants are not implemented)");
+  const auto rotary_scaling = rotary_scaling_from_hf(hf.rope, "deepseek_v32");
+  // HF's DeepSeek attention applies mscale_all_dim to its softmax under any scaled rope_type;
+  // strata's MLA does under YaRN, the one type DeepSeek ships it with.
+  const auto mscale_all_dim = hf.rope.mscale_all_dim.value_or(0.0);
+  if (mscale_all_dim != 0.0 && rotary_scaling.kind != RotaryScalingKind::Yarn)
+    fail("deepseek_v32 config: ", hf.rope.origin, ".mscale_all_dim = ", mscale_all_dim, " with rope_type \"",
+         hf.rope.rope_type, "\" is not supported; expected it with rope_type \"yarn\" only");
   const bool has_moe = deepseek_v32_layer_pattern(hf).find('E') != std::string::npos;
   if (has_moe && hf.topk_group < hf.n_group)
     fail("deepseek_v32 config: n_group = ", hf.n_group, ", topk_group = ", hf.topk_group,
@@ -98,6 +103,7 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
   c.gated_linear_unit = true;
   c.activation_func = parse_activation(hf.hidden_act, "deepseek_v32 config hidden_act");
   c.rotary_base = hf.rope.rope_theta;
+  c.rotary_scaling = rotary_scaling;
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
 
   c.q_lora_rank = hf.q_lora_rank;

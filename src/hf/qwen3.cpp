@@ -2,6 +2,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/hf/rope_scaling.h"
 #include "strata/model/build_model.h"
 
 namespace strata::hf {
@@ -24,6 +25,7 @@ TransformerConfig qwen3_transformer_config(const io::Qwen3Config& hf) {
   c.activation_func = parse_activation(hf.hidden_act, "qwen3 config hidden_act");
   c.rotary_base = hf.rope.rope_theta;
   c.rotary_percent = hf.rope.partial_rotary_factor;
+  c.rotary_scaling = rotary_scaling_from_hf(hf.rope, "qwen3");
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
   validate(c);
   return c;

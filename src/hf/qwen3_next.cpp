@@ -6,6 +6,7 @@
 #include "strata/hf/common_maps.h"
 #include "strata/model/build_model.h"
 #include "strata/hf/gated_delta_net_layout.h"
+#include "strata/hf/rope_scaling.h"
 #include "strata/model/layer_pattern.h"
 
 namespace strata::hf {
@@ -72,9 +73,6 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
   const auto& base = hf.base;
   if (base.attention_bias)
     fail("qwen3_next config: attention_bias = true (biases on q/k/v and o_proj) is not supported; expected false");
-  if (base.rope.rope_type != "default")
-    fail("qwen3_next config: rope_type \"", base.rope.rope_type,
-         "\" is not supported; expected \"default\" (scaled RoPE variants are not implemented)");
   TransformerConfig c;
   c.hybrid_layer_pattern = qwen3_next_layer_pattern(hf);
   c.num_layers = 2 * base.num_hidden_layers;  // one canonical layer per mixer
@@ -92,6 +90,7 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
   c.activation_func = parse_activation(base.hidden_act, "qwen3_next config hidden_act");
   c.rotary_base = base.rope.rope_theta;
   c.rotary_percent = base.rope.partial_rotary_factor;
+  c.rotary_scaling = rotary_scaling_from_hf(base.rope, "qwen3_next");
   c.share_embeddings_and_output_weights = base.tie_word_embeddings;
   c.attention_output_gate = true;
 

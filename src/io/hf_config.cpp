@@ -84,17 +84,59 @@ double rotary_fraction(const JsonFields& f, double fallback) {
   return factor;
 }
 
-// One set of parameters in transformers 5's rope_parameters form.
-RopeParameters rope_from(const JsonFields& rope, double fallback_theta, double fallback_fraction) {
-  return {rope.optional<double>("rope_theta", fallback_theta), rope.optional<std::string>("rope_type", "default"),
-          rotary_fraction(rope, fallback_fraction)};
+// HF's standardize_rope_params: the scaled types that place their bands by the pre-training
+// context take it from the top level first (Phi-3 style files), then from their own fields, then
+// from max_position_embeddings.
+std::optional<int64_t> original_context(const JsonFields& top, const JsonFields& params, const std::string& type) {
+  static constexpr std::string_view context_types[] = {"yarn", "llama3", "longrope"};
+  const auto own = params.optional_value<int64_t>("original_max_position_embeddings");
+  if (!contains(context_types, type)) return own;
+  if (const auto top_level = top.optional_value<int64_t>("original_max_position_embeddings")) return top_level;
+  return own ? own : top.optional_value<int64_t>("max_position_embeddings");
 }
 
-// Before transformers 5 a scaled RoPE was rope_scaling: {"type" (or "rope_type"): "yarn", ...}.
-std::string legacy_rope_type(const JsonFields& f) {
-  if (!f.has("rope_scaling")) return "default";
-  const auto scaling = f.object("rope_scaling");
-  return scaling.optional<std::string>("rope_type", scaling.optional<std::string>("type", "default"));
+// The fields each implemented scaled type cannot do without (HF fails without them too).
+void check_scaling_fields(const JsonFields& params, const RopeParameters& rope) {
+  const bool banded = rope.rope_type == "yarn" || rope.rope_type == "llama3";
+  if (banded && !rope.original_max_position_embeddings)
+    params.invalid("original_max_position_embeddings",
+                   cat("is missing, and so is max_position_embeddings, which HF falls back to (rope_type ",
+                       rope.rope_type, " needs the pre-training context length)"));
+  if (rope.rope_type == "yarn" && !rope.factor)
+    params.invalid("factor", "is missing, and so is max_position_embeddings, which HF derives it from (divided by "
+                             "original_max_position_embeddings)");
+  if (rope.rope_type == "linear" || rope.rope_type == "llama3") params.required<double>("factor");
+  if (rope.rope_type == "llama3") {
+    params.required<double>("low_freq_factor");
+    params.required<double>("high_freq_factor");
+  }
+}
+
+// One RoPE from `params` (rope_parameters, one of its per-branch entries, or the legacy
+// rope_scaling, which transformers 5 reads as rope_parameters), its theta and rotated fraction
+// falling back to the given ones.
+RopeParameters rope_from(const JsonFields& top, const JsonFields& params, std::string origin, double fallback_theta,
+                         double fallback_fraction) {
+  RopeParameters rope;
+  rope.rope_theta = params.optional<double>("rope_theta", fallback_theta);
+  rope.rope_type = params.optional<std::string>("rope_type", params.optional<std::string>("type", "default"));
+  rope.partial_rotary_factor = rotary_fraction(params, fallback_fraction);
+  rope.origin = std::move(origin);
+  rope.factor = params.optional_value<double>("factor");
+  rope.attention_factor = params.optional_value<double>("attention_factor");
+  rope.beta_fast = params.optional_value<double>("beta_fast");
+  rope.beta_slow = params.optional_value<double>("beta_slow");
+  rope.mscale = params.optional_value<double>("mscale");
+  rope.mscale_all_dim = params.optional_value<double>("mscale_all_dim");
+  rope.low_freq_factor = params.optional_value<double>("low_freq_factor");
+  rope.high_freq_factor = params.optional_value<double>("high_freq_factor");
+  rope.truncate = params.optional_value<bool>("truncate");
+  rope.original_max_position_embeddings = original_context(top, params, rope.rope_type);
+  const auto max_positions = top.optional_value<int64_t>("max_position_embeddings");
+  if (rope.rope_type == "yarn" && !rope.factor && max_positions && rope.original_max_position_embeddings)
+    rope.factor = double(*max_positions) / double(*rope.original_max_position_embeddings);
+  check_scaling_fields(params, rope);
+  return rope;
 }
 
 // transformers 5 nests RoPE under rope_parameters; older files keep rope_theta,
@@ -102,8 +144,9 @@ std::string legacy_rope_type(const JsonFields& f) {
 RopeParameters read_rope(const JsonFields& f, double default_fraction) {
   const auto theta = f.optional<double>("rope_theta", 10000.0);
   const auto fraction = rotary_fraction(f, default_fraction);
-  if (f.has("rope_parameters")) return rope_from(f.object("rope_parameters"), theta, fraction);
-  return {theta, legacy_rope_type(f), fraction};
+  for (const char* origin : {"rope_parameters", "rope_scaling"})
+    if (f.has(origin)) return rope_from(f, f.object(origin), origin, theta, fraction);
+  return {theta, "default", fraction};
 }
 
 // ---- Qwen3 and Qwen3-Next ---------------------------------------------------------------------
@@ -383,18 +426,23 @@ void read_v4_ropes(const JsonFields& f, DeepseekV4Config& c, double default_frac
   const auto main_theta = f.optional<double>("rope_theta", 10000.0);
   const auto compress_theta = f.optional<double>("compress_rope_theta", 160000.0);
   const auto fraction = rotary_fraction(f, default_fraction);
-  std::string compress_type = legacy_rope_type(f);
+  c.main_rope = {main_theta, "default", fraction};
+  c.compress_rope = {compress_theta, "default", fraction};
   if (f.has("rope_parameters")) {
     const auto nested = f.object("rope_parameters");
     if (nested.has("main") || nested.has("compress")) {
-      c.main_rope = rope_from(nested.object("main"), main_theta, fraction);
-      c.compress_rope = rope_from(nested.object("compress"), compress_theta, fraction);
+      c.main_rope = rope_from(f, nested.object("main"), "rope_parameters.main", main_theta, fraction);
+      c.compress_rope = rope_from(f, nested.object("compress"), "rope_parameters.compress", compress_theta, fraction);
       return;
     }
-    compress_type = nested.optional<std::string>("rope_type", "default");
   }
-  c.main_rope = {main_theta, "default", fraction};
-  c.compress_rope = {compress_theta, compress_type, fraction};
+  // A single RoPE, nested or legacy, is the compressed branches'; their theta stays compress_rope_theta.
+  for (const char* origin : {"rope_parameters", "rope_scaling"})
+    if (f.has(origin)) {
+      c.compress_rope = rope_from(f, f.object(origin), origin, compress_theta, fraction);
+      c.compress_rope.rope_theta = compress_theta;
+      return;
+    }
 }
 
 // Both RoPEs rotate the last qk_rope_head_dim channels of each head.

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "strata/layers/rotary_frequencies.h"
+
 namespace strata {
 
 DenseLatentAttention::DenseLatentAttention(std::shared_ptr<CoreAttentionModule> attention)
@@ -34,7 +36,7 @@ MultiLatentAttention::MultiLatentAttention(const LayerArgs& args, const MlaSubmo
       qk_head_dim_(args.config->qk_head_dim),
       qk_pos_emb_head_dim_(args.config->qk_pos_emb_head_dim),
       v_head_dim_(args.config->v_head_dim),
-      rotary_(args.config->qk_pos_emb_head_dim, args.config->rotary_base) {
+      rotary_(args.config->qk_pos_emb_head_dim, args.config->rotary_base, args.config->rotary_scaling) {
   const auto& c = *args.config;
   const auto q_head_dim = qk_head_dim_ + qk_pos_emb_head_dim_;
   auto column = [&](const auto& builder, const char* name, int64_t input_size, int64_t output_size) {
@@ -54,10 +56,12 @@ MultiLatentAttention::MultiLatentAttention(const LayerArgs& args, const MlaSubmo
   kv_layernorm_ = register_module("kv_layernorm", sub.kv_layernorm(NormArgs{args.config, kv_lora_rank_, c.layernorm_epsilon}));
   linear_kv_up_proj_ =
       column(sub.linear_kv_up_proj, "linear_kv_up_proj", kv_lora_rank_, num_heads_ * (qk_head_dim_ + v_head_dim_));
+  const double softmax_scale =
+      latent_attention_softmax_scale_factor(c.rotary_scaling) / std::sqrt(static_cast<double>(q_head_dim));
   core_attention_ = register_module("core_attention", sub.core_attention(CoreAttentionArgs{
       .config = args.config, .layer_number = args.layer_number, .attn_mask_type = AttnMaskType::causal,
-      .num_heads = num_heads_, .num_kv_heads = num_heads_, .head_dim = q_head_dim,
-      .softmax_scale = 1.0 / std::sqrt(static_cast<double>(q_head_dim)), .pg = args.pg}));
+      .num_heads = num_heads_, .num_kv_heads = num_heads_, .head_dim = q_head_dim, .softmax_scale = softmax_scale,
+      .pg = args.pg}));
   // As for softmax attention: residual branches add up, so the output init is scaled by 1/sqrt(2 * num_layers).
   linear_proj_ = register_module("linear_proj", sub.linear_proj(RowLinearArgs{
       .config = args.config, .input_size = num_heads_ * v_head_dim_, .output_size = c.hidden_size,

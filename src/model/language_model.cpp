@@ -8,7 +8,10 @@ namespace strata {
 
 LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config,
                              const TransformerBlockSubmodules& decoder, const ProcessGroups& pg, PipelineRole role)
-    : config_(config), pg_(pg), role_(role), rotary_(config->rotary_dim(), config->rotary_base) {
+    : config_(config),
+      pg_(pg),
+      role_(role),
+      rotary_(config->rotary_dim(), config->rotary_base, config->rotary_scaling) {
   validate(*config);
   if (config->share_embeddings_and_output_weights && !(role.pre_process && role.post_process))
     fail("share_embeddings_and_output_weights = true: the embedding and the output layer would sit on different "

@@ -59,5 +59,50 @@ TEST(ConfigJson, WrongTypesNameTheField) {
   }
 }
 
+TEST(ConfigJson, RotaryScalingIsNullOrAnObjectWithTheFieldsItsTypeUses) {
+  TransformerConfig c;
+  EXPECT_TRUE(to_json(c)["rotary_scaling"].is_null());
+  c.rotary_scaling.kind = RotaryScalingKind::Yarn;
+  c.rotary_scaling.factor = 40.0;
+  c.rotary_scaling.original_max_position_embeddings = 4096;
+  c.rotary_scaling.mscale_all_dim = 0.8;
+  c.rotary_scaling.truncate = false;
+  auto json = to_json(c)["rotary_scaling"];
+  EXPECT_EQ(json["type"], "yarn");
+  EXPECT_TRUE(json["attention_factor"].is_null());  // derived
+  EXPECT_FALSE(json.contains("low_freq_factor"));   // llama3's
+  auto back = config_from_json(nlohmann::json::parse(to_json(c).dump()), "test");
+  EXPECT_EQ(to_json(back), to_json(c));
+  EXPECT_FALSE(back.rotary_scaling.attention_factor.has_value());
+  c.rotary_scaling.attention_factor = 1.25;
+  EXPECT_EQ(config_from_json(to_json(c), "test").rotary_scaling.attention_factor, 1.25);
+  // Fields left out keep their defaults.
+  const auto linear = config_from_json({{"rotary_scaling", {{"type", "linear"}, {"factor", 2}}}}, "test");
+  EXPECT_EQ(linear.rotary_scaling.kind, RotaryScalingKind::Linear);
+  EXPECT_EQ(linear.rotary_scaling.factor, 2.0);
+}
+
+TEST(ConfigJson, RotaryScalingErrorsNameTheKey) {
+  auto error_of = [](const nlohmann::json& json) {
+    try {
+      config_from_json(json, "model.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << json.dump() << " was accepted";
+    return std::string();
+  };
+  EXPECT_EQ(error_of({{"rotary_scaling", {{"type", "linear"}, {"beta_fast", 32}}}}),
+            "model.json: field 'rotary_scaling': unknown key 'beta_fast' for type linear (valid keys: type, factor)");
+  EXPECT_EQ(error_of({{"rotary_scaling", {{"type", "ntk"}}}}),
+            "model.json: field 'rotary_scaling', key 'type': unknown rotary scaling 'ntk' (expected none, linear, "
+            "yarn or llama3)");
+  EXPECT_EQ(error_of({{"rotary_scaling", {{"type", "yarn"}, {"factor", "4"}}}}),
+            "model.json: field 'rotary_scaling', key 'factor' is \"4\", expected a number");
+  EXPECT_EQ(error_of({{"rotary_scaling", "yarn"}}),
+            "model.json: field 'rotary_scaling' is \"yarn\", expected null or an object with a \"type\" (linear, yarn "
+            "or llama3)");
+}
+
 }  // namespace
 }  // namespace strata

@@ -38,6 +38,23 @@ TEST(TransformerConfig, RotaryDimIsEvenFraction) {
   EXPECT_EQ(c.rotary_dim(), 4);
 }
 
+TEST(TransformerConfig, RotaryScalingIsValidatedForItsKind) {
+  auto c = small_config();
+  c.rotary_scaling.original_max_position_embeddings = -1;  // unused without scaling
+  EXPECT_NO_THROW(validate(c));
+  c.rotary_scaling.kind = RotaryScalingKind::Llama3;
+  c.rotary_scaling.factor = 8.0;
+  try {
+    validate(c);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "TransformerConfig.rotary_scaling.original_max_position_embeddings = -1 "
+                                     "(llama3): expected the positive pre-training context length");
+  }
+  c.rotary_scaling.kind = RotaryScalingKind::Linear;  // linear places no bands, so needs no context
+  EXPECT_NO_THROW(validate(c));
+}
+
 TEST(TransformerConfig, UnknownActivationListsValidValues) {
   try {
     parse_activation("swish", "--activation");

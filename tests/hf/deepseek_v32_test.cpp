@@ -92,8 +92,8 @@ TEST(HfDeepseekV32, SettingsStrataCannotReproduceAreErrors) {
   expect_rejected(json, "attention_bias = true");
 
   json = fixture_config();
-  json["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 40.0}};
-  expect_rejected(json, "rope_type \"yarn\" is not supported");
+  json["rope_parameters"] = {{"rope_type", "dynamic"}, {"rope_theta", 10000.0}, {"factor", 40.0}};
+  expect_rejected(json, "rope_type \"dynamic\" (rope_parameters) is not supported");
 
   json = fixture_config();
   json["n_group"] = 2;

@@ -111,12 +111,14 @@ TEST(HfQwen3Next, UnsupportedConfigValuesAreNamed) {
     EXPECT_NE(std::string(e.what()).find("qwen3_next config: attention_bias = true"), std::string::npos) << e.what();
   }
   json = fixture_config_json();
-  json["rope_parameters"]["rope_type"] = "yarn";
+  json["rope_parameters"]["rope_type"] = "longrope";
   try {
     qwen3_next_transformer_config(parse(json));
-    ADD_FAILURE() << "rope_type yarn was accepted";
+    ADD_FAILURE() << "rope_type longrope was accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("rope_type \"yarn\" is not supported"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rope_type \"longrope\" (rope_parameters) is not supported"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -513,5 +513,71 @@ TEST(HfConfig, DeepseekV4ReleasedCheckpointSpelling) {
   EXPECT_CONTAINS(parse_error(j), "field 'compress_ratios[1]' (model_type deepseek_v4) is 8");
 }
 
+// ---- scaled RoPE ------------------------------------------------------------------------------
+
+TEST(HfConfig, ReadsEveryScalingFieldOfRopeParameters) {
+  auto j = fixture_json("qwen3_dense");
+  j["rope_parameters"] = {{"rope_type", "yarn"},  {"rope_theta", 5e5},       {"factor", 4},
+                          {"beta_fast", 16},      {"beta_slow", 2},          {"mscale", 0.7},
+                          {"mscale_all_dim", 0.6}, {"attention_factor", 1.2}, {"truncate", false},
+                          {"original_max_position_embeddings", 2048}};
+  const auto rope = std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope;
+  EXPECT_EQ(rope.rope_type, "yarn");
+  EXPECT_EQ(rope.origin, "rope_parameters");
+  EXPECT_EQ(rope.rope_theta, 5e5);
+  EXPECT_EQ(rope.factor, 4.0);
+  EXPECT_EQ(rope.beta_fast, 16.0);
+  EXPECT_EQ(rope.beta_slow, 2.0);
+  EXPECT_EQ(rope.mscale, 0.7);
+  EXPECT_EQ(rope.mscale_all_dim, 0.6);
+  EXPECT_EQ(rope.attention_factor, 1.2);
+  EXPECT_EQ(rope.truncate, false);
+  EXPECT_EQ(rope.original_max_position_embeddings, 2048);
+  EXPECT_FALSE(rope.low_freq_factor.has_value());
+}
+
+TEST(HfConfig, ReadsLegacyRopeScalingLikeRopeParameters) {
+  auto j = fixture_json("qwen3_dense");
+  j.erase("rope_parameters");
+  j["rope_theta"] = 5e5;
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}, {"low_freq_factor", 1},
+                       {"high_freq_factor", 4}, {"original_max_position_embeddings", 8192}};
+  const auto rope = std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope;
+  EXPECT_EQ(rope.rope_type, "llama3");
+  EXPECT_EQ(rope.origin, "rope_scaling");
+  EXPECT_EQ(rope.rope_theta, 5e5);
+  EXPECT_EQ(rope.factor, 8.0);
+  EXPECT_EQ(rope.low_freq_factor, 1.0);
+  EXPECT_EQ(rope.high_freq_factor, 4.0);
+  EXPECT_EQ(rope.original_max_position_embeddings, 8192);
+}
+
+// As HF's standardize_rope_params: a top-level original_max_position_embeddings wins, then the
+// nested one, then max_position_embeddings (32768 in the fixture); YaRN's factor falls back to
+// max_position_embeddings over it.
+TEST(HfConfig, ScaledRopeContextFallsBackAsHfDoes) {
+  auto j = fixture_json("qwen3_dense");
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e4}, {"factor", 4}};
+  EXPECT_EQ(std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope.original_max_position_embeddings, 32768);
+  j["rope_parameters"]["original_max_position_embeddings"] = 4096;
+  EXPECT_EQ(std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope.original_max_position_embeddings, 4096);
+  j["original_max_position_embeddings"] = 8192;
+  EXPECT_EQ(std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope.original_max_position_embeddings, 8192);
+  j["rope_parameters"].erase("factor");
+  EXPECT_EQ(std::get<Qwen3Config>(parse_hf_config(j, "cfg.json")).rope.factor, 4.0);  // 32768 / 8192
+}
+
+TEST(HfConfigErrors, ScalingFieldsATypeNeedsAreNamed) {
+  auto j = fixture_json("qwen3_dense");
+  j["rope_parameters"] = {{"rope_type", "linear"}, {"rope_theta", 1e4}};
+  EXPECT_CONTAINS(parse_error(j), "cfg.json: required field 'rope_parameters.factor' is missing (model_type qwen3)");
+  j["rope_parameters"] = {{"rope_type", "llama3"}, {"factor", 8}, {"high_freq_factor", 4}};
+  EXPECT_CONTAINS(parse_error(j), "required field 'rope_parameters.low_freq_factor' is missing (model_type qwen3)");
+  j.erase("max_position_embeddings");
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4}};
+  EXPECT_CONTAINS(parse_error(j), "cfg.json: field 'rope_parameters.original_max_position_embeddings' (model_type "
+                                  "qwen3) is missing, and so is max_position_embeddings");
+}
+
 }  // namespace
 }  // namespace strata::io

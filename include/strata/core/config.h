@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "strata/core/rotary_scaling.h"
+
 namespace strata {
 
 enum class Normalization { RMSNorm, LayerNorm };
@@ -56,6 +58,7 @@ struct TransformerConfig {
   // Rotary position embedding.
   double rotary_base = 10000.0;
   double rotary_percent = 1.0;  // fraction of each head's dimensions that rotate
+  RotaryScaling rotary_scaling;  // scaled RoPE (YaRN, ...) of every rotary table, MLA's included
 
   // Regularisation and initialisation.
   double hidden_dropout = 0.0;
@@ -99,12 +102,13 @@ struct TransformerConfig {
   // Multi-head latent attention (pattern symbols A and D; Megatron's MLATransformerConfig names,
   // HF DeepSeek's in comments). Queries and keys are [content (qk_head_dim) | position
   // (qk_pos_emb_head_dim)] per head; the position part of the key is one vector shared by all
-  // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim). Checked by
-  // validate() when the layer pattern has an A or a D, and by the mixer itself.
+  // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim), times
+  // yarn_mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim (rotary_frequencies.h).
+  // Checked by validate() when the layer pattern has an A or a D, and by the mixer itself.
   int64_t q_lora_rank = 0;           // query latent width; 0: queries projected from the input directly
   int64_t kv_lora_rank = 0;          // key/value latent width
   int64_t qk_head_dim = 0;           // qk_nope_head_dim
-  int64_t qk_pos_emb_head_dim = 0;   // qk_rope_head_dim: rotated by RoPE (rotary_base), all of it
+  int64_t qk_pos_emb_head_dim = 0;   // qk_rope_head_dim: rotated by RoPE (rotary_base, rotary_scaling), all of it
   int64_t v_head_dim = 0;
   // DeepSeek sparse attention (pattern symbol D): a lightning indexer scores every earlier key
   // for each query and MLA attends to the dsa_indexer_topk best (HF's index_* names).

@@ -11,14 +11,16 @@
 // DeepSeek rotates interleaved pairs of the position part (x0, x1), (x2, x3), ...; strata rotates
 // halves. The tensor map permutes the rows of q_b_proj and kv_a_proj_with_mqa that produce the
 // position part (even ones first, then odd ones), which makes the two the same computation.
-// The indexer's RoPE is already in halves.
+// The indexer's RoPE is already in halves. A scaled RoPE (YaRN) applies to both, from the same
+// tables; YaRN's mscale_all_dim also scales MLA's softmax, as in HF's DeepseekV32Attention.
 #include "strata/hf/architecture.h"
 
 namespace strata::hf {
 
 // One bracket per HF layer: "[D-]" for a dense MLP layer, "[DE]" for a MoE layer.
 std::string deepseek_v32_layer_pattern(const io::DeepseekV32Config& config);
-// Errors name the HF setting strata cannot reproduce (biases, scaled RoPE, group-limited routing).
+// Errors name the HF setting strata cannot reproduce (biases, RoPE types other than default,
+// linear, yarn and llama3, group-limited routing).
 TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& config);
 TensorMap deepseek_v32_tensor_map(const TransformerConfig& config);
 HfModel build_deepseek_v32(const io::DeepseekV32Config& config);

@@ -1,5 +1,6 @@
 #pragma once
-// Qwen3 (dense): GQA attention with per-head q/k RMSNorm, SwiGLU MLP, RMSNorm, RoPE.
+// Qwen3 (dense): GQA attention with per-head q/k RMSNorm, SwiGLU MLP, RMSNorm, RoPE (plain, or
+// scaled as rope_type linear, yarn or llama3 says).
 #include "strata/hf/architecture.h"
 
 namespace strata::hf {

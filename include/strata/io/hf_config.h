@@ -24,12 +24,22 @@
 
 namespace strata::io {
 
-// rope_type is HF's name ("default", "yarn", ...); the parameters of a scaled type (yarn's factor,
-// ...) are not read, so a builder must reject any type it does not implement.
+// One RoPE. rope_type is HF's name ("default", "linear", "yarn", "llama3", "dynamic", ...), so a
+// builder must reject any type it does not implement. The scaling fields are read whatever the
+// type, each unset where the file leaves it out; the fields a type needs must be present (linear:
+// factor; llama3: factor, low_freq_factor, high_freq_factor). As in HF's standardize_rope_params,
+// a yarn, llama3 or longrope original_max_position_embeddings comes from the top level where the
+// file has it there, else from the RoPE's own fields, else from max_position_embeddings; a yarn
+// factor left out is max_position_embeddings over it, as HF derives a null one.
 struct RopeParameters {
   double rope_theta = 10000.0;
   std::string rope_type = "default";
   double partial_rotary_factor = 1.0;
+  std::string origin;  // the object the type and scaling came from: "rope_parameters", "rope_scaling" or none
+  std::optional<double> factor, attention_factor, beta_fast, beta_slow, mscale, mscale_all_dim, low_freq_factor,
+      high_freq_factor;
+  std::optional<int64_t> original_max_position_embeddings;
+  std::optional<bool> truncate;
 };
 
 struct Qwen3Config {

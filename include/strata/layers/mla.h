@@ -7,10 +7,12 @@
 //   [k content | v] per head = linear_kv_up_proj(kv_layernorm(kv latent))
 //   k         = [k content | RoPE(k_pos_emb)], the position part shared by every head
 //   out       = linear_proj(core_attention(q with RoPE on its position part, k, v))
-// The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim). RoPE rotates the whole position
-// part in the "rotate half" layout (rotary.h); DeepSeek's checkpoints rotate interleaved pairs,
-// which the HF tensor map turns into this layout by permuting the projections' rows. MLA owns its
-// rotary tables (qk_pos_emb_head_dim wide, rotary_base), so it mixes with layers of other widths.
+// The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim), times DeepSeek-V3's
+// yarn_mscale(factor, mscale_all_dim)^2 under YaRN (rotary_frequencies.h). RoPE rotates the whole
+// position part in the "rotate half" layout (rotary.h); DeepSeek's checkpoints rotate interleaved
+// pairs, which the HF tensor map turns into this layout by permuting the projections' rows. MLA owns
+// its rotary tables (qk_pos_emb_head_dim wide, rotary_base, rotary_scaling), so it mixes with layers
+// of other widths; the DSA indexer rotates with the same tables.
 // Parameters (relative to the mixer): linear_q_down_proj.weight, q_layernorm.weight,
 // linear_q_up_proj.weight (or linear_q_proj.weight), linear_kv_down_proj.weight,
 // kv_layernorm.weight, linear_kv_up_proj.weight, linear_proj.weight, and core_attention's.
