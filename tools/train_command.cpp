@@ -31,6 +31,7 @@ struct TrainFlags {
   bool enable_hyper_connections = false;  // a flag can only turn mHC on; a config file can turn it off
   std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
   std::optional<double> mhc_eps, mhc_init_gating_factor;
+  std::optional<bool> fp32_residual_connection;
   // Parallelism (Megatron's flag names); docs/parallelism.md.
   int nproc = 1;
   parallel::ParallelLayout layout;
@@ -83,6 +84,7 @@ TransformerConfig make_config(const TrainFlags& f, const train::DataSource& data
   if (f.mhc_eps) c.mhc_eps = *f.mhc_eps;
   if (f.mhc_init_gating_factor) c.mhc_init_gating_factor = *f.mhc_init_gating_factor;
   if (f.mhc_recompute_num_layers) c.mhc_recompute_num_layers = *f.mhc_recompute_num_layers;
+  if (f.fp32_residual_connection) c.fp32_residual_connection = *f.fp32_residual_connection;
   return c;
 }
 
@@ -107,6 +109,8 @@ Subcommand add_train(CLI::App& app) {
   cmd->add_option("--adam-eps", o.adam.eps);
   cmd->add_option("--clip-grad", o.clip_grad, "global gradient-norm clip (0: off)");
   cmd->add_flag("--bf16", o.bf16, "bfloat16 autocast (CUDA)");
+  cmd->add_option("--fp32-residual-connection", f->fp32_residual_connection,
+                  "true (default): under --bf16 the residual stream stays float32; false: bfloat16");
   cmd->add_option("--recompute-granularity", f->recompute_granularity, "full: recompute layer activations in backward")
       ->check(CLI::IsMember({"full"}));
   cmd->add_option("--save", o.save, "checkpoint folder");

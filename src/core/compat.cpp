@@ -56,6 +56,16 @@ CudaAutocast::~CudaAutocast() {
   at::autocast::clear_cache();
 }
 
+std::optional<at::ScalarType> cuda_autocast_dtype() {
+#if STRATA_TORCH_AT_LEAST(2, 4)
+  if (!at::autocast::is_autocast_enabled(at::kCUDA)) return std::nullopt;
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  if (!at::autocast::is_enabled()) return std::nullopt;
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
 at::ScalarType float8_e4m3_dtype() {
 #if STRATA_TORCH_AT_LEAST(2, 1)
   return at::kFloat8_e4m3fn;

@@ -165,6 +165,7 @@ const std::map<std::string, Field>& fields() {
     t["hidden_dropout"] = plain(&TransformerConfig::hidden_dropout, number);
     t["attention_dropout"] = plain(&TransformerConfig::attention_dropout, number);
     t["init_method_std"] = plain(&TransformerConfig::init_method_std, number);
+    t["fp32_residual_connection"] = plain(&TransformerConfig::fp32_residual_connection, boolean);
     t["share_embeddings_and_output_weights"] = plain(&TransformerConfig::share_embeddings_and_output_weights, boolean);
     t["attention_output_gate"] = plain(&TransformerConfig::attention_output_gate, boolean);
     t["linear_conv_kernel_dim"] = plain(&TransformerConfig::linear_conv_kernel_dim, integer);

@@ -1,5 +1,6 @@
 #include "strata/model/transformer_block.h"
 
+#include "strata/core/compat.h"
 #include "strata/core/error.h"
 #include "strata/model/recompute.h"
 
@@ -16,6 +17,7 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
     layers->push_back(layers_.back());
   }
   register_module("layers", layers);
+  residual_in_autocast_dtype_ = !config->fp32_residual_connection;
   if (const auto& hc = sub.hyper_connections) {
     if (hc->expand) expand_to_streams_ = hc->options.num_residual_streams;
     if (hc->contract)
@@ -28,7 +30,12 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
 }
 
 at::Tensor TransformerBlock::forward(const at::Tensor& hidden, ForwardContext& ctx) {
-  auto h = expand_to_streams_ ? expand_streams(hidden, expand_to_streams_) : hidden;
+  auto h = hidden;
+  // The embedding hands over float32, and residual adds keep the wider dtype of their operands;
+  // the stream is narrowed once here to keep it in the autocast dtype.
+  if (residual_in_autocast_dtype_ && hidden.is_cuda())
+    if (const auto dtype = compat::cuda_autocast_dtype()) h = h.to(*dtype);
+  if (expand_to_streams_) h = expand_streams(h, expand_to_streams_);
   for (auto& layer : layers_) {
     if (recompute_ && at::GradMode::is_enabled()) {
       // The layer reads ctx's rotary tables, so a copy of ctx serves each run. The aux losses

@@ -18,10 +18,12 @@ TEST(ConfigJson, RoundTripsEveryField) {
   c.normalization = Normalization::LayerNorm;
   c.activation_func = Activation::SquaredReLU;
   c.rotary_percent = 0.5;
+  c.fp32_residual_connection = false;
   auto back = config_from_json(to_json(c), "test");
   EXPECT_EQ(to_json(back), to_json(c));
   EXPECT_EQ(back.moe_layer_freq.explicit_list, (std::vector<int64_t>{1, 0, 1}));
   EXPECT_EQ(back.linear_attention_freq.every, 4);
+  EXPECT_FALSE(back.fp32_residual_connection);
 }
 
 TEST(ConfigJson, InfiniteMambaTimeStepLimitRoundTripsThroughTextAsNull) {

@@ -5,6 +5,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <optional>
+
 #define STRATA_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -27,6 +29,9 @@ class CudaAutocast {
   CudaAutocast(const CudaAutocast&) = delete;
   CudaAutocast& operator=(const CudaAutocast&) = delete;
 };
+
+// The dtype CUDA ops compute in under autocast; nullopt while CUDA autocast is off.
+std::optional<at::ScalarType> cuda_autocast_dtype();
 
 // One AdamW step over a group of CUDA parameters in one fused kernel (LibTorch >= 2.0's
 // _fused_adamw_): p -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * p), moments updated in

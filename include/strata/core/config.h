@@ -65,6 +65,12 @@ struct TransformerConfig {
   double attention_dropout = 0.0;
   double init_method_std = 0.02;
 
+  // Under bf16/fp16 autocast, whether the residual stream (mHC's n streams included) stays
+  // float32, as in HF's models under autocast (true), or is kept in the autocast dtype (false:
+  // Megatron's default with bf16 parameters). False halves the residual's memory traffic, which
+  // dominates mHC's cost, at the price of bf16 rounding in every residual add.
+  bool fp32_residual_connection = true;
+
   bool share_embeddings_and_output_weights = false;
 
   // Softmax attention: sigmoid output gate per head and channel (Qwen3-Next); q_proj then holds

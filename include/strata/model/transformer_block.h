@@ -59,6 +59,7 @@ class TransformerBlock : public torch::nn::Module {
   int64_t expand_to_streams_ = 0;                 // 0: the input is already what the layers carry
   std::shared_ptr<HyperConnectionHead> hyper_connection_head_;  // null: nothing to contract
   bool recompute_ = false;
+  bool residual_in_autocast_dtype_ = false;  // !config.fp32_residual_connection
 };
 
 }  // namespace strata
