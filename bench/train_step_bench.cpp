@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   app.add_flag("--recompute", o.recompute);
   int64_t streams = 0;
   app.add_option("--hyper-connections", streams, "mHC with this many residual streams (0: plain residual)");
+  app.add_option("--fp32-residual-connection", c.fp32_residual_connection,
+                 "true (default): the residual stream stays float32 under bf16 autocast; false: bfloat16");
   bool profile = false;
   app.add_flag("--profile", profile, "also print to stderr the kernels of 3 more steps by GPU time (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
