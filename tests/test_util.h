@@ -3,6 +3,7 @@
 // (STRATA_TEST_DEVICE=cuda runs them on the GPU), and the bytes autograd keeps for backward.
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -16,6 +17,17 @@
 #include "strata/core/error.h"
 
 namespace strata::testing {
+
+// The message of the strata::Error that `action` throws; a test failure (and "") when it throws none.
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted; expected a strata::Error";
+  return "";
+}
 
 inline at::Device test_device() {
   const char* env = std::getenv("STRATA_TEST_DEVICE");

@@ -123,49 +123,39 @@ TEST(HfScaledRopeConfig, LegacyRopeScalingGivesTheSameScaling) {
   EXPECT_EQ(legacy.beta_fast, 32.0);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted; expected a strata::Error";
-  return "";
-}
-
 #define EXPECT_CONTAINS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
 
 TEST(HfScaledRopeConfig, UnimplementedRopeTypesAreRefusedByName) {
   for (const char* type : {"dynamic", "longrope"}) {
     auto qwen3 = fixture_config("qwen3_dense_yarn");
     qwen3["rope_parameters"]["rope_type"] = type;
-    EXPECT_CONTAINS(error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(qwen3)); }),
+    EXPECT_CONTAINS(testing::error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(qwen3)); }),
                     cat("qwen3 config: rope_type \"", type, "\" (rope_parameters) is not supported"));
     auto next = fixture_config("qwen3_next_yarn");
     next["rope_parameters"]["rope_type"] = type;
-    EXPECT_CONTAINS(error_of([&] { qwen3_next_transformer_config(parse<io::Qwen3NextConfig>(next)); }),
+    EXPECT_CONTAINS(testing::error_of([&] { qwen3_next_transformer_config(parse<io::Qwen3NextConfig>(next)); }),
                     cat("qwen3_next config: rope_type \"", type, "\" (rope_parameters) is not supported"));
     auto deepseek = fixture_config("deepseek_v32_yarn");
     deepseek["rope_parameters"]["rope_type"] = type;
-    EXPECT_CONTAINS(error_of([&] { deepseek_v32_transformer_config(parse<io::DeepseekV32Config>(deepseek)); }),
+    EXPECT_CONTAINS(testing::error_of([&] { deepseek_v32_transformer_config(parse<io::DeepseekV32Config>(deepseek)); }),
                     cat("deepseek_v32 config: rope_type \"", type, "\" (rope_parameters) is not supported"));
   }
   auto legacy = fixture_config("qwen3_dense_yarn");
   legacy.erase("rope_parameters");
   legacy["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
-  EXPECT_CONTAINS(error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(legacy)); }),
+  EXPECT_CONTAINS(testing::error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(legacy)); }),
                   "qwen3 config: rope_type \"dynamic\" (rope_scaling) is not supported");
 }
 
 TEST(HfScaledRopeConfig, BadScalingValuesNameTheField) {
   auto json = fixture_config("qwen3_dense_yarn");
   json["rope_parameters"]["factor"] = -4.0;
-  EXPECT_EQ(error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(json)); }),
+  EXPECT_EQ(testing::error_of([&] { qwen3_transformer_config(parse<io::Qwen3Config>(json)); }),
             "qwen3 config: rope_parameters.factor = -4 (yarn): expected a positive, finite value");
   // HF's DeepSeek scales the softmax by mscale_all_dim under any scaled type; strata only under YaRN.
   auto deepseek = fixture_config("deepseek_v32_yarn");
   deepseek["rope_parameters"]["rope_type"] = "linear";
-  EXPECT_CONTAINS(error_of([&] { deepseek_v32_transformer_config(parse<io::DeepseekV32Config>(deepseek)); }),
+  EXPECT_CONTAINS(testing::error_of([&] { deepseek_v32_transformer_config(parse<io::DeepseekV32Config>(deepseek)); }),
                   "deepseek_v32 config: rope_parameters.mscale_all_dim = 0.8 with rope_type \"linear\" is not "
                   "supported");
 }

@@ -9,6 +9,7 @@
 
 #include "strata/core/error.h"
 #include "strata/io/json_fields.h"
+#include "test_util.h"
 
 namespace strata::io {
 namespace {
@@ -23,19 +24,8 @@ Json fixture_json(const std::string& arch) {
   return Json::parse(in);
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a strata::Error";
-  return "";
-}
-
 std::string parse_error(const Json& json) {
-  return error_of([&] { parse_hf_config(json, "cfg.json"); });
+  return testing::error_of([&] { parse_hf_config(json, "cfg.json"); });
 }
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
@@ -83,46 +73,46 @@ TEST(JsonFields, OptionalFieldsFallBackWhenAbsentOrNull) {
   EXPECT_EQ(f.optional<double>("eps", 1e-6), 1e-5);
   EXPECT_EQ(f.optional_value<int64_t>("pad_token_id"), std::nullopt);
   EXPECT_EQ(f.optional_value<double>("eps"), 1e-5);
-  EXPECT_EQ(error_of([&] { f.required<int64_t>("pad_token_id"); }),
+  EXPECT_EQ(testing::error_of([&] { f.required<int64_t>("pad_token_id"); }),
             "f.json: required field 'pad_token_id' is null (test)");
 }
 
 TEST(JsonFields, WrongTypeNamesFileFieldContextAndExpectation) {
   const Json j = {{"hidden_size", "64"}};
   const JsonFields f(j, "cfg.json", "model_type qwen3");
-  EXPECT_EQ(error_of([&] { f.required<int64_t>("hidden_size"); }),
+  EXPECT_EQ(testing::error_of([&] { f.required<int64_t>("hidden_size"); }),
             "cfg.json: field 'hidden_size' (model_type qwen3) is a string (\"64\"), expected an integer");
 }
 
 TEST(JsonFields, MissingRequiredFieldIsNamed) {
   const JsonFields f(Json::object(), "cfg.json", "model_type qwen3");
-  EXPECT_EQ(error_of([&] { f.required<int64_t>("hidden_size"); }),
+  EXPECT_EQ(testing::error_of([&] { f.required<int64_t>("hidden_size"); }),
             "cfg.json: required field 'hidden_size' is missing (model_type qwen3)");
 }
 
 TEST(JsonFields, IntegersMustBeIntegral) {
   const Json j = {{"a", 64.5}, {"b", 1e30}, {"c", 18446744073709551615ull}, {"d", true}};
   const JsonFields f(j, "cfg.json", "test");
-  EXPECT_CONTAINS(error_of([&] { f.required<int64_t>("a"); }),
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<int64_t>("a"); }),
                   "field 'a' (test) is a number (64.5), expected an integer");
-  EXPECT_CONTAINS(error_of([&] { f.required<int64_t>("b"); }), "expected an integer");
-  EXPECT_CONTAINS(error_of([&] { f.required<int64_t>("c"); }), "expected an integer below 2^63");
-  EXPECT_CONTAINS(error_of([&] { f.required<int64_t>("d"); }), "is a boolean (true), expected an integer");
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<int64_t>("b"); }), "expected an integer");
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<int64_t>("c"); }), "expected an integer below 2^63");
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<int64_t>("d"); }), "is a boolean (true), expected an integer");
 }
 
 TEST(JsonFields, NestedObjectsAndListEntriesAreNamedByPath) {
   const Json j = {{"rope_parameters", {{"rope_theta", "big"}}}, {"layer_types", {"a", 3}}, {"flat", 1}};
   const JsonFields f(j, "cfg.json", "model_type qwen3");
   const auto rope = f.object("rope_parameters");
-  EXPECT_EQ(error_of([&] { rope.required<double>("rope_theta"); }),
+  EXPECT_EQ(testing::error_of([&] { rope.required<double>("rope_theta"); }),
             "cfg.json: field 'rope_parameters.rope_theta' (model_type qwen3) is a string (\"big\"), expected a number");
-  EXPECT_EQ(error_of([&] { rope.required<std::string>("rope_type"); }),
+  EXPECT_EQ(testing::error_of([&] { rope.required<std::string>("rope_type"); }),
             "cfg.json: required field 'rope_parameters.rope_type' is missing (model_type qwen3)");
-  EXPECT_CONTAINS(error_of([&] { f.required<std::vector<std::string>>("layer_types"); }),
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<std::vector<std::string>>("layer_types"); }),
                   "field 'layer_types[1]' (model_type qwen3) is an integer (3), expected a string");
-  EXPECT_CONTAINS(error_of([&] { f.object("flat"); }),
+  EXPECT_CONTAINS(testing::error_of([&] { f.object("flat"); }),
                   "field 'flat' (model_type qwen3) is an integer (1), expected an object");
-  EXPECT_CONTAINS(error_of([&] { f.object("absent"); }), "required field 'absent' is missing");
+  EXPECT_CONTAINS(testing::error_of([&] { f.object("absent"); }), "required field 'absent' is missing");
 }
 
 TEST(JsonFields, ReadsTheHfEncodingOfNonFiniteFloats) {
@@ -132,8 +122,8 @@ TEST(JsonFields, ReadsTheHfEncodingOfNonFiniteFloats) {
   EXPECT_EQ(f.required<std::vector<double>>("limit"), (std::vector<double>{0.0, kInf}));
   EXPECT_EQ(f.required<double>("low"), -kInf);
   EXPECT_TRUE(std::isnan(f.required<double>("nan")));
-  EXPECT_CONTAINS(error_of([&] { f.required<double>("bad"); }), "field 'bad' (test) is an object");
-  EXPECT_CONTAINS(error_of([&] { f.required<int64_t>("low"); }), "expected an integer");
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<double>("bad"); }), "field 'bad' (test) is an object");
+  EXPECT_CONTAINS(testing::error_of([&] { f.required<int64_t>("low"); }), "expected an integer");
 }
 
 TEST(JsonFields, ParsesPythonsBareNonFiniteLiteralsOutsideStrings) {
@@ -412,9 +402,9 @@ TEST(HfConfigErrors, DeepseekV4RopeWidthMustAgreeWithQkRopeHeadDim) {
 
 TEST(HfConfigErrors, FileErrorsNameThePath) {
   const std::string missing = "/nonexistent/strata/config.json";
-  EXPECT_CONTAINS(error_of([&] { read_hf_config(missing); }), missing + ": no such file");
+  EXPECT_CONTAINS(testing::error_of([&] { read_hf_config(missing); }), missing + ": no such file");
   const TempFile broken("{\"model_type\": \"qwen3\",");
-  EXPECT_CONTAINS(error_of([&] { read_hf_config(broken.path()); }), broken.path().string() + ": not valid JSON");
+  EXPECT_CONTAINS(testing::error_of([&] { read_hf_config(broken.path()); }), broken.path().string() + ": not valid JSON");
 }
 
 // ---- the spellings of older files -------------------------------------------------------------

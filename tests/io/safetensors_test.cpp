@@ -8,6 +8,7 @@
 
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
+#include "test_util.h"
 
 namespace strata::io {
 namespace {
@@ -16,10 +17,10 @@ namespace fs = std::filesystem;
 using TensorMap = std::map<std::string, at::Tensor>;
 
 // A fresh directory per test, removed afterwards.
-class SafetensorsTest : public testing::Test {
+class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* test = testing::UnitTest::GetInstance()->current_test_info();
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::temp_directory_path() / cat("strata_", test->test_suite_name(), "_", test->name(), "_", ::getpid());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
@@ -40,21 +41,11 @@ class SafetensorsTest : public testing::Test {
 using SafetensorsFileTest = SafetensorsTest;
 using SafetensorsCheckpointTest = SafetensorsTest;
 
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error";
-  return "";
-}
-
-testing::AssertionResult mentions(const std::string& message, std::initializer_list<std::string> parts) {
+::testing::AssertionResult mentions(const std::string& message, std::initializer_list<std::string> parts) {
   for (const auto& part : parts) {
-    if (message.find(part) == std::string::npos) return testing::AssertionFailure() << "lacks '" << part << "': " << message;
+    if (message.find(part) == std::string::npos) return ::testing::AssertionFailure() << "lacks '" << part << "': " << message;
   }
-  return testing::AssertionSuccess();
+  return ::testing::AssertionSuccess();
 }
 
 // Exact equality: same dtype, same shape, same values bit for bit (no NaNs are generated).
@@ -105,7 +96,7 @@ TEST_F(SafetensorsFileTest, RoundTripsEveryDtype) {
 
 TEST_F(SafetensorsFileTest, Float8NeedsANewerLibTorch) {
   if (!compat::has_float8_dtypes()) {
-    EXPECT_TRUE(mentions(error_of([] { to_torch_dtype(DType::F8_E4M3); }), {"F8_E4M3", "LibTorch >= 2.1"}));
+    EXPECT_TRUE(mentions(testing::error_of([] { to_torch_dtype(DType::F8_E4M3); }), {"F8_E4M3", "LibTorch >= 2.1"}));
     return;
   }
   const at::Tensor bits = at::randint(0, 127, {16}, at::TensorOptions().dtype(at::kByte));
@@ -192,21 +183,21 @@ TEST_F(SafetensorsFileTest, ViewOfUnalignedDataIsACopy) {
 
 TEST_F(SafetensorsFileTest, OpenErrorsNameThePath) {
   const auto missing = dir_ / "missing.safetensors";
-  EXPECT_TRUE(mentions(error_of([&] { SafetensorsFile::open(missing); }), {missing.string(), "no such file"}));
-  EXPECT_TRUE(mentions(error_of([&] { SafetensorsFile::open(dir_); }), {dir_.string(), "not a regular file"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { SafetensorsFile::open(missing); }), {missing.string(), "no such file"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { SafetensorsFile::open(dir_); }), {dir_.string(), "not a regular file"}));
   const auto truncated = dir_ / "truncated.safetensors";
   std::ofstream(truncated) << "abc";
-  EXPECT_TRUE(mentions(error_of([&] { SafetensorsFile::open(truncated); }), {truncated.string(), "truncated"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { SafetensorsFile::open(truncated); }), {truncated.string(), "truncated"}));
   const auto empty = dir_ / "empty.safetensors";
   std::ofstream{empty};
-  EXPECT_TRUE(mentions(error_of([&] { SafetensorsFile::open(empty); }), {empty.string(), "truncated"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { SafetensorsFile::open(empty); }), {empty.string(), "truncated"}));
 }
 
 TEST_F(SafetensorsFileTest, UnknownTensorNamesFileAndTensor) {
   save_safetensors(dir_ / "a.safetensors", {{"w", at::ones({1})}});
   const auto file = SafetensorsFile::open(dir_ / "a.safetensors");
   EXPECT_FALSE(file.contains("nope"));
-  EXPECT_TRUE(mentions(error_of([&] { file.load("nope"); }), {(dir_ / "a.safetensors").string(), "no tensor 'nope'"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { file.load("nope"); }), {(dir_ / "a.safetensors").string(), "no tensor 'nope'"}));
 }
 
 TEST_F(SafetensorsFileTest, AtomicWriteLeavesOnlyTheTarget) {
@@ -218,14 +209,14 @@ TEST_F(SafetensorsFileTest, AtomicWriteLeavesOnlyTheTarget) {
 
 TEST_F(SafetensorsFileTest, FailedWriteLeavesNoTemporaryFile) {
   fs::create_directory(dir_ / "taken");  // rename() cannot replace a directory with a file
-  EXPECT_TRUE(mentions(error_of([&] { save_safetensors(dir_ / "taken", {{"w", at::ones({2})}}); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { save_safetensors(dir_ / "taken", {{"w", at::ones({2})}}); }),
                        {(dir_ / "taken").string(), "cannot rename"}));
   EXPECT_EQ(files_in(dir_), std::vector<std::string>{"taken"});
 }
 
 TEST_F(SafetensorsFileTest, UnsupportedDtypeNamesTheTensor) {
   const auto path = dir_ / "c.safetensors";
-  EXPECT_TRUE(mentions(error_of([&] { save_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}}); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { save_safetensors(path, {{"z", at::ones({2}, at::kComplexFloat)}}); }),
                        {path.string(), "tensor 'z'", "ComplexFloat"}));
   EXPECT_TRUE(files_in(dir_).empty());
 }
@@ -281,14 +272,14 @@ void write_index(const fs::path& dir, const std::map<std::string, std::string>& 
 TEST_F(SafetensorsCheckpointTest, IndexNamingAMissingShard) {
   save_safetensors(dir_ / "one.safetensors", {{"a", at::ones({1})}});
   write_index(dir_, {{"a", "one.safetensors"}, {"b", "two.safetensors"}});
-  EXPECT_TRUE(mentions(error_of([&] { CheckpointReader::open(dir_); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { CheckpointReader::open(dir_); }),
                        {"model.safetensors.index.json", "shard 'two.safetensors'", "tensor 'b'", "does not exist"}));
 }
 
 TEST_F(SafetensorsCheckpointTest, IndexListingATensorItsShardLacks) {
   save_safetensors(dir_ / "one.safetensors", {{"a", at::ones({1})}});
   write_index(dir_, {{"a", "one.safetensors"}, {"b", "one.safetensors"}});
-  EXPECT_TRUE(mentions(error_of([&] { CheckpointReader::open(dir_); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { CheckpointReader::open(dir_); }),
                        {"model.safetensors.index.json", "tensor 'b'", "'one.safetensors', which does not contain it"}));
 }
 
@@ -296,20 +287,20 @@ TEST_F(SafetensorsCheckpointTest, TensorInTwoShards) {
   save_safetensors(dir_ / "one.safetensors", {{"a", at::ones({1})}});
   save_safetensors(dir_ / "two.safetensors", {{"a", at::ones({1})}, {"b", at::ones({1})}});
   write_index(dir_, {{"a", "one.safetensors"}, {"b", "two.safetensors"}});
-  EXPECT_TRUE(mentions(error_of([&] { CheckpointReader::open(dir_); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { CheckpointReader::open(dir_); }),
                        {dir_.string(), "tensor 'a' is present in two shards", "one.safetensors", "two.safetensors"}));
 }
 
 TEST_F(SafetensorsCheckpointTest, DirectoryWithoutACheckpoint) {
-  EXPECT_TRUE(mentions(error_of([&] { CheckpointReader::open(dir_); }),
+  EXPECT_TRUE(mentions(testing::error_of([&] { CheckpointReader::open(dir_); }),
                        {dir_.string(), "model.safetensors.index.json", "model.safetensors"}));
-  EXPECT_TRUE(mentions(error_of([&] { CheckpointReader::open(dir_ / "nope"); }), {"nope", "no such directory"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { CheckpointReader::open(dir_ / "nope"); }), {"nope", "no such directory"}));
 }
 
 TEST_F(SafetensorsCheckpointTest, UnknownTensorNamesTheCheckpoint) {
   save_checkpoint(dir_, {{"a", at::ones({1})}});
   const auto reader = CheckpointReader::open(dir_);
-  EXPECT_TRUE(mentions(error_of([&] { reader.load("zz"); }), {dir_.string(), "no tensor 'zz'"}));
+  EXPECT_TRUE(mentions(testing::error_of([&] { reader.load("zz"); }), {dir_.string(), "no tensor 'zz'"}));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "strata/core/error.h"
 #include "strata/layers/rotary.h"
+#include "test_util.h"
 
 namespace strata {
 namespace {
@@ -144,28 +145,17 @@ TEST(RotaryFrequencies, EmbeddingTablesCarryTheScaleInBothForms) {
     EXPECT_NEAR(sin[2][i].item<double>(), rotary_table_scale(scaling) * std::sin(5.0 * inv_freq[i]), 1e-6) << i;
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a strata::Error";
-  return "";
-}
-
 TEST(RotaryFrequencies, BadScalingFieldsAreNamed) {
   auto zero_factor = yarn(0.0, 4096);
-  EXPECT_EQ(error_of([&] { RotaryEmbedding rope(kDim, kBase, zero_factor); }),
+  EXPECT_EQ(testing::error_of([&] { RotaryEmbedding rope(kDim, kBase, zero_factor); }),
             "rotary embedding: scaling.factor = 0 (yarn): expected a positive, finite value");
   auto no_context = yarn(4.0, 0);
-  EXPECT_EQ(error_of([&] { RotaryEmbedding rope(kDim, kBase, no_context); }),
+  EXPECT_EQ(testing::error_of([&] { RotaryEmbedding rope(kDim, kBase, no_context); }),
             "rotary embedding: scaling.original_max_position_embeddings = 0 (yarn): expected the positive "
             "pre-training context length");
   auto inverted = llama3();
   inverted.high_freq_factor = 0.5;
-  EXPECT_EQ(error_of([&] { RotaryEmbedding rope(kDim, kBase, inverted); }),
+  EXPECT_EQ(testing::error_of([&] { RotaryEmbedding rope(kDim, kBase, inverted); }),
             "rotary embedding: scaling.high_freq_factor = 0.5 (llama3): expected more than low_freq_factor = 1 (the "
             "smooth band lies between them)");
 }
