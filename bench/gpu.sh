@@ -2,9 +2,10 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn|profile]  (default all; the build is incremental in build-gpu/;
-#     gdn: only the Gated DeltaNet tests and benchmark; profile: the training step's kernels by GPU
-#     time, strata beside PyTorch eager and torch.compile, and strata with mHC)
+#   bench/gpu.sh [all|test|bench|gdn|profile|nccl]  (default all; the build is incremental in
+#     build-gpu/; gdn: only the Gated DeltaNet tests and benchmark; profile: the training step's
+#     kernels by GPU time, strata beside PyTorch eager and torch.compile, and strata with mHC;
+#     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile)
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,19 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
 
 step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu-deps/usr"
+if [ "$phase" = nccl ]; then
+  step build cmake --build build-gpu -j"$(nproc)" --target strata strata_bench_gdn
+  gpus=$(nvidia-smi --list-gpus | wc -l)
+  step nccl-scaling-1 bash bench/nccl_scaling.sh "$gpus"
+  step nccl-scaling-2 bash bench/nccl_scaling.sh "$gpus"
+  cat "$out/nccl-scaling-1.log" "$out/nccl-scaling-2.log" "$out/summary.txt"
+  echo "ranks' logs naming destroy_process_group (NCCL's leaked-group warning):"
+  grep -l destroy_process_group "$out"/nccl/*.log || echo none
+  rm -f "$out"/nccl/tokens.u16
+  step profile-gdn build-gpu/strata_bench_gdn --profile
+  cat "$out/profile-gdn.log"
+  exit 0
+fi
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
 if [ "$phase" = gdn ]; then
   step tests-gdn env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu \

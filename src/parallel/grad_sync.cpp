@@ -26,23 +26,37 @@ at::Tensor pack(const std::vector<at::Tensor>& params) {
   return at::cat(parts);
 }
 
-void unpack(const at::Tensor& buffer, const std::vector<at::Tensor>& params, double scale) {
+// Hands a reduced bucket back: the buffer is scaled once, and each gradient becomes a view of it
+// where the dtypes agree (no copy; the optimizer drops gradients before the next backward, so the
+// views never alias a later step's buffer). `has_grad` holds the bucket's flags, on the host.
+void unpack(const at::Tensor& buffer, const std::vector<at::Tensor>& params, const at::Tensor& has_grad, double scale) {
   at::NoGradGuard no_grad;
+  if (scale != 1.0) buffer.mul_(scale);
+  const auto* flags = has_grad.data_ptr<float>();
   int64_t offset = 0;
-  const auto flags = buffer.narrow(0, buffer.numel() - static_cast<int64_t>(params.size()), params.size()).cpu();
   for (size_t i = 0; i < params.size(); ++i) {
     auto p = params[i];
     const auto numel = p.numel();
-    if (flags[static_cast<int64_t>(i)].item<float>() > 0) {
-      auto value = buffer.narrow(0, offset, numel).view(p.sizes()).mul(scale).to(p.scalar_type());
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(value);
-      } else {
-        p.mutable_grad() = value;
-      }
+    if (flags[i] > 0) {
+      auto value = buffer.narrow(0, offset, numel).view(p.sizes());
+      p.mutable_grad() = value.scalar_type() == p.scalar_type() ? value : value.to(p.scalar_type());
     }
     offset += numel;
   }
+}
+
+// The has-gradient flags of every bucket, copied to the host in one transfer: a copy per bucket
+// would make the host wait for the GPU once per bucket, idling it between the unpacks.
+std::vector<at::Tensor> flags_on_host(const std::vector<std::pair<at::Tensor, size_t>>& buffers_and_counts) {
+  std::vector<at::Tensor> tails;
+  std::vector<int64_t> counts;
+  for (const auto& [buffer, count] : buffers_and_counts) {
+    tails.push_back(buffer.narrow(0, buffer.numel() - static_cast<int64_t>(count), static_cast<int64_t>(count)));
+    counts.push_back(static_cast<int64_t>(count));
+  }
+  if (tails.empty()) return {};
+  auto all = at::cat(tails).cpu();
+  return all.split_with_sizes(counts);
 }
 
 }  // namespace
@@ -127,11 +141,17 @@ void GradientSync::finish() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     while (next_launch_ < buckets_.size()) launch(next_launch_++);
+    std::vector<std::pair<at::Tensor, size_t>> buffers_and_counts;
     for (auto& bucket : buckets_) {
       bucket.work.wait();
+      buffers_and_counts.emplace_back(bucket.buffer, bucket.members.size());
+    }
+    const auto flags = flags_on_host(buffers_and_counts);
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      auto& bucket = buckets_[b];
       std::vector<at::Tensor> tensors;
       for (auto i : bucket.members) tensors.push_back(params_[i].tensor);
-      unpack(bucket.buffer, tensors, bucket.scale);
+      unpack(bucket.buffer, tensors, flags[b], bucket.scale);
       bucket.buffer = at::Tensor();
       bucket.ready = 0;
     }
@@ -155,7 +175,7 @@ void GradientSync::sum_partial_gradients_over_tp() {
   if (partial.empty() || pg_.tp_size() == 1) return;
   auto buffer = pack(partial);
   all_reduce_sum_(buffer, pg_.tp, "all-reduce of gradients that are partial per tensor-parallel rank");
-  unpack(buffer, partial, 1.0);
+  unpack(buffer, partial, flags_on_host({{buffer, partial.size()}}).front(), 1.0);
 }
 
 double GradientSync::clip_grad_norm(double max_norm) {
