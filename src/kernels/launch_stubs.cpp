@@ -75,6 +75,27 @@ void chunk_state_scan(const float*, const float*, const float*, const float*, co
   no_kernels("chunk_state_scan");
 }
 
+void gated_rms_norm_forward(Dtype, Dtype, const void*, RowStrides, const void*, RowStrides, const float*, void*,
+                            float*, int64_t, int64_t, int64_t, int64_t, float, Stream) {
+  no_kernels("gated_rms_norm_forward");
+}
+
+void gated_rms_norm_backward(Dtype, Dtype, const void*, const void*, RowStrides, const void*, RowStrides,
+                             const float*, const float*, void*, void*, float*, int64_t, int64_t, int64_t, int64_t,
+                             int64_t, Stream) {
+  no_kernels("gated_rms_norm_backward");
+}
+
+void causal_conv1d_silu_forward(Dtype, const void*, int64_t, int64_t, const void*, void*, int64_t, int64_t, int64_t,
+                                int64_t, Stream) {
+  no_kernels("causal_conv1d_silu_forward");
+}
+
+void causal_conv1d_silu_backward(Dtype, const void*, const void*, int64_t, int64_t, const void*, void*, float*, int64_t,
+                                 int64_t, int64_t, int64_t, Stream) {
+  no_kernels("causal_conv1d_silu_backward");
+}
+
 }  // namespace strata::kernels::launch
 
 #endif

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "strata/core/error.h"
+#include "strata/kernels/causal_conv1d.h"
+#include "strata/kernels/gated_rms_norm.h"
 #include "strata/layers/gated_delta_rule.h"
 
 namespace strata {
@@ -39,11 +41,7 @@ GatedRmsNorm::GatedRmsNorm(int64_t size, double eps) : eps_(eps) {
 }
 
 at::Tensor GatedRmsNorm::forward(const at::Tensor& x, const at::Tensor& gate) {
-  // HF's order of casts: normalise in float32, back to x's dtype, then scale and gate (the gate
-  // in float32), and the product back to x's dtype.
-  auto wide = at_least_float(x);
-  auto normed = (wide * at::rsqrt(wide.pow(2).mean(-1, /*keepdim=*/true) + eps_)).to(x.scalar_type());
-  return (weight_ * normed * at::silu(at_least_float(gate))).to(x.scalar_type());
+  return kernels::gated_rms_norm(x, gate, weight_, eps_);
 }
 
 GatedDeltaNet::GatedDeltaNet(const LayerArgs& args, const GatedDeltaNetSubmodules& sub)
@@ -115,33 +113,40 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
 
   // Causal depthwise conv: each output sees its own and the K - 1 previous inputs; before the
   // first token those are zeros, while decoding they are the state's.
-  auto inputs = parts[0].transpose(1, 2);  // [B, channels, T]
-  at::Tensor conv_out;
+  at::Tensor conv_out;  // [B, T, channels], after the SiLU
   if (state) {
+    auto inputs = parts[0].transpose(1, 2);  // [B, channels, T]
     auto history = state->conv.defined() ? state->conv.to(inputs.scalar_type())
                                          : at::zeros({batch, conv_channels, conv_kernel_ - 1}, inputs.options());
     auto window = at::cat({history, inputs}, -1);
     update_state(state->conv, window.narrow(-1, window.size(-1) - (conv_kernel_ - 1), conv_kernel_ - 1));
     conv_out = at::conv1d(window, conv1d_->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/at::IntArrayRef{0},
                           /*dilation=*/1, /*groups=*/conv_channels);
+    conv_out = at::silu(conv_out).transpose(1, 2);
   } else {
-    // Zero history: the conv's own padding supplies it (a concatenated copy of the inputs costs
-    // a pass over them forward and backward); the first T outputs are the causal ones.
-    conv_out = at::conv1d(inputs, conv1d_->weight, /*bias=*/{}, /*stride=*/1,
-                          /*padding=*/at::IntArrayRef{conv_kernel_ - 1}, /*dilation=*/1, /*groups=*/conv_channels)
-                   .narrow(-1, 0, seq);
+    // Zero history: the fused op reads the slice of in_proj's output in place and writes
+    // [B, T, channels] directly (its twin, off CUDA, is the padded at::conv1d).
+    conv_out = kernels::causal_conv1d_silu(parts[0], conv1d_->weight);
   }
-  conv_out = at::silu(conv_out).transpose(1, 2);  // [B, T, channels]
   auto qkv = conv_out.split_with_sizes({key_size, key_size, value_size}, -1);
 
-  // HF normalises q and k in the input dtype and scales q in float32, inside its kernel.
+  // HF normalises q and k in the input dtype and scales q in float32, inside its kernel. Both
+  // come out [B, T, H, Dk] but heads-first in memory, as the delta rule reads them, so the rule
+  // copies neither: one pass widens (and scales: a one-element float tensor promotes the
+  // product, so it is float(x) * scale as HF has it), one lays out and repeats the key heads.
   const auto heads_per_key = num_value_heads_ / num_key_heads_;
-  auto per_value_head = [&](const at::Tensor& t) {
-    auto normed = at_least_float(l2_normalize(t.reshape({batch, seq, num_key_heads_, key_head_dim_})));
-    return heads_per_key > 1 ? normed.repeat_interleave(heads_per_key, /*dim=*/2) : normed;
+  auto per_value_head = [&](const at::Tensor& t, double scale) {
+    auto normed = l2_normalize(t.reshape({batch, seq, num_key_heads_, key_head_dim_}));
+    const auto wide_dtype = at::promote_types(normed.scalar_type(), at::kFloat);
+    auto wide = scale == 1.0 ? normed.to(wide_dtype) : normed * at::full({1}, scale, normed.options().dtype(wide_dtype));
+    return wide.transpose(1, 2)
+        .unsqueeze(2)
+        .expand({batch, num_key_heads_, heads_per_key, seq, key_head_dim_})
+        .reshape({batch, num_value_heads_, seq, key_head_dim_})
+        .transpose(1, 2);
   };
-  auto q = per_value_head(qkv[0]) * (1.0 / std::sqrt(static_cast<double>(key_head_dim_)));
-  auto k = per_value_head(qkv[1]);
+  auto q = per_value_head(qkv[0], 1.0 / std::sqrt(static_cast<double>(key_head_dim_)));
+  auto k = per_value_head(qkv[1], 1.0);
   auto v = qkv[2].reshape({batch, seq, num_value_heads_, value_head_dim_});
   auto beta = at::sigmoid(b);
   auto g = -at::exp(at_least_float(A_log_)) * at::softplus(at_least_float(a) + dt_bias_);

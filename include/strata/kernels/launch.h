@@ -124,4 +124,59 @@ void chunk_state_scan(const float* x0, const float* y_init, const float* a, cons
                       int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
                       Stream stream);
 
+// Largest row length (head dimension) the gated RMSNorm kernels take; larger rows run the twin.
+constexpr int64_t kMaxGatedRmsNormDim = 1024;
+
+// Element strides of the batch, position and head dimensions of a [B, T, H, D] input whose last
+// dimension is contiguous.
+struct RowStrides {
+  int64_t batch, seq, head;
+};
+
+// Gated RMSNorm (Qwen3-Next's RMSNormGated) over the rows of x and gate [B, T, H, D], dim up to
+// kMaxGatedRmsNormDim: rstd = rsqrt(mean(x^2) + eps) (float32, one per row, rows ordered (b, t, h)) and
+// out = x_dtype(w * float(x_dtype(x * rstd)) * silu(gate)), the roundings the ATen twin does.
+// gate_dtype is x_dtype or Float32; w is float32 [dim]; out is contiguous [B, T, H, D].
+void gated_rms_norm_forward(Dtype x_dtype, Dtype gate_dtype, const void* x, RowStrides x_strides, const void* gate,
+                            RowStrides gate_strides, const float* w, void* out, float* rstd, int64_t batch, int64_t seq,
+                            int64_t heads, int64_t dim, float eps, Stream stream);
+
+// The backward, with n = x * rstd, s = silu(gate), g = grad_out (x_dtype, contiguous) and
+// d = g * w * s: grad_x = rstd * (d - n * mean(d * n)) (x_dtype), grad_gate = g * w * x_dtype(n) *
+// silu'(gate) (gate_dtype), both contiguous [B, T, H, D], and the weight gradient as float32
+// partial sums w_partial [blocks, dim] of g * x_dtype(n) * s over row chunks (sum them over dim 0).
+// Deterministic: every sum has a fixed order.
+void gated_rms_norm_backward(Dtype x_dtype, Dtype gate_dtype, const void* grad_out, const void* x, RowStrides x_strides,
+                             const void* gate, RowStrides gate_strides, const float* w, const float* rstd, void* grad_x,
+                             void* grad_gate, float* w_partial, int64_t blocks, int64_t batch, int64_t seq,
+                             int64_t heads, int64_t dim, Stream stream);
+
+// Most taps (width) the causal conv kernels take; wider ones run the twin. The common widths (4
+// in Qwen3-Next and Mamba) fit; each tap costs registers for every channel a thread holds.
+constexpr int64_t kMaxConvWidth = 4;
+// Time steps one causal conv block covers; the backward writes one row of weight-gradient partial
+// sums per (sequence, tile).
+constexpr int64_t kConvSeqTile = 128;
+inline int64_t causal_conv1d_partial_rows(int64_t batch, int64_t seq) {
+  return batch * ((seq + kConvSeqTile - 1) / kConvSeqTile);
+}
+
+// Gated DeltaNet's causal depthwise conv1d over time, then SiLU, on x [batch, seq, channels]
+// (element strides stride_b, stride_t; channels contiguous) with weight [channels, width] (x's
+// dtype, contiguous; width in 1..kMaxConvWidth), x being zero before t = 0:
+//   out[b, t, c] = silu(dtype(sum_j weight[c, j] x[b, t - (width - 1) + j, c]))
+// out contiguous [batch, seq, channels]. float32 math; the sum is rounded to the dtype before the
+// SiLU, as the twin's conv output is.
+void causal_conv1d_silu_forward(Dtype dtype, const void* x, int64_t stride_b, int64_t stride_t, const void* weight,
+                                void* out, int64_t batch, int64_t seq, int64_t channels, int64_t width, Stream stream);
+
+// The backward from grad_out (contiguous [batch, seq, channels]), recomputing the conv: with
+// grad_pre = dtype(grad_out * silu'(pre)), grad_x (contiguous, like out) = sum_j weight[c, j]
+// grad_pre[b, t + (width - 1) - j, c], and the weight gradient as float32 partial sums
+// grad_w_partial [causal_conv1d_partial_rows(batch, seq), channels, width] of grad_pre * x over
+// each row's (sequence, time tile) (sum them over dim 0). Deterministic: every sum has a fixed order.
+void causal_conv1d_silu_backward(Dtype dtype, const void* grad_out, const void* x, int64_t stride_b, int64_t stride_t,
+                                 const void* weight, void* grad_x, float* grad_w_partial, int64_t batch, int64_t seq,
+                                 int64_t channels, int64_t width, Stream stream);
+
 }  // namespace strata::kernels::launch
