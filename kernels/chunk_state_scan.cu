@@ -4,10 +4,13 @@
 // The recurrence never mixes value columns, so each block owns one (sequence, head) and 16
 // value columns and walks the chunks in order while every intra-chunk product stays batched in
 // cuBLAS outside. A thread holds one column of a group of rows: its slice of the Dk x 16 carried
-// value in registers (with a shared copy for the y = a X products), and its rows of y. Per
-// chunk the block stages both C x Dk matrices in shared memory at once (one wait on memory per
-// chunk) and reads them as broadcasts: the threads of one column group read the same entries.
-// Narrow column slices give two blocks per SM, whose loads and syncs overlap each other.
+// value in registers (with a shared copy for the y = a X products), and its rows of y. Each
+// chunk's two C x Dk matrices are staged in shared memory and read as broadcasts: the threads of
+// one column group read the same entries. The copies are asynchronous and pipelined without a
+// second buffer: a[n + 1] streams in while b[n] is in use, and b[n + 1] while a[n + 1] is, so
+// every load overlaps a phase of arithmetic. Narrow column slices give two blocks per SM.
+#include <cuda_pipeline.h>
+
 #include <algorithm>
 
 #include "common.cuh"
@@ -19,11 +22,13 @@ constexpr int kColumns = 16;  // value columns per block
 constexpr int kGroups = 16;   // row groups per block
 constexpr int kThreads = kColumns * kGroups;
 
-// Copies `count` floats (a multiple of 4, both pointers 16-byte aligned) into shared memory.
-__device__ __forceinline__ void stage(const float* from, float* to, int count) {
-  const auto* src = reinterpret_cast<const float4*>(from);
-  auto* dst = reinterpret_cast<float4*>(to);
-  for (int i = threadIdx.x; i < count / 4; i += kThreads) dst[i] = src[i];
+// Starts copying `count` floats (a multiple of 4, both pointers 16-byte aligned) into shared
+// memory as one commit group of the thread's pipeline; from == nullptr commits an empty group,
+// so that every step commits the same number and the waits below count alike.
+__device__ __forceinline__ void stage_async(const float* from, float* to, int count) {
+  if (from != nullptr)
+    for (int i = threadIdx.x; i < count / 4; i += kThreads) __pipeline_memcpy_async(to + 4 * i, from + 4 * i, 16);
+  __pipeline_commit();
 }
 
 // kStateRows: rows of the carried value each group holds (group g: rows [g kStateRows,
@@ -61,16 +66,28 @@ __global__ void __launch_bounds__(kThreads)
     if (r < key_dim) x_shared[r * kColumns + lane] = x[m];
   }
 
+  // Chunk index (into the [batch_heads, chunks] arrays) of the step-th visited chunk.
+  const auto chunk_at = [&](int step) { return head * chunks + (reverse ? chunks - 1 - step : step); };
+  stage_async(a + chunk_at(0) * matrix_size, a_shared, chunk * key_dim);
+  stage_async(b + chunk_at(0) * matrix_size, b_shared, chunk * key_dim);
+
   for (int step = 0; step < chunks; ++step) {
-    const int64_t n = head * chunks + (reverse ? chunks - 1 - step : step);
+    const int64_t n = chunk_at(step);
+    const bool has_next = step + 1 < chunks;
     if (live) {
 #pragma unroll
       for (int m = 0; m < kStateRows; ++m)
         if (first_row + m < key_dim) states[n * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
     }
-    stage(a + n * matrix_size, a_shared, chunk * key_dim);
-    stage(b + n * matrix_size, b_shared, chunk * key_dim);
-    __syncthreads();  // a[n] and b[n] staged, x_shared current
+    // y_init's entries are loaded now so their latency hides behind the product.
+    float y_start[kOutRows];
+#pragma unroll
+    for (int m = 0; m < kOutRows; ++m) {
+      const int i = group + m * kGroups;
+      y_start[m] = i < chunk && live ? y_init[n * out_size + static_cast<int64_t>(i) * value_dim + column] : 0.0f;
+    }
+    __pipeline_wait_prior(1);  // a[n] landed (b[n] may still be in flight)
+    __syncthreads();           // everyone's part of a[n] visible, x_shared current
 
     // y = y_init + y_sign a[n] X, reading a's rows four entries at a time.
     float acc[kOutRows] = {};
@@ -90,13 +107,20 @@ __global__ void __launch_bounds__(kThreads)
     for (int m = 0; m < kOutRows; ++m) {
       const int i = group + m * kGroups;
       if (i < chunk) {
-        const int64_t at = n * out_size + static_cast<int64_t>(i) * value_dim + column;
-        const float value = live ? y_init[at] + y_sign * acc[m] : 0.0f;
+        const float value = live ? y_start[m] + y_sign * acc[m] : 0.0f;
         y_shared[i * kColumns + lane] = value;
-        if (live) y[at] = value;
+        if (live) y[n * out_size + static_cast<int64_t>(i) * value_dim + column] = value;
       }
     }
-    __syncthreads();  // y_shared written
+    float added[kStateRows] = {};
+    if (x_add != nullptr && live) {
+#pragma unroll
+      for (int m = 0; m < kStateRows; ++m)
+        if (first_row + m < key_dim) added[m] = x_add[n * state_size + static_cast<int64_t>(first_row + m) * value_dim + column];
+    }
+    __pipeline_wait_prior(0);  // b[n] landed
+    __syncthreads();           // y_shared written, b[n] visible, a[n] no longer read
+    stage_async(has_next ? a + chunk_at(step + 1) * matrix_size : nullptr, a_shared, chunk * key_dim);
 
     // X = decay X + x_sign b[n]^T y + x_add[n], each group's entries of b read four at a time.
     float update[kStateRows] = {};
@@ -117,13 +141,12 @@ __global__ void __launch_bounds__(kThreads)
     for (int m = 0; m < kStateRows; ++m) {
       const int r = first_row + m;
       if (r < key_dim) {
-        const float add =
-            x_add != nullptr && live ? x_add[n * state_size + static_cast<int64_t>(r) * value_dim + column] : 0.0f;
-        x[m] = d * x[m] + x_sign * update[m] + add;
+        x[m] = d * x[m] + x_sign * update[m] + added[m];
         x_shared[r * kColumns + lane] = x[m];
       }
     }
-    __syncthreads();  // x_shared current, a[n] and b[n] no longer read
+    __syncthreads();  // x_shared current, b[n] no longer read
+    stage_async(has_next ? b + chunk_at(step + 1) * matrix_size : nullptr, b_shared, chunk * key_dim);
   }
 
   if (live) {
