@@ -21,6 +21,7 @@ using torch::autograd::variable_list;
 // Row chunks of the weight-gradient sum: enough (column tile, chunk) blocks to fill the GPU a few
 // times, at least 64 rows per chunk.
 int64_t weight_grad_chunks(int64_t rows, int64_t cols) {
+  if (rows == 0) return 0;  // no partial sums: their sum is the zero gradient
   const int64_t column_tiles = (cols + 31) / 32;
   const int64_t wanted = std::max<int64_t>(1, 1024 / column_tiles);
   return std::clamp<int64_t>((rows + 63) / 64, 1, wanted);

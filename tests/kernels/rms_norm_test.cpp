@@ -127,6 +127,15 @@ TEST(RmsNormKernel, CudaWeightGradientIsDeterministic) {
   EXPECT_TRUE(at::equal(first.grads[1], second.grads[1]));
 }
 
+TEST(RmsNormKernel, CudaWeightGradientOfNoRowsIsZero) {
+  auto x = at::randn({0, 64}, at::kCUDA);
+  auto w = at::randn({64}, at::kCUDA);
+  auto run = forward_backward([&](const auto& in) { return rms_norm_cuda(in[0], in[1], 1e-6); }, {x, w},
+                              at::empty({0, 64}, at::kCUDA));
+  EXPECT_EQ(run.output.sizes(), x.sizes());
+  EXPECT_TRUE(at::equal(run.grads[1], at::zeros({64}, at::kCUDA)));
+}
+
 TEST(RmsNormKernel, DispatchRunsTheKernelOnCuda) {
   auto x = at::randn({6, 16}, at::kCUDA);
   auto w = at::randn({16}, at::kCUDA);
