@@ -7,6 +7,7 @@
 
 #include "strata/core/error.h"
 #include "strata/layers/delta_rule_chunk_states.h"
+#include "strata/layers/tf32_matmul.h"
 
 namespace strata {
 
@@ -94,6 +95,14 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   const auto d = check_inputs("gated_delta_rule_chunked", q, k, v, g, beta, initial_state);
   if (chunk_size < 1) fail("gated_delta_rule_chunked: chunk_size must be positive, got ", chunk_size);
   const auto dtype = compute_dtype(q, k, v);
+  // Every product runs in the compute dtype whatever autocast says (U and W feed the state every
+  // later chunk reads; autocast would also cast each float32 operand to bf16 first). Where out
+  // is bf16 or fp16 anyway, the float32 products run on TF32 tensor cores.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const bool reduced_output = v.scalar_type() == at::kBFloat16 || v.scalar_type() == at::kHalf;
+  const auto product = [tf32 = reduced_output && dtype == at::kFloat](const at::Tensor& a, const at::Tensor& b) {
+    return tf32 ? tf32_matmul(a, b) : at::matmul(a, b);
+  };
   // Shapes below: [B, H, N chunks, C steps, ...].
   auto qc = into_chunks(heads_first(q, dtype), chunk_size);
   auto kc = into_chunks(heads_first(k, dtype), chunk_size);
@@ -110,28 +119,23 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   //   delta_i + beta_i sum_{j<i} decay_ij (k_i . k_j) delta_j = beta_i v_i - beta_i decay_from_start_i S0^T k_i
   // (the UT transform), so delta = U - W S0 with U, W computed for every chunk at once.
   auto strictly_lower = at::ones({chunk_size, chunk_size}, gc.options().dtype(at::kBool)).tril(-1);
-  auto coupling = (bc * decay * at::matmul(kc, kc.transpose(-1, -2))).masked_fill(strictly_lower.logical_not(), 0);
+  auto coupling = (bc * decay * product(kc, kc.transpose(-1, -2))).masked_fill(strictly_lower.logical_not(), 0);
   // T = (I + coupling)^-1 (unitriangular supplies the identity's diagonal), then products:
   // triangular solves are slow on GPUs, and this one has C columns instead of the Dv + Dk of
-  // solving for U and W directly (64 vs 256 for Qwen3-Next), forward and backward. The products stay in the compute dtype
-  // whatever autocast says: U and W feed the state every later chunk reads.
+  // solving for U and W directly (64 vs 256 for Qwen3-Next), forward and backward.
   auto identity = at::eye(chunk_size, gc.options()).expand_as(coupling);
   auto T = at::linalg_solve_triangular(coupling, identity, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
-  at::Tensor U, W;
-  {
-    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    U = at::matmul(T, bc * vc);
-    W = at::matmul(T, bc * decay_from_start * kc);
-  }
+  auto U = product(T, bc * vc);
+  auto W = product(T, bc * decay_from_start * kc);
 
   // Reads: q_i against the decayed entering state and the corrections of steps j <= i.
-  auto scores = at::matmul(qc, kc.transpose(-1, -2)) * decay;
+  auto scores = product(qc, kc.transpose(-1, -2)) * decay;
   auto q_from_start = qc * decay_from_start;
   auto k_to_end = kc * decay_to_end;
 
   // The one sequential part: the state entering each chunk, and each chunk's corrections.
   auto states = delta_rule_chunk_states(U, W, k_to_end, decay_whole, start_state(initial_state, d, qc));
-  auto out = at::matmul(q_from_start, states.entering) + at::matmul(scores, states.delta);
+  auto out = product(q_from_start, states.entering) + product(scores, states.delta);
   out = out.flatten(2, 3).narrow(2, 0, d.seq).transpose(1, 2);
   return {out.to(v.scalar_type()), states.final_state};
 }

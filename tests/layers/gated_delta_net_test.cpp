@@ -109,6 +109,36 @@ TEST(GatedDeltaRule, ReturnsOutputInTheValueDtype) {
   EXPECT_EQ(out.final_state.scalar_type(), at::kFloat);
 }
 
+// With bf16 values the output is bf16, and on CUDA the rule's products run in TF32: values,
+// final state and every gradient must still agree with the float64 recurrence as closely as
+// bf16 allows (its rounding step is 2^-8 = 3.9e-3), and the process's TF32 switch is left as it was.
+TEST(GatedDeltaRule, ChunkedWithBf16ValuesIsAsAccurateAsBf16Allows) {
+  at::manual_seed(5);
+  const bool tf32_before = at::globalContext().allowTF32CuBLAS();
+  auto in = random_rule_inputs(130, at::TensorOptions().device(testing::test_device()));
+  std::vector<at::Tensor> leaves{in.q, in.k, in.v.to(at::kBFloat16), in.g, in.beta, in.initial_state};
+  std::vector<at::Tensor> wide;
+  for (auto& t : leaves) {
+    t.requires_grad_(true);
+    wide.push_back(t.detach().to(at::kDouble).requires_grad_(true));
+  }
+  auto chunked = gated_delta_rule_chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], 64, leaves[5]);
+  auto reference = gated_delta_rule_recurrent(wide[0], wide[1], wide[2], wide[3], wide[4], wide[5]);
+  EXPECT_EQ(chunked.out.scalar_type(), at::kBFloat16);
+  EXPECT_LT(relative_error(chunked.out, reference.out), 1e-2);
+  EXPECT_LT(relative_error(chunked.final_state, reference.final_state), 2e-3);
+
+  auto out_weight = at::randn(reference.out.sizes(), reference.out.options());
+  auto state_weight = at::randn(reference.final_state.sizes(), reference.final_state.options());
+  auto loss = [&](const DeltaRuleOutput& o) {
+    return (o.out.to(at::kDouble) * out_weight).sum() + (o.final_state.to(at::kDouble) * state_weight).sum();
+  };
+  auto grads = torch::autograd::grad({loss(chunked)}, leaves);
+  auto expected = torch::autograd::grad({loss(reference)}, wide);
+  for (size_t i = 0; i < leaves.size(); ++i) EXPECT_LT(relative_error(grads[i], expected[i]), 1e-2) << "input " << i;
+  EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), tf32_before);
+}
+
 TEST(GatedDeltaRule, RejectsAMisshapedInitialState) {
   auto in = random_rule_inputs(4, at::TensorOptions());
   try {
