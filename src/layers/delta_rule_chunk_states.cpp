@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
+#include "strata/layers/tf32_matmul.h"
 
 namespace strata {
 
@@ -28,10 +29,12 @@ kernels::ChunkScanResult chunk_state_scan(const kernels::ChunkScanInputs& in) {
 class ChunkStatesFunction : public torch::autograd::Function<ChunkStatesFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& U, const at::Tensor& W,
-                               const at::Tensor& k_to_end, const at::Tensor& chunk_decay, const at::Tensor& initial) {
+                               const at::Tensor& k_to_end, const at::Tensor& chunk_decay, const at::Tensor& initial,
+                               bool tf32_products) {
     auto scan = chunk_state_scan({.x0 = initial, .y_init = U, .a = W, .b = k_to_end, .decay = chunk_decay,
                                   .y_sign = -1.0, .x_sign = 1.0});
     ctx->save_for_backward({W, k_to_end, chunk_decay, scan.states, scan.y});
+    ctx->saved_data["tf32_products"] = tf32_products;
     return {scan.states, scan.y, scan.x_final};
   }
 
@@ -54,10 +57,11 @@ class ChunkStatesFunction : public torch::autograd::Function<ChunkStatesFunction
                                   .reverse = true});
     const auto& g_leaving = scan.states;  // dL/dS_{n+1}
     const auto& g_corrections = scan.y;
-    auto grad_W = -at::matmul(g_corrections, entering.transpose(-1, -2));
-    auto grad_k_to_end = at::matmul(delta, g_leaving.transpose(-1, -2));
+    const bool tf32 = ctx->saved_data["tf32_products"].toBool();
+    auto grad_W = -matmul_tf32_if(tf32, g_corrections, entering.transpose(-1, -2));
+    auto grad_k_to_end = matmul_tf32_if(tf32, delta, g_leaving.transpose(-1, -2));
     auto grad_decay = (entering * g_leaving).sum({-2, -1});
-    return {g_corrections, grad_W, grad_k_to_end, grad_decay, scan.x_final};
+    return {g_corrections, grad_W, grad_k_to_end, grad_decay, scan.x_final, at::Tensor()};
   }
 };
 
@@ -98,9 +102,12 @@ kernels::ChunkScanResult chunk_state_scan_reference(const kernels::ChunkScanInpu
 }
 
 DeltaRuleChunkStates delta_rule_chunk_states(const at::Tensor& U, const at::Tensor& W, const at::Tensor& k_to_end,
-                                             const at::Tensor& chunk_decay, const at::Tensor& initial) {
+                                             const at::Tensor& chunk_decay, const at::Tensor& initial,
+                                             bool tf32_products) {
   check_shapes(U, W, k_to_end, chunk_decay, initial);
-  auto out = ChunkStatesFunction::apply(U, W, k_to_end, chunk_decay, initial);
+  if (tf32_products && W.scalar_type() != at::kFloat)
+    fail("delta_rule_chunk_states: tf32_products needs float32 inputs, got ", W.scalar_type());
+  auto out = ChunkStatesFunction::apply(U, W, k_to_end, chunk_decay, initial, tf32_products);
   return {out[0], out[1], out[2]};
 }
 

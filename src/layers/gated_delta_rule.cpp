@@ -100,9 +100,8 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   // is bf16 or fp16 anyway, the float32 products run on TF32 tensor cores.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool reduced_output = v.scalar_type() == at::kBFloat16 || v.scalar_type() == at::kHalf;
-  const auto product = [tf32 = reduced_output && dtype == at::kFloat](const at::Tensor& a, const at::Tensor& b) {
-    return tf32 ? tf32_matmul(a, b) : at::matmul(a, b);
-  };
+  const bool tf32 = reduced_output && dtype == at::kFloat;
+  const auto product = [tf32](const at::Tensor& a, const at::Tensor& b) { return matmul_tf32_if(tf32, a, b); };
   // Shapes below: [B, H, N chunks, C steps, ...].
   auto qc = into_chunks(heads_first(q, dtype), chunk_size);
   auto kc = into_chunks(heads_first(k, dtype), chunk_size);
@@ -134,7 +133,7 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   auto k_to_end = kc * decay_to_end;
 
   // The one sequential part: the state entering each chunk, and each chunk's corrections.
-  auto states = delta_rule_chunk_states(U, W, k_to_end, decay_whole, start_state(initial_state, d, qc));
+  auto states = delta_rule_chunk_states(U, W, k_to_end, decay_whole, start_state(initial_state, d, qc), tf32);
   auto out = product(q_from_start, states.entering) + product(scores, states.delta);
   out = out.flatten(2, 3).narrow(2, 0, d.seq).transpose(1, 2);
   return {out.to(v.scalar_type()), states.final_state};

@@ -56,4 +56,8 @@ at::Tensor tf32_matmul(const at::Tensor& a, const at::Tensor& b) {
   return Tf32MatmulFunction::apply(a, b);
 }
 
+at::Tensor matmul_tf32_if(bool tf32, const at::Tensor& a, const at::Tensor& b) {
+  return tf32 ? tf32_matmul(a, b) : at::matmul(a, b);
+}
+
 }  // namespace strata

@@ -102,6 +102,30 @@ TEST(ChunkStateScan, ReverseScanIsTheScanOfTheReversedChunks) {
   EXPECT_TRUE(at::allclose(reverse.x_final, forward.x_final, 1e-12, 1e-12));
 }
 
+// tf32_products changes only how the backward's two gradient products round: nothing off CUDA,
+// TF32's 2^-11 steps on CUDA. Values and every gradient stay within that of the float32 path.
+TEST(DeltaRuleChunkStates, Tf32ProductsChangeTheBackwardOnlyByTf32Rounding) {
+  const double tolerance = strata::testing::test_device().is_cuda() ? 2e-3 : 1e-6;
+  auto in = random_states_inputs(6, 16, 32, 24, float64_options().dtype(at::kFloat));
+  auto run = [&](bool tf32) {
+    std::vector<at::Tensor> leaves;
+    for (const auto& t : in.all()) leaves.push_back(t.detach().clone().requires_grad_(true));
+    auto out = delta_rule_chunk_states(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], tf32);
+    auto loss = out.entering.sum() + (out.delta * out.delta).sum() + out.final_state.sum();
+    auto grads = torch::autograd::grad({loss}, leaves);
+    grads.push_back(out.delta);
+    return grads;
+  };
+  const auto plain = run(false), tf32 = run(true);
+  for (size_t i = 0; i < plain.size(); ++i)
+    EXPECT_LT(((tf32[i] - plain[i]).norm() / plain[i].norm()).item<double>(), tolerance) << "tensor " << i;
+  EXPECT_NE(strata::testing::error_of([&] {
+              auto wide = random_states_inputs(2, 4, 6, 3, float64_options());
+              delta_rule_chunk_states(wide.U, wide.W, wide.k_to_end, wide.chunk_decay, wide.initial, true);
+            }).find("tf32_products needs float32 inputs, got Double"),
+            std::string::npos);
+}
+
 TEST(DeltaRuleChunkStates, RejectsInputsThatDoNotFitW) {
   auto in = random_states_inputs(2, 4, 6, 3, float64_options());
   auto expect_error = [&](const StatesInputs& bad, const std::string& expected) {

@@ -24,8 +24,12 @@ struct DeltaRuleChunkStates {
 
 // U [B, H, N, C, Dv], W and k_to_end [B, H, N, C, Dk], chunk_decay [B, H, N], initial
 // [B, H, Dk, Dv], all of one floating dtype. Differentiable in every input (first order).
+// tf32_products: the backward's two gradient products (W's and k_to_end's) run on TF32 tensor
+// cores (tf32_matmul.h), for a rule whose output is bf16 or fp16 anyway; the scan itself stays
+// float32.
 DeltaRuleChunkStates delta_rule_chunk_states(const at::Tensor& U, const at::Tensor& W, const at::Tensor& k_to_end,
-                                             const at::Tensor& chunk_decay, const at::Tensor& initial);
+                                             const at::Tensor& chunk_decay, const at::Tensor& initial,
+                                             bool tf32_products = false);
 
 // The scan as a loop over chunks in differentiable ATen ops: the kernel's twin.
 kernels::ChunkScanResult chunk_state_scan_reference(const kernels::ChunkScanInputs& in);

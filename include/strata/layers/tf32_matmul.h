@@ -14,4 +14,7 @@ namespace strata {
 // a [..., M, K] @ b [..., K, N] with equal batch dimensions (no broadcasting), float32.
 at::Tensor tf32_matmul(const at::Tensor& a, const at::Tensor& b);
 
+// tf32_matmul where `tf32`, at::matmul otherwise: for code that decides per call.
+at::Tensor matmul_tf32_if(bool tf32, const at::Tensor& a, const at::Tensor& b);
+
 }  // namespace strata
