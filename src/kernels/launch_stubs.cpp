@@ -96,6 +96,8 @@ void causal_conv1d_silu_backward(Dtype, const void*, const void*, int64_t, int64
   no_kernels("causal_conv1d_silu_backward");
 }
 
+void unit_lower_inverse(const float*, float*, int64_t, int64_t, Stream) { no_kernels("unit_lower_inverse"); }
+
 }  // namespace strata::kernels::launch
 
 #endif

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
+#include "strata/kernels/unit_lower_inverse.h"
 #include "strata/layers/delta_rule_chunk_states.h"
 #include "strata/layers/tf32_matmul.h"
 
@@ -119,11 +120,10 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   // (the UT transform), so delta = U - W S0 with U, W computed for every chunk at once.
   auto strictly_lower = at::ones({chunk_size, chunk_size}, gc.options().dtype(at::kBool)).tril(-1);
   auto coupling = (bc * decay * product(kc, kc.transpose(-1, -2))).masked_fill(strictly_lower.logical_not(), 0);
-  // T = (I + coupling)^-1 (unitriangular supplies the identity's diagonal), then products:
-  // triangular solves are slow on GPUs, and this one has C columns instead of the Dv + Dk of
-  // solving for U and W directly (64 vs 256 for Qwen3-Next), forward and backward.
-  auto identity = at::eye(chunk_size, gc.options()).expand_as(coupling);
-  auto T = at::linalg_solve_triangular(coupling, identity, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
+  // T = (I + coupling)^-1, then products: triangular solves are slow on GPUs, and inverting has C
+  // columns to solve for instead of the Dv + Dk of solving for U and W directly (64 vs 256 for
+  // Qwen3-Next), forward and backward. On CUDA a kernel inverts each chunk's matrix in one block.
+  auto T = kernels::unit_lower_inverse(coupling);
   auto U = product(T, bc * vc);
   auto W = product(T, bc * decay_from_start * kc);
 

@@ -179,4 +179,13 @@ void causal_conv1d_silu_backward(Dtype dtype, const void* grad_out, const void* 
                                  const void* weight, void* grad_x, float* grad_w_partial, int64_t batch, int64_t seq,
                                  int64_t channels, int64_t width, Stream stream);
 
+// Largest matrix size unit_lower_inverse takes; larger ones run the twin.
+constexpr int64_t kMaxUnitLowerInverseSize = 128;
+
+// t = (I + strictly_lower(a))^-1 for `count` contiguous float32 n x n matrices (n in
+// 1..kMaxUnitLowerInverseSize); only a's strictly lower triangle is read. t is contiguous and unit
+// lower triangular: exact zeros above the diagonal, ones on it. The forward of
+// strata::kernels::unit_lower_inverse.
+void unit_lower_inverse(const float* a, float* t, int64_t count, int64_t n, Stream stream);
+
 }  // namespace strata::kernels::launch
