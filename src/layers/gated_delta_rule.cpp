@@ -117,10 +117,11 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
 
   // Within a chunk, the corrections delta_i solve the unit lower-triangular system
   //   delta_i + beta_i sum_{j<i} decay_ij (k_i . k_j) delta_j = beta_i v_i - beta_i decay_from_start_i S0^T k_i
-  // (the UT transform), so delta = U - W S0 with U, W computed for every chunk at once.
-  auto strictly_lower = at::ones({chunk_size, chunk_size}, gc.options().dtype(at::kBool)).tril(-1);
-  auto coupling = (bc * decay * product(kc, kc.transpose(-1, -2))).masked_fill(strictly_lower.logical_not(), 0);
-  // T = (I + coupling)^-1, then products: triangular solves are slow on GPUs, and inverting has C
+  // (the UT transform), so delta = U - W S0 with U, W computed for every chunk at once. The
+  // coupling's diagonal and upper part are never masked: the inversion reads only its strictly
+  // lower triangle and sends gradient only there.
+  auto coupling = bc * decay * product(kc, kc.transpose(-1, -2));
+  // T = (I + strictly_lower(coupling))^-1, then products: triangular solves are slow on GPUs, and inverting has C
   // columns to solve for instead of the Dv + Dk of solving for U and W directly (64 vs 256 for
   // Qwen3-Next), forward and backward. On CUDA a kernel inverts each chunk's matrix in one block.
   auto T = kernels::unit_lower_inverse(coupling);
