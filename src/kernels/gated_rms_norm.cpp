@@ -5,14 +5,10 @@
 
 #include <algorithm>
 
+#include "strata/core/dtype.h"
 #include "strata/core/error.h"
 
 namespace strata::kernels {
-
-namespace {
-// Reduced-precision tensors go to float32 for the numerics; float64 stays float64.
-at::Tensor at_least_float(const at::Tensor& t) { return t.to(at::promote_types(t.scalar_type(), at::kFloat)); }
-}  // namespace
 
 at::Tensor gated_rms_norm_reference(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps) {
   // HF's order of casts: normalise in float32, back to x's dtype, then scale and gate (the gate

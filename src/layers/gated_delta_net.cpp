@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "strata/core/dtype.h"
 #include "strata/core/error.h"
 #include "strata/kernels/causal_conv1d.h"
 #include "strata/kernels/gated_rms_norm.h"
@@ -27,9 +28,6 @@ void validate_linear_attention_fields(const TransformerConfig& c) {
     fail("GatedDeltaNet: config.linear_num_value_heads (", c.linear_num_value_heads,
          ") must be a multiple of linear_num_key_heads (", c.linear_num_key_heads, ")");
 }
-
-// Reduced-precision tensors go to float32 for the numerics; float64 stays float64.
-at::Tensor at_least_float(const at::Tensor& t) { return t.to(at::promote_types(t.scalar_type(), at::kFloat)); }
 
 // x / ||x|| per head, as HF's (and FLA's) l2norm: x * rsqrt(sum x^2 + 1e-6), in x's dtype.
 at::Tensor l2_normalize(const at::Tensor& x) { return x * at::rsqrt((x * x).sum(-1, /*keepdim=*/true) + 1e-6); }
@@ -137,7 +135,7 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   const auto heads_per_key = num_value_heads_ / num_key_heads_;
   auto per_value_head = [&](const at::Tensor& t, double scale) {
     auto normed = l2_normalize(t.reshape({batch, seq, num_key_heads_, key_head_dim_}));
-    const auto wide_dtype = at::promote_types(normed.scalar_type(), at::kFloat);
+    const auto wide_dtype = at_least_float(normed.scalar_type());
     auto wide = scale == 1.0 ? normed.to(wide_dtype) : normed * at::full({1}, scale, normed.options().dtype(wide_dtype));
     return wide.transpose(1, 2)
         .unsqueeze(2)
