@@ -13,33 +13,6 @@
 #include "kernel_profile.h"
 #endif
 
-namespace {
-
-// Uniform random tokens: throughput does not depend on what the tokens are.
-class RandomTokens : public strata::train::DataSource {
- public:
-  explicit RandomTokens(int64_t vocab) : vocab_(vocab) {}
-  strata::train::Batch next(int64_t batch, int64_t seq) override {
-    ++position_;
-    auto tokens = at::randint(vocab_, {batch, seq}, at::kLong);
-    return {tokens, tokens};  // the loss shifts labels by one
-  }
-  strata::train::Batch held_out(int64_t, int64_t batch, int64_t seq) const override {
-    auto tokens = at::zeros({batch, seq}, at::kLong);
-    return {tokens, tokens};
-  }
-  uint64_t position() const override { return position_; }
-  void seek(uint64_t p) override { position_ = p; }
-  int64_t vocab_size() const override { return vocab_; }
-  std::string describe() const override { return "random tokens"; }
-
- private:
-  int64_t vocab_;
-  uint64_t position_ = 0;
-};
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"strata training-step benchmark"};
   strata::TransformerConfig c;
@@ -99,7 +72,7 @@ int main(int argc, char** argv) {
     params += p.numel();
     if (name.rfind("embedding.", 0) == 0) embedding += p.numel();
   }
-  RandomTokens data(c.vocab_size);
+  strata::train::RandomTokenData data(c.vocab_size);
   auto result = strata::train::train(*model, data, o);
 
   std::vector<double> rates;

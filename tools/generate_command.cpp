@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "flag_checks.h"
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/hf/architecture.h"
@@ -33,6 +34,7 @@ std::shared_ptr<LanguageModel> load_model(const GenerateFlags& f) {
       dir /= "model";
     return hf::load_hf_model(dir).model;
   }
+  if (!train::latest_iteration(f.load)) fail("--load ", f.load, ": ", train::describe_non_checkpoint(f.load));
   auto config = std::make_shared<const TransformerConfig>(config_from_json(train::checkpoint_config(f.load), f.load));
   auto model = build_language_model(config);
   load_model_weights(*model, train::latest_checkpoint_dir(f.load));
@@ -80,12 +82,12 @@ Subcommand add_generate(CLI::App& app) {
   cmd->add_option("--hf", f->hf, "HF model folder (config.json + safetensors)");
   cmd->add_option("--prompt", f->prompt, "prompt text, one token per byte");
   cmd->add_option("--prompt-tokens", f->prompt_tokens, "prompt token ids, comma-separated");
-  cmd->add_option("--max-new-tokens", s.max_new_tokens, "tokens to generate")->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", s.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-new-tokens", s.max_new_tokens, "tokens to generate")->check(integer_at_least(1));
+  cmd->add_option("--temperature", s.temperature, "0: greedy")->check(real_at_least(0.0));
+  cmd->add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")->check(integer_at_least(0));
   cmd->add_option("--top-p", s.top_p, "keep the smallest set of tokens with this much probability (1: off)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", s.seed, "sampling seed");
+      ->check(real_in(0.0, 1.0));
+  cmd->add_option("--seed", s.seed, "sampling seed")->check(unsigned_integer());
   cmd->add_option("--device", f->device, "cpu or cuda");
   return {cmd, [f] {
             auto model = load_model(*f);

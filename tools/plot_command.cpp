@@ -1,6 +1,7 @@
 #include <fstream>
 
 #include "commands.h"
+#include "output_paths.h"
 #include "strata/core/error.h"
 #include "strata/train/plot.h"
 
@@ -15,6 +16,7 @@ Subcommand add_plot(CLI::App& app) {
   cmd->add_option("METRICS", flags->metrics, "JSONL written by strata train --metrics")->required();
   cmd->add_option("-o,--output", flags->output, "SVG file to write");
   return {cmd, [flags] {
+    refuse_output_over_input("--output", flags->output, {{"METRICS", flags->metrics}});
     const auto svg = train::plot_metrics_svg(flags->metrics);
     std::ofstream out(flags->output);
     if (!out) fail("--output ", flags->output, ": cannot write");

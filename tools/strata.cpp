@@ -2,10 +2,18 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "help_formatter.h"
 #include "strata/core/error.h"
+#include "strata/core/version.h"
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a pipe or a file: a run that is killed leaves every line it printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{"strata: build, train and run hybrid language models from typed specs"};
+  app.set_version_flag("--version", strata::build_description());
+  // --help shows every option's default; subcommands inherit this.
+  app.option_defaults()->always_capture_default();
+  app.formatter(std::make_shared<strata::tools::HelpFormatter>());
   app.require_subcommand(1);
   const std::vector<strata::tools::Subcommand> commands = {
       strata::tools::add_train(app), strata::tools::add_generate(app), strata::tools::add_hf_check(app),

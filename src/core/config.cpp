@@ -39,6 +39,43 @@ namespace {
 void require_positive(int64_t value, const char* field) {
   if (value <= 0) fail("TransformerConfig.", field, " = ", value, ": expected a positive value");
 }
+
+void require_finite_at_least(double value, double min, const char* field) {
+  if (!std::isfinite(value) || value < min)
+    fail("TransformerConfig.", field, " = ", value, ": expected a finite value >= ", min);
+}
+
+void require_finite_positive(double value, const char* field) {
+  if (!std::isfinite(value) || value <= 0.0)
+    fail("TransformerConfig.", field, " = ", value, ": expected a finite value > 0");
+}
+
+void validate_gated_delta_net(const TransformerConfig& c) {
+  require_positive(c.linear_key_head_dim, "linear_key_head_dim");
+  require_positive(c.linear_value_head_dim, "linear_value_head_dim");
+  require_positive(c.linear_num_key_heads, "linear_num_key_heads");
+  require_positive(c.linear_num_value_heads, "linear_num_value_heads");
+  require_positive(c.linear_conv_kernel_dim, "linear_conv_kernel_dim");
+  require_positive(c.linear_chunk_size, "linear_chunk_size");
+}
+
+void validate_moe(const TransformerConfig& c) {
+  require_positive(c.num_moe_experts, "num_moe_experts");
+  require_positive(c.moe_ffn_hidden_size, "moe_ffn_hidden_size");
+  if (c.moe_router_topk < 1 || c.moe_router_topk > c.num_moe_experts)
+    fail("TransformerConfig.moe_router_topk = ", c.moe_router_topk, ": expected 1 to num_moe_experts = ",
+         c.num_moe_experts);
+  if (c.moe_shared_expert_intermediate_size < 0)
+    fail("TransformerConfig.moe_shared_expert_intermediate_size = ", c.moe_shared_expert_intermediate_size,
+         ": expected a positive value, or 0 for no shared expert");
+  if (c.moe_router_score_function != "softmax" && c.moe_router_score_function != "sigmoid")
+    fail("TransformerConfig.moe_router_score_function = '", c.moe_router_score_function,
+         "': expected softmax or sigmoid");
+  require_finite_positive(c.moe_router_topk_scaling_factor, "moe_router_topk_scaling_factor");
+  require_finite_at_least(c.moe_aux_loss_coeff, 0.0, "moe_aux_loss_coeff");
+}
+
+bool is_set(const LayerFrequency& f) { return f.every || !f.explicit_list.empty(); }
 }  // namespace
 
 int64_t TransformerConfig::mamba_heads() const {
@@ -63,8 +100,9 @@ void validate_mamba(const TransformerConfig& c) {
   if (!(c.mamba_time_step_min > 0.0 && c.mamba_time_step_min <= c.mamba_time_step_max))
     fail("TransformerConfig.mamba_time_step_min = ", c.mamba_time_step_min, ", mamba_time_step_max = ",
          c.mamba_time_step_max, ": expected 0 < min <= max");
-  if (!(c.mamba_time_step_floor >= 0.0))
-    fail("TransformerConfig.mamba_time_step_floor = ", c.mamba_time_step_floor, ": expected a value >= 0");
+  require_finite_at_least(c.mamba_time_step_floor, 0.0, "mamba_time_step_floor");
+  if (!std::isfinite(c.mamba_time_step_max))
+    fail("TransformerConfig.mamba_time_step_max = ", c.mamba_time_step_max, ": expected a finite value");
   if (!(c.mamba_time_step_limit_min >= 0.0 && c.mamba_time_step_limit_min <= c.mamba_time_step_limit_max))
     fail("TransformerConfig.mamba_time_step_limit_min = ", c.mamba_time_step_limit_min,
          ", mamba_time_step_limit_max = ", c.mamba_time_step_limit_max, ": expected 0 <= min <= max");
@@ -92,6 +130,8 @@ void validate_latent_attention(const TransformerConfig& c, bool sparse) {
 
 void validate(const TransformerConfig& c) {
   require_positive(c.num_layers, "num_layers");
+  if (c.num_layers > kMaxLayers)
+    fail("TransformerConfig.num_layers = ", c.num_layers, ": more than strata's limit of ", kMaxLayers, " layers");
   require_positive(c.hidden_size, "hidden_size");
   require_positive(c.ffn_hidden_size, "ffn_hidden_size");
   require_positive(c.num_attention_heads, "num_attention_heads");
@@ -101,16 +141,20 @@ void validate(const TransformerConfig& c) {
   if (c.hybrid_layer_pattern.find('M') != std::string::npos) validate_mamba(c);
   if (c.hybrid_layer_pattern.find_first_of("AD") != std::string::npos)
     validate_latent_attention(c, c.hybrid_layer_pattern.find('D') != std::string::npos);
+  if (c.hybrid_layer_pattern.find('G') != std::string::npos || is_set(c.linear_attention_freq))
+    validate_gated_delta_net(c);
+  if (c.hybrid_layer_pattern.find('E') != std::string::npos || is_set(c.moe_layer_freq)) validate_moe(c);
   if (c.num_attention_heads % c.num_query_groups != 0)
     fail("TransformerConfig.num_query_groups = ", c.num_query_groups,
          ": must divide num_attention_heads = ", c.num_attention_heads);
-  if (c.rotary_percent < 0.0 || c.rotary_percent > 1.0)
+  if (!(c.rotary_percent >= 0.0 && c.rotary_percent <= 1.0))
     fail("TransformerConfig.rotary_percent = ", c.rotary_percent, ": expected a value in [0, 1]");
+  require_finite_positive(c.rotary_base, "rotary_base");
   validate(c.rotary_scaling, "TransformerConfig.rotary_scaling");
-  if (c.layernorm_epsilon <= 0.0)
-    fail("TransformerConfig.layernorm_epsilon = ", c.layernorm_epsilon, ": expected a positive value");
+  require_finite_positive(c.layernorm_epsilon, "layernorm_epsilon");
+  require_finite_at_least(c.init_method_std, 0.0, "init_method_std");
   for (auto [p, name] : {std::pair{c.hidden_dropout, "hidden_dropout"}, {c.attention_dropout, "attention_dropout"}})
-    if (p < 0.0 || p >= 1.0) fail("TransformerConfig.", name, " = ", p, ": expected a probability in [0, 1)");
+    if (!(p >= 0.0 && p < 1.0)) fail("TransformerConfig.", name, " = ", p, ": expected a probability in [0, 1)");
   if (c.enable_hyper_connections) {  // the mHC fields matter only when it is on
     require_positive(c.num_residual_streams, "num_residual_streams");
     require_positive(c.mhc_sinkhorn_iterations, "mhc_sinkhorn_iterations");

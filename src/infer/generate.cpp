@@ -19,6 +19,9 @@ namespace strata::infer {
 
 int64_t sample_token(const at::Tensor& logits, const SamplingOptions& o, at::Generator& generator) {
   auto l = logits.to(at::kCPU, at::kFloat);
+  // Argmax of NaN logits is token 0 forever: a diverged model must say so instead.
+  if (!at::isfinite(l).all().item<bool>())
+    fail("the model's logits hold NaN or infinity: its weights are not finite (a checkpoint of a diverged run?)");
   if (o.temperature <= 0.0) return l.argmax().item<int64_t>();
   l = l / o.temperature;
   if (o.top_k > 0 && o.top_k < l.size(0)) {

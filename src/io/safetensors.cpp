@@ -16,6 +16,7 @@
 
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
+#include "strata/io/atomic_file.h"
 
 namespace strata::io {
 
@@ -31,68 +32,6 @@ constexpr const char* kSingleFileName = "model.safetensors";
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
 
 std::string errno_text() { return std::strerror(errno); }
-
-// A file written under a temporary name next to its target and renamed over it only once it is
-// complete and on disk, so readers see the old file or the new one, never half of one.
-class AtomicFile {
- public:
-  explicit AtomicFile(fs::path target)
-      : target_(std::move(target)), temp_(target_.string() + ".tmp-" + std::to_string(::getpid())) {
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail(target_.string(), ": cannot create ", temp_.string(), ": ", errno_text());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
-  }
-
-  void write(const void* data, size_t size) {
-    const char* next = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t written = ::write(fd_, next, size);
-      if (written < 0 && errno == EINTR) continue;
-      if (written < 0) fail(target_.string(), ": cannot write ", temp_.string(), ": ", errno_text());
-      next += written;
-      size -= static_cast<size_t>(written);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail(target_.string(), ": cannot sync ", temp_.string(), ": ", errno_text());
-    const int closed = ::close(fd_);
-    fd_ = -1;
-    if (closed != 0) fail(target_.string(), ": cannot close ", temp_.string(), ": ", errno_text());
-    if (::rename(temp_.c_str(), target_.c_str()) != 0) {
-      fail(target_.string(), ": cannot rename ", temp_.string(), " into place: ", errno_text());
-    }
-    committed_ = true;
-    sync_directory();
-  }
-
- private:
-  // Makes the rename itself durable. Some filesystems refuse fsync on a directory; the file is
-  // complete either way, so that is not an error.
-  void sync_directory() const {
-    const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return;
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-
-  fs::path target_;
-  fs::path temp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-void write_file_atomically(const fs::path& path, const std::string& contents) {
-  AtomicFile file(path);
-  file.write(contents.data(), contents.size());
-  file.commit();
-}
 
 // Files are closed as soon as they are mapped; the mapping keeps the data reachable.
 class FileDescriptor {

@@ -197,7 +197,14 @@ std::string LayerPattern::layers_text() const {
 }
 
 LayerPattern parse_layer_pattern(const std::string& text, std::optional<int64_t> num_layers) {
+  // Every layer takes at least one symbol, a fused one four, with a separator between stages.
+  constexpr size_t kMaxPatternLength = 8 * kMaxLayers;
+  if (text.size() > kMaxPatternLength)
+    fail("layer pattern of ", text.size(), " characters: longer than strata's limit of ", kMaxPatternLength,
+         " (its models have at most ", kMaxLayers, " layers)");
   auto pattern = PatternParser(text).parse();
+  if (pattern.num_canonical_layers() > kMaxLayers)
+    fail("layer pattern has ", pattern.num_canonical_layers(), " layers, more than strata's limit of ", kMaxLayers);
   if (num_layers && *num_layers != pattern.num_canonical_layers())
     fail("layer pattern \"", text, "\" has ", pattern.num_canonical_layers(), " layers before any '/', but num_layers = ",
          *num_layers, " (each symbol is one layer, fused or not)");
@@ -228,7 +235,8 @@ std::vector<bool> expand_frequency(int64_t num_layers, const LayerFrequency& f, 
 
 std::string pattern_from_frequencies(int64_t num_layers, const LayerFrequency& linear_attention_freq,
                                      const LayerFrequency& moe_layer_freq) {
-  if (num_layers <= 0) fail("num_layers = ", num_layers, ": expected a positive value");
+  if (num_layers <= 0 || num_layers > kMaxLayers)
+    fail("num_layers = ", num_layers, ": expected 1 to strata's limit of ", kMaxLayers, " layers");
   // Megatron: linear attention except every N-th layer; MoE on every N-th layer starting at 0.
   // Without a setting, every layer is softmax attention / dense MLP.
   auto linear = linear_attention_freq.every || !linear_attention_freq.explicit_list.empty()

@@ -14,7 +14,7 @@
 namespace strata::train {
 
 TokenStreamData::TokenStreamData(uint64_t num_tokens, double held_out_fraction, const std::string& source)
-    : source_(source) {
+    : held_out_fraction_(held_out_fraction), source_(source) {
   if (held_out_fraction < 0.0 || held_out_fraction >= 1.0)
     fail(source, ": held-out fraction ", held_out_fraction, " must be in [0, 1)");
   held_out_tokens_ = static_cast<uint64_t>(static_cast<double>(num_tokens) * held_out_fraction);
@@ -36,6 +36,17 @@ Batch TokenStreamData::windows(uint64_t first, uint64_t span, uint64_t start, in
   return {ids, ids.clone()};
 }
 
+void TokenStreamData::check_fits(int64_t seq_length, bool evaluates) const {
+  const auto length = static_cast<uint64_t>(seq_length);
+  if (train_tokens_ < length)
+    fail(source_, ": the training split holds ", train_tokens_, " tokens, fewer than one sequence of --seq-length ",
+         seq_length);
+  if (evaluates && held_out_tokens_ < length)
+    fail(source_, ": the held-out split (the last ", held_out_fraction_ * 100.0, "% of the file) holds ", held_out_tokens_,
+         " tokens, fewer than one sequence of --seq-length ", seq_length,
+         ": use a longer file, a shorter --seq-length, or --eval-iters 0 to train without evaluation");
+}
+
 Batch TokenStreamData::next(int64_t batch_size, int64_t seq_length) {
   auto batch = windows(0, train_tokens_, position_, batch_size, seq_length);
   position_ += batch_size;
@@ -48,6 +59,14 @@ Batch TokenStreamData::held_out(int64_t index, int64_t batch_size, int64_t seq_l
 }
 
 namespace {
+// The size of a data file, or an error that names it (std::filesystem's own says little).
+uint64_t data_file_size(const std::filesystem::path& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error) fail(path.string(), ": cannot read the data file: ", error.message());
+  return size;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path.string(), ": cannot open the data file");
@@ -58,16 +77,26 @@ std::string read_file(const std::filesystem::path& path) {
 }  // namespace
 
 ByteTextData::ByteTextData(const std::filesystem::path& path, double held_out_fraction)
-    : TokenStreamData(std::filesystem::file_size(path), held_out_fraction, path.string()),
+    : TokenStreamData(data_file_size(path), held_out_fraction, path.string()),
       bytes_(read_file(path)),
-      path_(path) {}
+      path_(path),
+      fingerprint_(io::file_fingerprint(path)) {}
 
 std::string ByteTextData::describe() const { return cat(path_.string(), " (", bytes_.size(), " bytes, byte tokens)"); }
 
+nlohmann::json ByteTextData::identity() const {
+  return {{"kind", "text"},
+          {"path", std::filesystem::absolute(path_).string()},
+          {"size", fingerprint_.size},
+          {"fingerprint", fingerprint_.hash},
+          {"held_out_fraction", held_out_fraction()}};
+}
+
 TokenFileData::TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
                              double held_out_fraction)
-    : TokenStreamData(std::filesystem::file_size(path) / bytes_per_token, held_out_fraction, path.string()),
+    : TokenStreamData(data_file_size(path) / bytes_per_token, held_out_fraction, path.string()),
       path_(path),
+      fingerprint_(io::file_fingerprint(path)),
       bytes_per_token_(bytes_per_token),
       vocab_size_(vocab_size) {
   if (bytes_per_token != 2 && bytes_per_token != 4)
@@ -107,6 +136,15 @@ std::string TokenFileData::describe() const {
   return cat(path_.string(), " (", size_ / bytes_per_token_, " uint", 8 * bytes_per_token_, " tokens)");
 }
 
+nlohmann::json TokenFileData::identity() const {
+  return {{"kind", cat("uint", 8 * bytes_per_token_)},
+          {"path", std::filesystem::absolute(path_).string()},
+          {"vocab_size", vocab_size_},
+          {"size", fingerprint_.size},
+          {"fingerprint", fingerprint_.hash},
+          {"held_out_fraction", held_out_fraction()}};
+}
+
 MqarData::MqarData(int64_t vocab_size, int64_t num_kv_pairs, uint64_t seed)
     : vocab_size_(vocab_size), num_kv_pairs_(num_kv_pairs), seed_(seed) {
   const int64_t keys = vocab_size / 2 - 1;
@@ -127,11 +165,15 @@ uint64_t sequence_seed(uint64_t seed, uint64_t stream, uint64_t index) {
 }
 }  // namespace
 
-Batch MqarData::sequences(uint64_t first, int64_t batch_size, int64_t seq_length, uint64_t stream) const {
-  const int64_t queries = (seq_length - 2 * num_kv_pairs_) / 2;
-  if (queries < 1)
+void MqarData::check_fits(int64_t seq_length, bool /*evaluates*/) const {
+  if ((seq_length - 2 * num_kv_pairs_) / 2 < 1)
     fail("MQAR: --seq-length ", seq_length, " leaves no room for queries after ", num_kv_pairs_,
          " key-value pairs (need at least ", 2 * num_kv_pairs_ + 2, ")");
+}
+
+Batch MqarData::sequences(uint64_t first, int64_t batch_size, int64_t seq_length, uint64_t stream) const {
+  check_fits(seq_length, false);
+  const int64_t queries = (seq_length - 2 * num_kv_pairs_) / 2;
   auto ids = at::zeros({batch_size, seq_length}, at::kLong);
   auto labels = at::full({batch_size, seq_length}, -100, at::kLong);
   const int64_t half = vocab_size_ / 2;
@@ -165,6 +207,34 @@ Batch MqarData::held_out(int64_t index, int64_t batch_size, int64_t seq_length) 
 std::string MqarData::describe() const {
   return cat("multi-query associative recall (vocab ", vocab_size_, ", ", num_kv_pairs_, " key-value pairs)");
 }
+
+nlohmann::json MqarData::identity() const {
+  return {{"kind", "mqar"}, {"vocab_size", vocab_size_}, {"num_kv_pairs", num_kv_pairs_}, {"seed", seed_}};
+}
+
+RandomTokenData::RandomTokenData(int64_t vocab_size) : vocab_size_(vocab_size) {
+  if (vocab_size < 2) fail("random tokens: vocab_size ", vocab_size, ": expected at least 2");
+}
+
+Batch RandomTokenData::make(uint64_t first, int64_t batch_size, int64_t seq_length) const {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(first + 17);
+  auto ids = at::randint(1, vocab_size_, {batch_size, seq_length}, generator, at::kLong);
+  return {ids, ids.clone()};
+}
+
+Batch RandomTokenData::next(int64_t batch_size, int64_t seq_length) {
+  auto batch = make(position_, batch_size, seq_length);
+  position_ += static_cast<uint64_t>(batch_size);
+  return batch;
+}
+
+Batch RandomTokenData::held_out(int64_t index, int64_t batch_size, int64_t seq_length) const {
+  return make(1'000'000 + static_cast<uint64_t>(index), batch_size, seq_length);
+}
+
+std::string RandomTokenData::describe() const { return cat("random tokens (vocab ", vocab_size_, ")"); }
+
+nlohmann::json RandomTokenData::identity() const { return {{"kind", "random"}, {"vocab_size", vocab_size_}}; }
 
 double label_accuracy(const at::Tensor& logits, const at::Tensor& labels) {
   at::NoGradGuard no_grad;

@@ -45,6 +45,13 @@ void ProgressBar::update(int64_t step, double loss, double tokens_per_second, co
   std::fflush(stderr);
 }
 
+void ProgressBar::print_line(const std::string& line) {
+  if (terminal_) std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 void ProgressBar::finish() {
   if (terminal_) std::fprintf(stderr, "\n");
 }

@@ -1,31 +1,52 @@
 #include "strata/train/trainer.h"
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "strata/core/compat.h"
+#include "strata/core/config_json.h"
 #include "strata/core/error.h"
+#include "strata/model/checkpoint.h"
 #include "strata/model/loss.h"
+#include "strata/parallel/model_state.h"
 #include "strata/parallel/training.h"
 #include "strata/train/grad_norm.h"
 #include "strata/train/lr_schedule.h"
 #include "strata/train/metrics.h"
+#include "strata/train/run_identity.h"
 #include "strata/train/train_checkpoint.h"
 
 namespace strata::train {
 
 namespace {
 
-void check_options(const TrainOptions& o) {
-  if (o.train_iters < 0) fail("--train-iters ", o.train_iters, ": expected a non-negative count");
-  if (o.micro_batch_size <= 0) fail("--micro-batch-size ", o.micro_batch_size, ": expected a positive size");
-  if (o.seq_length < 2) fail("--seq-length ", o.seq_length, ": expected at least 2");
-  if (o.global_batch_size != 0 && o.global_batch_size % o.micro_batch_size != 0)
-    fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size);
-  if (o.bf16 && o.device.type() != at::kCUDA)
-    fail("--bf16: bfloat16 autocast runs on CUDA; this run is on ", o.device.str());
-  if (o.lr <= 0.0) fail("--lr ", o.lr, ": expected a positive learning rate");
+bool same_directory(const std::string& a, const std::string& b) {
+  std::error_code error;
+  if (std::filesystem::equivalent(a, b, error)) return true;
+  return std::filesystem::weakly_canonical(a, error) == std::filesystem::weakly_canonical(b, error);
 }
+
+}  // namespace
+
+bool load_starts_fresh(const TrainOptions& o) {
+  if (o.load.empty() || o.finetune || latest_iteration(o.load) || !same_directory(o.load, o.save)) return false;
+  const auto found = inspect_load_folder(o.load);
+  return found == LoadFolder::missing || found == LoadFolder::empty;
+}
+
+void refuse_save_over_another_run(const TrainOptions& o) {
+  if (o.save.empty()) return;
+  const auto iteration = latest_iteration(o.save);
+  if (!iteration || (!o.load.empty() && !o.finetune && same_directory(o.load, o.save))) return;
+  fail("--save ", o.save, ": holds another run (a checkpoint at iteration ", *iteration, "); resume it with --load ",
+       o.save, ", or save this run elsewhere",
+       o.finetune ? " (--finetune starts a new run, which cannot share the folder it starts from)" : "");
+}
+
+namespace {
 
 // Forward and loss for one batch; autocast on when asked.
 std::pair<at::Tensor, at::Tensor> forward_loss(LanguageModel& model, const Batch& batch, const TrainOptions& o,
@@ -54,6 +75,7 @@ EvalRecord evaluate_parallel(parallel::ParallelTraining& run, LanguageModel& mod
 }  // namespace
 
 EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOptions& o, int64_t step) {
+  if (o.eval_iters < 1) fail("--eval-iters ", o.eval_iters, ": evaluation needs at least one batch");
   at::NoGradGuard no_grad;
   model.eval();
   double loss = 0.0, accuracy = 0.0;
@@ -68,11 +90,19 @@ EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOpt
   return {step, loss / static_cast<double>(o.eval_iters), accuracy / static_cast<double>(o.eval_iters)};
 }
 
-TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o) {
-  check_options(o);
+TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& given) {
+  check_train_options(given);
+  TrainOptions o = given;
+  if (load_starts_fresh(o)) {
+    if (o.progress) std::printf("--load %s: no checkpoint there yet; starting a new run\n", o.load.c_str());
+    o.load.clear();
+  }
+  refuse_save_over_another_run(o);
   if (data.vocab_size() > model.config().vocab_size)
     fail("data vocabulary ", data.vocab_size(), " (", data.describe(), ") exceeds the model's vocab_size ",
          model.config().vocab_size);
+  const bool evaluates = o.eval_iters > 0;
+  data.check_fits(o.seq_length, evaluates);
   model.to(o.device);
   model.train();
   model.decoder().set_recompute(o.recompute);
@@ -87,29 +117,57 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
     fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size,
          " x ", dp, " data-parallel ranks");
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
+  const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
 
   int64_t first = 0;
-  if (!o.load.empty() && latest_iteration(o.load)) {
-    auto state = parallel_run ? parallel_run->load_checkpoint(o.load, optimizer)
-                              : load_training_checkpoint(o.load, model, optimizer);
-    data.seek(state.data_position);
-    first = state.iteration;
+  if (!o.load.empty()) {
+    if (!latest_iteration(o.load)) fail("--load ", o.load, ": ", describe_non_checkpoint(o.load));
+    if (o.finetune) {
+      const auto dir = latest_checkpoint_dir(o.load);
+      if (parallel_run) {
+        parallel::load_parallel_model_weights(model, dir);
+      } else {
+        load_model_weights(model, dir);
+      }
+    } else {
+      const auto saved = read_checkpoint(o.load);
+      if (!saved.state.run.is_null()) {
+        const auto saved_config = to_json(config_from_json(saved.config, (saved.dir / "state.json").string()));
+        check_resumable(saved_config, saved.state.run, to_json(model.config()), identity, o.override_opt_param_scheduler,
+                        "--load " + o.load);
+      }
+      if (saved.state.iteration >= o.train_iters)
+        fail("--train-iters ", o.train_iters, ": the run in ", o.load, " is already at iteration ",
+             saved.state.iteration, "; give a larger --train-iters to train it further");
+      auto state = parallel_run ? parallel_run->load_checkpoint(o.load, optimizer)
+                                : load_training_checkpoint(o.load, model, optimizer);
+      data.seek(state.data_position);
+      first = state.iteration;
+    }
   }
 
   MetricsLog metrics(o.metrics);
   ProgressBar progress(o.train_iters, first);
   TrainResult result;
   auto save = [&](int64_t step) {
+    const TrainingState state{step, data.position(), identity};
     if (parallel_run) {
-      parallel_run->save_checkpoint(o.save, optimizer, {step, data.position(), {}});
+      parallel_run->save_checkpoint(o.save, optimizer, state);
     } else {
-      save_training_checkpoint(o.save, model, optimizer, {step, data.position(), {}});
+      save_training_checkpoint(o.save, model, optimizer, state);
     }
   };
   auto run_eval = [&](int64_t step) {
+    if (!evaluates) return;
     auto e = parallel_run ? evaluate_parallel(*parallel_run, model, data, o, step) : evaluate(model, data, o, step);
     result.evals.push_back(e);
     metrics.write({{"step", e.step}, {"eval_loss", e.loss}, {"eval_accuracy", e.accuracy}});
+    if (o.progress) {
+      char line[96];
+      std::snprintf(line, sizeof line, "eval: step %lld loss %.4f accuracy %.3f", static_cast<long long>(e.step), e.loss,
+                    e.accuracy);
+      progress.print_line(line);
+    }
   };
 
   for (int64_t it = first; it < o.train_iters; ++it) {
@@ -144,11 +202,17 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
       }
     }
     const double grad_norm = parallel_run ? parallel_run->clip_grad_norm(o.clip_grad) : clip_grad_norm(params, o.clip_grad);
+    const double loss = loss_sum / static_cast<double>(accumulation);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm))
+      fail("step ", it + 1, ": the loss is ", loss, " and the gradient norm ", grad_norm,
+           ": the run diverged. Stopped before applying the step; the weights",
+           o.save.empty() ? "" : cat(" and the last checkpoint in ", o.save), " are unchanged. Lower --lr, ",
+           "lengthen --lr-warmup-iters or check the data.");
     optimizer.step(lr);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double tokens = static_cast<double>(accumulation * o.micro_batch_size * dp * o.seq_length);
-    StepRecord record{it + 1, loss_sum / accumulation, accuracy_sum / accumulation, lr, grad_norm, tokens / seconds};
+    StepRecord record{it + 1, loss, accuracy_sum / static_cast<double>(accumulation), lr, grad_norm, tokens / seconds};
     result.steps.push_back(record);
     if (record.step % o.log_interval == 0 || record.step == o.train_iters) {
       metrics.write({{"step", record.step}, {"loss", record.loss}, {"accuracy", record.accuracy}, {"lr", record.lr},
@@ -161,10 +225,9 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
       save(record.step);
   }
   if (o.progress) progress.finish();
-  if (o.train_iters > first) {
-    run_eval(o.train_iters);
-    if (!o.save.empty()) save(o.train_iters);
-  }
+  // The checkpoint first: an evaluation that fails must not cost the run its weights.
+  if (!o.save.empty()) save(o.train_iters);
+  run_eval(o.train_iters);
   return result;
 }
 

@@ -32,8 +32,8 @@ same "$work/single.log" "$work/tp.log"
   --pipeline-model-parallel-size 2 > "$work/pp.log"
 same "$work/single.log" "$work/pp.log"
 
-# Two steps on tp 2 x pp 2, saved; the third step in one process.
-"$strata" train "${model[@]}" --train-iters 2 --micro-batch-size 4 --global-batch-size 8 --nproc 4 \
+# Two steps on tp 2 x pp 2 with the schedule of a 3-step run, saved; the third step in one process.
+"$strata" train "${model[@]}" --train-iters 2 --lr-decay-iters 3 --micro-batch-size 4 --global-batch-size 8 --nproc 4 \
   --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 --save "$work/ckpt" > "$work/tp_pp.log"
 "$strata" train "${model[@]}" --train-iters 3 --micro-batch-size 4 --global-batch-size 8 --load "$work/ckpt" \
   > "$work/resumed.log"

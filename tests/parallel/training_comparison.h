@@ -23,33 +23,6 @@ inline std::shared_ptr<TransformerConfig> tiny_gpt(const std::string& pattern) {
   return c;
 }
 
-// Uniform random tokens, a pure function of the position: two sources give the same batches.
-class RandomTokens : public train::DataSource {
- public:
-  explicit RandomTokens(int64_t vocab) : vocab_(vocab) {}
-  train::Batch next(int64_t batch_size, int64_t seq_length) override {
-    auto batch = make(position_, batch_size, seq_length);
-    position_ += static_cast<uint64_t>(batch_size);
-    return batch;
-  }
-  train::Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override {
-    return make(1'000'000 + static_cast<uint64_t>(index), batch_size, seq_length);
-  }
-  uint64_t position() const override { return position_; }
-  void seek(uint64_t position) override { position_ = position; }
-  int64_t vocab_size() const override { return vocab_; }
-  std::string describe() const override { return "random tokens"; }
-
- private:
-  train::Batch make(uint64_t first, int64_t batch_size, int64_t seq_length) const {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(first + 17);
-    auto ids = at::randint(1, vocab_, {batch_size, seq_length}, generator, at::kLong);
-    return {ids, ids.clone()};
-  }
-  int64_t vocab_;
-  uint64_t position_ = 0;
-};
-
 inline double max_abs_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b,
                            std::string* worst = nullptr) {
   EXPECT_EQ(a.size(), b.size());
@@ -126,7 +99,7 @@ inline TrainingComparison compare_training(parallel::World& world, const paralle
   parallel::load_canonical_state_dict(*part, initial, "the single-process model's initial weights");
 
   TrainingComparison out;
-  RandomTokens single_data(config->vocab_size), parallel_data(config->vocab_size);
+  train::RandomTokenData single_data(config->vocab_size), parallel_data(config->vocab_size);
   out.single = train::train(*single, single_data,
                             small_training(micro_batch_size * dp, micro_batch_size * dp * accumulation));
   auto options = small_training(micro_batch_size, micro_batch_size * dp * accumulation);

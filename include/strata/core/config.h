@@ -28,6 +28,10 @@ struct LayerFrequency {
   std::vector<int64_t> explicit_list;
 };
 
+// The most layers a model may have: far beyond any trained model (hundreds), and low enough that a
+// typo such as 10^9 is refused at once instead of after minutes of building.
+constexpr int64_t kMaxLayers = 10'000;
+
 struct TransformerConfig {
   // Shape.
   // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models). Without:

@@ -4,12 +4,16 @@
 //   ByteTextData   any UTF-8 (or other) text file, one token per byte (vocabulary 256)
 //   TokenFileData  pre-tokenised uint16 / uint32 tokens, memory-mapped, for large corpora
 //   MqarData       synthetic multi-query associative recall, needs no files
+//   RandomTokenData  uniform random tokens, for benchmarks and tests
 // Text and token files keep their last `held_out_fraction` for evaluation.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include "strata/io/file_fingerprint.h"
 
 namespace strata::train {
 
@@ -28,7 +32,19 @@ class DataSource {
   virtual void seek(uint64_t position) = 0;
   virtual int64_t vocab_size() const = 0;
   virtual std::string describe() const = 0;
+  // What this data is: its kind and settings, and for a file its path and fingerprint. Saved with
+  // checkpoints, so that a resumed run reads the same data (open_data_source, run_identity.h).
+  virtual nlohmann::json identity() const = 0;
+  // Refuses, before any step runs, sequences of seq_length that the data cannot fill (the
+  // training split, and the held-out split when the run evaluates), naming the split and sizes.
+  virtual void check_fits(int64_t seq_length, bool evaluates) const = 0;
 };
+
+// Opens the data an identity (or a spec without a fingerprint: {"kind": "text", "path": ...})
+// names: kinds "text", "uint16" / "uint32" (with "vocab_size"), "mqar" (with "vocab_size",
+// "num_kv_pairs", "seed") and "random" (with "vocab_size"). A file whose fingerprint differs from the identity's is refused:
+// `source` (a checkpoint) is named in that error.
+std::unique_ptr<DataSource> open_data_source(const nlohmann::json& identity, const std::string& source);
 
 class TokenStreamData : public DataSource {
  public:
@@ -36,14 +52,17 @@ class TokenStreamData : public DataSource {
   Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
   uint64_t position() const override { return position_; }
   void seek(uint64_t position) override { position_ = position; }
+  void check_fits(int64_t seq_length, bool evaluates) const override;
 
  protected:
   TokenStreamData(uint64_t num_tokens, double held_out_fraction, const std::string& source);
+  double held_out_fraction() const { return held_out_fraction_; }
   virtual int64_t token(uint64_t index) const = 0;
 
  private:
   Batch windows(uint64_t first, uint64_t span, uint64_t start, int64_t batch_size, int64_t seq_length) const;
 
+  double held_out_fraction_;
   uint64_t train_tokens_, held_out_tokens_;
   uint64_t position_ = 0;
   std::string source_;
@@ -54,11 +73,13 @@ class ByteTextData : public TokenStreamData {
   ByteTextData(const std::filesystem::path& path, double held_out_fraction = 0.05);
   int64_t vocab_size() const override { return 256; }
   std::string describe() const override;
+  nlohmann::json identity() const override;
 
  private:
   int64_t token(uint64_t index) const override { return static_cast<unsigned char>(bytes_[index]); }
   std::string bytes_;
   std::filesystem::path path_;
+  io::FileFingerprint fingerprint_;
 };
 
 class TokenFileData : public TokenStreamData {
@@ -69,10 +90,12 @@ class TokenFileData : public TokenStreamData {
   ~TokenFileData() override;
   int64_t vocab_size() const override { return vocab_size_; }
   std::string describe() const override;
+  nlohmann::json identity() const override;
 
  private:
   int64_t token(uint64_t index) const override;
   std::filesystem::path path_;
+  io::FileFingerprint fingerprint_;
   const unsigned char* data_ = nullptr;
   size_t size_ = 0;
   int bytes_per_token_;
@@ -91,11 +114,33 @@ class MqarData : public DataSource {
   void seek(uint64_t position) override { position_ = position; }
   int64_t vocab_size() const override { return vocab_size_; }
   std::string describe() const override;
+  nlohmann::json identity() const override;
+  void check_fits(int64_t seq_length, bool evaluates) const override;
 
  private:
   Batch sequences(uint64_t first, int64_t batch_size, int64_t seq_length, uint64_t stream) const;
   int64_t vocab_size_, num_kv_pairs_;
   uint64_t seed_, position_ = 0;
+};
+
+// Uniform random tokens in [1, vocab_size), a pure function of the position (two sources give the
+// same batches), for benchmarks and tests that need data but no task.
+class RandomTokenData : public DataSource {
+ public:
+  explicit RandomTokenData(int64_t vocab_size);
+  Batch next(int64_t batch_size, int64_t seq_length) override;
+  Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
+  uint64_t position() const override { return position_; }
+  void seek(uint64_t position) override { position_ = position; }
+  int64_t vocab_size() const override { return vocab_size_; }
+  std::string describe() const override;
+  nlohmann::json identity() const override;
+  void check_fits(int64_t /*seq_length*/, bool /*evaluates*/) const override {}
+
+ private:
+  Batch make(uint64_t first, int64_t batch_size, int64_t seq_length) const;
+  int64_t vocab_size_;
+  uint64_t position_ = 0;
 };
 
 // Fraction of labelled positions whose argmax prediction is right.

@@ -24,6 +24,8 @@ class ProgressBar {
   ProgressBar(int64_t total_steps, int64_t first_step);
   // Redraws: [#####.....] step/total loss tokens/s ETA, plus `extra` (e.g. accuracy).
   void update(int64_t step, double loss, double tokens_per_second, const std::string& extra);
+  // A line on stdout (an evaluation, a note), clearing the bar first on a terminal.
+  void print_line(const std::string& line);
   void finish();
 
  private:

@@ -25,15 +25,20 @@ struct TrainOptions {
   double clip_grad = 1.0;
   bool bf16 = false;       // autocast to bfloat16 (CUDA only)
   bool recompute = false;  // recompute each layer's activations in backward
-  std::string save;
+  std::string save;  // refused when it holds another run (one that `load` does not resume)
+  // A checkpoint folder to resume: the run must not contradict it (run_identity.h). A folder with
+  // no checkpoint is an error, except when it is also `save` (a script that always resumes its own
+  // folder: the first run starts fresh and says so).
   std::string load;
+  bool finetune = false;  // take only the weights of `load`: a new run from iteration 0
+  bool override_opt_param_scheduler = false;  // a resumed run may change the schedule (Megatron's flag)
   int64_t save_interval = 0;  // 0: save only at the end
   std::string metrics;        // JSONL path
   int64_t log_interval = 1;
   int64_t eval_interval = 0;  // 0: evaluate only at the end
-  int64_t eval_iters = 2;
+  int64_t eval_iters = 2;     // 0: no evaluation (Megatron's meaning)
   at::Device device = at::kCPU;
-  bool progress = true;
+  bool progress = true;  // this process prints: the progress bar, evaluations, notes
   // A model split over ranks (parallel::build_parallel_language_model) trains data-, tensor-,
   // pipeline- and expert-parallel: micro_batch_size is per data-parallel rank and
   // global_batch_size counts every rank's sequences, as in Megatron. Gradients are all-reduced in
@@ -61,7 +66,19 @@ struct TrainResult {
   std::vector<EvalRecord> evals;
 };
 
+// Every option is checked before any work (check_train_options); a step whose loss or gradient
+// norm is not finite stops the run with an error before the step is applied.
 TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& options);
+
+// The range of every option, each error naming its flag.
+void check_train_options(const TrainOptions& options);
+
+// Refuses a `save` folder that holds another run (one that `load` does not resume).
+void refuse_save_over_another_run(const TrainOptions& options);
+
+// Whether `load` names no checkpoint (a missing or empty folder) and is also `save`: a script that
+// always resumes its own folder starts its first run there, as in Megatron. The trainer says so.
+bool load_starts_fresh(const TrainOptions& options);
 
 // Mean loss and accuracy over `batches` held-out batches.
 EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOptions& options, int64_t step);

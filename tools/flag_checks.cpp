@@ -1,0 +1,68 @@
+#include "flag_checks.h"
+
+#include "strata/core/error.h"
+#include "strata/core/parse_number.h"
+
+namespace strata::tools {
+
+namespace {
+
+// Runs a parse-and-check, turning its strata::Error into CLI11's validation message.
+template <class Check>
+CLI::Validator validator(Check check, std::string description) {
+  return CLI::Validator(
+      [check](std::string& text) -> std::string {
+        try {
+          check(text);
+          return {};
+        } catch (const Error& e) {
+          return e.what();
+        }
+      },
+      std::move(description));
+}
+
+}  // namespace
+
+CLI::Validator integer_at_least(int64_t min) {
+  return validator(
+      [min](const std::string& text) {
+        const auto value = parse_int64(text, "value");
+        if (value < min) fail("value ", value, ": expected at least ", min);
+      },
+      cat("INT >= ", min));
+}
+
+CLI::Validator unsigned_integer() {
+  return validator([](const std::string& text) { parse_uint64(text, "value"); }, "UINT");
+}
+
+CLI::Validator real_in(double min, double max, bool max_open) {
+  return validator(
+      [=](const std::string& text) {
+        const auto value = parse_finite_double(text, "value");
+        if (value < min || value > max || (max_open && value == max))
+          fail("value ", value, ": expected a number in [", min, ", ", max, max_open ? ")" : "]");
+      },
+      cat("REAL in [", min, ", ", max, max_open ? ")" : "]"));
+}
+
+CLI::Validator real_at_least(double min) {
+  return validator(
+      [min](const std::string& text) {
+        const auto value = parse_finite_double(text, "value");
+        if (value < min) fail("value ", value, ": expected a number >= ", min);
+      },
+      cat("REAL >= ", min));
+}
+
+CLI::Validator real_above(double min) {
+  return validator(
+      [min](const std::string& text) {
+        const auto value = parse_finite_double(text, "value");
+        if (value <= min) fail("value ", value, ": expected a number > ", min);
+      },
+      cat("REAL > ", min));
+}
+
+}  // namespace strata::tools

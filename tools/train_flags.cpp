@@ -1,0 +1,131 @@
+#include "train_flags.h"
+
+#include "flag_checks.h"
+#include "strata/model/layer_pattern.h"
+
+namespace strata::tools {
+
+void add_train_flags(CLI::App& cmd, TrainFlags& f) {
+  f.command = &cmd;
+  auto& o = f.options;
+  cmd.option_defaults()->always_capture_default();
+  const auto count = integer_at_least(0), positive = integer_at_least(1);
+  const auto probability = real_in(0.0, 1.0, /*max_open=*/true);
+  cmd.add_option("--train-iters", o.train_iters, "train up to this iteration (a resumed run continues to it)")
+      ->check(positive);
+  cmd.add_option("--micro-batch-size", o.micro_batch_size, "sequences per forward pass (per data-parallel rank)")
+      ->check(positive);
+  cmd.add_option("--global-batch-size", o.global_batch_size,
+                 "sequences per step, accumulated over micro-batches (0: one micro-batch per data-parallel rank)")
+      ->check(count);
+  cmd.add_option("--seq-length", o.seq_length, "tokens per sequence")->check(integer_at_least(2));
+  cmd.add_option("--lr", o.lr, "peak learning rate")->check(real_above(0.0));
+  cmd.add_option("--min-lr", o.min_lr, "learning rate at the end of the cosine decay")->check(real_at_least(0.0));
+  cmd.add_option("--lr-warmup-iters", o.lr_warmup_iters, "linear warmup steps")->check(count);
+  cmd.add_option("--lr-decay-iters", o.lr_decay_iters, "cosine decay length (0: --train-iters)")->check(count);
+  cmd.add_option("--weight-decay", o.adam.weight_decay, "AdamW weight decay (matrices only)")->check(real_at_least(0.0));
+  cmd.add_option("--adam-beta1", o.adam.beta1, "AdamW decay rate of the gradient mean")->check(probability);
+  cmd.add_option("--adam-beta2", o.adam.beta2, "AdamW decay rate of the squared-gradient mean")->check(probability);
+  cmd.add_option("--adam-eps", o.adam.eps, "AdamW denominator floor")->check(real_above(0.0));
+  cmd.add_option("--clip-grad", o.clip_grad, "global gradient-norm clip (0: off)")->check(real_at_least(0.0));
+  cmd.add_flag("--bf16", o.bf16, "bfloat16 autocast (CUDA)");
+  cmd.add_option("--fp32-residual-connection", f.fp32_residual_connection,
+                 "true (default): under --bf16 the residual stream stays float32; false: bfloat16");
+  cmd.add_option("--recompute-granularity", f.recompute_granularity, "full: recompute layer activations in backward")
+      ->check(CLI::IsMember({"full"}));
+  cmd.add_option("--save", o.save, "checkpoint folder (refused when it holds another run)");
+  cmd.add_option("--load", o.load,
+                 "resume the run in this checkpoint folder: flags left out are taken from it, flags that contradict "
+                 "it are refused");
+  cmd.add_flag("--finetune", o.finetune, "take only the weights of --load: a new run from iteration 0, any data");
+  cmd.add_flag("--override-opt_param-scheduler", o.override_opt_param_scheduler,
+               "a resumed run takes --lr, --min-lr, warmup, decay, AdamW and clip flags from the command line");
+  cmd.add_option("--load-hf", f.load_hf, "start a new run from an HF model folder (config.json + safetensors)");
+  cmd.add_option("--save-interval", o.save_interval, "save every N steps (0: only at the end)")->check(count);
+  cmd.add_option("--metrics", o.metrics,
+                 "append one JSON object per logged step and evaluation to this file; the run's configuration is "
+                 "written beside it as config.json");
+  cmd.add_option("--log-interval", o.log_interval, "log every N steps")->check(positive);
+  cmd.add_option("--eval-interval", o.eval_interval, "evaluate on held-out data every N steps (0: only at the end)")
+      ->check(count);
+  cmd.add_option("--eval-iters", o.eval_iters, "held-out batches per evaluation (0: no evaluation)")->check(count);
+  cmd.add_option("--seed", f.seed, "seed for initialisation and synthetic data")->check(unsigned_integer());
+  cmd.add_option("--device", f.device, "cpu or cuda");
+  cmd.add_option("--model-config", f.model_config, "model config JSON (Megatron TransformerConfig field names)");
+  cmd.add_option("--data-path", f.data_path, "training data (default: synthetic associative recall)");
+  cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
+      ->check(CLI::IsMember({"text", "uint16", "uint32"}));
+  cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
+  cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
+                 "layer pattern, e.g. \"[*-][G-]\" (docs/layer_patterns.md)");
+  cmd.add_option("--num-layers", f.num_layers, "layers (the pattern's symbols, or attention+MLP layers)")->check(positive);
+  cmd.add_option("--hidden-size", f.hidden_size, "model width")->check(positive);
+  cmd.add_option("--ffn-hidden-size", f.ffn_hidden_size, "MLP inner width")->check(positive);
+  cmd.add_option("--num-attention-heads", f.num_attention_heads, "query heads")->check(positive);
+  cmd.add_option("--num-query-groups", f.num_query_groups, "key/value heads (GQA)")->check(positive);
+  cmd.add_option("--kv-channels", f.kv_channels, "per-head dimension")->check(positive);
+  cmd.add_option("--vocab-size", f.vocab_size, "vocabulary (token files: the tokenizer's)")->check(positive);
+  cmd.add_flag("--enable-hyper-connections", f.enable_hyper_connections,
+               "mHC residual streams on every layer (docs/hyper_connections.md)");
+  cmd.add_option("--num-residual-streams", f.num_residual_streams, "mHC streams n")->check(positive);
+  cmd.add_option("--mhc-sinkhorn-iterations", f.mhc_sinkhorn_iterations, "Sinkhorn-Knopp iterations of mHC's map")
+      ->check(positive);
+  cmd.add_option("--mhc-eps", f.mhc_eps, "mHC's floor of the pre map and Sinkhorn's denominators")
+      ->check(real_at_least(0.0));
+  cmd.add_option("--mhc-init-gating-factor", f.mhc_init_gating_factor, "initial scale of mHC's maps")
+      ->check(real_at_least(0.0));
+  cmd.add_option("--mhc-recompute-num-layers", f.mhc_recompute_num_layers,
+                 "recompute the mHC maps of the first N layers in backward")
+      ->check(count);
+  cmd.add_option("--nproc", f.nproc, "start this many ranks on this machine (a parallel run over c10d)");
+  cmd.add_option("--tensor-model-parallel-size", f.layout.tensor_parallel, "ranks that split each layer's weights")
+      ->check(positive);
+  cmd.add_option("--pipeline-model-parallel-size", f.layout.pipeline_parallel,
+                 "pipeline stages (the pattern's '|' stages, or an even split)")
+      ->check(positive);
+  cmd.add_option("--expert-model-parallel-size", f.layout.expert_parallel, "ranks that split each MoE layer's experts")
+      ->check(positive);
+  cmd.add_flag("--sequence-parallel", f.layout.sequence_parallel, "split norms and residuals along the sequence over tp");
+  cmd.add_option("--distributed-backend", f.distributed_backend, "gloo (CPU) or nccl (CUDA)")
+      ->check(CLI::IsMember({"gloo", "nccl"}));
+  cmd.add_option("--distributed-timeout-minutes", f.distributed_timeout_minutes,
+                 "how long the rendezvous and each collective may wait for another rank")
+      ->check(real_above(0.0));
+}
+
+nlohmann::json data_spec_from_flags(const TrainFlags& f) {
+  if (f.data_path.empty())
+    return {{"kind", "mqar"},
+            {"vocab_size", train::MqarDefaults{}.vocab_size},
+            {"num_kv_pairs", f.mqar_kv_pairs},
+            {"seed", f.seed}};
+  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path}};
+  if (f.data_format != "text") {
+    if (!f.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
+    spec["vocab_size"] = *f.vocab_size;
+  }
+  return spec;
+}
+
+TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {
+  if (f.hybrid_layer_pattern) c.hybrid_layer_pattern = *f.hybrid_layer_pattern;
+  if (f.num_layers) c.num_layers = *f.num_layers;
+  if (f.hybrid_layer_pattern && !f.num_layers)  // a pattern names its own layer count
+    c.num_layers = parse_layer_pattern(c.hybrid_layer_pattern).num_canonical_layers();
+  if (f.hidden_size) c.hidden_size = *f.hidden_size;
+  if (f.ffn_hidden_size) c.ffn_hidden_size = *f.ffn_hidden_size;
+  if (f.num_attention_heads) c.num_attention_heads = *f.num_attention_heads;
+  if (f.num_query_groups) c.num_query_groups = *f.num_query_groups;
+  if (f.kv_channels) c.kv_channels = *f.kv_channels;
+  if (f.vocab_size) c.vocab_size = *f.vocab_size;
+  if (f.enable_hyper_connections) c.enable_hyper_connections = true;
+  if (f.num_residual_streams) c.num_residual_streams = *f.num_residual_streams;
+  if (f.mhc_sinkhorn_iterations) c.mhc_sinkhorn_iterations = *f.mhc_sinkhorn_iterations;
+  if (f.mhc_eps) c.mhc_eps = *f.mhc_eps;
+  if (f.mhc_init_gating_factor) c.mhc_init_gating_factor = *f.mhc_init_gating_factor;
+  if (f.mhc_recompute_num_layers) c.mhc_recompute_num_layers = *f.mhc_recompute_num_layers;
+  if (f.fp32_residual_connection) c.fp32_residual_connection = *f.fp32_residual_connection;
+  return c;
+}
+
+}  // namespace strata::tools

@@ -1,0 +1,54 @@
+#pragma once
+// The flags of `strata train` (Megatron's names where Megatron has one), and what the command
+// line gave: on resume, what it leaves out comes from the checkpoint (train_resume.cpp).
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "strata/core/config.h"
+#include "strata/parallel/layout.h"
+#include "strata/train/data.h"
+#include "strata/train/default_run.h"
+#include "strata/train/trainer.h"
+
+namespace strata::tools {
+
+struct TrainFlags {
+  train::TrainOptions options;
+  std::string device = "cpu";
+  std::string model_config;
+  std::string load_hf;
+  std::string data_path, data_format = "text";
+  int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
+  uint64_t seed = 1234;
+  std::string recompute_granularity;
+  // Model overrides, applied on top of the config file (or the default model).
+  std::optional<std::string> hybrid_layer_pattern;
+  std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_attention_heads, num_query_groups,
+      kv_channels, vocab_size;
+  bool enable_hyper_connections = false;  // a flag can only turn mHC on; a config file can turn it off
+  std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
+  std::optional<double> mhc_eps, mhc_init_gating_factor;
+  std::optional<bool> fp32_residual_connection;
+  // Parallelism (Megatron's flag names); docs/parallelism.md.
+  int nproc = 1;
+  parallel::ParallelLayout layout;
+  std::string distributed_backend = "gloo";
+  double distributed_timeout_minutes = 10.0;
+
+  CLI::App* command = nullptr;
+  bool given(const std::string& flag) const { return command->count(flag) > 0; }
+};
+
+// Registers every flag of `strata train` on `command`, bound to `flags`.
+void add_train_flags(CLI::App& command, TrainFlags& flags);
+
+// The data the flags name, as open_data_source (train/data.h) reads it.
+nlohmann::json data_spec_from_flags(const TrainFlags& flags);
+
+// Applies the model flags on top of `base`.
+TransformerConfig apply_model_flags(const TrainFlags& flags, TransformerConfig base);
+
+}  // namespace strata::tools

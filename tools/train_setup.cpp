@@ -1,0 +1,117 @@
+#include "train_setup.h"
+
+#include <fstream>
+
+#include "strata/core/config_json.h"
+#include "strata/core/error.h"
+#include "strata/hf/architecture.h"
+#include "strata/train/run_identity.h"
+#include "strata/train/train_checkpoint.h"
+
+namespace strata::tools {
+
+namespace {
+
+using Json = nlohmann::json;
+
+Json read_json_file(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  if (!in) fail(flag, " ", path, ": cannot open");
+  try {
+    return Json::parse(in);
+  } catch (const Json::parse_error& e) {
+    fail(flag, " ", path, ": not valid JSON (", e.what(), ")");
+  }
+}
+
+const std::vector<std::string> kModelFlags = {
+    "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
+    "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
+    "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
+    "--mhc-init-gating-factor"};
+
+// The data of a resumed run: the checkpoint's, with what the flags give on top.
+Json resumed_data_spec(const TrainFlags& f, Json saved) {
+  const bool file = saved.value("kind", "") != "mqar";
+  if (f.given("--data-path") && !file) return data_spec_from_flags(f);  // another source: the trainer says so
+  if (f.given("--data-path")) saved["path"] = f.data_path;
+  if (f.given("--data-format")) saved["kind"] = f.data_format;
+  if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
+  if (f.given("--mqar-kv-pairs") && !file) saved["num_kv_pairs"] = f.mqar_kv_pairs;
+  if (f.given("--seed") && !file) saved["seed"] = f.seed;
+  return saved;
+}
+
+// Shapes and schedule the flags leave out, from the checkpoint.
+void restore_options(TrainFlags& f, const Json& run, const std::string& source) {
+  auto& o = f.options;
+  if (!f.given("--seq-length")) o.seq_length = run.at("seq_length").get<int64_t>();
+  if (!f.given("--micro-batch-size")) o.micro_batch_size = run.at("micro_batch_size").get<int64_t>();
+  if (!f.given("--global-batch-size")) o.global_batch_size = run.at("global_batch_size").get<int64_t>();
+  train::TrainOptions saved;
+  train::apply_schedule(run.at("schedule"), saved, source);
+  if (!f.given("--lr")) o.lr = saved.lr;
+  if (!f.given("--min-lr")) o.min_lr = saved.min_lr;
+  if (!f.given("--lr-warmup-iters")) o.lr_warmup_iters = saved.lr_warmup_iters;
+  if (!f.given("--lr-decay-iters")) o.lr_decay_iters = saved.lr_decay_iters;
+  if (!f.given("--weight-decay")) o.adam.weight_decay = saved.adam.weight_decay;
+  if (!f.given("--adam-beta1")) o.adam.beta1 = saved.adam.beta1;
+  if (!f.given("--adam-beta2")) o.adam.beta2 = saved.adam.beta2;
+  if (!f.given("--adam-eps")) o.adam.eps = saved.adam.eps;
+  if (!f.given("--clip-grad")) o.clip_grad = saved.clip_grad;
+}
+
+TrainSetup from_hf(TrainFlags& f) {
+  if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
+  if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
+  for (const auto& flag : kModelFlags)
+    if (f.given(flag)) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
+  std::filesystem::path dir = f.load_hf;
+  if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
+    dir /= "model";  // an hf-check fixture folder
+  auto hf = hf::load_hf_model(dir);
+  TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f), "--data-path"),
+                   hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string())};
+  return setup;
+}
+
+}  // namespace
+
+TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
+  if (!f.load_hf.empty()) return from_hf(f);
+  auto& o = f.options;
+  const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
+  if (!resumes || o.finetune) {
+    if (resumes && !train::latest_iteration(o.load))
+      fail("--load ", o.load, ": ", train::describe_non_checkpoint(o.load));
+    auto data = train::open_data_source(data_spec_from_flags(f), "--data-path");
+    TransformerConfig c = train::default_model_config();
+    c.vocab_size = data->vocab_size();
+    if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
+    if (!f.model_config.empty())
+      c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
+    return {std::make_shared<const TransformerConfig>(apply_model_flags(f, c)), std::move(data), {},
+            resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run"};
+  }
+
+  if (!train::latest_iteration(o.load)) fail("--load ", o.load, ": ", train::describe_non_checkpoint(o.load));
+  const auto saved = train::read_checkpoint(o.load);
+  const auto source = "--load " + o.load;
+  TransformerConfig c = config_from_json(saved.config, source);
+  if (!f.model_config.empty()) c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
+  c = apply_model_flags(f, c);
+  std::unique_ptr<train::DataSource> data;
+  if (saved.state.run.is_null()) {  // written before strata saved the run: only the model is known
+    data = train::open_data_source(data_spec_from_flags(f), "--data-path");
+  } else {
+    data = train::open_data_source(resumed_data_spec(f, saved.state.run.at("data")), source);
+    restore_options(f, saved.state.run, source);
+    const auto global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
+    train::check_resumable(to_json(config_from_json(saved.config, source)), saved.state.run, to_json(c),
+                           train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
+  }
+  return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
+          cat("resumes ", o.load, " at iteration ", saved.state.iteration)};
+}
+
+}  // namespace strata::tools

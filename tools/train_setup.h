@@ -1,0 +1,26 @@
+#pragma once
+// What a `strata train` run is made of, before anything large is built: the model config and the
+// data, from the flags (a new run), from an HF model (--load-hf), or from the checkpoint it
+// resumes (--load: what the flags leave out is restored, including shapes and schedule in
+// flags.options; contradictions are refused here, before anything is built: train/run_identity.h).
+#include <map>
+#include <memory>
+#include <string>
+
+#include "strata/core/config.h"
+#include "strata/train/data.h"
+#include "train_flags.h"
+
+namespace strata::tools {
+
+struct TrainSetup {
+  std::shared_ptr<const TransformerConfig> config;
+  std::unique_ptr<train::DataSource> data;
+  std::map<std::string, at::Tensor> initial_weights;  // canonical names; --load-hf's model
+  std::string origin;  // "a new run", "resumes runs/a at iteration 60", ...
+};
+
+// `data_parallel_size` resolves the global batch for the resume check (the trainer checks again).
+TrainSetup set_up_run(TrainFlags& flags, int64_t data_parallel_size);
+
+}  // namespace strata::tools
