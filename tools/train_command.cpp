@@ -120,6 +120,11 @@ Subcommand add_train(CLI::App& app) {
   cmd->add_option("--log-interval", o.log_interval, "log every N steps");
   cmd->add_option("--eval-interval", o.eval_interval, "evaluate on held-out data every N steps (and at the end)");
   cmd->add_option("--eval-iters", o.eval_iters, "held-out batches per evaluation");
+  cmd->add_flag("--exit-signal-handler", o.exit_signal_handler,
+                "on SIGTERM or SIGINT, save and stop at the next step boundary (always on; Megatron's flag)");
+  cmd->add_option("--exit-duration-in-mins", o.exit_duration_in_mins,
+                  "save and stop after this many minutes of training (exit code 0)");
+  cmd->add_option("--exit-interval", o.exit_interval, "save and stop at an iteration that is a multiple of N (exit code 0)");
   cmd->add_option("--seed", f->seed, "seed for initialisation and synthetic data");
   cmd->add_option("--device", f->device, "cpu or cuda");
   cmd->add_option("--model-config", f->model_config, "model config JSON (Megatron TransformerConfig field names)");
@@ -176,7 +181,7 @@ Subcommand add_train(CLI::App& app) {
                           resolve_layer_pattern(*config).layers_text().c_str(), static_cast<long long>(parameters),
                           run ? cat(" on rank 0 of ", run->world->size()).c_str() : "", data->describe().c_str());
             auto result = train::train(*model, *data, f->options);
-            if (!logs) return 0;
+            if (!logs) return result.stop.exit_code();
             if (!result.steps.empty()) {
               const auto& first = result.steps.front();
               const auto& last = result.steps.back();
@@ -186,8 +191,9 @@ Subcommand add_train(CLI::App& app) {
             }
             if (!result.evals.empty())
               std::printf("held-out: loss %.4f accuracy %.3f\n", result.evals.back().loss, result.evals.back().accuracy);
-            if (!f->options.save.empty()) std::printf("saved to %s\n", f->options.save.c_str());
-            return 0;
+            if (result.stop.stopped()) std::printf("%s\n", result.stop.describe(f->options.save).c_str());
+            else if (!f->options.save.empty()) std::printf("saved to %s\n", f->options.save.c_str());
+            return result.stop.exit_code();
           }};
 }
 

@@ -10,6 +10,7 @@
 #include "strata/train/grad_norm.h"
 #include "strata/train/lr_schedule.h"
 #include "strata/train/metrics.h"
+#include "strata/train/stop_conditions.h"
 #include "strata/train/train_checkpoint.h"
 
 namespace strata::train {
@@ -88,6 +89,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
          " x ", dp, " data-parallel ranks");
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
 
+  StopConditions stop_conditions(o, model.process_groups().world);
   int64_t first = 0;
   if (!o.load.empty() && latest_iteration(o.load)) {
     auto state = parallel_run ? parallel_run->load_checkpoint(o.load, optimizer)
@@ -99,7 +101,9 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
   MetricsLog metrics(o.metrics);
   ProgressBar progress(o.train_iters, first);
   TrainResult result;
+  int64_t saved = -1;  // the iteration this run last saved
   auto save = [&](int64_t step) {
+    saved = step;
     if (parallel_run) {
       parallel_run->save_checkpoint(o.save, optimizer, {step, data.position(), {}});
     } else {
@@ -159,9 +163,13 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& o)
     if (o.eval_interval > 0 && record.step % o.eval_interval == 0 && record.step != o.train_iters) run_eval(record.step);
     if (!o.save.empty() && o.save_interval > 0 && record.step % o.save_interval == 0 && record.step != o.train_iters)
       save(record.step);
+    if (record.step < o.train_iters && (result.stop = stop_conditions.check(record.step)).stopped()) {
+      if (!o.save.empty() && saved != record.step) save(record.step);
+      break;
+    }
   }
   if (o.progress) progress.finish();
-  if (o.train_iters > first) {
+  if (o.train_iters > first && !result.stop.stopped()) {
     run_eval(o.train_iters);
     if (!o.save.empty()) save(o.train_iters);
   }
