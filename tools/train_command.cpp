@@ -160,6 +160,7 @@ Subcommand add_train(CLI::App& app) {
                   "how long the rendezvous and each collective may wait for another rank");
   return {cmd, [f] {
             const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(f->distributed_timeout_minutes * 60e3));
+            parallel::check_nproc(f->nproc, parallel::parse_comm_backend(f->distributed_backend));
             if (parallel::should_launch(f->nproc)) return parallel::launch_this_command(f->nproc, timeout);
             auto run = parallel::join_parallel_run(f->layout, parallel::parse_comm_backend(f->distributed_backend), timeout);
             if (run && !run->logs()) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `strata train` stopped early, as a scheduler or a user stops it: SIGTERM mid-run saves the step
-# it interrupted and exits 143, and --load continues from the next step; --exit-interval and
-# --exit-duration-in-mins save and exit 0. Usage: STRATA WORK_DIR
+# it interrupted and exits 143 (SIGINT: 130), and --load continues from the next step;
+# --exit-interval and --exit-duration-in-mins save and exit 0. Usage: STRATA WORK_DIR
 set -euo pipefail
 strata=$1 work=$2
 rm -rf "$work" && mkdir -p "$work"
@@ -41,6 +41,18 @@ stopped=$(stop_iteration "$work/a.log")
 [ "$(first_step "$work/resumed.jsonl")" -eq $((stopped + 1)) ]
 [ "$(cat "$work/a/latest_checkpointed_iteration.txt")" -eq $((stopped + 2)) ]
 echo "SIGTERM after iteration $stopped: exit 143, checkpoint $stopped, resumed at $((stopped + 1))"
+
+# SIGINT (a Ctrl-C): the same stop, exit 130. A background job of a script starts with SIGINT
+# ignored (and an ignored signal stays ignored); a terminal's job would not.
+env --default-signal=INT "$strata" train "${model[@]}" "${endless[@]}" --save "$work/int" --metrics "$work/int.jsonl" \
+  > "$work/int.log" 2> "$work/int.err" &
+pid=$!
+wait_for_steps "$work/int.jsonl" 5
+kill -INT "$pid"
+code=0 && wait "$pid" || code=$?
+[ "$code" -eq 130 ] || { echo "SIGINT: exit code $code, expected 130"; cat "$work/int.log"; exit 1; }
+grep -qE "^stopped after iteration [0-9]+ on SIGINT: checkpoint saved to $work/int$" "$work/int.log"
+[ "$(cat "$work/int/latest_checkpointed_iteration.txt")" -eq "$(stop_iteration "$work/int.log")" ]
 
 # --exit-interval: the first multiple of 5, exit 0.
 "$strata" train "${model[@]}" "${endless[@]}" --exit-interval 5 --save "$work/b" > "$work/b.log" 2> "$work/b.err"
