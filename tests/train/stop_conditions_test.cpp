@@ -30,14 +30,33 @@ void (*disposition(int signal))(int) {
   return current.sa_handler;
 }
 
-TEST(StopConditions, NothingHoldsWithoutASignalOrFlag) {
+// Every test starts with the default actions, however the test binary was started (a background
+// job of a script starts with SIGINT ignored), and leaves the actions it found.
+class StopConditionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::sigaction(SIGTERM, nullptr, &term_);
+    ::sigaction(SIGINT, nullptr, &int_);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+  }
+  void TearDown() override {
+    ::sigaction(SIGTERM, &term_, nullptr);
+    ::sigaction(SIGINT, &int_, nullptr);
+  }
+
+ private:
+  struct sigaction term_ {}, int_ {};
+};
+
+TEST_F(StopConditionsTest, NothingHoldsWithoutASignalOrFlag) {
   StopConditions conditions(stop_options(), kSingleProcess);
   const auto stop = conditions.check(5);
   EXPECT_FALSE(stop.stopped());
   EXPECT_EQ(stop.exit_code(), 0);
 }
 
-TEST(StopConditions, SigtermStopsWithExitCode143) {
+TEST_F(StopConditionsTest, SigtermStopsWithExitCode143) {
   StopConditions conditions(stop_options(), kSingleProcess);
   ::raise(SIGTERM);
   ::raise(SIGTERM);  // a second SIGTERM changes nothing
@@ -50,7 +69,7 @@ TEST(StopConditions, SigtermStopsWithExitCode143) {
   EXPECT_EQ(stop.describe(""), "stopped after iteration 3 on SIGTERM: no --save, nothing saved");
 }
 
-TEST(StopConditions, SigintStopsWithExitCode130) {
+TEST_F(StopConditionsTest, SigintStopsWithExitCode130) {
   StopConditions conditions(stop_options(), kSingleProcess);
   ::raise(SIGINT);
   const auto stop = conditions.check(1);
@@ -58,7 +77,7 @@ TEST(StopConditions, SigintStopsWithExitCode130) {
   EXPECT_EQ(stop.exit_code(), 130);
 }
 
-TEST(StopConditions, ASecondSigintKills) {
+TEST_F(StopConditionsTest, ASecondSigintKills) {
   EXPECT_EXIT(
       {
         StopConditions conditions(stop_options(), kSingleProcess);
@@ -69,8 +88,7 @@ TEST(StopConditions, ASecondSigintKills) {
       ::testing::KilledBySignal(SIGINT), "");
 }
 
-TEST(StopConditions, HandlersComeAndGoWithTheConditions) {
-  ASSERT_EQ(disposition(SIGTERM), SIG_DFL);
+TEST_F(StopConditionsTest, HandlersComeAndGoWithTheConditions) {
   {
     StopConditions conditions(stop_options(), kSingleProcess);
     EXPECT_NE(disposition(SIGTERM), SIG_DFL);
@@ -84,7 +102,7 @@ TEST(StopConditions, HandlersComeAndGoWithTheConditions) {
   EXPECT_EQ(disposition(SIGTERM), SIG_DFL);
 }
 
-TEST(StopConditions, AnIgnoredSignalStaysIgnored) {
+TEST_F(StopConditionsTest, AnIgnoredSignalStaysIgnored) {
   ::signal(SIGINT, SIG_IGN);
   {
     StopConditions conditions(stop_options(), kSingleProcess);
@@ -92,10 +110,10 @@ TEST(StopConditions, AnIgnoredSignalStaysIgnored) {
     ::raise(SIGINT);
     EXPECT_FALSE(conditions.check(1).stopped());
   }
-  ::signal(SIGINT, SIG_DFL);
+  EXPECT_EQ(disposition(SIGINT), SIG_IGN);
 }
 
-TEST(StopConditions, ExitIntervalStopsAtItsMultiples) {
+TEST_F(StopConditionsTest, ExitIntervalStopsAtItsMultiples) {
   StopConditions conditions(stop_options(0.0, 4), kSingleProcess);
   EXPECT_FALSE(conditions.check(3).stopped());
   const auto stop = conditions.check(8);
@@ -104,7 +122,7 @@ TEST(StopConditions, ExitIntervalStopsAtItsMultiples) {
   EXPECT_EQ(stop.describe("d"), "stopped after iteration 8 at a multiple of --exit-interval 4: checkpoint saved to d");
 }
 
-TEST(StopConditions, ExitDurationStopsOnceTheTimeHasPassed) {
+TEST_F(StopConditionsTest, ExitDurationStopsOnceTheTimeHasPassed) {
   StopConditions conditions(stop_options(0.002), kSingleProcess);  // 120 ms
   EXPECT_FALSE(conditions.check(1).stopped());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -118,13 +136,13 @@ TEST(StopConditions, ExitDurationStopsOnceTheTimeHasPassed) {
       << stop.describe("d");
 }
 
-TEST(StopConditions, ASignalWinsOverTheFlags) {
+TEST_F(StopConditionsTest, ASignalWinsOverTheFlags) {
   StopConditions conditions(stop_options(0.0, 1), kSingleProcess);
   ::raise(SIGTERM);
   EXPECT_EQ(conditions.check(1).reason, StopReason::signal);
 }
 
-TEST(StopConditions, NegativeFlagsAreRefused) {
+TEST_F(StopConditionsTest, NegativeFlagsAreRefused) {
   EXPECT_THROW(
       {
         try {
@@ -139,7 +157,7 @@ TEST(StopConditions, NegativeFlagsAreRefused) {
 }
 
 // A signal that reached one rank stops both after the same iteration.
-TEST(StopConditions, RanksAgreeOnASignalOnlyOneReceived) {
+TEST_F(StopConditionsTest, RanksAgreeOnASignalOnlyOneReceived) {
   testing::run_ranks(2, [](parallel::World& world) {
     StopConditions conditions(stop_options(), world.world_group());
     EXPECT_FALSE(conditions.check(1).stopped());
@@ -152,7 +170,7 @@ TEST(StopConditions, RanksAgreeOnASignalOnlyOneReceived) {
 }
 
 // Rank 1's clock passes the limit first, but rank 0's decides, for both ranks.
-TEST(StopConditions, RankZerosClockDecidesTheDuration) {
+TEST_F(StopConditionsTest, RankZerosClockDecidesTheDuration) {
   testing::run_ranks(2, [](parallel::World& world) {
     std::optional<StopConditions> conditions;
     if (world.rank() == 1) {
