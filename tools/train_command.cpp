@@ -124,7 +124,8 @@ Subcommand add_train(CLI::App& app) {
                 "on SIGTERM or SIGINT, save and stop at the next step boundary (always on; Megatron's flag)");
   cmd->add_option("--exit-duration-in-mins", o.exit_duration_in_mins,
                   "save and stop after this many minutes of training (exit code 0)");
-  cmd->add_option("--exit-interval", o.exit_interval, "save and stop at an iteration that is a multiple of N (exit code 0)");
+  cmd->add_option("--exit-interval", o.exit_interval,
+                  "save and stop at an iteration that is a multiple of N (exit code 0)");
   cmd->add_option("--seed", f->seed, "seed for initialisation and synthetic data");
   cmd->add_option("--device", f->device, "cpu or cuda");
   cmd->add_option("--model-config", f->model_config, "model config JSON (Megatron TransformerConfig field names)");

@@ -78,7 +78,8 @@ std::optional<RendezvousOptions> rendezvous_options_from_env() {
   if (const char* addr = std::getenv("MASTER_ADDR")) o.master_addr = addr;
   if (const char* port = std::getenv("MASTER_PORT")) o.master_port = env_int("MASTER_PORT", port);
   if (const char* hosted = std::getenv("STRATA_STORE_HOSTED")) o.store_hosted_by_launcher = std::string(hosted) == "1";
-  if (const char* launcher = std::getenv("STRATA_LAUNCHER_PID")) o.launcher_pid = env_int("STRATA_LAUNCHER_PID", launcher);
+  if (const char* launcher = std::getenv("STRATA_LAUNCHER_PID"))
+    o.launcher_pid = env_int("STRATA_LAUNCHER_PID", launcher);
   if (const char* timeout = std::getenv("STRATA_DIST_TIMEOUT_S"))
     o.timeout = std::chrono::seconds(env_int("STRATA_DIST_TIMEOUT_S", timeout));
   return o;

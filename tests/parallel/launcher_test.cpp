@@ -41,7 +41,8 @@ TEST(Launcher, ForwardsSigtermToEveryRankAndWaitsForThem) {
   });
   const auto exits = launch_ranks({
       .nproc = 2,
-      .argv = {"/bin/sh", "-c", "trap 'sleep 0.3; exit 7' TERM; touch \"$DIR/ready$RANK\"; while :; do sleep 0.05; done"},
+      .argv = {"/bin/sh", "-c",
+               "trap 'sleep 0.3; exit 7' TERM; touch \"$DIR/ready$RANK\"; while :; do sleep 0.05; done"},
       .env = {{"DIR", dir.string()}},
       .timeout = std::chrono::seconds(20),
   });
@@ -77,7 +78,8 @@ TEST(Launcher, ARankWhoseLauncherIsGoneRefusesToJoin) {
 TEST(Launcher, NprocOutsideTheMachineIsRefused) {
   EXPECT_EQ(error_of([] { check_nproc(0, CommBackend::gloo); }), "--nproc 0: expected at least 1 process");
   EXPECT_EQ(error_of([] { check_nproc(-1, CommBackend::gloo); }), "--nproc -1: expected at least 1 process");
-  EXPECT_NE(error_of([] { check_nproc(100000, CommBackend::gloo); }).find("--nproc 100000: at most "), std::string::npos);
+  EXPECT_NE(error_of([] { check_nproc(100000, CommBackend::gloo); }).find("--nproc 100000: at most "),
+            std::string::npos);
   EXPECT_EQ(error_of([] { check_nproc(1, CommBackend::nccl); }), "");  // one process launches nothing
   EXPECT_EQ(error_of([] { check_nproc(2, CommBackend::gloo); }), "");
 }
