@@ -21,6 +21,7 @@ namespace {
 
 int run_train(TrainFlags& f) {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(f.distributed_timeout_minutes * 60e3));
+  parallel::check_nproc(f.nproc, parallel::parse_comm_backend(f.distributed_backend));
   if (parallel::should_launch(f.nproc)) return parallel::launch_this_command(f.nproc, timeout);
   auto run = parallel::join_parallel_run(f.layout, parallel::parse_comm_backend(f.distributed_backend), timeout);
   const bool logs = !run || run->logs();
@@ -61,7 +62,7 @@ int run_train(TrainFlags& f) {
     log_run_configuration(f, *setup.config, *setup.data, setup.origin);
   }
   auto result = train::train(*model, *setup.data, o);
-  if (!logs) return 0;
+  if (!logs) return result.stop.exit_code();
   if (!result.steps.empty()) {
     const auto& first = result.steps.front();
     const auto& last = result.steps.back();
@@ -71,8 +72,12 @@ int run_train(TrainFlags& f) {
   }
   if (!result.evals.empty())
     std::printf("held-out: loss %.4f accuracy %.3f\n", result.evals.back().loss, result.evals.back().accuracy);
-  if (!o.save.empty()) std::printf("saved to %s\n", o.save.c_str());
-  return 0;
+  if (result.stop.stopped()) {
+    std::printf("%s\n", result.stop.describe(o.save).c_str());
+  } else if (!o.save.empty()) {
+    std::printf("saved to %s\n", o.save.c_str());
+  }
+  return result.stop.exit_code();
 }
 
 }  // namespace

@@ -49,6 +49,14 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--eval-interval", o.eval_interval, "evaluate on held-out data every N steps (0: only at the end)")
       ->check(count);
   cmd.add_option("--eval-iters", o.eval_iters, "held-out batches per evaluation (0: no evaluation)")->check(count);
+  cmd.add_flag("--exit-signal-handler", o.exit_signal_handler,
+               "on SIGTERM or SIGINT, save and stop at the next step boundary (always on; Megatron's flag)");
+  cmd.add_option("--exit-duration-in-mins", o.exit_duration_in_mins,
+                 "save and stop after this many minutes of training (exit code 0; 0: no limit)")
+      ->check(real_at_least(0.0));
+  cmd.add_option("--exit-interval", o.exit_interval,
+                 "save and stop at an iteration that is a multiple of N (exit code 0; 0: never)")
+      ->check(count);
   cmd.add_option("--seed", f.seed, "seed for initialisation and synthetic data")->check(unsigned_integer());
   cmd.add_option("--device", f.device, "cpu or cuda");
   cmd.add_option("--model-config", f.model_config, "model config JSON (Megatron TransformerConfig field names)");

@@ -67,24 +67,38 @@ void PendingWork::wait() {
   tensors_.clear();
 }
 
+namespace {
+
+PendingWork all_reduce_async_(at::Tensor& tensor, c10d::ReduceOp op, const Group& group, const std::string& what) {
+  if (!group || group->getSize() == 1) return {};
+  if (!tensor.is_contiguous()) fail("all-reduce (", what, "): the tensor must be contiguous (it is reduced in place)");
+  if (staged(tensor)) {
+    in_place(tensor, [&](at::Tensor& t) { all_reduce_async_(t, op, group, what).wait(); });
+    return {};
+  }
+  std::vector<at::Tensor> tensors{tensor};
+  c10d::AllreduceOptions options;
+  options.reduceOp = op;
+  try {
+    auto work = group->allreduce(tensors, options);
+    return {work, tensors, group, what};
+  } catch (const std::exception& e) {
+    fail_collective(e, group, what);
+  }
+}
+
+}  // namespace
+
 void all_reduce_sum_(at::Tensor& tensor, const Group& group, const std::string& what) {
   all_reduce_sum_async_(tensor, group, what).wait();
 }
 
 PendingWork all_reduce_sum_async_(at::Tensor& tensor, const Group& group, const std::string& what) {
-  if (!group || group->getSize() == 1) return {};
-  if (!tensor.is_contiguous()) fail("all-reduce (", what, "): the tensor must be contiguous (it is reduced in place)");
-  if (staged(tensor)) {
-    in_place(tensor, [&](at::Tensor& t) { all_reduce_sum_(t, group, what); });
-    return {};
-  }
-  std::vector<at::Tensor> tensors{tensor};
-  try {
-    auto work = group->allreduce(tensors);
-    return {work, tensors, group, what};
-  } catch (const std::exception& e) {
-    fail_collective(e, group, what);
-  }
+  return all_reduce_async_(tensor, c10d::ReduceOp::SUM, group, what);
+}
+
+void all_reduce_max_(at::Tensor& tensor, const Group& group, const std::string& what) {
+  all_reduce_async_(tensor, c10d::ReduceOp::MAX, group, what).wait();
 }
 
 at::Tensor all_gather(const at::Tensor& tensor, const Group& group, int64_t dim, const std::string& what) {

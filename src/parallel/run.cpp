@@ -1,9 +1,14 @@
 #include "strata/parallel/run.h"
 
+#include <sched.h>
+#include <signal.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "strata/core/error.h"
 #include "strata/parallel/launcher.h"
@@ -32,7 +37,44 @@ std::vector<std::string> own_command_line() {
   return args;
 }
 
+// CPUs this process may run on: a container's or taskset's share, not the machine's.
+int usable_cpus() {
+  cpu_set_t cpus;
+  if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) return CPU_COUNT(&cpus);
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+int visible_gpus() {
+#ifdef STRATA_CUDA
+  return static_cast<int>(c10::cuda::device_count());
+#else
+  return 0;
+#endif
+}
+
+// The most gloo ranks per CPU core: each rank is a whole process (LibTorch, the replicated parts
+// of the model and their optimizer state, intra-op threads), so beyond a few per core ranks only
+// take turns on the cores while memory grows with every one (--nproc 1000 exhausts it before the
+// rendezvous ends). Four per core still runs a tp 2 x pp 2 layout on a 2-core machine.
+constexpr int kRanksPerCpu = 4;
+
 }  // namespace
+
+void check_nproc(int nproc, CommBackend backend) {
+  if (nproc < 1) fail("--nproc ", nproc, ": expected at least 1 process");
+  if (nproc == 1) return;
+  if (backend == CommBackend::nccl) {
+    const int gpus = visible_gpus();
+    if (nproc > gpus)
+      fail("--nproc ", nproc, ": --distributed-backend nccl runs one rank per GPU and ", gpus,
+           gpus == 1 ? " GPU is" : " GPUs are", " visible");
+    return;
+  }
+  const int cpus = usable_cpus();
+  if (nproc > kRanksPerCpu * cpus)
+    fail("--nproc ", nproc, ": at most ", kRanksPerCpu * cpus, " ranks here (", kRanksPerCpu, " per usable CPU core, ",
+         cpus, " core", cpus == 1 ? "" : "s", "); more would only share the cores and exhaust the memory");
+}
 
 bool should_launch(int nproc) { return nproc > 1 && !std::getenv("RANK"); }
 
@@ -40,14 +82,20 @@ int launch_this_command(int nproc, std::chrono::milliseconds timeout) {
   std::printf("launching %d ranks on this machine\n", nproc);
   std::fflush(stdout);
   const auto exits = launch_ranks({.nproc = nproc, .argv = own_command_line(), .timeout = timeout});
+  // Ranks that agree end with their common code: 0, or 128 + the stop signal every rank stopped on
+  // (143 for a SIGTERM forwarded by the launcher; rank 0 has said where it stopped, and a second
+  // Ctrl-C kills with 130). Any other ending is reported rank by rank.
+  const int code = exits.front().exit_code();
+  const bool agree = std::all_of(exits.begin(), exits.end(), [&](const RankExit& e) { return e.exit_code() == code; });
+  if (agree && (code == 0 || code == 128 + SIGTERM || code == 128 + SIGINT)) return code;
   int failed = 0;
   for (const auto& e : exits) {
     if (e.ok()) continue;
     std::fprintf(stderr, "strata: %s\n", e.describe().c_str());
     ++failed;
   }
-  if (failed) std::fprintf(stderr, "strata: %d of %d ranks failed\n", failed, nproc);
-  return failed ? 1 : 0;
+  std::fprintf(stderr, "strata: %d of %d ranks failed\n", failed, nproc);
+  return agree ? code : 1;
 }
 
 std::optional<ParallelRun> join_parallel_run(const ParallelLayout& layout, CommBackend backend,

@@ -7,8 +7,9 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "process_group_factory.h"
 #include "error_text.h"
+#include "launcher_death.h"
+#include "process_group_factory.h"
 #include "strata/core/error.h"
 
 namespace strata::parallel {
@@ -77,6 +78,8 @@ std::optional<RendezvousOptions> rendezvous_options_from_env() {
   if (const char* addr = std::getenv("MASTER_ADDR")) o.master_addr = addr;
   if (const char* port = std::getenv("MASTER_PORT")) o.master_port = env_int("MASTER_PORT", port);
   if (const char* hosted = std::getenv("STRATA_STORE_HOSTED")) o.store_hosted_by_launcher = std::string(hosted) == "1";
+  if (const char* launcher = std::getenv("STRATA_LAUNCHER_PID"))
+    o.launcher_pid = env_int("STRATA_LAUNCHER_PID", launcher);
   if (const char* timeout = std::getenv("STRATA_DIST_TIMEOUT_S"))
     o.timeout = std::chrono::seconds(env_int("STRATA_DIST_TIMEOUT_S", timeout));
   return o;
@@ -92,6 +95,7 @@ std::shared_ptr<World> World::rendezvous(const RendezvousOptions& o) {
   if (o.rank < 0 || o.rank >= o.world_size) fail("rank ", o.rank, ": expected 0 <= rank < world size ", o.world_size);
   if (o.master_port < 0 || o.master_port > 65535) fail("master port ", o.master_port, ": expected 0..65535");
   if (current_world.load()) fail("rank ", o.rank, ": this process already joined a parallel run");
+  if (o.launcher_pid != 0) die_with_launcher(o.launcher_pid, o.rank);
   const bool host_store = o.rank == 0 && !o.store_hosted_by_launcher;
   c10::intrusive_ptr<c10d::Store> store;
   try {

@@ -17,6 +17,7 @@
 #include "strata/train/lr_schedule.h"
 #include "strata/train/metrics.h"
 #include "strata/train/run_identity.h"
+#include "strata/train/stop_conditions.h"
 #include "strata/train/train_checkpoint.h"
 
 namespace strata::train {
@@ -119,6 +120,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
   const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
 
+  StopConditions stop_conditions(o, model.process_groups().world);
   int64_t first = 0;
   if (!o.load.empty()) {
     if (!latest_iteration(o.load)) fail("--load ", o.load, ": ", describe_non_checkpoint(o.load));
@@ -149,7 +151,9 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   MetricsLog metrics(o.metrics);
   ProgressBar progress(o.train_iters, first);
   TrainResult result;
+  int64_t saved = -1;  // the iteration this run last saved
   auto save = [&](int64_t step) {
+    saved = step;
     const TrainingState state{step, data.position(), identity};
     if (parallel_run) {
       parallel_run->save_checkpoint(o.save, optimizer, state);
@@ -223,11 +227,17 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     if (o.eval_interval > 0 && record.step % o.eval_interval == 0 && record.step != o.train_iters) run_eval(record.step);
     if (!o.save.empty() && o.save_interval > 0 && record.step % o.save_interval == 0 && record.step != o.train_iters)
       save(record.step);
+    if (record.step < o.train_iters && (result.stop = stop_conditions.check(record.step)).stopped()) {
+      if (!o.save.empty() && saved != record.step) save(record.step);
+      break;
+    }
   }
   if (o.progress) progress.finish();
-  // The checkpoint first: an evaluation that fails must not cost the run its weights.
-  if (!o.save.empty()) save(o.train_iters);
-  run_eval(o.train_iters);
+  if (!result.stop.stopped()) {
+    // The checkpoint first: an evaluation that fails must not cost the run its weights.
+    if (!o.save.empty()) save(o.train_iters);
+    run_eval(o.train_iters);
+  }
   return result;
 }
 

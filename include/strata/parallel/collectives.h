@@ -34,6 +34,8 @@ class PendingWork {
 // Sum over the group, in place.
 void all_reduce_sum_(at::Tensor& tensor, const Group& group, const std::string& what);
 PendingWork all_reduce_sum_async_(at::Tensor& tensor, const Group& group, const std::string& what);
+// Maximum over the group, in place.
+void all_reduce_max_(at::Tensor& tensor, const Group& group, const std::string& what);
 
 // Every rank's tensor (same shape on every rank), concatenated along `dim` in rank order.
 at::Tensor all_gather(const at::Tensor& tensor, const Group& group, int64_t dim, const std::string& what);

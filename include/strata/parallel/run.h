@@ -24,10 +24,14 @@ struct ParallelRun {
 std::optional<ParallelRun> join_parallel_run(const ParallelLayout& layout, CommBackend backend,
                                              std::chrono::milliseconds timeout);
 
+// Refuses an --nproc this machine cannot run: below 1, above one rank per visible GPU with nccl,
+// above 4 ranks per usable CPU core with gloo. Errors name the value and the bound.
+void check_nproc(int nproc, CommBackend backend);
 // Whether this process should launch ranks instead of training: nproc > 1 and no RANK set.
 bool should_launch(int nproc);
 // Starts nproc ranks running this process's own command line, waits, prints how any rank that
-// failed ended, and returns the exit code for this process (0 when every rank succeeded).
+// failed ended, and returns the exit code for this process: the ranks' own when they all agree
+// (0 when every rank succeeded, 143 when every rank stopped on a SIGTERM), else 1.
 int launch_this_command(int nproc, std::chrono::milliseconds timeout);
 
 }  // namespace strata::parallel

@@ -38,11 +38,15 @@ struct RendezvousOptions {
   // How long the rendezvous, store requests and each collective may wait before failing.
   std::chrono::milliseconds timeout = std::chrono::minutes(10);
   CommBackend backend = CommBackend::gloo;
+  // The launcher that started this rank (`strata train --nproc`; 0: none): the rank joins only
+  // while the launcher lives and dies with it (src/parallel/launcher_death.h).
+  int launcher_pid = 0;
 };
 
 // The environment variables torchrun sets: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; plus
-// STRATA_STORE_HOSTED=1 (set by strata's launcher) and STRATA_DIST_TIMEOUT_S. Without RANK:
-// nullopt (a single-process run). Errors name the variable and its bad value.
+// STRATA_STORE_HOSTED=1 and STRATA_LAUNCHER_PID (set by strata's launcher) and
+// STRATA_DIST_TIMEOUT_S. Without RANK: nullopt (a single-process run). Errors name the variable
+// and its bad value.
 std::optional<RendezvousOptions> rendezvous_options_from_env();
 
 class World {

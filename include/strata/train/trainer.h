@@ -9,6 +9,7 @@
 #include "strata/model/language_model.h"
 #include "strata/train/data.h"
 #include "strata/train/optimizer.h"
+#include "strata/train/stop_conditions.h"
 
 namespace strata::train {
 
@@ -44,6 +45,10 @@ struct TrainOptions {
   // global_batch_size counts every rank's sequences, as in Megatron. Gradients are all-reduced in
   // buckets of this many bytes while backward runs.
   int64_t grad_bucket_bytes = 25ll << 20;
+  // Stopping early at a step boundary, checkpoint saved first (stop_conditions.h; Megatron's flags).
+  bool exit_signal_handler = true;     // SIGTERM / SIGINT stop the run instead of killing it
+  double exit_duration_in_mins = 0.0;  // stop after this much training time (0: no limit)
+  int64_t exit_interval = 0;           // stop at an iteration that is a multiple of this (0: never)
 };
 
 struct StepRecord {
@@ -64,6 +69,7 @@ struct EvalRecord {
 struct TrainResult {
   std::vector<StepRecord> steps;  // the steps this run did (after any resume)
   std::vector<EvalRecord> evals;
+  Stop stop;  // why the run ended before train_iters, if it did; stop.exit_code() for the command
 };
 
 // Every option is checked before any work (check_train_options); a step whose loss or gradient
