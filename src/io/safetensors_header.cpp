@@ -51,8 +51,6 @@ std::string valid_dtype_names() {
   return names;
 }
 
-// The reference implementation's cap: a header beyond it is corrupt or hostile, not a model.
-constexpr uint64_t kMaxHeaderSize = 100'000'000;
 constexpr std::string_view kMetadataKey = "__metadata__";
 
 uint64_t read_u64_le(std::string_view bytes) {
@@ -259,8 +257,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view bytes, uint64_t file
   if (header.header_size > file_size - 8) {
     fail(source, ": header length ", header.header_size, " runs past the end of the file (", file_size, " bytes)");
   }
-  if (header.header_size > kMaxHeaderSize) {
-    fail(source, ": header length ", header.header_size, " exceeds the limit of ", kMaxHeaderSize, " bytes");
+  if (header.header_size > kMaxSafetensorsHeaderSize) {
+    fail(source, ": header length ", header.header_size, " exceeds the limit of ", kMaxSafetensorsHeaderSize, " bytes");
   }
   if (bytes.size() - 8 < header.header_size) {
     fail(source, ": only ", bytes.size(), " bytes given, the header needs ", 8 + header.header_size);
