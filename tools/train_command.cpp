@@ -44,7 +44,7 @@ nlohmann::json read_json_file(const std::string& path, const char* flag) {
   if (!in) fail(flag, " ", path, ": cannot open");
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     fail(flag, " ", path, ": not valid JSON (", e.what(), ")");
   }
 }

@@ -229,6 +229,7 @@ std::vector<bool> expand_frequency(int64_t num_layers, const LayerFrequency& f, 
 std::string pattern_from_frequencies(int64_t num_layers, const LayerFrequency& linear_attention_freq,
                                      const LayerFrequency& moe_layer_freq) {
   if (num_layers <= 0) fail("num_layers = ", num_layers, ": expected a positive value");
+  if (num_layers > kMaxLayers) fail("num_layers = ", num_layers, ": more than the limit of ", kMaxLayers, " layers");
   // Megatron: linear attention except every N-th layer; MoE on every N-th layer starting at 0.
   // Without a setting, every layer is softmax attention / dense MLP.
   auto linear = linear_attention_freq.every || !linear_attention_freq.explicit_list.empty()

@@ -58,6 +58,11 @@ struct LayerPattern {
 // Errors quote the pattern with a caret under the bad position.
 LayerPattern parse_layer_pattern(const std::string& text, std::optional<int64_t> num_layers = std::nullopt);
 
+// The most layers pattern_from_frequencies spells out: far beyond any model (the largest have a
+// few hundred), and low enough that a mistyped num_layers is refused instead of allocating
+// gigabytes. (A hybrid_layer_pattern is bounded by its own text.)
+inline constexpr int64_t kMaxLayers = 1'000'000;
+
 // Megatron's per-layer frequency rules, as a fused pattern (each layer = mixer + channel mixer):
 //  linear_attention_freq N: layer i is softmax attention when (i + 1) % N == 0, else Gated DeltaNet;
 //  moe_layer_freq N:        layer i is MoE when i % N == 0, else a dense MLP.
