@@ -19,7 +19,7 @@ Json read_json_file(const std::string& path, const char* flag) {
   if (!in) fail(flag, " ", path, ": cannot open");
   try {
     return Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
     fail(flag, " ", path, ": not valid JSON (", e.what(), ")");
   }
 }

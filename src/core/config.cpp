@@ -1,6 +1,7 @@
 #include "strata/core/config.h"
 
 #include <cmath>
+#include <limits>
 
 #include "strata/core/error.h"
 
@@ -91,6 +92,11 @@ void validate_mamba(const TransformerConfig& c) {
   if (c.mamba_num_heads < 0)
     fail("TransformerConfig.mamba_num_heads = ", c.mamba_num_heads, ": expected a positive value, or 0 for ",
          "2 * hidden_size / mamba_head_dim");
+  // 2 * hidden_size must not overflow before it is checked (or used, by mamba_heads()).
+  constexpr int64_t kMaxDoubled = std::numeric_limits<int64_t>::max() / 2;
+  if (c.mamba_num_heads == 0 && (c.hidden_size > kMaxDoubled || c.hidden_size < -kMaxDoubled))
+    fail("TransformerConfig.hidden_size = ", c.hidden_size, ": too large for mamba_num_heads = 0 to derive the heads ",
+         "from 2 * hidden_size; set mamba_num_heads");
   if (c.mamba_num_heads == 0 && (2 * c.hidden_size) % c.mamba_head_dim != 0)
     fail("TransformerConfig.mamba_num_heads = 0 derives the heads from 2 * hidden_size = ", 2 * c.hidden_size,
          ", which mamba_head_dim = ", c.mamba_head_dim, " does not divide; set mamba_num_heads");

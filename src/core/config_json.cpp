@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <type_traits>
 
 #include "strata/core/error.h"
 
@@ -27,6 +28,15 @@ T typed(const Json& value, const std::string& where, const char* expected) {
                   : std::is_integral_v<T>          ? value.is_number_integer()
                                                    : value.is_number();
   if (!ok) fail(where, " is ", value.dump(), ", expected ", expected);
+  // nlohmann converts an integer that T cannot hold without a word (2^64 - 1 becomes -1).
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const bool fits = value.is_number_unsigned()
+                          ? value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                          : value.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
+    if (!fits)
+      fail(where, " is ", value.dump(), ", expected ", expected, " in [", std::numeric_limits<T>::min(), ", ",
+           std::numeric_limits<T>::max(), "]");
+  }
   return value.get<T>();
 }
 
@@ -57,7 +67,7 @@ Field frequency(LayerFrequency TransformerConfig::*member) {
           [member](TransformerConfig& c, const Json& v, const std::string& where) {
             LayerFrequency f;
             if (v.is_number_integer()) {
-              f.every = v.get<int64_t>();
+              f.every = typed<int64_t>(v, where, "an integer");
             } else if (v.is_array()) {
               for (const auto& e : v) f.explicit_list.push_back(typed<int64_t>(e, where + " entry", "an integer"));
             } else if (!v.is_null()) {

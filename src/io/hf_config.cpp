@@ -572,7 +572,7 @@ HfConfig read_hf_config(const std::filesystem::path& config_json) {
   nlohmann::json json;
   try {
     json = parse_json_allowing_python_floats(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     fail(config_json.string(), ": not valid JSON (", e.what(), ")");
   }
   return parse_hf_config(json, config_json.string());

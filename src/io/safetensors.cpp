@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
 #include "strata/io/atomic_file.h"
+#include "strata/io/guarded_read.h"
 
 namespace strata::io {
 
@@ -110,6 +112,24 @@ struct SafetensorsFile::Mapping {
   }
 };
 
+namespace {
+
+// The length and the JSON, copied out of the mapping under the SIGBUS guard: the parser then
+// reads memory that cannot vanish. A length the file cannot hold is left for the parser to name.
+std::string header_bytes(const char* mapping, size_t size, const fs::path& path) {
+  std::string bytes(std::min<size_t>(size, 8), '\0');
+  copy_from_mapping(bytes.data(), mapping, 0, bytes.size(), path.string());
+  if (bytes.size() < 8) return bytes;
+  uint64_t length = 0;
+  std::memcpy(&length, bytes.data(), 8);
+  if (length > size - 8 || length > kMaxSafetensorsHeaderSize) return bytes;
+  bytes.resize(8 + length);
+  copy_from_mapping(bytes.data() + 8, mapping, 8, length, path.string());
+  return bytes;
+}
+
+}  // namespace
+
 SafetensorsFile::SafetensorsFile(fs::path path, std::shared_ptr<const Mapping> mapping, SafetensorsHeader header)
     : path_(std::move(path)), mapping_(std::move(mapping)), header_(std::move(header)) {
   for (size_t i = 0; i < header_.tensors.size(); ++i) index_.emplace(header_.tensors[i].name, i);
@@ -128,10 +148,10 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   if (::fstat(fd.get(), &info) != 0) fail(path.string(), ": cannot stat: ", errno_text());
   const auto size = static_cast<size_t>(info.st_size);
   auto mapping = std::make_shared<const Mapping>(fd.get(), size, path);
-
-  auto header = parse_safetensors_header(std::string_view(mapping->data, size), size, path.string());
+  auto header = parse_safetensors_header(header_bytes(mapping->data, size, path), size, path.string());
   return SafetensorsFile(path, std::move(mapping), std::move(header));
 }
+
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> result;
@@ -145,14 +165,14 @@ const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
   return header_.tensors[it->second];
 }
 
-const char* SafetensorsFile::data_of(const TensorEntry& entry) const {
-  return mapping_->data + 8 + header_.header_size + entry.begin;
-}
+uint64_t SafetensorsFile::data_offset(const TensorEntry& entry) const { return 8 + header_.header_size + entry.begin; }
 
 at::Tensor SafetensorsFile::load(const std::string& name) const {
   const TensorEntry& tensor = entry(name);
   at::Tensor result = at::empty(tensor.shape, at::TensorOptions().dtype(to_torch_dtype(tensor.dtype)));
-  if (tensor.end > tensor.begin) std::memcpy(result.data_ptr(), data_of(tensor), tensor.end - tensor.begin);
+  if (tensor.end > tensor.begin) {
+    copy_from_mapping(result.data_ptr(), mapping_->data, data_offset(tensor), tensor.end - tensor.begin, path_.string());
+  }
   return result;
 }
 
@@ -161,7 +181,7 @@ at::Tensor SafetensorsFile::view(const std::string& name) const {
   const auto options = at::TensorOptions().dtype(to_torch_dtype(tensor.dtype));
   if (tensor.end == tensor.begin) return at::empty(tensor.shape, options);
   // The data section starts wherever the header ends; kernels may assume naturally aligned data.
-  const char* data = data_of(tensor);
+  const char* data = mapping_->data + data_offset(tensor);
   if (reinterpret_cast<uintptr_t>(data) % dtype_size(tensor.dtype) != 0) return load(name);
   // The deleter owns a reference to the mapping: the view outlives this SafetensorsFile safely.
   return at::from_blob(const_cast<char*>(data), tensor.shape, [mapping = mapping_](void*) {}, options);

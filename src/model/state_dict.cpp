@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "strata/core/error.h"
+#include "strata/core/exact_conversion.h"
 
 namespace strata {
 
@@ -23,8 +24,9 @@ std::string shape_of(const at::Tensor& t) {
 
 void refuse_checkpoint_if_mismatched(const std::string& source, const std::vector<std::string>& missing,
                                      const std::vector<std::string>& unexpected,
-                                     const std::vector<std::string>& mismatched) {
-  if (missing.empty() && unexpected.empty() && mismatched.empty()) return;
+                                     const std::vector<std::string>& mismatched,
+                                     const std::vector<std::string>& wrongly_typed) {
+  if (missing.empty() && unexpected.empty() && mismatched.empty() && wrongly_typed.empty()) return;
   std::ostringstream msg;
   msg << "cannot load " << source << " into the model:";
   auto list = [&](const char* what, const std::vector<std::string>& names) {
@@ -35,6 +37,7 @@ void refuse_checkpoint_if_mismatched(const std::string& source, const std::vecto
   list("missing tensors", missing);
   list("unexpected tensors", unexpected);
   list("wrongly shaped tensors", mismatched);
+  list("wrongly typed tensors (a dtype that does not convert exactly)", wrongly_typed);
   throw Error(msg.str());
 }
 
@@ -45,18 +48,24 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, at::
 
 void load_named_tensors(const std::map<std::string, at::Tensor>& targets,
                         const std::map<std::string, at::Tensor>& tensors, const std::string& source) {
-  std::vector<std::string> missing, unexpected, mismatched;
+  std::vector<std::string> missing, unexpected, mismatched, wrongly_typed;
   for (const auto& [name, target] : targets) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       missing.push_back(name);
-    } else if (it->second.sizes() != target.sizes()) {
-      mismatched.push_back(cat(name, " (checkpoint ", shape_of(it->second), ", model ", shape_of(target), ")"));
+      continue;
+    }
+    const at::Tensor& tensor = it->second;
+    if (tensor.sizes() != target.sizes()) {
+      mismatched.push_back(cat(name, " (checkpoint ", shape_of(tensor), ", model ", shape_of(target), ")"));
+    }
+    if (!converts_exactly(tensor.scalar_type(), target.scalar_type())) {
+      wrongly_typed.push_back(cat(name, " (checkpoint ", tensor.scalar_type(), ", model ", target.scalar_type(), ")"));
     }
   }
   for (const auto& [name, tensor] : tensors)
     if (!targets.count(name)) unexpected.push_back(name);
-  refuse_checkpoint_if_mismatched(source, missing, unexpected, mismatched);
+  refuse_checkpoint_if_mismatched(source, missing, unexpected, mismatched, wrongly_typed);
   at::NoGradGuard no_grad;
   for (const auto& [name, target] : targets) const_cast<at::Tensor&>(target).copy_(tensors.at(name));
 }

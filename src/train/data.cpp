@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "strata/core/error.h"
+#include "strata/io/guarded_read.h"
 
 namespace strata::train {
 
@@ -92,23 +94,43 @@ nlohmann::json ByteTextData::identity() const {
           {"held_out_fraction", held_out_fraction()}};
 }
 
-TokenFileData::TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
-                             double held_out_fraction)
-    : TokenStreamData(data_file_size(path) / bytes_per_token, held_out_fraction, path.string()),
-      path_(path),
-      fingerprint_(io::file_fingerprint(path)),
-      bytes_per_token_(bytes_per_token),
-      vocab_size_(vocab_size) {
+namespace {
+// The size of a token file, checked before anything is mapped: it must exist and hold whole tokens.
+uint64_t token_file_size(const std::filesystem::path& path, int bytes_per_token) {
   if (bytes_per_token != 2 && bytes_per_token != 4)
     fail(path.string(), ": token width ", bytes_per_token, " bytes; expected 2 (uint16) or 4 (uint32)");
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  std::error_code error;
+  const uint64_t size = std::filesystem::file_size(path, error);
+  if (error) fail(path.string(), ": cannot read the token file: ", error.message());
+  if (size % bytes_per_token != 0)
+    fail(path.string(), ": size ", size, " bytes is not a multiple of the token width ", bytes_per_token);
+  return size;
+}
+}  // namespace
+
+TokenFileData::TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
+                             double held_out_fraction)
+    : TokenFileData(path, token_file_size(path, bytes_per_token), bytes_per_token, vocab_size, held_out_fraction) {}
+
+TokenFileData::TokenFileData(const std::filesystem::path& path, uint64_t size, int bytes_per_token,
+                             int64_t vocab_size, double held_out_fraction)
+    : TokenStreamData(size / bytes_per_token, held_out_fraction, path.string()),
+      path_(path),
+      fingerprint_(io::file_fingerprint(path)),
+      size_(size),
+      bytes_per_token_(bytes_per_token),
+      vocab_size_(vocab_size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path.string(), ": cannot open the token file: ", std::strerror(errno));
-  size_ = std::filesystem::file_size(path);
-  if (size_ % bytes_per_token != 0)
-    fail(path.string(), ": size ", size_, " bytes is not a multiple of the token width ", bytes_per_token);
-  void* map = size_ ? ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  // The token count above came from the size before opening; the mapping must be of that file.
+  struct stat info {};
+  const bool same_size = ::fstat(fd, &info) == 0 && static_cast<uint64_t>(info.st_size) == size_;
+  void* map = same_size && size_ ? ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  const int mmap_error = errno;
   ::close(fd);
-  if (map == MAP_FAILED) fail(path.string(), ": mmap failed: ", std::strerror(errno));
+  if (!same_size)
+    fail(path.string(), ": the token file changed while being opened: ", size_, " bytes, then ", info.st_size);
+  if (map == MAP_FAILED) fail(path.string(), ": mmap failed: ", std::strerror(mmap_error));
   data_ = static_cast<const unsigned char*>(map);
 }
 
@@ -116,15 +138,26 @@ TokenFileData::~TokenFileData() {
   if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
 }
 
+void TokenFileData::read_chunk(uint64_t first) const {
+  const uint64_t tokens = std::min<uint64_t>(kChunkTokens, size_ / bytes_per_token_ - first);
+  std::vector<unsigned char> bytes(tokens * bytes_per_token_);
+  io::copy_from_mapping(bytes.data(), reinterpret_cast<const char*>(data_), first * bytes_per_token_, bytes.size(),
+                        path_.string());
+  chunk_ = std::move(bytes);
+  chunk_first_ = first;
+}
+
 int64_t TokenFileData::token(uint64_t index) const {
+  if (index < chunk_first_ || index - chunk_first_ >= chunk_.size() / bytes_per_token_) read_chunk(index);
+  const unsigned char* bytes = chunk_.data() + (index - chunk_first_) * bytes_per_token_;
   int64_t value = 0;
   if (bytes_per_token_ == 2) {
     uint16_t v;
-    std::memcpy(&v, data_ + index * 2, 2);
+    std::memcpy(&v, bytes, 2);
     value = v;
   } else {
     uint32_t v;
-    std::memcpy(&v, data_ + index * 4, 4);
+    std::memcpy(&v, bytes, 4);
     value = v;
   }
   if (value >= vocab_size_)

@@ -4,6 +4,7 @@
 
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
+#include "strata/core/exact_conversion.h"
 
 namespace strata::train {
 
@@ -83,25 +84,48 @@ std::map<std::string, at::Tensor> AdamW::state() const {
 }
 
 void AdamW::load_state(const std::map<std::string, at::Tensor>& state, const std::string& source) {
-  auto take = [&](const std::string& key, const at::Tensor& target) {
-    auto it = state.find(key);
-    if (it == state.end()) fail(source, ": optimizer state lacks ", key);
-    if (it->second.sizes() != target.sizes())
-      fail(source, ": optimizer state ", key, " has shape ", it->second.sizes(), ", expected ", target.sizes());
-    at::NoGradGuard no_grad;
-    target.copy_(it->second);
-  };
+  std::map<std::string, at::Tensor> targets;  // what each name of the state loads into
   for (auto& [name, s] : slots_) {
-    take("exp_avg." + name, s.exp_avg);
-    take("exp_avg_sq." + name, s.exp_avg_sq);
+    targets.emplace("exp_avg." + name, s.exp_avg);
+    targets.emplace("exp_avg_sq." + name, s.exp_avg_sq);
   }
-  auto it = state.find("step");
-  if (it == state.end()) fail(source, ": optimizer state lacks step");
-  steps_ = it->second.item<int64_t>();
-  const auto expected = 2 * slots_.size() + 1;
-  if (state.size() != expected)
-    fail(source, ": optimizer state has ", state.size(), " tensors, expected ", expected,
-         " (the checkpoint is of a different model)");
+  targets.emplace("step", at::empty({}, at::kLong));
+  // Every problem in one error, and nothing is loaded unless all of the state fits.
+  std::vector<std::string> missing, unexpected, mismatched, wrongly_typed;
+  for (const auto& [key, target] : targets) {
+    auto it = state.find(key);
+    if (it == state.end()) {
+      missing.push_back(key);
+      continue;
+    }
+    const at::Tensor& tensor = it->second;
+    if (tensor.sizes() != target.sizes())
+      mismatched.push_back(cat(key, " (checkpoint ", tensor.sizes(), ", expected ", target.sizes(), ")"));
+    if (!converts_exactly(tensor.scalar_type(), target.scalar_type()))
+      wrongly_typed.push_back(cat(key, " (checkpoint ", tensor.scalar_type(), ", expected ", target.scalar_type(), ")"));
+  }
+  for (const auto& [key, tensor] : state)
+    if (!targets.count(key)) unexpected.push_back(key);
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty() || !wrongly_typed.empty()) {
+    std::string message = cat(source, ": cannot load the optimizer state (is it of a different model?):");
+    auto list = [&](const char* what, const std::vector<std::string>& keys) {
+      if (keys.empty()) return;
+      message += cat("\n  ", what, " (", keys.size(), "):");
+      for (const auto& key : keys) message += "\n    " + key;
+    };
+    list("missing tensors", missing);
+    list("unexpected tensors", unexpected);
+    list("wrongly shaped tensors", mismatched);
+    list("wrongly typed tensors (a dtype that does not convert exactly)", wrongly_typed);
+    throw Error(message);
+  }
+  const int64_t steps = state.at("step").item<int64_t>();
+  if (steps < 0) fail(source, ": optimizer state step is ", steps, ", expected a count of steps taken (>= 0)");
+
+  at::NoGradGuard no_grad;
+  for (auto& [key, target] : targets)
+    if (key != "step") target.copy_(state.at(key));
+  steps_ = steps;
 }
 
 }  // namespace strata::train

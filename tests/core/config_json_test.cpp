@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "strata/core/error.h"
+#include "test_util.h"
 
 namespace strata {
 namespace {
@@ -59,6 +60,18 @@ TEST(ConfigJson, WrongTypesNameTheField) {
               std::string::npos)
         << e.what();
   }
+}
+
+// nlohmann's get<int64_t> turns 2^64 - 1 into -1 without a word; found by the model_config fuzzer.
+TEST(ConfigJson, IntegersBeyondInt64AreRefusedNotWrapped) {
+  EXPECT_EQ(testing::error_of([] { config_from_json({{"moe_router_topk", 18446744073709551615ull}}, "model.json"); }),
+            "model.json: field 'moe_router_topk' is 18446744073709551615, expected an integer in "
+            "[-9223372036854775808, 9223372036854775807]");
+  EXPECT_NE(testing::error_of([] { config_from_json({{"moe_layer_freq", 9223372036854775808ull}}, "model.json"); })
+                .find("model.json: field 'moe_layer_freq' is 9223372036854775808, expected an integer in"),
+            std::string::npos);
+  EXPECT_EQ(config_from_json({{"num_layers", 9223372036854775807ull}}, "model.json").num_layers,
+            std::numeric_limits<int64_t>::max());
 }
 
 TEST(ConfigJson, RotaryScalingIsNullOrAnObjectWithTheFieldsItsTypeUses) {

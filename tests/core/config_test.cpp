@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "strata/core/error.h"
 
 namespace strata {
@@ -29,6 +31,23 @@ TEST(TransformerConfig, ErrorNamesFieldAndValue) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("num_query_groups = 3"), std::string::npos) << e.what();
+  }
+}
+
+// 2 * hidden_size overflowed (undefined behaviour) when Mamba derived its heads from it; found by
+// the model_config fuzzer.
+TEST(TransformerConfig, MambaHeadsFromAHugeHiddenSizeAreRefused) {
+  auto c = small_config();
+  c.hybrid_layer_pattern = "M-";
+  c.hidden_size = std::numeric_limits<int64_t>::max();
+  try {
+    validate(c);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TransformerConfig.hidden_size = 9223372036854775807: too large for "
+                                         "mamba_num_heads = 0 to derive the heads"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -405,6 +405,10 @@ TEST(HfConfigErrors, FileErrorsNameThePath) {
   EXPECT_CONTAINS(testing::error_of([&] { read_hf_config(missing); }), missing + ": no such file");
   const TempFile broken("{\"model_type\": \"qwen3\",");
   EXPECT_CONTAINS(testing::error_of([&] { read_hf_config(broken.path()); }), broken.path().string() + ": not valid JSON");
+  // nlohmann reports a number too large for a double as out_of_range, not as a parse error.
+  const TempFile overflowing("{\"model_type\": \"qwen3\", \"rope_theta\": 1e400}");
+  EXPECT_CONTAINS(testing::error_of([&] { read_hf_config(overflowing.path()); }),
+                  overflowing.path().string() + ": not valid JSON");
 }
 
 // ---- the spellings of older files -------------------------------------------------------------

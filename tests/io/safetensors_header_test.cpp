@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <initializer_list>
 
 #include "strata/core/error.h"
@@ -194,6 +195,37 @@ TEST(SafetensorsHeader, ZeroElementTensorsAreLegal) {
   EXPECT_EQ(header.tensors[0].name, "a");
   EXPECT_EQ(header.tensors[1].name, "b");
   EXPECT_EQ(header.tensors[2].name, "c");
+}
+
+// The header of `count` tensors "t<i>" made by entry_of(i); every entry is kept on its own.
+std::string many_tensors(int count, const std::function<std::string(int)>& entry_of) {
+  std::string json = "{";
+  for (int i = 0; i < count; ++i) json += cat(i ? "," : "", "\"t", i, "\":", entry_of(i));
+  return json + "}";
+}
+
+// Parsing once took time quadratic in the tensor count (nlohmann's callback parser rescanning the
+// root object after every entry): 40k tensors took 38 s, 300k did not finish.
+constexpr int kManyTensors = 300'000;
+
+TEST(SafetensorsHeader, ParsesThreeHundredThousandTensors) {
+  const std::string json = many_tensors(kManyTensors, [](int i) { return entry("U8", "[1]", i, i + 1); });
+  const auto header = parse_safetensors_header(file_bytes(json, kManyTensors), 8 + json.size() + kManyTensors, kSource);
+  ASSERT_EQ(header.tensors.size(), static_cast<size_t>(kManyTensors));
+  // Sorted by offset, which is not the name order the JSON object keeps ("t10" before "t2").
+  EXPECT_EQ(header.tensors[2].name, "t2");
+  EXPECT_EQ(header.tensors[123456].name, "t123456");
+  EXPECT_EQ(header.tensors.back().end, static_cast<uint64_t>(kManyTensors));
+}
+
+TEST(SafetensorsHeader, ParsesThreeHundredThousandZeroSizeTensors) {
+  const std::string json = many_tensors(kManyTensors, [](int) { return entry("F32", "[0]", 0, 0); });
+  const auto header = parse_safetensors_header(file_bytes(json), 8 + json.size(), kSource);
+  ASSERT_EQ(header.tensors.size(), static_cast<size_t>(kManyTensors));
+  EXPECT_EQ(header.tensors.front().name, "t0");  // all at offset 0: name order
+  EXPECT_EQ(header.tensors[1].name, "t1");
+  EXPECT_EQ(header.tensors[2].name, "t10");
+  EXPECT_EQ(header.tensors.back().name, "t99999");
 }
 
 TEST(SafetensorsHeader, EncodeRoundTripsAndPadsToEightBytes) {

@@ -193,6 +193,14 @@ TEST_F(SafetensorsFileTest, OpenErrorsNameThePath) {
   EXPECT_TRUE(mentions(testing::error_of([&] { SafetensorsFile::open(empty); }), {empty.string(), "truncated"}));
 }
 
+TEST_F(SafetensorsFileTest, FileTruncatedWhileOpenIsAnErrorNamingIt) {
+  const auto path = dir_ / "t.safetensors";
+  save_safetensors(path, {{"w", at::randn({4, 4096})}});  // 64 KiB of data: pages past the header
+  const auto file = SafetensorsFile::open(path);
+  fs::resize_file(path, 8 + file.header().header_size);  // the data section is gone
+  EXPECT_TRUE(mentions(testing::error_of([&] { file.load("w"); }), {path.string(), "changed while being read"}));
+}
+
 TEST_F(SafetensorsFileTest, UnknownTensorNamesFileAndTensor) {
   save_safetensors(dir_ / "a.safetensors", {{"w", at::ones({1})}});
   const auto file = SafetensorsFile::open(dir_ / "a.safetensors");

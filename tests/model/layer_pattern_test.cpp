@@ -125,6 +125,18 @@ TEST(LayerFrequencies, BadListsNameTheField) {
   }
 }
 
+// A num_layers of 10^12 allocated terabytes (std::bad_alloc, or an out-of-memory kill); found by the
+// model_config fuzzer.
+TEST(LayerFrequencies, NumLayersBeyondTheLimitIsRefusedBeforeAllocating) {
+  try {
+    pattern_from_frequencies(1'000'000'000'000, {}, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "num_layers = 1000000000000: expected 1 to strata's limit of 10000 layers");
+  }
+  EXPECT_EQ(pattern_from_frequencies(kMaxLayers, {}, {}).size(), static_cast<size_t>(4 * kMaxLayers));
+}
+
 std::vector<int64_t> canonical_numbers(const std::vector<PatternLayer>& layers) {
   std::vector<int64_t> out;
   for (const auto& l : layers) out.push_back(l.first_canonical);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -53,6 +54,62 @@ TEST(TokenFileData, ReadsUint16AndRejectsTokensOutsideTheVocabulary) {
               std::string::npos);
   }
   fs::remove(path);
+}
+
+// uint32 tokens 0, 1, 2, ...: every token says where it is.
+fs::path write_counting_tokens(const std::string& name, uint32_t count) {
+  std::string bytes(count * 4, '\0');
+  for (uint32_t t = 0; t < count; ++t) std::memcpy(bytes.data() + 4 * t, &t, 4);
+  return write_file(name, bytes);
+}
+
+TEST(TokenFileData, WindowsAcrossReadChunksHoldTheRightTokens) {
+  const uint64_t chunk = TokenFileData::kChunkTokens;
+  auto path = write_counting_tokens("chunks", chunk + 100);
+  TokenFileData data(path, 4, chunk + 100, 0.0);
+  // With windows of 48 tokens, window 1365 is tokens [65520, 65568): across the first chunk's end.
+  data.seek(chunk / 48);
+  const auto across = data.next(2, 48).input_ids;
+  EXPECT_TRUE(at::equal(across, at::arange(int64_t(chunk / 48 * 48), int64_t(chunk / 48 * 48 + 96)).view({2, 48})));
+  data.seek(0);  // and back to the start, before the chunk now held
+  EXPECT_TRUE(at::equal(data.next(1, 48).input_ids, at::arange(0, 48).view({1, 48})));
+  fs::remove(path);
+}
+
+TEST(TokenFileData, FileTruncatedWhileTrainingIsAnErrorNamingIt) {
+  const uint64_t chunk = TokenFileData::kChunkTokens;
+  auto path = write_counting_tokens("truncated", 3 * chunk);
+  TokenFileData data(path, 4, 3 * chunk, 0.0);
+  data.next(1, 64);  // reads the first chunk
+  fs::resize_file(path, 0);
+  data.seek(2 * chunk / 64);  // tokens of a chunk not yet read
+  try {
+    data.next(1, 64);
+    FAIL() << "read a truncated file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path.string() + ": the file changed while being read"), std::string::npos)
+        << e.what();
+  }
+  fs::remove(path);
+}
+
+TEST(TokenFileData, BadFilesAndWidthsAreRefusedWithTheirPath) {
+  auto path = write_file("odd", "abc");
+  const auto error_of = [](auto action) -> std::string {
+    try {
+      action();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_EQ(error_of([&] { TokenFileData(path, 0, 10); }),
+            path.string() + ": token width 0 bytes; expected 2 (uint16) or 4 (uint32)");
+  EXPECT_EQ(error_of([&] { TokenFileData(path, 2, 10); }),
+            path.string() + ": size 3 bytes is not a multiple of the token width 2");
+  fs::remove(path);
+  EXPECT_NE(error_of([&] { TokenFileData(path, 2, 10); }).find(path.string() + ": cannot read the token file: "),
+            std::string::npos);
 }
 
 TEST(MqarData, QueriesAskForStoredValuesAndOnlyThoseCount) {

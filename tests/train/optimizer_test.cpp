@@ -10,6 +10,7 @@
 
 #include "strata/train/lr_schedule.h"
 #include "strata/train/plot.h"
+#include "test_util.h"
 
 namespace strata::train {
 namespace {
@@ -41,6 +42,45 @@ TEST(AdamW, StateRoundTripsAndChecksNames) {
   EXPECT_TRUE(at::equal(b.state().at("exp_avg.w"), a.state().at("exp_avg.w")));
   AdamW other({{"v", w}}, {});
   EXPECT_THROW(other.load_state(a.state(), "test"), Error);
+}
+
+TEST(AdamW, StateOfInexactDtypesIsRefusedListingEveryProblem) {
+  auto w = at::randn({3, 3}).requires_grad_(true);
+  AdamW trained({{"w", w}}, {});
+  w.mutable_grad() = at::randn({3, 3});
+  trained.step(0.01);
+  auto state = trained.state();
+  state["exp_avg.w"] = state["exp_avg.w"].to(at::kDouble);
+  state["step"] = at::full({}, 1.0, at::kFloat);
+  state["exp_avg_sq.v"] = at::zeros({3});
+  AdamW fresh({{"w", w}}, {});
+  const std::string message = testing::error_of([&] { fresh.load_state(state, "optimizer.safetensors"); });
+  EXPECT_NE(message.find("optimizer.safetensors: cannot load the optimizer state"), std::string::npos) << message;
+  EXPECT_NE(message.find("unexpected tensors (1):\n    exp_avg_sq.v"), std::string::npos) << message;
+  EXPECT_NE(message.find("wrongly typed tensors (a dtype that does not convert exactly) (2):\n"
+                         "    exp_avg.w (checkpoint Double, expected Float)\n"
+                         "    step (checkpoint Float, expected Long)"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(fresh.steps(), 0);  // nothing loaded
+  EXPECT_EQ(fresh.state().at("exp_avg.w").abs().sum().item<double>(), 0.0);
+}
+
+TEST(AdamW, Bfloat16MomentsAndAnInt32StepLoad) {
+  auto w = at::randn({2, 2}).requires_grad_(true);
+  AdamW fresh({{"w", w}}, {});
+  const auto moment = at::tensor({0.5f, -0.25f, 1.0f, 2.0f}).view({2, 2});
+  fresh.load_state({{"exp_avg.w", moment.to(at::kBFloat16)}, {"exp_avg_sq.w", moment.abs().to(at::kBFloat16)},
+                    {"step", at::full({}, 12, at::kInt)}},
+                   "bf16 state");
+  EXPECT_EQ(fresh.steps(), 12);
+  EXPECT_TRUE(at::equal(fresh.state().at("exp_avg.w"), moment));
+  AdamW negative({{"w", w}}, {});
+  EXPECT_NE(testing::error_of([&] {
+              negative.load_state({{"exp_avg.w", moment}, {"exp_avg_sq.w", moment}, {"step", at::full({}, -1, at::kLong)}},
+                                  "bad");
+            }).find("bad: optimizer state step is -1"),
+            std::string::npos);
 }
 
 TEST(CosineSchedule, WarmsUpThenDecaysToMin) {

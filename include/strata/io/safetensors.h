@@ -19,7 +19,8 @@ at::ScalarType to_torch_dtype(DType dtype);  // F8_* throw on LibTorch without f
 DType from_torch_dtype(at::ScalarType dtype);  // throws for dtypes safetensors cannot store
 
 // One safetensors file, memory-mapped for as long as this object or any view() of it lives.
-// Like any mapped file, it must not be truncated meanwhile: reading a vanished page faults.
+// open() and load() copy out of the mapping under a SIGBUS guard (guarded_read.h): a file
+// truncated while open gives a strata::Error naming it, not a crash.
 class SafetensorsFile {
  public:
   // Errors name the path: missing file, not a regular file, open / mmap failure, bad header.
@@ -40,12 +41,15 @@ class SafetensorsFile {
   at::Tensor load(const std::string& name) const;
   // A CPU tensor over the mapping itself, keeping the mapping alive; a copy when the bytes are not
   // aligned for the dtype. The mapping is private: writing to the view never changes the file.
+  // Unguarded: LibTorch reads the mapping whenever an op touches the view, so if the file is
+  // truncated while a view lives, the next op reading a vanished page dies with SIGBUS. Only for
+  // callers that own the file for the view's lifetime; strata itself reads checkpoints with load().
   at::Tensor view(const std::string& name) const;
 
  private:
   struct Mapping;
   SafetensorsFile(std::filesystem::path path, std::shared_ptr<const Mapping> mapping, SafetensorsHeader header);
-  const char* data_of(const TensorEntry& entry) const;
+  uint64_t data_offset(const TensorEntry& entry) const;  // of the tensor's first byte in the file
 
   std::filesystem::path path_;
   std::shared_ptr<const Mapping> mapping_;

@@ -18,6 +18,9 @@ std::string_view dtype_name(DType dtype);  // "F32", "BF16", ... as the format s
 std::optional<DType> dtype_from_name(std::string_view name);
 size_t dtype_size(DType dtype);  // bytes per element
 
+// The reference implementation's cap on N: a header beyond it is corrupt or hostile, not a model.
+inline constexpr uint64_t kMaxSafetensorsHeaderSize = 100'000'000;
+
 struct TensorEntry {
   std::string name;
   DType dtype;

@@ -1,7 +1,7 @@
 #pragma once
 // Named tensors of a module (parameters and buffers, dotted names as the module tree gives them)
-// and strict loading: a checkpoint with missing, unexpected or wrongly shaped tensors is refused
-// with one error that lists every problem.
+// and strict loading: a checkpoint with missing, unexpected, wrongly shaped or wrongly typed
+// tensors is refused with one error that lists every problem.
 #include <torch/nn/module.h>
 
 #include <map>
@@ -12,8 +12,9 @@ namespace strata {
 
 std::map<std::string, at::Tensor> state_dict(const torch::nn::Module& module);
 
-// Copies `tensors` into the module's parameters and buffers (converting dtype and device).
-// `source` (a path or description) is quoted in errors.
+// Copies `tensors` into the module's parameters and buffers, moving them to the target's device.
+// Dtypes must match or convert exactly (core/exact_conversion.h: bfloat16 into float32 does,
+// float64 into float32 does not). `source` (a path or description) is quoted in errors.
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
                      const std::string& source);
 
@@ -25,6 +26,7 @@ void load_named_tensors(const std::map<std::string, at::Tensor>& targets,
 // <source> into the model:" and each list with its count.
 void refuse_checkpoint_if_mismatched(const std::string& source, const std::vector<std::string>& missing,
                                      const std::vector<std::string>& unexpected,
-                                     const std::vector<std::string>& mismatched);
+                                     const std::vector<std::string>& mismatched,
+                                     const std::vector<std::string>& wrongly_typed = {});
 
 }  // namespace strata

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "strata/io/file_fingerprint.h"
 
@@ -82,24 +83,37 @@ class ByteTextData : public TokenStreamData {
   io::FileFingerprint fingerprint_;
 };
 
+// Reads through a copy of the file's next tokens (one guarded copy per kChunkTokens, see
+// io/guarded_read.h), so a file truncated while training is an error naming it, not SIGBUS.
 class TokenFileData : public TokenStreamData {
  public:
   // bytes_per_token: 2 (uint16) or 4 (uint32); tokens must be below vocab_size.
   TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
                 double held_out_fraction = 0.05);
+  TokenFileData(const TokenFileData&) = delete;  // owns the mapping
+  TokenFileData& operator=(const TokenFileData&) = delete;
   ~TokenFileData() override;
   int64_t vocab_size() const override { return vocab_size_; }
   std::string describe() const override;
   nlohmann::json identity() const override;
 
+  static constexpr uint64_t kChunkTokens = 1 << 16;  // more than one window of any usual seq_length
+
  private:
+  TokenFileData(const std::filesystem::path& path, uint64_t size, int bytes_per_token, int64_t vocab_size,
+                double held_out_fraction);
   int64_t token(uint64_t index) const override;
+  void read_chunk(uint64_t first) const;  // tokens [first, first + kChunkTokens), fewer at the end
   std::filesystem::path path_;
   io::FileFingerprint fingerprint_;
   const unsigned char* data_ = nullptr;
   size_t size_ = 0;
   int bytes_per_token_;
   int64_t vocab_size_;
+  // The bytes of tokens from chunk_first_ on. Being a cache behind const token(), it makes one
+  // object unsafe to read from two threads at once; sources are read from one thread.
+  mutable std::vector<unsigned char> chunk_;
+  mutable uint64_t chunk_first_ = 0;
 };
 
 // Multi-query associative recall (Zoology): a sequence lists key-value pairs, then asks for some

@@ -29,7 +29,9 @@ class AdamW {
   bool decays(const std::string& name) const;
   int64_t steps() const { return steps_; }
 
-  // exp_avg.<name>, exp_avg_sq.<name> and "step"; load checks every name and shape.
+  // exp_avg.<name>, exp_avg_sq.<name> and "step"; load checks every name, shape and dtype (the
+  // moments float32 or narrower floating point, step an integer: core/exact_conversion.h) and
+  // lists every problem in one error before changing anything.
   std::map<std::string, at::Tensor> state() const;
   void load_state(const std::map<std::string, at::Tensor>& state, const std::string& source);
 
