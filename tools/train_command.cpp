@@ -32,12 +32,12 @@ int run_train(TrainFlags& f) {
   if (run && o.device.is_cuda()) o.device = at::Device(at::kCUDA, run->local_rank);
   o.recompute = f.recompute_granularity == "full";
   refuse_outputs_over_inputs(f);
-  train::check_train_options(o);
+  train::refuse_load_without_checkpoint(o);
   train::refuse_save_over_another_run(o);
 
   at::manual_seed(f.seed);
   auto setup = set_up_run(f, run ? run->groups.dp_size() : 1);
-  train::check_train_options(o);  // again: a resumed run's options now hold the checkpoint's values
+  train::check_train_options(o);  // once a resumed run's options hold the checkpoint's values
   validate(*setup.config);         // before its size is estimated: a bad layer count must not allocate
   setup.data->check_fits(o.seq_length, o.eval_iters > 0);
   const auto shards = run ? f.layout.tensor_parallel * f.layout.pipeline_parallel : 1;

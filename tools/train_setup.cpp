@@ -32,9 +32,15 @@ const std::vector<std::string> kModelFlags = {
 
 // The data of a resumed run: the checkpoint's, with what the flags give on top.
 Json resumed_data_spec(const TrainFlags& f, Json saved) {
+  std::error_code error;
   const bool file = saved.value("kind", "") != "mqar";
   if (f.given("--data-path") && !file) return data_spec_from_flags(f);  // another source: the trainer says so
-  if (f.given("--data-path")) saved["path"] = f.data_path;
+  if (f.given("--data-path") && !std::filesystem::equivalent(f.data_path, saved.value("path", ""), error)) {
+    // Another file: compared with the checkpoint's data by content (a moved file is the same data).
+    saved["path"] = f.data_path;
+    saved.erase("fingerprint");
+    saved.erase("size");
+  }
   if (f.given("--data-format")) saved["kind"] = f.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
   if (f.given("--mqar-kv-pairs") && !file) saved["num_kv_pairs"] = f.mqar_kv_pairs;
@@ -82,8 +88,6 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   auto& o = f.options;
   const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
   if (!resumes || o.finetune) {
-    if (resumes && !train::latest_iteration(o.load))
-      fail("--load ", o.load, ": ", train::describe_non_checkpoint(o.load));
     auto data = train::open_data_source(data_spec_from_flags(f), "--data-path");
     TransformerConfig c = train::default_model_config();
     c.vocab_size = data->vocab_size();
@@ -94,7 +98,6 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run"};
   }
 
-  if (!train::latest_iteration(o.load)) fail("--load ", o.load, ": ", train::describe_non_checkpoint(o.load));
   const auto saved = train::read_checkpoint(o.load);
   const auto source = "--load " + o.load;
   TransformerConfig c = config_from_json(saved.config, source);

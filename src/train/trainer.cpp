@@ -38,6 +38,11 @@ bool load_starts_fresh(const TrainOptions& o) {
   return found == LoadFolder::missing || found == LoadFolder::empty;
 }
 
+void refuse_load_without_checkpoint(const TrainOptions& o) {
+  if (!o.load.empty() && !load_starts_fresh(o) && !latest_iteration(o.load))
+    fail("--load ", o.load, ": ", describe_non_checkpoint(o.load));
+}
+
 void refuse_save_over_another_run(const TrainOptions& o) {
   if (o.save.empty()) return;
   const auto iteration = latest_iteration(o.save);
@@ -98,6 +103,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     if (o.progress) std::printf("--load %s: no checkpoint there yet; starting a new run\n", o.load.c_str());
     o.load.clear();
   }
+  refuse_load_without_checkpoint(o);
   refuse_save_over_another_run(o);
   if (data.vocab_size() > model.config().vocab_size)
     fail("data vocabulary ", data.vocab_size(), " (", data.describe(), ") exceeds the model's vocab_size ",
@@ -123,7 +129,6 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   StopConditions stop_conditions(o, model.process_groups().world);
   int64_t first = 0;
   if (!o.load.empty()) {
-    if (!latest_iteration(o.load)) fail("--load ", o.load, ": ", describe_non_checkpoint(o.load));
     if (o.finetune) {
       const auto dir = latest_checkpoint_dir(o.load);
       if (parallel_run) {

@@ -79,6 +79,9 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& op
 // The range of every option, each error naming its flag.
 void check_train_options(const TrainOptions& options);
 
+// Refuses a `load` folder that holds no checkpoint (unless load_starts_fresh), saying what it holds.
+void refuse_load_without_checkpoint(const TrainOptions& options);
+
 // Refuses a `save` folder that holds another run (one that `load` does not resume).
 void refuse_save_over_another_run(const TrainOptions& options);
 
