@@ -126,7 +126,7 @@ void check_memory_fits(const MemoryEstimate& e, int64_t ranks_sharing_memory, co
   std::ostringstream text;
   text.precision(3);
   text << "this run needs at least " << gib(need) << " GiB on " << device.str() << ", more than the " << gib(available)
-       << " GiB available: " << e.parameters << " parameters take " << gib(e.parameter_bytes)
+       << " GiB available: " << static_cast<long long>(e.parameters) << " parameters take " << gib(e.parameter_bytes)
        << " GiB with their gradients and AdamW state, the activations of --micro-batch-size " << micro_batch_size
        << " x --seq-length " << seq_length << " at least " << gib(e.activation_bytes) << " GiB";
   if (ranks_sharing_memory > 1) text << ", on each of " << ranks_sharing_memory << " ranks sharing this memory";

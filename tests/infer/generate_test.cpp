@@ -108,5 +108,14 @@ TEST(Generate, SamplingFiltersRespectTopKAndTopP) {
   EXPECT_EQ(sample_token(logits, {.temperature = 0.0}, gen), 4);
 }
 
+TEST(Generate, NonFiniteLogitsAreAnErrorNotTokenZeroForever) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto nan = std::numeric_limits<float>::quiet_NaN();
+  for (const double temperature : {0.0, 1.0})
+    EXPECT_NE(testing::error_of([&] { sample_token(at::tensor({0.0f, nan, 1.0f}), {.temperature = temperature}, gen); })
+                  .find("the model's logits hold NaN or infinity"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace strata::infer

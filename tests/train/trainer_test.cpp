@@ -162,5 +162,65 @@ TEST(Trainer, BadOptionsNameTheFlag) {
   }
 }
 
+TEST(Trainer, ANonFiniteLossStopsTheRunBeforeApplyingTheStep) {
+  const auto dir = fresh_dir("diverged");
+  auto model = small_model(6);
+  MqarData data(64, 4, 6);
+  auto o = quick_options(20);
+  o.lr = 1e30;  // diverges within a few steps
+  o.min_lr = 0.0;
+  o.lr_warmup_iters = 0;
+  o.clip_grad = 0.0;
+  o.save = dir.string();
+  o.save_interval = 1;
+  std::string message;
+  try {
+    train(*model, data, o);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  ASSERT_NE(message.find("the run diverged"), std::string::npos) << message;
+  // "step N: the loss is ...": the checkpoint of step N - 1 is the last one, and it is finite.
+  const auto step = std::stoll(message.substr(message.find("step ") + 5));
+  ASSERT_GE(step, 2);
+  EXPECT_EQ(latest_iteration(dir), step - 1);
+  auto reloaded = small_model(7);
+  AdamW optimizer(reloaded->canonical_state_dict(), {});
+  load_training_checkpoint(dir, *reloaded, optimizer);
+  for (const auto& [name, p] : reloaded->canonical_state_dict())
+    EXPECT_TRUE(at::isfinite(p).all().item<bool>()) << name;
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, EvalItersZeroMeansNoEvaluation) {
+  auto model = small_model(1);
+  MqarData data(64, 4, 1);
+  auto o = quick_options(2);
+  o.eval_iters = 0;
+  o.eval_interval = 1;
+  auto result = train(*model, data, o);
+  EXPECT_EQ(result.steps.size(), 2u);
+  EXPECT_TRUE(result.evals.empty());
+}
+
+TEST(Trainer, DataTooShortForTheHeldOutSplitIsRefusedBeforeTheFirstStep) {
+  const auto dir = fresh_dir("short");
+  fs::create_directories(dir);
+  const std::vector<uint16_t> tokens(1000, 7);  // 50 held-out tokens
+  std::ofstream(dir / "tokens.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 2));
+  auto model = small_model(1);
+  TokenFileData data(dir / "tokens.bin", 2, 64);
+  auto o = quick_options(2);
+  o.seq_length = 64;
+  o.metrics = (dir / "metrics.jsonl").string();
+  EXPECT_NE(testing::error_of([&] { train(*model, data, o); }).find("held-out split (the last 5% of the file) holds 50 tokens"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "metrics.jsonl"));  // no step ran
+  o.eval_iters = 0;  // without evaluation the training split suffices
+  EXPECT_EQ(train(*model, data, o).steps.size(), 2u);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace strata::train
