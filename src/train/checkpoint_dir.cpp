@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "strata/core/error.h"
 #include "strata/core/parse_number.h"
@@ -16,8 +17,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The suffix of a folder moved aside while its iteration is saved again, and the infix of the
+// temporary folders and files of a writer (followed by its pid).
+constexpr std::string_view kAsideSuffix = ".previous";
+constexpr std::string_view kTempInfix = ".tmp-";
+
 fs::path previous_dir(const fs::path& dir, int64_t iteration) {
-  return dir / (iteration_dir_name(iteration) + ".previous");
+  return dir / (iteration_dir_name(iteration) + std::string(kAsideSuffix));
 }
 
 void remove_tree(const fs::path& path) {
@@ -30,6 +36,29 @@ void rename_dir(const fs::path& from, const fs::path& to) {
   std::error_code error;
   fs::rename(from, to, error);
   if (error) fail("cannot rename ", from.string(), " to ", to.string(), ": ", error.message());
+}
+
+// What writers killed earlier left in DIR: their temporary folders (each as large as a checkpoint,
+// and nothing else would ever remove them) and tracker files, and folders that a replacement they
+// did not finish moved aside. Called once the tracker names a folder in place, so no reader takes
+// any of these; a run's checkpoints have one writer, so none is still being written. An aside
+// folder whose own name is free is all there is of that iteration's checkpoint: it goes back.
+void clean_up_after_killed_writers(const fs::path& dir) {
+  const auto tracker_temp = std::string(kTrackerFile) + std::string(kTempInfix);
+  std::vector<fs::path> paths;
+  for (const auto& entry : fs::directory_iterator(dir)) paths.push_back(entry.path());
+  for (const auto& path : paths) {
+    const auto name = path.filename().string();
+    if (!name.starts_with("iter_") && !name.starts_with(tracker_temp)) continue;
+    if (name.find(kTempInfix) != std::string::npos) {
+      remove_tree(path);
+    } else if (name.ends_with(kAsideSuffix)) {
+      const auto own = dir / name.substr(0, name.size() - kAsideSuffix.size());
+      if (fs::exists(own)) remove_tree(path);
+      else rename_dir(path, own);
+    }
+  }
+  io::sync_directory(dir);
 }
 
 }  // namespace
@@ -74,7 +103,7 @@ void write_checkpoint_atomically(const fs::path& dir, int64_t iteration,
   fs::create_directories(dir, error);
   if (error) fail(dir.string(), ": cannot create the checkpoint folder: ", error.message());
   const auto final_dir = dir / iteration_dir_name(iteration);
-  const auto temp_dir = dir / (iteration_dir_name(iteration) + ".tmp-" + std::to_string(::getpid()));
+  const auto temp_dir = dir / (iteration_dir_name(iteration) + std::string(kTempInfix) + std::to_string(::getpid()));
   remove_tree(temp_dir);
   fs::create_directory(temp_dir);
   write_files(temp_dir);
@@ -103,6 +132,8 @@ void write_checkpoint_atomically(const fs::path& dir, int64_t iteration,
   done("old folder removed");
   io::write_file_atomically(dir / kTrackerFile, std::to_string(iteration));
   done("tracker updated");
+  clean_up_after_killed_writers(dir);
+  done("leftovers of killed writers cleaned up");
 }
 
 }  // namespace strata::train

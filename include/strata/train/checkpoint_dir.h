@@ -7,6 +7,8 @@
 // Re-saving the iteration the tracker names moves the old folder to iter_0000060.previous first,
 // and readers take that while iter_0000060 is missing. So a kill at any instant leaves the tracker
 // naming a complete checkpoint (tests/train/checkpoint_dir_test.cpp kills the writer at each step).
+// Once the tracker is replaced, what killed writers left goes: their temporary folders, and folders
+// moved aside (back to their own name when that is free, for they are that iteration's checkpoint).
 #include <cstdint>
 #include <filesystem>
 #include <functional>
