@@ -22,8 +22,9 @@ case $target in
   model_config)
     sources=(src/core/config_json.cpp src/core/config.cpp src/core/rotary_scaling.cpp src/model/layer_pattern.cpp)
     ;;
+  cli_number) sources=(src/core/parse_number.cpp) ;;
   *)
-    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config)" >&2
+    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config, cli_number)" >&2
     exit 2
     ;;
 esac
@@ -100,6 +101,16 @@ seed_model_config() {
   printf '%s\n' '"\"num_layers\""' '"\"hybrid_layer_pattern\""' '"\"rotary_scaling\""' '"\"type\""' '"\"yarn\""' \
     '"\"llama3\""' '"\"factor\""' '"null"' '"true"' '"1e308"' '"-9223372036854775808"' '"18446744073709551615"' \
     '"\"[*-]\""' '"\"M\""' >"$dict"
+}
+seed_cli_number() {
+  local i=0 text
+  for text in 0 7 -1 9223372036854775807 -9223372036854775808 9223372036854775808 18446744073709551615 \
+    18446744073709551616 010 -0 +1 0x10 1x ' 1' 1.5 -2.5e-3 1e308 1e309 1e-400 4.9e-324 2.2250738585072014e-308 \
+    .5 5. nan inf -inf 1e400 ''; do
+    printf '%s' "$text" >"$corpus/seed_$((i++))"
+  done
+  printf '%s\n' '"-"' '"+"' '"."' '"e"' '"e-"' '"E+"' '"0"' '"9223372036854775807"' '"18446744073709551615"' \
+    '"e308"' '"e-324"' '"nan"' '"inf"' '"infinity"' '"0x"' '"p"' '" "' >"$dict"
 }
 "seed_$target"
 options=(-max_total_time="$seconds" -artifact_prefix="$build_dir/${target}_")

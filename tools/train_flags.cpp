@@ -85,7 +85,8 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--mhc-recompute-num-layers", f.mhc_recompute_num_layers,
                  "recompute the mHC maps of the first N layers in backward")
       ->check(count);
-  cmd.add_option("--nproc", f.nproc, "start this many ranks on this machine (a parallel run over c10d)");
+  cmd.add_option("--nproc", f.nproc, "start this many ranks on this machine (a parallel run over c10d)")
+      ->check(positive);
   cmd.add_option("--tensor-model-parallel-size", f.layout.tensor_parallel, "ranks that split each layer's weights")
       ->check(positive);
   cmd.add_option("--pipeline-model-parallel-size", f.layout.pipeline_parallel,

@@ -58,6 +58,11 @@ void validate_gated_delta_net(const TransformerConfig& c) {
   require_positive(c.linear_num_value_heads, "linear_num_value_heads");
   require_positive(c.linear_conv_kernel_dim, "linear_conv_kernel_dim");
   require_positive(c.linear_chunk_size, "linear_chunk_size");
+  // Checked here as well as by the layer, so a bad config is refused before the run's memory is
+  // estimated and its model built.
+  if (c.linear_num_value_heads % c.linear_num_key_heads != 0)
+    fail("TransformerConfig.linear_num_value_heads = ", c.linear_num_value_heads,
+         ": must be a multiple of linear_num_key_heads = ", c.linear_num_key_heads);
 }
 
 void validate_moe(const TransformerConfig& c) {
@@ -72,6 +77,9 @@ void validate_moe(const TransformerConfig& c) {
   if (c.moe_router_score_function != "softmax" && c.moe_router_score_function != "sigmoid")
     fail("TransformerConfig.moe_router_score_function = '", c.moe_router_score_function,
          "': expected softmax or sigmoid");
+  if (c.moe_shared_expert_gate && c.moe_shared_expert_intermediate_size == 0)
+    fail("TransformerConfig.moe_shared_expert_gate = true: there is no shared expert to gate ",
+         "(moe_shared_expert_intermediate_size = 0)");
   require_finite_positive(c.moe_router_topk_scaling_factor, "moe_router_topk_scaling_factor");
   require_finite_at_least(c.moe_aux_loss_coeff, 0.0, "moe_aux_loss_coeff");
 }
@@ -109,9 +117,11 @@ void validate_mamba(const TransformerConfig& c) {
   require_finite_at_least(c.mamba_time_step_floor, 0.0, "mamba_time_step_floor");
   if (!std::isfinite(c.mamba_time_step_max))
     fail("TransformerConfig.mamba_time_step_max = ", c.mamba_time_step_max, ": expected a finite value");
-  if (!(c.mamba_time_step_limit_min >= 0.0 && c.mamba_time_step_limit_min <= c.mamba_time_step_limit_max))
+  // Only the upper limit may be infinite (no clamp): an infinite lower one makes every step infinite.
+  if (!(c.mamba_time_step_limit_min >= 0.0 && std::isfinite(c.mamba_time_step_limit_min) &&
+        c.mamba_time_step_limit_min <= c.mamba_time_step_limit_max))
     fail("TransformerConfig.mamba_time_step_limit_min = ", c.mamba_time_step_limit_min,
-         ", mamba_time_step_limit_max = ", c.mamba_time_step_limit_max, ": expected 0 <= min <= max");
+         ", mamba_time_step_limit_max = ", c.mamba_time_step_limit_max, ": expected 0 <= min <= max, min finite");
 }
 
 void validate_latent_attention(const TransformerConfig& c, bool sparse) {

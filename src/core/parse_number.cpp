@@ -27,8 +27,15 @@ Int parse_integer(std::string_view text, const std::string& what, const char* ex
   const auto* end = text.data() + text.size();
   const auto [stop, error] = std::from_chars(text.data(), end, value);
   if (error == std::errc::result_out_of_range)
-    fail(what, " ", quoted(text), ": out of range for ", expected, " (at most ", std::numeric_limits<Int>::max(), ")");
+    fail(what, " ", quoted(text), ": out of range for ", expected, " (", std::numeric_limits<Int>::min(), " to ",
+         std::numeric_limits<Int>::max(), ")");
   if (error != std::errc() || stop != end || text.empty()) fail(what, " ", quoted(text), ": expected ", expected);
+  // One spelling per integer: no leading zero ("010") and no "-0". CLI11 converts a flag's text
+  // again after its validator, with strtoll's base 0, which reads "010" as octal 8; the text
+  // this accepts must mean the same number to it.
+  const auto digits = text.substr(text.front() == '-' ? 1 : 0);
+  if (digits.front() == '0' && text != "0")
+    fail(what, " ", quoted(text), ": expected ", expected, " in plain decimal (no leading zero, no -0)");
   return value;
 }
 

@@ -47,6 +47,8 @@ void check_train_options(const TrainOptions& o) {
   at_least(o.log_interval, 1, "--log-interval");
   at_least(o.eval_interval, 0, "--eval-interval");
   at_least(o.eval_iters, 0, "--eval-iters");
+  finite_at_least(o.exit_duration_in_mins, 0.0, "--exit-duration-in-mins");
+  at_least(o.exit_interval, 0, "--exit-interval");
   at_least(o.grad_bucket_bytes, 1, "grad_bucket_bytes");
   if (o.bf16 && o.device.type() != at::kCUDA)
     fail("--bf16: bfloat16 autocast runs on CUDA; this run is on ", o.device.str());

@@ -108,7 +108,7 @@ grep -q "^strata: rank 1 was killed by signal 9" "$work/vanished.err"
 # --nproc this machine cannot run is refused before anything starts.
 for n in 0 -1; do
   if "$strata" train "${model[@]}" --train-iters 1 --nproc "$n" > "$work/out.txt" 2> "$work/err.txt"; then exit 1; fi
-  grep -qx "strata: --nproc $n: expected at least 1 process" "$work/err.txt"
+  grep -qx -- "--nproc: value $n: expected at least 1" "$work/err.txt"  # the flag's validator
 done
 if "$strata" train "${model[@]}" --train-iters 1 --nproc 100000 > "$work/out.txt" 2> "$work/err.txt"; then exit 1; fi
 grep -qE "^strata: --nproc 100000: at most [0-9]+ ranks here \(4 per usable CPU core, [0-9]+ cores?\)" "$work/err.txt"

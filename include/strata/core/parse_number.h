@@ -1,8 +1,9 @@
 #pragma once
 // Strict parsing of numbers from text (command-line flags, tracker files, environment
 // variables): the whole text must be one number, integers must fit their type exactly (no
-// clamping at the limits, no wrap-around), and reals must be finite. Errors name `what` (a flag
-// such as "--lr", or a file) and the text. Needs no LibTorch, so the fuzzer builds it alone.
+// clamping at the limits, no wrap-around) and be written in plain decimal (no '+', no leading
+// zero, no "-0": the text std::to_string gives), and reals must be finite. Errors name `what` (a
+// flag such as "--lr", or a file) and the text. Needs no LibTorch, so the fuzzer builds it alone.
 #include <cstdint>
 #include <string>
 #include <string_view>
