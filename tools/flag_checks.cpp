@@ -1,5 +1,7 @@
 #include "flag_checks.h"
 
+#include <cstdio>
+
 #include "strata/core/error.h"
 #include "strata/core/parse_number.h"
 
@@ -22,6 +24,14 @@ CLI::Validator validator(Check check, std::string description) {
       std::move(description));
 }
 
+// CLI11 converts the text again after the validator (strtold, then a cast to double), which can
+// land one ulp away from the value checked here; the exact hexadecimal form converts exactly.
+void spell_exactly(std::string& text, double value) {
+  char hex[40];
+  std::snprintf(hex, sizeof hex, "%a", value);
+  text = hex;
+}
+
 }  // namespace
 
 CLI::Validator integer_at_least(int64_t min) {
@@ -39,28 +49,35 @@ CLI::Validator unsigned_integer() {
 
 CLI::Validator real_in(double min, double max, bool max_open) {
   return validator(
-      [=](const std::string& text) {
+      [=](std::string& text) {
         const auto value = parse_finite_double(text, "value");
         if (value < min || value > max || (max_open && value == max))
           fail("value ", value, ": expected a number in [", min, ", ", max, max_open ? ")" : "]");
+        spell_exactly(text, value);
       },
       cat("REAL in [", min, ", ", max, max_open ? ")" : "]"));
 }
 
+CLI::Validator finite_real() {
+  return validator([](std::string& text) { spell_exactly(text, parse_finite_double(text, "value")); }, "REAL");
+}
+
 CLI::Validator real_at_least(double min) {
   return validator(
-      [min](const std::string& text) {
+      [min](std::string& text) {
         const auto value = parse_finite_double(text, "value");
         if (value < min) fail("value ", value, ": expected a number >= ", min);
+        spell_exactly(text, value);
       },
       cat("REAL >= ", min));
 }
 
 CLI::Validator real_above(double min) {
   return validator(
-      [min](const std::string& text) {
+      [min](std::string& text) {
         const auto value = parse_finite_double(text, "value");
         if (value <= min) fail("value ", value, ": expected a number > ", min);
+        spell_exactly(text, value);
       },
       cat("REAL > ", min));
 }

@@ -12,6 +12,7 @@ CLI::Validator integer_at_least(int64_t min);
 CLI::Validator unsigned_integer();
 // A finite real in [min, max] (max_open: [min, max)).
 CLI::Validator real_in(double min, double max, bool max_open = false);
+CLI::Validator finite_real();
 CLI::Validator real_at_least(double min);  // finite, >= min
 CLI::Validator real_above(double min);     // finite, > min
 

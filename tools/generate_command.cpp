@@ -8,6 +8,7 @@
 #include "flag_checks.h"
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
+#include "strata/core/parse_number.h"
 #include "strata/hf/architecture.h"
 #include "strata/infer/generate.h"
 #include "strata/model/build_model.h"
@@ -47,10 +48,8 @@ std::vector<int64_t> parse_token_list(const std::string& text) {
   std::istringstream in(text);
   while (std::getline(in, item, ',')) {
     try {
-      size_t used = 0;
-      tokens.push_back(std::stoll(item, &used));
-      if (item.find_first_not_of(" ", used) != std::string::npos) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
+      tokens.push_back(parse_int64(item, "token"));
+    } catch (const Error&) {
       fail("--prompt-tokens '", text, "': '", item, "' is not an integer (expected comma-separated token ids)");
     }
   }

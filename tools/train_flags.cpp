@@ -81,7 +81,7 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--mhc-eps", f.mhc_eps, "mHC's floor of the pre map and Sinkhorn's denominators")
       ->check(real_at_least(0.0));
   cmd.add_option("--mhc-init-gating-factor", f.mhc_init_gating_factor, "initial scale of mHC's maps")
-      ->check(real_at_least(0.0));
+      ->check(finite_real());
   cmd.add_option("--mhc-recompute-num-layers", f.mhc_recompute_num_layers,
                  "recompute the mHC maps of the first N layers in backward")
       ->check(count);

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 #include "error_text.h"
 #include "launcher_death.h"
 #include "process_group_factory.h"
 #include "strata/core/error.h"
+#include "strata/core/parse_number.h"
 
 namespace strata::parallel {
 
@@ -50,13 +52,10 @@ c10::intrusive_ptr<c10d::TCPStore> connect_store(const RendezvousOptions& o, boo
 }
 
 int env_int(const char* name, const char* value) {
-  try {
-    size_t used = 0;
-    const int parsed = std::stoi(value, &used);
-    if (used == std::string(value).size()) return parsed;
-  } catch (const std::exception&) {
-  }
-  fail("environment variable ", name, "='", value, "': expected an integer");
+  const auto parsed = parse_int64(value, cat("environment variable ", name));
+  if (parsed < std::numeric_limits<int>::min() || parsed > std::numeric_limits<int>::max())
+    fail("environment variable ", name, "='", value, "': out of range");
+  return static_cast<int>(parsed);
 }
 
 }  // namespace

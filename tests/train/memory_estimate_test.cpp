@@ -149,7 +149,7 @@ TEST(CheckMemoryFits, RefusesAnEstimateAboveWhatTheMachineHasWithItsNumbers) {
   const auto message = testing::error_of([&] { check_memory_fits(estimate, 1, at::kCPU, 7, 4096); });
   EXPECT_TRUE(std::regex_search(
       message, std::regex("^this run needs at least 1.2e\\+06 GiB on cpu, more than the [0-9.e+]+ GiB available: "
-                          "1.25e\\+13 parameters take 2e\\+05 GiB with their gradients and AdamW state, the "
+                          "12500000000000 parameters take 2e\\+05 GiB with their gradients and AdamW state, the "
                           "activations of --micro-batch-size 7 x --seq-length 4096 at least 1e\\+06 GiB\\. ")))
       << message;
   // Ranks of one machine each need the whole estimate.
