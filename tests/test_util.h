@@ -5,8 +5,11 @@
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +30,13 @@ inline std::string error_of(const std::function<void()>& action) {
   }
   ADD_FAILURE() << "accepted; expected a strata::Error";
   return "";
+}
+
+// A folder under the system's temporary folder for one test, empty: strata_<name>_<pid>.
+inline std::filesystem::path fresh_temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("strata_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return dir;
 }
 
 inline at::Device test_device() {

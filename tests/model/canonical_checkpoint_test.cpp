@@ -19,11 +19,6 @@ std::shared_ptr<LanguageModel> model_from_pattern(const std::string& pattern, ui
   return std::make_shared<LanguageModel>(config, decoder_spec(default_layer_registry(LocalBackend{}, *config), *config));
 }
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("strata_test_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir;
-}
 
 TEST(CanonicalCheckpoint, FusedModelNamesTensorsAsIfUnfused) {
   auto fused = model_from_pattern("[*-][*-]", 1);
@@ -43,7 +38,7 @@ TEST(CanonicalCheckpoint, FusedAndUnfusedLoadEachOther) {
   auto unfused = model_from_pattern("*-*-", 2);
   auto input = at::randint(0, 64, {2, 9});
   for (auto [from, to] : {std::pair{fused, unfused}, std::pair{unfused, fused}}) {
-    auto dir = temp_dir("fusion");
+    auto dir = testing::fresh_temp_dir("test_fusion");
     save_model_weights(*from, dir);
     load_model_weights(*to, dir);
     auto a = from->canonical_state_dict(), b = to->canonical_state_dict();

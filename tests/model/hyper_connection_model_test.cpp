@@ -44,11 +44,6 @@ std::set<std::string> names_of(const std::map<std::string, at::Tensor>& tensors)
   return names;
 }
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("strata_test_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  return dir;
-}
 
 // ---- Selection and names ----
 
@@ -107,7 +102,7 @@ TEST(HyperConnectionModel, FusedAndUnfusedLoadEachOther) {
     ASSERT_EQ(names_of(fused->canonical_state_dict()), names_of(unfused->canonical_state_dict()));
     auto input = at::randint(0, 64, {2, 9});
     for (auto [from, to] : {std::pair{fused, unfused}, std::pair{unfused, fused}}) {
-      auto dir = temp_dir("mhc_fusion");
+      auto dir = testing::fresh_temp_dir("test_mhc_fusion");
       save_model_weights(*from, dir);
       load_model_weights(*to, dir);
       const auto a = from->canonical_state_dict(), b = to->canonical_state_dict();

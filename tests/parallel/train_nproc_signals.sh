@@ -13,17 +13,7 @@ model=(--hybrid-layer-pattern '[*-]' --hidden-size 32 --ffn-hidden-size 64 --kv-
        --micro-batch-size 2 --mqar-kv-pairs 4 --eval-iters 1 --lr-warmup-iters 1 --seed 7)
 endless=(--train-iters 1000000 --nproc 2)
 
-# Waits (up to 60 s) until the metrics file $1 holds at least $2 logged steps.
-wait_for_steps() {
-  for _ in $(seq 600); do
-    [ -f "$1" ] && [ "$(grep -c '"step"' "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  echo "no $2 steps in $1 after 60 s"; exit 1
-}
-last_step() { tail -n 1 "$1" | grep -oE '"step":[0-9]+' | cut -d: -f2; }
-first_step() { head -n 1 "$1" | grep -oE '"step":[0-9]+' | cut -d: -f2; }
-stop_iteration() { grep -oE '^stopped after iteration [0-9]+' "$1" | grep -oE '[0-9]+$'; }
+source "$(dirname "$0")/../cli/run_watch.sh"
 # Whether process $1 still runs (a zombie has ended; only its parent has not collected it yet).
 running() { local state; state=$(ps -o stat= -p "$1" 2> /dev/null) && [[ $state != Z* ]]; }
 # The ranks (children) of launcher $1, once both have started.

@@ -37,11 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using strata::testing::error_of;
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("strata_checkpoint_dir_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
@@ -342,7 +337,7 @@ void kill_the_writer_at_every_point(const fs::path& prepared, Save before, Save 
 
 TEST(CheckpointDirKill, NewIterationAfterAnExistingOne) {
   if (in_killed_writer()) return run_killed_writer();
-  const auto root = fresh_dir("new_iteration");
+  const auto root = testing::fresh_temp_dir("checkpoint_dir_new_iteration");
   save_snapshot(root / "prepared", {1, 1});
   kill_the_writer_at_every_point(root / "prepared", {1, 1}, {2, 2});
   fs::remove_all(root);
@@ -352,7 +347,7 @@ TEST(CheckpointDirKill, NewIterationAfterAnExistingOne) {
 // that used to leave the tracker naming a deleted folder.
 TEST(CheckpointDirKill, ResavingTheTrackedIteration) {
   if (in_killed_writer()) return run_killed_writer();
-  const auto root = fresh_dir("resave");
+  const auto root = testing::fresh_temp_dir("checkpoint_dir_resave");
   save_snapshot(root / "prepared", {2, 1});
   kill_the_writer_at_every_point(root / "prepared", {2, 1}, {2, 2});
   fs::remove_all(root);
@@ -362,7 +357,7 @@ TEST(CheckpointDirKill, ResavingTheTrackedIteration) {
 // complete iter_0000002 (of another save) that the tracker does not name.
 TEST(CheckpointDirKill, StaleUnreferencedFolderOfTheSavedIteration) {
   if (in_killed_writer()) return run_killed_writer();
-  const auto root = fresh_dir("stale");
+  const auto root = testing::fresh_temp_dir("checkpoint_dir_stale");
   const auto prepared = root / "prepared";
   save_snapshot(prepared, {1, 1});
   save_snapshot(prepared, {2, 3});
@@ -375,7 +370,7 @@ TEST(CheckpointDirKill, StaleUnreferencedFolderOfTheSavedIteration) {
 // aside as iter_0000002.previous, and the killed writer's temporary folder (of another save).
 TEST(CheckpointDirKill, ResavingAfterAKilledReplacement) {
   if (in_killed_writer()) return run_killed_writer();
-  const auto root = fresh_dir("killed_replacement");
+  const auto root = testing::fresh_temp_dir("checkpoint_dir_killed_replacement");
   const auto prepared = root / "prepared";
   save_snapshot(prepared, {2, 1});
   // The first step after which iteration 2 is only there aside, from a save that runs to the end.
@@ -411,7 +406,7 @@ TEST(CheckpointDirKill, ResavingAfterAKilledReplacement) {
 // ---- Strict reading
 
 TEST(CheckpointTracker, HoldsOneNonNegativeIntegerAndANewline) {
-  const auto dir = fresh_dir("tracker");
+  const auto dir = testing::fresh_temp_dir("checkpoint_dir_tracker");
   fs::create_directories(dir);
   const auto tracker = dir / kTrackerFile;
   for (const std::string text : {"20", "20\n"}) {
@@ -436,7 +431,7 @@ TEST(CheckpointTracker, HoldsOneNonNegativeIntegerAndANewline) {
 }
 
 TEST(CheckpointState, IsReadStrictly) {
-  const auto dir = fresh_dir("state");
+  const auto dir = testing::fresh_temp_dir("checkpoint_dir_state");
   const auto folder = dir / "iter_0000020";
   fs::create_directories(folder);
   write_text(dir / kTrackerFile, "20\n");
@@ -488,7 +483,7 @@ TEST(CheckpointState, IsReadStrictly) {
 // ---- What a --load folder holds
 
 TEST(LoadFolder, KindsAreToldApart) {
-  const auto root = fresh_dir("load_folder");
+  const auto root = testing::fresh_temp_dir("checkpoint_dir_load_folder");
   fs::create_directories(root / "empty");
   write_text(root / "file.txt", "not a folder");
   fs::create_directories(root / "hf");
@@ -525,7 +520,7 @@ TEST(LoadFolder, KindsAreToldApart) {
 // ---- Saving refuses a diverged model
 
 TEST(CheckpointSave, RefusesNonFiniteWeightsAndKeepsThePreviousCheckpoint) {
-  const auto dir = fresh_dir("non_finite");
+  const auto dir = testing::fresh_temp_dir("checkpoint_dir_non_finite");
   save_snapshot(dir, {1, 1});
   for (const float bad : {NAN, INFINITY, -INFINITY}) {
     const auto s = snapshot({2, 2});

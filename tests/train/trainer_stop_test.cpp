@@ -9,17 +9,13 @@
 #include "strata/train/default_run.h"
 #include "strata/train/train_checkpoint.h"
 #include "strata/train/trainer.h"
+#include "test_util.h"
 
 namespace strata::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("strata_stop_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
 
 std::shared_ptr<LanguageModel> tiny_model() {
   auto c = default_model_config();
@@ -55,7 +51,7 @@ class SignalledData : public MqarData {
 };
 
 TEST(TrainerStop, SigtermSavesTheStepItInterruptedAndResumesAfterIt) {
-  const auto dir = fresh_dir("sigterm");
+  const auto dir = testing::fresh_temp_dir("stop_sigterm");
   auto model = tiny_model();
   SignalledData data(3);
   const auto result = train(*model, data, tiny_options(50, dir));
@@ -80,7 +76,7 @@ TEST(TrainerStop, SigtermSavesTheStepItInterruptedAndResumesAfterIt) {
 }
 
 TEST(TrainerStop, ExitIntervalStopsWithExitCode0AtAPeriodicSave) {
-  const auto dir = fresh_dir("interval");
+  const auto dir = testing::fresh_temp_dir("stop_interval");
   auto model = tiny_model();
   MqarData data(64, 4, 5);
   auto options = tiny_options(10, dir);
@@ -96,7 +92,7 @@ TEST(TrainerStop, ExitIntervalStopsWithExitCode0AtAPeriodicSave) {
 }
 
 TEST(TrainerStop, AStopConditionAtTheLastIterationLetsTheRunFinish) {
-  const auto dir = fresh_dir("last");
+  const auto dir = testing::fresh_temp_dir("stop_last");
   auto model = tiny_model();
   MqarData data(64, 4, 5);
   auto options = tiny_options(4, dir);

@@ -18,11 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("strata_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
 
 std::shared_ptr<LanguageModel> small_model(uint64_t seed, double dropout = 0.0) {
   auto c = default_model_config();
@@ -81,7 +76,7 @@ TEST(Trainer, ResumeContinuesBitwiseEqual) {
   MqarData uninterrupted_data(64, 4, 11);
   auto uninterrupted = train(*uninterrupted_model, uninterrupted_data, quick_options(12));
 
-  const auto dir = fresh_dir("resume");
+  const auto dir = testing::fresh_temp_dir("train_resume");
   {
     auto model = small_model(5, 0.1);
     MqarData data(64, 4, 11);
@@ -110,7 +105,7 @@ TEST(Trainer, ResumeContinuesBitwiseEqual) {
 }
 
 TEST(Trainer, AKilledSaveLeavesTheLastCheckpointLoadable) {
-  const auto dir = fresh_dir("killed");
+  const auto dir = testing::fresh_temp_dir("train_killed");
   auto model = small_model(3);
   MqarData data(64, 4, 1);
   auto o = quick_options(4);
@@ -163,7 +158,7 @@ TEST(Trainer, BadOptionsNameTheFlag) {
 }
 
 TEST(Trainer, ANonFiniteLossStopsTheRunBeforeApplyingTheStep) {
-  const auto dir = fresh_dir("diverged");
+  const auto dir = testing::fresh_temp_dir("train_diverged");
   auto model = small_model(6);
   MqarData data(64, 4, 6);
   auto o = quick_options(20);
@@ -204,7 +199,7 @@ TEST(Trainer, EvalItersZeroMeansNoEvaluation) {
 }
 
 TEST(Trainer, DataTooShortForTheHeldOutSplitIsRefusedBeforeTheFirstStep) {
-  const auto dir = fresh_dir("short");
+  const auto dir = testing::fresh_temp_dir("train_short");
   fs::create_directories(dir);
   const std::vector<uint16_t> tokens(1000, 7);  // 50 held-out tokens
   std::ofstream(dir / "tokens.bin", std::ios::binary)
