@@ -36,7 +36,8 @@ std::shared_ptr<LanguageModel> load_model(const GenerateFlags& f) {
     return hf::load_hf_model(dir).model;
   }
   if (!train::latest_iteration(f.load)) fail("--load ", f.load, ": ", train::describe_non_checkpoint(f.load));
-  auto config = std::make_shared<const TransformerConfig>(config_from_json(train::checkpoint_config(f.load), f.load));
+  auto config =
+      std::make_shared<const TransformerConfig>(saved_config_from_json(train::checkpoint_config(f.load), f.load));
   auto model = build_language_model(config);
   load_model_weights(*model, train::latest_checkpoint_dir(f.load));
   return model;

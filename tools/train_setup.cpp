@@ -24,12 +24,6 @@ Json read_json_file(const std::string& path, const char* flag) {
   }
 }
 
-const std::vector<std::string> kModelFlags = {
-    "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
-    "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
-    "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
-    "--mhc-init-gating-factor"};
-
 // The data of a resumed run: the checkpoint's, with what the flags give on top.
 Json resumed_data_spec(const TrainFlags& f, Json saved) {
   std::error_code error;
@@ -43,6 +37,12 @@ Json resumed_data_spec(const TrainFlags& f, Json saved) {
   }
   if (f.given("--data-format")) saved["kind"] = f.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
+  if (f.given("--split") && file) {  // another split of the file: compared with the checkpoint's
+    const auto split = data_spec_from_flags(f);
+    saved.erase("test_fraction");
+    for (const char* key : {"held_out_fraction", "test_fraction"})
+      if (split.contains(key)) saved[key] = split[key];
+  }
   if (f.given("--mqar-kv-pairs") && !file) saved["num_kv_pairs"] = f.mqar_kv_pairs;
   if (f.given("--seed") && !file) saved["seed"] = f.seed;
   return saved;
@@ -56,22 +56,35 @@ void restore_options(TrainFlags& f, const Json& run, const std::string& source) 
   if (!f.given("--global-batch-size")) o.global_batch_size = run.at("global_batch_size").get<int64_t>();
   train::TrainOptions saved;
   train::apply_schedule(run.at("schedule"), saved, source);
-  if (!f.given("--lr")) o.lr = saved.lr;
-  if (!f.given("--min-lr")) o.min_lr = saved.min_lr;
-  if (!f.given("--lr-warmup-iters")) o.lr_warmup_iters = saved.lr_warmup_iters;
-  if (!f.given("--lr-decay-iters")) o.lr_decay_iters = saved.lr_decay_iters;
-  if (!f.given("--weight-decay")) o.adam.weight_decay = saved.adam.weight_decay;
-  if (!f.given("--adam-beta1")) o.adam.beta1 = saved.adam.beta1;
-  if (!f.given("--adam-beta2")) o.adam.beta2 = saved.adam.beta2;
-  if (!f.given("--adam-eps")) o.adam.eps = saved.adam.eps;
-  if (!f.given("--clip-grad")) o.clip_grad = saved.clip_grad;
+  // --use-checkpoint-opt_param-scheduler: the checkpoint's schedule whatever the flags say.
+  const auto keep = [&](const char* flag, auto& value, const auto& saved_value) {
+    if (f.use_checkpoint_opt_param_scheduler || !f.given(flag)) value = saved_value;
+  };
+  keep("--lr", o.lr, saved.lr);
+  keep("--min-lr", o.min_lr, saved.min_lr);
+  keep("--lr-decay-style", o.lr_decay_style, saved.lr_decay_style);
+  keep("--lr-warmup-init", o.lr_warmup_init, saved.lr_warmup_init);
+  keep("--lr-warmup-fraction", o.lr_warmup_fraction, saved.lr_warmup_fraction);
+  keep("--lr-warmup-iters", o.lr_warmup_iters, saved.lr_warmup_iters);
+  keep("--lr-decay-iters", o.lr_decay_iters, saved.lr_decay_iters);
+  keep("--lr-wsd-decay-style", o.lr_wsd_decay_style, saved.lr_wsd_decay_style);
+  keep("--lr-wsd-decay-iters", o.lr_wsd_decay_iters, saved.lr_wsd_decay_iters);
+  keep("--lr-warmup-samples", o.lr_warmup_samples, saved.lr_warmup_samples);
+  keep("--lr-decay-samples", o.lr_decay_samples, saved.lr_decay_samples);
+  keep("--lr-wsd-decay-samples", o.lr_wsd_decay_samples, saved.lr_wsd_decay_samples);
+  keep("--weight-decay", o.adam.weight_decay, saved.adam.weight_decay);
+  keep("--apply-wd-to-qk-layernorm", o.adam.apply_wd_to_qk_layernorm, saved.adam.apply_wd_to_qk_layernorm);
+  keep("--adam-beta1", o.adam.beta1, saved.adam.beta1);
+  keep("--adam-beta2", o.adam.beta2, saved.adam.beta2);
+  keep("--adam-eps", o.adam.eps, saved.adam.eps);
+  keep("--clip-grad", o.clip_grad, saved.clip_grad);
 }
 
 TrainSetup from_hf(TrainFlags& f) {
   if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
   if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
-  for (const auto& flag : kModelFlags)
-    if (f.given(flag)) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
+  if (f.model.any_given())
+    fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", f.model.given.front().flag);
   std::filesystem::path dir = f.load_hf;
   if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
     dir /= "model";  // an hf-check fixture folder
@@ -79,6 +92,15 @@ TrainSetup from_hf(TrainFlags& f) {
   TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f), "--data-path"),
                    hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string())};
   return setup;
+}
+
+// The model a new run starts from before its config file and flags: Megatron's defaults when the
+// run names a config file (TransformerConfig's) or its flags define the model (the flags'), else
+// the embedded default model.
+TransformerConfig new_run_base(const TrainFlags& f) {
+  if (!f.model_config.empty()) return TransformerConfig{};
+  if (f.model.define_a_model()) return megatron_flag_defaults();
+  return train::default_model_config();
 }
 
 }  // namespace
@@ -89,20 +111,23 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
   if (!resumes || o.finetune) {
     auto data = train::open_data_source(data_spec_from_flags(f), "--data-path");
-    TransformerConfig c = train::default_model_config();
-    c.vocab_size = data->vocab_size();
-    if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
+    TransformerConfig c = new_run_base(f);
+    c.vocab_size = model_vocab_size(f, data->vocab_size());
+    if (resumes) c = saved_config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
     if (!f.model_config.empty())
       c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-    return {std::make_shared<const TransformerConfig>(apply_model_flags(f, c)), std::move(data), {},
+    c = apply_model_flags(f.model, c);
+    derive_unset_fields(c);
+    return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run"};
   }
 
   const auto saved = train::read_checkpoint(o.load);
   const auto source = "--load " + o.load;
-  TransformerConfig c = config_from_json(saved.config, source);
+  TransformerConfig c = saved_config_from_json(saved.config, source);
   if (!f.model_config.empty()) c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-  c = apply_model_flags(f, c);
+  c = apply_model_flags(f.model, c);
+  derive_unset_fields(c);
   std::unique_ptr<train::DataSource> data;
   if (saved.state.run.is_null()) {  // written before strata saved the run: only the model is known
     data = train::open_data_source(data_spec_from_flags(f), "--data-path");
@@ -110,7 +135,7 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
     data = train::open_data_source(resumed_data_spec(f, saved.state.run.at("data")), source);
     restore_options(f, saved.state.run, source);
     const auto global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
-    train::check_resumable(to_json(config_from_json(saved.config, source)), saved.state.run, to_json(c),
+    train::check_resumable(to_json(saved_config_from_json(saved.config, source)), saved.state.run, to_json(c),
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},

@@ -32,13 +32,24 @@ at::Tensor LanguageModel::forward(const at::Tensor& input_ids, ForwardContext& c
   const int64_t offset = ctx.cache ? ctx.cache->sequence_length() : 0;
   // A later stage under sequence parallelism receives 1/tp of the positions.
   const int64_t seq = input_ids.size(1) * (role_.pre_process || !pg_.splits_sequence() ? 1 : pg_.tp_size());
-  auto [cos, sin] = ctx.cache && ctx.cache->fixed_capacity() ? rotary_.tables(ctx.cache->positions())
-                                                              : rotary_.tables(seq, offset, input_ids.device());
-  ctx.rotary_cos = cos;
-  ctx.rotary_sin = sin;
+  const bool fixed_capacity = ctx.cache && ctx.cache->fixed_capacity();
+  if (config_->position_embedding_type == PositionEmbeddingType::Rope) {
+    auto [cos, sin] = fixed_capacity ? rotary_.tables(ctx.cache->positions())
+                                     : rotary_.tables(seq, offset, input_ids.device());
+    ctx.rotary_cos = cos;
+    ctx.rotary_sin = sin;
+  }
   auto hidden = input_ids;
   if (role_.pre_process) {
-    hidden = embedding_->forward(input_ids);
+    at::Tensor positions;
+    if (embedding_->has_position_table()) {
+      if (!fixed_capacity && offset + seq > config_->max_position_embeddings)
+        fail("position ", offset + seq - 1, " is past the learned position table: max_position_embeddings = ",
+             config_->max_position_embeddings);
+      positions = fixed_capacity ? ctx.cache->positions()
+                                 : at::arange(offset, offset + seq, input_ids.options().dtype(at::kLong));
+    }
+    hidden = embedding_->forward(input_ids, positions);
     if (pg_.splits_sequence()) hidden = parallel::scatter_to_sequence_parallel_region(hidden, pg_.tp);
   }
   hidden = decoder_->forward(hidden, ctx);

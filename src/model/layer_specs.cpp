@@ -58,13 +58,9 @@ TransformerBlockSubmodules decoder_spec(const LayerRegistry& registry, const Tra
 }
 
 void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config) {
-  if (!config.enable_hyper_connections) return;
+  if (!config.enable_mhc_connections) return;
   const auto options = hyper_connection_options(config);
-  for (size_t i = 0; i < block.layers.size(); ++i) {
-    auto layer_options = options;
-    layer_options.recompute = static_cast<int64_t>(i) < config.mhc_recompute_num_layers;
-    block.layers[i].submodules.residual = hyper_connection(layer_options);
-  }
+  for (auto& layer : block.layers) layer.submodules.residual = hyper_connection(options);
   block.hyper_connections = BlockHyperConnections{
       .options = options,
       .expand = block.layers.empty() || block.layers.front().placement.first_canonical == 0,

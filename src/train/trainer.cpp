@@ -112,10 +112,8 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   data.check_fits(o.seq_length, evaluates);
   model.to(o.device);
   model.train();
-  model.decoder().set_recompute(o.recompute);
   auto params = model.canonical_state_dict();
   AdamW optimizer(params, o.adam);
-  const CosineSchedule schedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters ? o.lr_decay_iters : o.train_iters};
   // A model split over ranks trains through parallel::ParallelTraining (parallel/training.h).
   std::unique_ptr<parallel::ParallelTraining> parallel_run;
   if (model.process_groups().world) parallel_run = std::make_unique<parallel::ParallelTraining>(model, o.grad_bucket_bytes);
@@ -124,7 +122,10 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size,
          " x ", dp, " data-parallel ranks");
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
-  const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
+  const int64_t global_batch = accumulation * o.micro_batch_size * dp;
+  const auto identity = run_identity(data, o, global_batch);
+  o.train_iters = train_iterations(o, global_batch);
+  const auto schedule = lr_schedule_of(o, global_batch);
 
   StopConditions stop_conditions(o, model.process_groups().world);
   int64_t first = 0;
@@ -139,7 +140,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     } else {
       const auto saved = read_checkpoint(o.load);
       if (!saved.state.run.is_null()) {
-        const auto saved_config = to_json(config_from_json(saved.config, (saved.dir / "state.json").string()));
+        const auto saved_config = to_json(saved_config_from_json(saved.config, (saved.dir / "state.json").string()));
         check_resumable(saved_config, saved.state.run, to_json(model.config()), identity, o.override_opt_param_scheduler,
                         "--load " + o.load);
       }

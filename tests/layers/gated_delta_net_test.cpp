@@ -156,6 +156,7 @@ std::shared_ptr<TransformerConfig> qwen3_next_config() {
   std::ifstream file(testing::fixture("qwen3_next") + "/model/config.json");
   auto json = nlohmann::json::parse(file);
   auto c = std::make_shared<TransformerConfig>();
+  testing::use_llama_style(*c);
   c->num_layers = json["num_hidden_layers"];
   c->hidden_size = json["hidden_size"];
   c->linear_conv_kernel_dim = json["linear_conv_kernel_dim"];
