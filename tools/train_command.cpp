@@ -56,8 +56,9 @@ int run_train(TrainFlags& f) {
   if (logs) {
     int64_t parameters = 0;
     for (const auto& [name, p] : model->canonical_state_dict()) parameters += p.numel();
-    std::printf("strata train: %s\nmodel: pattern %s, %lld parameters%s\ndata: %s\n", setup.origin.c_str(),
-                resolve_layer_pattern(*setup.config).layers_text().c_str(), static_cast<long long>(parameters),
+    const auto mtp = model->mtp_depths() ? cat(" + ", model->mtp_depths(), " MTP depths") : std::string();
+    std::printf("strata train: %s\nmodel: pattern %s%s, %lld parameters%s\ndata: %s\n", setup.origin.c_str(),
+                resolve_layer_pattern(*setup.config).layers_text().c_str(), mtp.c_str(), static_cast<long long>(parameters),
                 run ? cat(" on rank 0 of ", run->world->size()).c_str() : "", setup.data->describe().c_str());
     log_run_configuration(f, *setup.config, *setup.data, setup.origin);
   }
@@ -69,6 +70,16 @@ int run_train(TrainFlags& f) {
     std::printf("train: step %lld loss %.4f acc %.3f -> step %lld loss %.4f acc %.3f\n",
                 static_cast<long long>(first.step), first.loss, first.accuracy, static_cast<long long>(last.step),
                 last.loss, last.accuracy);
+  }
+  if (!result.steps.empty() && !result.steps.back().mtp_losses.empty()) {
+    auto losses = [](const train::StepRecord& r) {
+      std::string out;
+      for (const double l : r.mtp_losses) out += cat(out.empty() ? "" : ",", std::to_string(l).substr(0, 6));
+      return out;
+    };
+    std::printf("mtp: step %lld losses %s -> step %lld losses %s\n", static_cast<long long>(result.steps.front().step),
+                losses(result.steps.front()).c_str(), static_cast<long long>(result.steps.back().step),
+                losses(result.steps.back()).c_str());
   }
   if (!result.evals.empty())
     std::printf("held-out: loss %.4f accuracy %.3f\n", result.evals.back().loss, result.evals.back().accuracy);

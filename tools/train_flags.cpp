@@ -85,6 +85,12 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--mhc-recompute-num-layers", f.mhc_recompute_num_layers,
                  "recompute the mHC maps of the first N layers in backward")
       ->check(count);
+  cmd.add_option("--mtp-num-layers", f.mtp_num_layers,
+                 "multi-token prediction depths (a hybrid pattern gives them after '/')")
+      ->check(count);
+  cmd.add_option("--mtp-loss-scaling-factor", f.mtp_loss_scaling_factor,
+                 "weight of the mean MTP loss in the training loss (default 0.1)")
+      ->check(real_at_least(0.0));
   cmd.add_option("--nproc", f.nproc, "start this many ranks on this machine (a parallel run over c10d)")
       ->check(positive);
   cmd.add_option("--tensor-model-parallel-size", f.layout.tensor_parallel, "ranks that split each layer's weights")
@@ -134,6 +140,8 @@ TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {
   if (f.mhc_init_gating_factor) c.mhc_init_gating_factor = *f.mhc_init_gating_factor;
   if (f.mhc_recompute_num_layers) c.mhc_recompute_num_layers = *f.mhc_recompute_num_layers;
   if (f.fp32_residual_connection) c.fp32_residual_connection = *f.fp32_residual_connection;
+  if (f.mtp_num_layers) c.mtp_num_layers = *f.mtp_num_layers;
+  if (f.mtp_loss_scaling_factor) c.mtp_loss_scaling_factor = *f.mtp_loss_scaling_factor;
   return c;
 }
 

@@ -32,6 +32,8 @@ struct TrainFlags {
   std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
   std::optional<double> mhc_eps, mhc_init_gating_factor;
   std::optional<bool> fp32_residual_connection;
+  std::optional<int64_t> mtp_num_layers;
+  std::optional<double> mtp_loss_scaling_factor;
   // Parallelism (Megatron's flag names); docs/parallelism.md.
   int nproc = 1;
   parallel::ParallelLayout layout;

@@ -28,7 +28,7 @@ const std::vector<std::string> kModelFlags = {
     "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
     "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
     "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
-    "--mhc-init-gating-factor"};
+    "--mhc-init-gating-factor", "--mtp-num-layers"};
 
 // The data of a resumed run: the checkpoint's, with what the flags give on top.
 Json resumed_data_spec(const TrainFlags& f, Json saved) {

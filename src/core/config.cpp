@@ -171,6 +171,9 @@ void validate(const TransformerConfig& c) {
   require_finite_at_least(c.init_method_std, 0.0, "init_method_std");
   for (auto [p, name] : {std::pair{c.hidden_dropout, "hidden_dropout"}, {c.attention_dropout, "attention_dropout"}})
     if (!(p >= 0.0 && p < 1.0)) fail("TransformerConfig.", name, " = ", p, ": expected a probability in [0, 1)");
+  if (c.mtp_num_layers < 0 || c.mtp_num_layers > kMaxLayers)
+    fail("TransformerConfig.mtp_num_layers = ", c.mtp_num_layers, ": expected 0 (no MTP) to ", kMaxLayers);
+  require_finite_at_least(c.mtp_loss_scaling_factor, 0.0, "mtp_loss_scaling_factor");
   if (c.enable_hyper_connections) {  // the mHC fields matter only when it is on
     require_positive(c.num_residual_streams, "num_residual_streams");
     require_positive(c.mhc_sinkhorn_iterations, "mhc_sinkhorn_iterations");

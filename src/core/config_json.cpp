@@ -215,6 +215,8 @@ const std::map<std::string, Field>& fields() {
     t["moe_router_topk_scaling_factor"] = plain(&TransformerConfig::moe_router_topk_scaling_factor, number);
     t["moe_router_enable_expert_bias"] = plain(&TransformerConfig::moe_router_enable_expert_bias, boolean);
     t["moe_aux_loss_coeff"] = plain(&TransformerConfig::moe_aux_loss_coeff, number);
+    t["mtp_num_layers"] = plain(&TransformerConfig::mtp_num_layers, integer);
+    t["mtp_loss_scaling_factor"] = plain(&TransformerConfig::mtp_loss_scaling_factor, number);
     t["enable_hyper_connections"] = plain(&TransformerConfig::enable_hyper_connections, boolean);
     t["num_residual_streams"] = plain(&TransformerConfig::num_residual_streams, integer);
     t["mhc_sinkhorn_iterations"] = plain(&TransformerConfig::mhc_sinkhorn_iterations, integer);

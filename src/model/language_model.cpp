@@ -1,6 +1,7 @@
 #include "strata/model/language_model.h"
 
 #include "strata/core/error.h"
+#include "strata/model/loss.h"
 #include "strata/model/state_dict.h"
 #include "strata/parallel/mappings.h"
 
@@ -8,6 +9,10 @@ namespace strata {
 
 LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config,
                              const TransformerBlockSubmodules& decoder, const ProcessGroups& pg, PipelineRole role)
+    : LanguageModel(config, LanguageModelSubmodules{decoder, {}}, pg, role) {}
+
+LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config, const LanguageModelSubmodules& sub,
+                             const ProcessGroups& pg, PipelineRole role)
     : config_(config),
       pg_(pg),
       role_(role),
@@ -17,7 +22,24 @@ LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config,
     fail("share_embeddings_and_output_weights = true: the embedding and the output layer would sit on different "
          "pipeline stages, which strata does not tie yet; set it to false or use one pipeline stage");
   if (role.pre_process) embedding_ = register_module("embedding", std::make_shared<LanguageModelEmbedding>(*config));
-  decoder_ = register_module("decoder", std::make_shared<TransformerBlock>(config, decoder, pg));
+  decoder_ = register_module("decoder", std::make_shared<TransformerBlock>(config, sub.decoder, pg));
+  const auto mtp_depths = resolve_mtp_depths(*config).size();
+  if (mtp_depths != sub.mtp.depths.size())
+    fail("the config asks for ", mtp_depths, " multi-token prediction depths, the model spec has ",
+         sub.mtp.depths.size(), " (build it from language_model_spec)");
+  if (mtp_depths > 0) {
+    if (!(role.pre_process && role.post_process) || pg.tp_size() > 1)
+      fail("multi-token prediction (", mtp_depths, " depths) with tensor or pipeline parallelism is not supported ",
+           "yet: run it with data or expert parallelism");
+    if (config->enable_hyper_connections)
+      fail("multi-token prediction (", mtp_depths, " depths) with hyper-connections is not supported yet");
+    torch::nn::ModuleList layers;
+    for (const auto& depth : sub.mtp.depths) {
+      mtp_.push_back(std::make_shared<MultiTokenPredictionLayer>(config, depth, *sub.mtp.norm, pg));
+      layers->push_back(mtp_.back());
+    }
+    register_module("mtp", std::make_shared<torch::nn::Module>())->register_module("layers", layers);
+  }
   if (!role.post_process) return;
   if (config->share_embeddings_and_output_weights) {
     output_weight_ = embedding_->weight();
@@ -46,7 +68,30 @@ at::Tensor LanguageModel::forward(const at::Tensor& input_ids, ForwardContext& c
   if (!role_.post_process) return hidden;
   // The output layer is whole on every tensor-parallel rank: each computes the same logits.
   if (pg_.splits_sequence()) hidden = parallel::gather_from_sequence_parallel_region(hidden, pg_.tp, false);
+  if (!mtp_.empty() && ctx.labels && !ctx.cache) add_mtp_losses(hidden, input_ids, ctx);
   return at::linear(hidden, output_weight_);
+}
+
+void LanguageModel::add_mtp_losses(at::Tensor hidden, const at::Tensor& input_ids, ForwardContext& ctx) {
+  const auto& labels = *ctx.labels;
+  const int64_t seq = input_ids.size(1);
+  at::Tensor total;
+  for (size_t d = 0; d < mtp_.size(); ++d) {
+    const int64_t ahead = static_cast<int64_t>(d) + 1;
+    // The tokens `ahead` positions on; past the end, token 0 (Megatron's roll fills zeros).
+    auto rolled = at::zeros_like(input_ids);
+    if (seq > ahead) rolled.narrow(1, 0, seq - ahead).copy_(input_ids.narrow(1, ahead, seq - ahead));
+    hidden = mtp_[d]->forward(hidden, embedding_->forward(rolled), ctx);
+    // Position t predicts labels[t + 1 + ahead]: the loss's own shift on labels moved by `ahead`.
+    const int64_t kept = seq - ahead;
+    if (kept < 2) continue;  // no position has a label that far ahead
+    auto loss = causal_lm_loss(at::linear(hidden.narrow(1, 0, kept), output_weight_),
+                               labels.narrow(1, ahead, kept).to(hidden.device()));
+    ctx.mtp_losses.push_back(loss);
+    total = total.defined() ? total + loss : loss;
+  }
+  if (total.defined())
+    ctx.aux_losses.push_back(total * (config_->mtp_loss_scaling_factor / static_cast<double>(mtp_.size())));
 }
 
 at::Tensor LanguageModel::forward(const at::Tensor& input_ids) {
@@ -58,10 +103,22 @@ std::map<std::string, at::Tensor> LanguageModel::canonical_state_dict() const {
   const std::string decoder_prefix = "decoder.";
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, tensor] : state_dict(*this)) {
-    const bool in_decoder = name.rfind(decoder_prefix, 0) == 0;
-    out.emplace(in_decoder ? decoder_prefix + decoder_->canonical_name(name.substr(decoder_prefix.size())) : name, tensor);
+    if (name.rfind(decoder_prefix, 0) == 0) {
+      out.emplace(decoder_prefix + decoder_->canonical_name(name.substr(decoder_prefix.size())), tensor);
+      continue;
+    }
+    out.emplace(mtp_canonical_name(name), tensor);
   }
   return out;
+}
+
+std::string LanguageModel::mtp_canonical_name(const std::string& name) const {
+  // "mtp.layers.<d>.mtp_model_layer.<block name>": the block's layers numbered canonically.
+  for (size_t d = 0; d < mtp_.size(); ++d) {
+    const auto prefix = cat("mtp.layers.", d, ".mtp_model_layer.");
+    if (name.rfind(prefix, 0) == 0) return prefix + mtp_[d]->layers().canonical_name(name.substr(prefix.size()));
+  }
+  return name;
 }
 
 void LanguageModel::load_canonical_state_dict(const std::map<std::string, at::Tensor>& tensors,

@@ -28,8 +28,6 @@ std::shared_ptr<LanguageModel> build_parallel_language_model(std::shared_ptr<con
                                                              const ProcessGroups& pg) {
   validate(*config);
   const auto pattern = resolve_layer_pattern(*config);
-  if (!pattern.mtp.empty())
-    fail("layer pattern \"", pattern.text, "\": multi-token prediction layers (the part after '/') cannot be built yet");
   if (pg.tp_size() > 1)
     for (const auto& layer : pattern.layers)
       if (!has_tensor_parallel_split(layer))
@@ -42,9 +40,12 @@ std::shared_ptr<LanguageModel> build_parallel_language_model(std::shared_ptr<con
   const auto layers = pp == 1 ? pattern.layers : pipeline_slice(pattern, pp, stage);
   const PipelineRole role{.pre_process = stage == 0, .post_process = stage == pp - 1};
   auto build_stage = [&] {
-    auto block = block_spec(default_layer_registry(FusedBackend{}, *config), layers, role.post_process);
+    const auto registry = default_layer_registry(FusedBackend{}, *config);
+    auto block = block_spec(registry, layers, role.post_process);
     add_hyper_connections(block, *config);
-    return std::make_shared<LanguageModel>(config, block, pg, role);
+    // The MTP depths' spec goes to every stage: the model refuses them where it cannot run them.
+    return std::make_shared<LanguageModel>(config, LanguageModelSubmodules{block, mtp_spec(registry, *config)}, pg,
+                                           role);
   };
   // Split linears and experts draw their whole initial weights and keep their part, so one stage
   // draws what a single process draws. Several stages do not (each draws only its own layers):

@@ -141,17 +141,5 @@ TEST(HybridModel, KindsMissingFromTheRegistryAreRejectedAtBuildTime) {
   }
 }
 
-TEST(HybridModel, MtpPartIsRejectedUntilMtpExists) {
-  auto config = testing::small_config();
-  config->hybrid_layer_pattern = "*-/*-";
-  config->num_layers = 2;
-  try {
-    decoder_spec(default_layer_registry(LocalBackend{}, *config), *config);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("multi-token prediction layers"), std::string::npos);
-  }
-}
-
 }  // namespace
 }  // namespace strata

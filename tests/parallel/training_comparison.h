@@ -118,6 +118,10 @@ inline void expect_same_training(const TrainingComparison& c, double tolerance =
     EXPECT_NEAR(c.single.steps[i].loss, c.parallel.steps[i].loss, tolerance) << "step " << i + 1;
     EXPECT_NEAR(c.single.steps[i].accuracy, c.parallel.steps[i].accuracy, tolerance) << "step " << i + 1;
     EXPECT_NEAR(c.single.steps[i].grad_norm, c.parallel.steps[i].grad_norm, tolerance) << "step " << i + 1;
+    ASSERT_EQ(c.single.steps[i].mtp_losses.size(), c.parallel.steps[i].mtp_losses.size());
+    for (size_t d = 0; d < c.single.steps[i].mtp_losses.size(); ++d)
+      EXPECT_NEAR(c.single.steps[i].mtp_losses[d], c.parallel.steps[i].mtp_losses[d], tolerance)
+          << "step " << i + 1 << ", MTP depth " << d + 1;
   }
   ASSERT_EQ(c.single.evals.size(), c.parallel.evals.size());
   for (size_t i = 0; i < c.single.evals.size(); ++i) EXPECT_NEAR(c.single.evals[i].loss, c.parallel.evals[i].loss, tolerance);

@@ -150,6 +150,13 @@ struct TransformerConfig {
   // instead of storing them (Megatron's recompute_method "block" counting; 0: none).
   int64_t mhc_recompute_num_layers = 0;
 
+  // Multi-token prediction (Megatron's names; DeepSeek-V3's MTP): depth d (1-based) predicts
+  // the token d + 1 positions ahead from the previous depth's hidden states and the embedding of
+  // the token d positions ahead. A hybrid pattern's MTP part (after '/') sets the depths and their
+  // layers; a model without a pattern repeats its last layer's kinds in mtp_num_layers depths.
+  int64_t mtp_num_layers = 0;            // 0: no MTP (Megatron: None)
+  double mtp_loss_scaling_factor = 0.1;  // the mean of the depths' losses is scaled by this
+
   int64_t rotary_dim() const;  // kv_channels * rotary_percent, rounded down to an even number
   int64_t mamba_heads() const;  // mamba_num_heads, or the number expand = 2 gives when it is 0
 };

@@ -30,6 +30,7 @@ struct MicroBatch {
 struct StepMeans {
   double loss = 0.0;
   double accuracy = 0.0;
+  std::vector<double> mtp_losses;  // one per multi-token prediction depth (training steps only)
 };
 
 class ParallelTraining {
@@ -62,7 +63,8 @@ class ParallelTraining {
   train::TrainingState load_checkpoint(const std::filesystem::path& load_dir, train::AdamW& optimizer);
 
  private:
-  StepMeans share_means(double loss_sum, double accuracy_sum, int64_t count) const;
+  StepMeans share_means(double loss_sum, double accuracy_sum, const std::vector<double>& mtp_sums,
+                        int64_t count) const;
 
   LanguageModel& model_;
   std::unique_ptr<GradientSync> sync_;
