@@ -71,8 +71,10 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(CLI::IsMember({"text", "uint16", "uint32"}));
   cmd.add_option("--split", f.split, "train,valid,test shares of each indexed dataset's documents");
   cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
-  cmd.add_option("--eod-token-id", f.eod_token_id, "the end-of-document token's id (for --eod-mask-loss)")
+  cmd.add_option("--eod-token-id", f.eod_token_id,
+                 "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
       ->check(count);
+  add_tokenizer_flags(cmd, f.tokenizer);
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
   cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
                  "layer pattern, e.g. \"[*-][G-]\" (docs/layer_patterns.md)");
@@ -142,6 +144,13 @@ nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size
     if (!names_indexed_dataset(f, prefix))
       fail("--data-path ", prefix, ": a file; several --data-path words name Megatron indexed datasets (PREFIX.bin/.idx)");
   if (f.seed > 0xffffffffull) fail("--seed ", f.seed, ": Megatron's datasets take seeds below 2^32");
+  // The tokenizer, when given, supplies what the flags leave out: the vocabulary and the EOD id.
+  std::optional<int64_t> vocab_size = f.vocab_size, eod_token_id = f.eod_token_id;
+  if (f.tokenizer.given()) {
+    const auto tokenizer = f.tokenizer.open();
+    if (!vocab_size) vocab_size = tokenizer->vocab_size();
+    if (!eod_token_id) eod_token_id = tokenizer->eod_id();
+  }
   const auto& o = f.options;
   const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
   auto datasets = nlohmann::json::array();
@@ -156,9 +165,9 @@ nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size
           {"seq_length", o.seq_length},
           {"train_samples", o.train_iters * global_batch},
           {"seed", f.seed},
-          {"vocab_size", f.vocab_size.value_or(0)},  // none given: refused when opened
+          {"vocab_size", vocab_size.value_or(0)},  // none given: refused when opened
           {"eod_mask_loss", f.eod_mask_loss},
-          {"eod_token_id", f.eod_token_id ? nlohmann::json(*f.eod_token_id) : nlohmann::json()}};
+          {"eod_token_id", eod_token_id ? nlohmann::json(*eod_token_id) : nlohmann::json()}};
 }
 
 }  // namespace

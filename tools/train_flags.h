@@ -12,6 +12,7 @@
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
+#include "tokenizer_flags.h"
 
 namespace strata::tools {
 
@@ -26,6 +27,7 @@ struct TrainFlags {
   std::string split = "969,30,1";  // Megatron's default for --data-path
   bool eod_mask_loss = false;
   std::optional<int64_t> eod_token_id;
+  TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
   int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
   uint64_t seed = 1234;
   std::string recompute_granularity;

@@ -59,6 +59,7 @@ Json resumed_indexed_spec(const TrainFlags& f, Json saved, int64_t data_parallel
   if (f.given("--vocab-size")) saved["vocab_size"] = *f.vocab_size;
   if (f.given("--eod-mask-loss")) saved["eod_mask_loss"] = true;
   if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.eod_token_id;
+  if (f.tokenizer.given() && !f.given("--vocab-size")) saved["vocab_size"] = f.tokenizer.open()->vocab_size();
   return saved;
 }
 

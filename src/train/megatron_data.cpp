@@ -20,9 +20,11 @@ MegatronData::MegatronData(MegatronDataSpec spec) : spec_(std::move(spec)), spli
   if (blend.prefixes.size() >= 32767) fail("--data-path: ", blend.prefixes.size(), " datasets; Megatron blends fewer than 32767");
   if (spec_.seq_length < 2) fail("--seq-length ", spec_.seq_length, ": expected at least 2");
   if (spec_.vocab_size < 1)
-    fail("--data-path ", blend.prefixes[0], ": an indexed dataset needs the tokenizer's vocabulary size: give --vocab-size");
+    fail("--data-path ", blend.prefixes[0],
+         ": an indexed dataset needs the tokenizer's vocabulary size: give --vocab-size or --tokenizer-type and "
+         "--tokenizer-model");
   if (spec_.eod_mask_loss && !spec_.eod_token_id)
-    fail("--eod-mask-loss: give the end-of-document token's id with --eod-token-id");
+    fail("--eod-mask-loss: give the end-of-document token's id with --eod-token-id (or a tokenizer that has one)");
   if (spec_.eod_token_id && (*spec_.eod_token_id < 0 || *spec_.eod_token_id >= spec_.vocab_size))
     fail("--eod-token-id ", *spec_.eod_token_id, ": outside the vocabulary (--vocab-size ", spec_.vocab_size, ")");
   for (const auto& prefix : blend.prefixes) {

@@ -28,7 +28,7 @@ for workers in 1 3; do
   grep -q "200 documents" progress.log
 done
 
-model=(--hidden-size 32 --ffn-hidden-size 64 --kv-channels 8 --vocab-size 1027 --seq-length 32 --micro-batch-size 8)
+model=(--hidden-size 32 --ffn-hidden-size 64 --kv-channels 8 --vocab-size 1024 --seq-length 32 --micro-batch-size 8)
 
 # Training on the fixture: the loss falls over 40 steps.
 "$strata" train "${model[@]}" --data-path "$data/corpus_uint16" --train-iters 40 --lr 0.01 --eval-iters 1 > train.log
@@ -39,10 +39,16 @@ grep -q "^held-out: loss" train.log
 
 # A weighted blend of both dtypes with --eod-mask-loss; its identity is saved with the checkpoint.
 "$strata" train "${model[@]}" --data-path 0.3 "$data/corpus_uint16" 0.7 "$data/corpus_int32" --split 90,10,0 \
-  --eod-mask-loss --eod-token-id 1024 --train-iters 2 --save blend > blend.log
+  --eod-mask-loss --eod-token-id 1021 --train-iters 2 --save blend > blend.log
 grep -qE '"kind": ?"megatron"' blend/iter_0000002/state.json
 grep -qE '"eod_mask_loss": ?true' blend/iter_0000002/state.json
 grep -qE '"weight": ?0.7' blend/iter_0000002/state.json
+
+# The tokenizer gives the vocabulary (1024) and the EOD id (1021, its EOS) when the flags do not.
+"$strata" train --hidden-size 32 --ffn-hidden-size 64 --kv-channels 8 --seq-length 32 --micro-batch-size 8 \
+  --data-path "$data/corpus_uint16" "${tokenizer[@]}" --eod-mask-loss --train-iters 1 --save tok > tok.log
+grep -qE '"eod_token_id": ?1021' tok/iter_0000001/state.json
+grep -qE '"vocab_size": ?1024' tok/iter_0000001/state.json
 
 # Refused by name: a truncated copy, a prefix with one file, an ambiguous path, a missing EOD id.
 cp "$data/corpus_uint16.idx" cut.idx

@@ -189,7 +189,7 @@ TEST(MegatronIndexedDataset, MissingFilesAreNamed) {
 }
 
 TEST(MegatronTokenDtype, PreprocessChoosesUint16BelowItsLimit) {
-  EXPECT_EQ(megatron_token_dtype(1027), MegatronDType::uint16);
+  EXPECT_EQ(megatron_token_dtype(1024), MegatronDType::uint16);
   EXPECT_EQ(megatron_token_dtype(65499), MegatronDType::uint16);
   EXPECT_EQ(megatron_token_dtype(65500), MegatronDType::int32);
   EXPECT_EQ(megatron_token_dtype(151936), MegatronDType::int32);

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 using testing::error_of;
 
 const fs::path kFixture = fs::path(STRATA_TEXT_FIXTURES_DIR) / "megatron_indexed";
-constexpr int64_t kFixtureVocab = 1027;  // 1024 + three special tokens; EOD is 1024
+constexpr int64_t kFixtureVocab = 1024;  // 1021 BPE tokens and three special ones; EOD is 1021
 
 // What Megatron-LM's own dataset code serves on the fixture (scripts/megatron_reference_samples.py).
 TEST(MegatronData, ServesMegatronsSamplesInMegatronsOrder) {
