@@ -129,9 +129,14 @@ std::unique_ptr<Normalizer> parse_normalizer(const nlohmann::json& spec, const s
   if (type == "NFKD") return std::make_unique<UnicodeForm>(NormalizationForm::NFKD);
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "StripAccents") return std::make_unique<StripAccents>();
-  if (type == "Strip") return std::make_unique<Strip>(bool_field(spec, "strip_left", here), bool_field(spec, "strip_right", here));
-  if (type == "Replace")
-    return std::make_unique<Replace>(pattern_field(spec, here), string_field(spec, "content", here));
+  if (type == "Strip") {
+    const bool left = bool_field(spec, "strip_left", here);
+    return std::make_unique<Strip>(left, bool_field(spec, "strip_right", here));
+  }
+  if (type == "Replace") {
+    Regex pattern = pattern_field(spec, here);
+    return std::make_unique<Replace>(std::move(pattern), string_field(spec, "content", here));
+  }
   if (type == "Prepend") return std::make_unique<Prepend>(string_field(spec, "prepend", here));
   if (type == "ByteLevel") return std::make_unique<ByteLevelNormalizer>();
   if (type == "Precompiled") {

@@ -245,12 +245,15 @@ std::unique_ptr<PreTokenizer> parse_metaspace(const nlohmann::json& spec, const 
 std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const nlohmann::json& spec, const std::string& where) {
   const std::string type = type_of(spec, where);
   const std::string here = cat(where, " (", type, ")");
-  if (type == "ByteLevel")
-    return std::make_unique<ByteLevel>(bool_field_or(spec, "add_prefix_space", true, here),
-                                       bool_field_or(spec, "use_regex", true, here));
-  if (type == "Split")
-    return std::make_unique<RegexSplit>(pattern_field(spec, here), parse_behavior(spec, here, SplitBehavior::Isolated),
-                                        bool_field_or(spec, "invert", false, here));
+  if (type == "ByteLevel") {
+    const bool add_prefix_space = bool_field_or(spec, "add_prefix_space", true, here);
+    return std::make_unique<ByteLevel>(add_prefix_space, bool_field_or(spec, "use_regex", true, here));
+  }
+  if (type == "Split") {
+    Regex pattern = pattern_field(spec, here);
+    const SplitBehavior behavior = parse_behavior(spec, here, SplitBehavior::Isolated);
+    return std::make_unique<RegexSplit>(std::move(pattern), behavior, bool_field_or(spec, "invert", false, here));
+  }
   if (type == "Metaspace") return parse_metaspace(spec, here);
   if (type == "Digits")
     return std::make_unique<CharSplit>(is_numeric, bool_field_or(spec, "individual_digits", false, here)

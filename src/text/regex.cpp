@@ -101,7 +101,12 @@ struct Regex::Compiled {
 };
 
 Regex::Regex(std::string_view pattern, std::string_view where) : pattern_(pattern), compiled_(new Compiled) {
-  const std::string translated = oniguruma_to_pcre2(pattern);
+  std::string translated;
+  try {
+    translated = oniguruma_to_pcre2(pattern);
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
   int error = 0;
   PCRE2_SIZE offset = 0;
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
