@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev      # safetensors headers, config.json
   libcli11-dev            # command-line parsing
   libgtest-dev            # unit tests
+  jq                      # the CLI tests read JSON
   pkgconf                 # finds the libraries below
   libpcre2-dev            # tokenizer.json regexes (Unicode properties, JIT)
   libutf8proc-dev         # Unicode normalisation (NFC, NFKC, ...) and character categories
