@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "strata/text/byte_level.h"
 #include "test_util.h"
 
@@ -58,6 +60,28 @@ TEST(HfTokenizer, EncodesByHandCheckableMerges) {
   EXPECT_EQ(t.special_ids(), Ids{262});
   EXPECT_EQ(t.token_to_id("Ġthe"), 258);
   EXPECT_FALSE(t.token_to_id("nope").has_value());
+}
+
+TEST(HfTokenizer, ManyThreadsEncodeAtOnce) {
+  // The regex's JIT stack and the word cache are per thread and shared: each thread must get its
+  // own stack (a shared one corrupted matches) and the same ids.
+  const HfTokenizer t(byte_level_bpe(), nullptr, "test");
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      for (int i = 0; i < 300; ++i) {
+        // "hello", " the", n spaces as n Ġ (32) (the last one starting " hello"), "hello", "\n";
+        // with no space " thehello" is Ġthe + hello, the same ids.
+        const int n = i % 50;
+        Ids expected{261, 258};
+        expected.insert(expected.end(), n, 32);
+        expected.insert(expected.end(), {261, 10});
+        wrong[k] += t.encode("hello the" + std::string(n, ' ') + "hello\n") != expected;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong, (std::vector<int>{0, 0, 0, 0}));
 }
 
 TEST(HfTokenizer, DecodesThroughTheDecoder) {
