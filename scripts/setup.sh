@@ -11,7 +11,6 @@ packages=(
   libcli11-dev            # command-line parsing
   libgtest-dev            # unit tests
   jq                      # the CLI tests read JSON
-  pkgconf                 # finds the libraries below
   libpcre2-dev            # tokenizer.json regexes (Unicode properties, JIT)
   libutf8proc-dev         # Unicode normalisation (NFC, NFKC, ...) and character categories
   libsentencepiece-dev    # SentencePiece tokenizer.model files
