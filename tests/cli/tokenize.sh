@@ -33,8 +33,8 @@ check() {  # check TYPE FOLDER
 }
 
 check SentencePieceTokenizer sentencepiece_bpe
-for name in bytelevel_bpe llama3_split deepseek_v3_split gpt2_bytelevel suffix_bpe prefix_bpe \
-            llama_style_bpe llama_legacy_bpe; do
+for name in bytelevel_bpe llama3_split deepseek_v3_split gpt2_bytelevel suffix_bpe prefix_bpe metaspace_bpe \
+            metaspace_legacy_bpe llama_style_bpe llama_legacy_bpe; do
   if [ -f "$fixtures/$name/reference.json" ]; then check HuggingFaceTokenizer "$name"; fi
 done
 
