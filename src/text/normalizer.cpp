@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "strata/core/error.h"
 #include "strata/text/byte_level.h"
 #include "json_fields.h"
@@ -16,7 +18,11 @@ namespace {
 class UnicodeForm : public Normalizer {
  public:
   explicit UnicodeForm(NormalizationForm form) : form_(form) {}
-  void apply(std::string& text) const override { text = normalize(text, form_); }
+  void apply(std::string& text) const override {
+    // ASCII is its own normal form in all four: most text skips the copy.
+    if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) return;
+    text = normalize(text, form_);
+  }
 
  private:
   NormalizationForm form_;
