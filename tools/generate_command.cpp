@@ -52,26 +52,32 @@ std::shared_ptr<LanguageModel> load_model(const GenerateFlags& f) {
   return model;
 }
 
-// The tokenizer flags name, else the HF folder's own tokenizer, else bytes for a strata
-// checkpoint of vocabulary 256; null where there is none.
-std::unique_ptr<text::Tokenizer> find_tokenizer(const GenerateFlags& f, int64_t vocab_size) {
-  std::unique_ptr<text::Tokenizer> tokenizer;
+// The tokenizer the flags name, else the HF folder's own, else bytes for a strata checkpoint of
+// vocabulary 256; null where there is none. `where` says which, for errors.
+std::unique_ptr<text::Tokenizer> open_tokenizer_for(const GenerateFlags& f, int64_t vocab_size, std::string& where) {
   if (f.tokenizer.given()) {
-    tokenizer = f.tokenizer.open();
-  } else if (!f.hf.empty()) {
+    where = "--tokenizer-model " + f.tokenizer.model;
+    return f.tokenizer.open();
+  }
+  if (!f.hf.empty()) {
     for (const fs::path& dir : {fs::path(f.hf), hf_model_dir(f.hf)}) {
-      if (fs::exists(dir / "tokenizer.json")) return text::open_tokenizer("HuggingFaceTokenizer", dir);
-      if (fs::exists(dir / "tokenizer.model")) return text::open_tokenizer("SentencePieceTokenizer", dir);
+      where = (dir / "tokenizer.json").string();
+      if (fs::exists(where)) return text::open_tokenizer("HuggingFaceTokenizer", dir);
+      where = (dir / "tokenizer.model").string();
+      if (fs::exists(where)) return text::open_tokenizer("SentencePieceTokenizer", dir);
     }
     return nullptr;
-  } else if (vocab_size == 256) {
-    return text::byte_tokenizer();
-  } else {
-    return nullptr;
   }
-  if (tokenizer->vocab_size() > vocab_size)
-    fail("--tokenizer-model ", f.tokenizer.model, ": its vocabulary (", tokenizer->vocab_size(),
-         " tokens) is larger than the model's (", vocab_size, ")");
+  where = "strata train's bytes";
+  return vocab_size == 256 ? text::byte_tokenizer() : nullptr;
+}
+
+std::unique_ptr<text::Tokenizer> find_tokenizer(const GenerateFlags& f, int64_t vocab_size) {
+  std::string where;
+  auto tokenizer = open_tokenizer_for(f, vocab_size, where);
+  if (tokenizer && tokenizer->vocab_size() > vocab_size)
+    fail(where, ": the tokenizer's vocabulary (", tokenizer->vocab_size(), " tokens) is larger than the model's (",
+         vocab_size, ")");
   return tokenizer;
 }
 

@@ -6,18 +6,11 @@
 
 #include "json_fields.h"
 #include "strata/core/error.h"
-#include "strata/text/byte_level.h"
 #include "strata/text/regex.h"
 #include "strata/text/unicode.h"
 #include "strata/text/utf8.h"
 
 namespace strata::text {
-
-void materialize_byte_level(Piece& piece) {
-  if (!piece.byte_level) return;
-  piece.text = bytes_to_byte_level(piece.text);
-  piece.byte_level = false;
-}
 
 std::vector<std::pair<size_t, size_t>> apply_split_behavior(const std::vector<Span>& spans, SplitBehavior behavior) {
   // (range, keep) per output part, folded as HF's NormalizedString::split does.

@@ -83,7 +83,7 @@ refuses() {  # refuses PATTERN ARGS...
 }
 refuses "has no tokenizer.json or tokenizer.model; give --tokenizer-type and --tokenizer-model, or --prompt-tokens" \
   --hf "$fixtures/hf/qwen3_dense" --prompt "Hello"
-refuses "its vocabulary (1024 tokens) is larger than the model's (256)" --hf "$fixtures/hf/qwen3_dense" \
+refuses "bytelevel_bpe: the tokenizer's vocabulary (1024 tokens) is larger than the model's (256)" --hf "$fixtures/hf/qwen3_dense" \
   --tokenizer-type HuggingFaceTokenizer --tokenizer-model "$fixtures/text/bytelevel_bpe" --prompt "Hello"
 refuses "an empty stop string" --hf "$fixtures/hf/qwen3_dense" "${bytes_bpe[@]}" --prompt "Hello" --stop ""
 # --prompt-tokens needs no tokenizer and prints the ids.
