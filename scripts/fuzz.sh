@@ -23,8 +23,15 @@ case $target in
     sources=(src/core/config_json.cpp src/core/config.cpp src/core/rotary_scaling.cpp src/model/layer_pattern.cpp)
     ;;
   cli_number) sources=(src/core/parse_number.cpp) ;;
+  tokenizer)
+    sources=(src/text/{utf8,unicode,regex,byte_level,piece,normalizer,pre_tokenizer,bpe,added_tokens}.cpp
+             src/text/{decoder,post_processor,hf_tokenizer,text_stream}.cpp)
+    libs=(-lpcre2-8 -lutf8proc)
+    defines=(-DSTRATA_FUZZ_TOKENIZER="\"$repo/tests/fixtures/text/bytelevel_bpe/tokenizer.json\"")
+    ;;
   *)
-    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config, cli_number)" >&2
+    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config, cli_number," \
+      "tokenizer)" >&2
     exit 2
     ;;
 esac
@@ -47,7 +54,8 @@ fi
 
 binary=$build_dir/${target}_fuzz
 echo "fuzz.sh: building $binary"
-clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${sources[@]}" -o "$binary"
+clang++ "${flags[@]}" ${defines[@]+"${defines[@]}"} "tests/fuzz/${target}_fuzz.cpp" "${sources[@]}" \
+  ${libs[@]+"${libs[@]}"} -o "$binary"
 
 corpus=$build_dir/${target}_corpus
 mkdir -p "$corpus"
@@ -111,6 +119,14 @@ seed_cli_number() {
   done
   printf '%s\n' '"-"' '"+"' '"."' '"e"' '"e-"' '"E+"' '"0"' '"9223372036854775807"' '"18446744073709551615"' \
     '"e308"' '"e-324"' '"nan"' '"inf"' '"infinity"' '"0x"' '"p"' '" "' >"$dict"
+}
+seed_tokenizer() {
+  local reference=tests/fixtures/text/bytelevel_bpe/reference.json i
+  for ((i = 0; i < $(jq '.cases | length' "$reference"); i++)); do
+    jq -j ".cases[$i].text" "$reference" >"$corpus/seed_$i"
+  done
+  printf '%s\n' '"<|endoftext|>"' '"<|im_start|>"' '"<|im_end|>"' '"\xcc\x81"' '"\xe2\x80\x8d"' '"\x0d\x0a"' \
+    '"\xc2\x85"' "\"'s\"" '"   "' >"$dict"
 }
 "seed_$target"
 options=(-max_total_time="$seconds" -artifact_prefix="$build_dir/${target}_")

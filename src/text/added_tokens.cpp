@@ -31,6 +31,12 @@ struct AddedTokenMatcher::Trie {
     // Two tokens with one pattern: the later one wins, as in HF's map.
     nodes[at].token = token;
   }
+  // Whether any pattern starts somewhere in `text` (most texts hold no added token at all).
+  bool any_in(std::string_view text) const {
+    for (size_t i = 0; i < text.size(); ++i)
+      if (nodes[0].child[static_cast<unsigned char>(text[i])] >= 0 && longest_at(text, i).first >= 0) return true;
+    return false;
+  }
   // (token index, length) of the longest pattern at text[from], or token -1.
   std::pair<int32_t, size_t> longest_at(std::string_view text, size_t from) const {
     std::pair<int32_t, size_t> best{-1, 0};
@@ -95,6 +101,10 @@ void AddedTokenMatcher::split(std::vector<Piece>& pieces) const {
       part.at_start = piece.at_start && begin == 0;
       out.push_back(std::move(part));
     };
+    if (!trie_->any_in(text)) {
+      out.push_back(std::move(piece));
+      continue;
+    }
     size_t covered = 0;  // HF's start_offset: the end of the last token taken
     size_t search = 0;   // where the next match may start (the end of the last match)
     while (search < text.size()) {

@@ -245,11 +245,15 @@ std::unique_ptr<Decoder> parse_decoder(const nlohmann::json& spec, const std::st
   if (type == "Fuse") return std::make_unique<Fuse>();
   if (type == "Strip") {
     const char32_t content = one_character(string_field(spec, "content", here), here, "content");
-    const int64_t start = int_field(spec, "start", here), stop = int_field(spec, "stop", here);
+    const int64_t start = int_field(spec, "start", here);
+    const int64_t stop = int_field(spec, "stop", here);
     if (start < 0 || stop < 0) fail(here, ": start ", start, " and stop ", stop, " must not be negative");
     return std::make_unique<Strip>(content, start, stop);
   }
-  if (type == "Replace") return std::make_unique<Replace>(pattern_field(spec, here), string_field(spec, "content", here));
+  if (type == "Replace") {
+    Regex pattern = pattern_field(spec, here);
+    return std::make_unique<Replace>(std::move(pattern), string_field(spec, "content", here));
+  }
   if (type == "BPEDecoder") return std::make_unique<BpeSuffix>(spec.contains("suffix") ? string_field(spec, "suffix", here) : "</w>");
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> steps;

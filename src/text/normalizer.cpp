@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "strata/core/error.h"
 #include "strata/text/byte_level.h"
 #include "json_fields.h"
@@ -16,7 +18,11 @@ namespace {
 class UnicodeForm : public Normalizer {
  public:
   explicit UnicodeForm(NormalizationForm form) : form_(form) {}
-  void apply(std::string& text) const override { text = normalize(text, form_); }
+  void apply(std::string& text) const override {
+    // ASCII is its own normal form in all four: most text skips the copy.
+    if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) return;
+    text = normalize(text, form_);
+  }
 
  private:
   NormalizationForm form_;
@@ -129,9 +135,14 @@ std::unique_ptr<Normalizer> parse_normalizer(const nlohmann::json& spec, const s
   if (type == "NFKD") return std::make_unique<UnicodeForm>(NormalizationForm::NFKD);
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "StripAccents") return std::make_unique<StripAccents>();
-  if (type == "Strip") return std::make_unique<Strip>(bool_field(spec, "strip_left", here), bool_field(spec, "strip_right", here));
-  if (type == "Replace")
-    return std::make_unique<Replace>(pattern_field(spec, here), string_field(spec, "content", here));
+  if (type == "Strip") {
+    const bool left = bool_field(spec, "strip_left", here);
+    return std::make_unique<Strip>(left, bool_field(spec, "strip_right", here));
+  }
+  if (type == "Replace") {
+    Regex pattern = pattern_field(spec, here);
+    return std::make_unique<Replace>(std::move(pattern), string_field(spec, "content", here));
+  }
   if (type == "Prepend") return std::make_unique<Prepend>(string_field(spec, "prepend", here));
   if (type == "ByteLevel") return std::make_unique<ByteLevelNormalizer>();
   if (type == "Precompiled") {

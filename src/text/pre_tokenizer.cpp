@@ -6,18 +6,11 @@
 
 #include "json_fields.h"
 #include "strata/core/error.h"
-#include "strata/text/byte_level.h"
 #include "strata/text/regex.h"
 #include "strata/text/unicode.h"
 #include "strata/text/utf8.h"
 
 namespace strata::text {
-
-void materialize_byte_level(Piece& piece) {
-  if (!piece.byte_level) return;
-  piece.text = bytes_to_byte_level(piece.text);
-  piece.byte_level = false;
-}
 
 std::vector<std::pair<size_t, size_t>> apply_split_behavior(const std::vector<Span>& spans, SplitBehavior behavior) {
   // (range, keep) per output part, folded as HF's NormalizedString::split does.
@@ -245,12 +238,15 @@ std::unique_ptr<PreTokenizer> parse_metaspace(const nlohmann::json& spec, const 
 std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const nlohmann::json& spec, const std::string& where) {
   const std::string type = type_of(spec, where);
   const std::string here = cat(where, " (", type, ")");
-  if (type == "ByteLevel")
-    return std::make_unique<ByteLevel>(bool_field_or(spec, "add_prefix_space", true, here),
-                                       bool_field_or(spec, "use_regex", true, here));
-  if (type == "Split")
-    return std::make_unique<RegexSplit>(pattern_field(spec, here), parse_behavior(spec, here, SplitBehavior::Isolated),
-                                        bool_field_or(spec, "invert", false, here));
+  if (type == "ByteLevel") {
+    const bool add_prefix_space = bool_field_or(spec, "add_prefix_space", true, here);
+    return std::make_unique<ByteLevel>(add_prefix_space, bool_field_or(spec, "use_regex", true, here));
+  }
+  if (type == "Split") {
+    Regex pattern = pattern_field(spec, here);
+    const SplitBehavior behavior = parse_behavior(spec, here, SplitBehavior::Isolated);
+    return std::make_unique<RegexSplit>(std::move(pattern), behavior, bool_field_or(spec, "invert", false, here));
+  }
   if (type == "Metaspace") return parse_metaspace(spec, here);
   if (type == "Digits")
     return std::make_unique<CharSplit>(is_numeric, bool_field_or(spec, "individual_digits", false, here)

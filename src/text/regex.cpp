@@ -21,9 +21,9 @@ std::string pcre2_message(int code) {
   return reinterpret_cast<const char*>(buffer);
 }
 
-// The JIT's stack, one per thread: the default 32 KiB runs out on long runs of whitespace with
-// patterns such as `\s+(?!\S)`.
-pcre2_jit_stack* thread_jit_stack() {
+// The JIT's stack, one per thread (PCRE2 asks for it at each match, from the matching thread):
+// the default 32 KiB runs out on long runs of whitespace with patterns such as `\s+(?!\S)`.
+pcre2_jit_stack* thread_jit_stack(void*) {
   struct Owner {
     pcre2_jit_stack* stack = pcre2_jit_stack_create(64 * 1024, 8 * 1024 * 1024, nullptr);
     ~Owner() { pcre2_jit_stack_free(stack); }
@@ -101,7 +101,12 @@ struct Regex::Compiled {
 };
 
 Regex::Regex(std::string_view pattern, std::string_view where) : pattern_(pattern), compiled_(new Compiled) {
-  const std::string translated = oniguruma_to_pcre2(pattern);
+  std::string translated;
+  try {
+    translated = oniguruma_to_pcre2(pattern);
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
   int error = 0;
   PCRE2_SIZE offset = 0;
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
@@ -110,6 +115,7 @@ Regex::Regex(std::string_view pattern, std::string_view where) : pattern_(patter
     fail(where, ": regex '", pattern, "' does not compile (PCRE2: ", pcre2_message(error), " at offset ", offset, ")");
   compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
   compiled_->context = pcre2_match_context_create(nullptr);
+  if (compiled_->jit) pcre2_jit_stack_assign(compiled_->context, thread_jit_stack, nullptr);
 }
 
 Regex::~Regex() = default;
@@ -120,7 +126,6 @@ std::vector<Match> Regex::find_all(std::string_view text) const {
   std::vector<Match> matches;
   pcre2_match_data* data = pcre2_match_data_create_from_pattern(compiled_->code, nullptr);
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> owned(data, &pcre2_match_data_free);
-  if (compiled_->jit) pcre2_jit_stack_assign(compiled_->context, nullptr, thread_jit_stack());
   const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
