@@ -76,7 +76,7 @@ StepMeans ParallelTraining::forward_backward(const std::vector<MicroBatch>& micr
     for (int64_t i = 0; i < n; ++i) {
       sync_->prepare_backward(i == n - 1);
       ForwardContext ctx;
-      auto logits = forward(local_rows(micro_batches[i].input_ids), ctx);
+      auto logits = forward(0, local_rows(micro_batches[i].input_ids), ctx);
       auto total = record(i, logits);
       for (const auto& aux : ctx.aux_losses) total = total + aux;
       (total / static_cast<double>(n)).backward();
@@ -107,7 +107,7 @@ StepMeans ParallelTraining::evaluate(const std::vector<MicroBatch>& batches, con
   } else {
     for (int64_t i = 0; i < n; ++i) {
       ForwardContext ctx;
-      record(i, forward(local_rows(batches[i].input_ids), ctx));
+      record(i, forward(0, local_rows(batches[i].input_ids), ctx));
     }
   }
   model_.train();
