@@ -45,6 +45,21 @@ TEST(VirtualPipeline, VirtualStagesFlagSplitsAPatternWithoutMarksEvenly) {
   });
 }
 
+// mHC streams travel between the chunks; the first chunk of rank 0 expands them, the last chunk
+// of the last rank contracts them, and each chunk recomputes the maps of its first layer.
+TEST(VirtualPipeline, HybridLayersWithHyperConnectionsTrainAsOneProcess) {
+  run_ranks(2, [](parallel::World& world) {
+    auto config = testing::tiny_gpt("[M-]|[G-]|[*-]|[G-]");
+    testing::use_small_hybrid_mixers(*config);
+    config->enable_hyper_connections = true;
+    config->num_residual_streams = 2;
+    config->mhc_recompute_num_layers = 1;
+    auto c = compare_training(world, {.pipeline_parallel = 2}, config, /*micro_batch_size=*/1, /*accumulation=*/2);
+    EXPECT_EQ(c.model_chunks, 2);
+    expect_same_training(c);
+  });
+}
+
 TEST(UnevenPipeline, FirstStageOfItsOwnSizeTrainsAsOneProcess) {
   run_ranks(2, [](parallel::World& world) {
     auto c = compare_training(world, {.pipeline_parallel = 2}, gpt("*-*-*-"), /*micro_batch_size=*/1,
