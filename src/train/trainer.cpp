@@ -127,9 +127,9 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
   const int pp = model.process_groups().pp_size();
   if (model.num_model_chunks() > 1 && accumulation % pp != 0)
-    fail("--global-batch-size ", o.global_batch_size, ": ", accumulation, " micro-batches per step (",
-         o.global_batch_size, " / (--micro-batch-size ", o.micro_batch_size, " x ", dp,
-         " data-parallel ranks)); the interleaved pipeline schedule (", model.num_model_chunks(),
+    fail("--global-batch-size ", o.global_batch_size, ": ", accumulation, accumulation == 1 ? " micro-batch" : " micro-batches",
+         " per step of --micro-batch-size ", o.micro_batch_size, " x ", dp,
+         " data-parallel ranks; the interleaved pipeline schedule (", model.num_model_chunks(),
          " virtual stages per rank) needs a multiple of --pipeline-model-parallel-size ", pp);
   const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
 
