@@ -293,8 +293,8 @@ std::vector<int64_t> layers_per_rank_and_round(const LayerPattern& pattern, cons
   take(split.first_stage_layers, "--decoder-first-pipeline-num-layers");
   take(split.last_stage_layers, "--decoder-last-pipeline-num-layers");
   if (middle_layers < 0 || (middle_layers > 0) != (middle_ranks > 0))
-    fail("layer pattern \"", pattern.text, "\" has ", layers, " layers: ", middle_layers,
-         " are left for the ", middle_ranks, " pipeline stages between the uneven first and last (expected ",
+    fail("layer pattern \"", pattern.text, "\" has ", layers, " layers; the uneven first and last stages leave ",
+         middle_layers, " for the ", middle_ranks, " pipeline stages between them (expected ",
          middle_ranks > 0 ? "a positive number" : "none", ")");
   if (middle_ranks > 0 && middle_layers % (static_cast<int64_t>(middle_ranks) * vp) != 0)
     fail("layer pattern \"", pattern.text, "\": the ", middle_layers,

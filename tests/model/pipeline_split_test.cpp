@@ -90,11 +90,11 @@ TEST(UnevenPipeline, SplitsThatDoNotWorkOutAreRefused) {
   EXPECT_EQ(slice_error("*-*-*-*-", {.pp_size = 2, .last_stage_layers = 0}),
             "--decoder-last-pipeline-num-layers 0: expected at least 1 layer");
   EXPECT_EQ(slice_error("*-*-*-*-", {.pp_size = 2, .first_stage_layers = 6, .last_stage_layers = 4}),
-            "layer pattern \"*-*-*-*-\" has 8 layers: -2 are left for the 0 pipeline stages between the uneven first "
-            "and last (expected none)");
+            "layer pattern \"*-*-*-*-\" has 8 layers; the uneven first and last stages leave -2 for the 0 pipeline "
+            "stages between them (expected none)");
   EXPECT_EQ(slice_error("*-*-*-*-", {.pp_size = 2, .first_stage_layers = 4, .last_stage_layers = 2}),
-            "layer pattern \"*-*-*-*-\" has 8 layers: 2 are left for the 0 pipeline stages between the uneven first "
-            "and last (expected none)");
+            "layer pattern \"*-*-*-*-\" has 8 layers; the uneven first and last stages leave 2 for the 0 pipeline "
+            "stages between them (expected none)");
   EXPECT_EQ(slice_error("*-*-*-*-", {.pp_size = 4, .first_stage_layers = 1, .last_stage_layers = 2}),
             "layer pattern \"*-*-*-*-\": the 5 layers between the uneven first and last stages do not split evenly "
             "over 2 pipeline stages x 1 virtual stages");
