@@ -23,8 +23,7 @@ class LanguageModel : public torch::nn::Module {
   // input_ids [B, T] int64 -> logits [B, T, vocab]. ctx receives aux losses from the layers.
   // A stage without pre_process takes the previous stage's hidden states instead of ids, and one
   // without post_process returns its hidden states (split along the sequence under sequence
-  // parallelism).
-  // A model of one chunk only.
+  // parallelism). A model of one chunk only (forward_chunk runs the chunks of one with several).
   at::Tensor forward(const at::Tensor& input_ids, ForwardContext& ctx);
   at::Tensor forward(const at::Tensor& input_ids);
   // Model chunk `chunk` of the virtual pipeline stages this rank holds (the decoder's chunks,
