@@ -110,6 +110,19 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--pipeline-model-parallel-size", f.layout.pipeline_parallel,
                  "pipeline stages (the pattern's '|' stages, or an even split)")
       ->check(positive);
+  auto& split = f.pipeline_split;
+  cmd.add_option("--num-virtual-stages-per-pipeline-rank", split.num_virtual_stages_per_pipeline_rank,
+                 "model chunks per pipeline rank, interleaved 1F1B (a pattern with '|' sets them by its segments)")
+      ->check(positive);
+  cmd.add_option("--num-layers-per-virtual-pipeline-stage", split.num_layers_per_virtual_pipeline_stage,
+                 "layers per virtual pipeline stage (virtual stages per rank = layers / pp / this)")
+      ->check(positive);
+  cmd.add_option("--decoder-first-pipeline-num-layers", split.decoder_first_pipeline_num_layers,
+                 "layers of the first pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
+      ->check(positive);
+  cmd.add_option("--decoder-last-pipeline-num-layers", split.decoder_last_pipeline_num_layers,
+                 "layers of the last pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
+      ->check(positive);
   cmd.add_option("--expert-model-parallel-size", f.layout.expert_parallel, "ranks that split each MoE layer's experts")
       ->check(positive);
   cmd.add_flag("--sequence-parallel", f.layout.sequence_parallel, "split norms and residuals along the sequence over tp");

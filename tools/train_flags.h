@@ -8,6 +8,7 @@
 #include <string>
 
 #include "strata/core/config.h"
+#include "strata/model/pipeline_split.h"
 #include "strata/parallel/layout.h"
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
@@ -44,6 +45,7 @@ struct TrainFlags {
   // Parallelism (Megatron's flag names); docs/parallelism.md.
   int nproc = 1;
   parallel::ParallelLayout layout;
+  PipelineSplitFlags pipeline_split;  // virtual and uneven pipeline stages
   std::string distributed_backend = "gloo";
   double distributed_timeout_minutes = 10.0;
 

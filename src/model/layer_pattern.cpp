@@ -263,15 +263,62 @@ LayerPattern resolve_layer_pattern(const TransformerConfig& config) {
       pattern_from_frequencies(config.num_layers, config.linear_attention_freq, config.moe_layer_freq));
 }
 
-std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size,
+namespace {
+
+// The TransformerLayers each rank holds in one virtual round (all ranks' virtual stage v), after
+// checking that the split works out (Megatron's checks of uneven pipelines).
+std::vector<int64_t> layers_per_rank_and_round(const LayerPattern& pattern, const PipelineSplit& split) {
+  const int pp = split.pp_size, vp = split.vp_size;
+  const auto layers = static_cast<int64_t>(pattern.layers.size());
+  if (!split.first_stage_layers && !split.last_stage_layers) {
+    if (layers % (pp * vp) != 0)
+      fail("layer pattern \"", pattern.text, "\": ", layers, " layers do not split evenly over ", pp * vp,
+           " pipeline stages; mark the stages with '|'");
+    return std::vector<int64_t>(pp, layers / (pp * vp));
+  }
+  int middle_ranks = pp;
+  int64_t middle_layers = layers;
+  auto take = [&](const std::optional<int64_t>& count, const char* flag) {
+    if (!count) return;
+    if (pattern.explicit_stages)
+      fail("layer pattern \"", pattern.text, "\" marks its pipeline stages with '|', so ", flag,
+           " cannot be given: the pattern already defines the pipeline layout");
+    if (pp < 2) fail(flag, " ", *count, ": an uneven first or last stage needs at least 2 pipeline stages");
+    if (*count < 1) fail(flag, " ", *count, ": expected at least 1 layer");
+    if (*count % vp != 0)
+      fail(flag, " ", *count, ": the layers of that stage must split evenly over its ", vp, " virtual stages");
+    middle_layers -= *count;
+    --middle_ranks;
+  };
+  take(split.first_stage_layers, "--decoder-first-pipeline-num-layers");
+  take(split.last_stage_layers, "--decoder-last-pipeline-num-layers");
+  if (middle_layers < 0 || (middle_layers > 0) != (middle_ranks > 0))
+    fail("layer pattern \"", pattern.text, "\" has ", layers, " layers; the uneven first and last stages leave ",
+         middle_layers, " for the ", middle_ranks, " pipeline stages between them (expected ",
+         middle_ranks > 0 ? "a positive number" : "none", ")");
+  if (middle_ranks > 0 && middle_layers % (static_cast<int64_t>(middle_ranks) * vp) != 0)
+    fail("layer pattern \"", pattern.text, "\": the ", middle_layers,
+         " layers between the uneven first and last stages do not split evenly over ", middle_ranks,
+         " pipeline stages x ", vp, " virtual stages");
+  const int64_t middle = middle_ranks > 0 ? middle_layers / (static_cast<int64_t>(middle_ranks) * vp) : 0;
+  std::vector<int64_t> out(pp, middle);
+  if (split.first_stage_layers) out.front() = *split.first_stage_layers / vp;
+  if (split.last_stage_layers) out.back() = *split.last_stage_layers / vp;
+  return out;
+}
+
+}  // namespace
+
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, const PipelineSplit& split, int pp_rank,
                                          int vp_stage) {
+  const int pp_size = split.pp_size, vp_size = split.vp_size;
   if (pp_size <= 0 || vp_size <= 0) fail("pipeline: pp_size = ", pp_size, ", vp_size = ", vp_size, ": expected positive sizes");
   if (pp_rank < 0 || pp_rank >= pp_size) fail("pipeline: pp_rank = ", pp_rank, " outside [0, ", pp_size, ")");
   if (vp_stage < 0 || vp_stage >= vp_size) fail("pipeline: vp_stage = ", vp_stage, " outside [0, ", vp_size, ")");
   const int stages = pp_size * vp_size;
   const int stage = vp_stage * pp_size + pp_rank;
   std::vector<PatternLayer> out;
-  if (pattern.explicit_stages) {
+  if (pattern.explicit_stages && !split.first_stage_layers && !split.last_stage_layers) {
     if (pattern.num_stages != stages)
       fail("layer pattern \"", pattern.text, "\" has ", pattern.num_stages, " pipeline stages ('|'), but pp_size * vp_size = ",
            pp_size, " * ", vp_size, " = ", stages);
@@ -279,16 +326,21 @@ std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_siz
       if (layer.stage == stage) out.push_back(layer);
     return out;
   }
-  const auto units = static_cast<int64_t>(pattern.layers.size());
-  if (units % stages != 0)
-    fail("layer pattern \"", pattern.text, "\": ", units, " layers do not split evenly over ", stages,
-         " pipeline stages; mark the stages with '|'");
-  const auto per_stage = units / stages;
-  for (int64_t i = stage * per_stage; i < (stage + 1) * per_stage; ++i) {
+  const auto per_rank = layers_per_rank_and_round(pattern, split);
+  int64_t round = 0;
+  for (auto n : per_rank) round += n;
+  int64_t begin = vp_stage * round;
+  for (int r = 0; r < pp_rank; ++r) begin += per_rank[r];
+  for (int64_t i = begin; i < begin + per_rank[pp_rank]; ++i) {
     out.push_back(pattern.layers[i]);
     out.back().stage = stage;
   }
   return out;
+}
+
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size,
+                                         int vp_stage) {
+  return pipeline_slice(pattern, PipelineSplit{.pp_size = pp_size, .vp_size = vp_size}, pp_rank, vp_stage);
 }
 
 }  // namespace strata

@@ -69,10 +69,26 @@ std::string pattern_from_frequencies(int64_t num_layers, const LayerFrequency& l
 // num_layers attention+MLP layers.
 LayerPattern resolve_layer_pattern(const TransformerConfig& config);
 
-// Which layers of `pattern` pipeline rank `pp_rank` holds for virtual stage `vp_stage`, given
-// pp_size ranks and vp_size virtual stages per rank. Stages come from '|' when the pattern has
-// them (their count must equal pp_size * vp_size), else layers are split evenly. Stage s runs on
-// rank s % pp_size as its virtual stage s / pp_size (Megatron's interleaved order).
+// How the main decoder's TransformerLayers split over pp_size pipeline ranks of vp_size virtual
+// stages (model chunks) each: as the pattern's '|' say (their count must be pp_size * vp_size),
+// else evenly, or with an uneven first and/or last rank holding first_stage_layers /
+// last_stage_layers TransformerLayers over all its virtual stages (Megatron's
+// --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers, which a pattern with
+// '|' cannot take). Virtual stage v of rank r is stage v * pp_size + r (Megatron's interleaved
+// order): each virtual round v takes, rank by rank, first_stage_layers / vp_size layers on rank 0,
+// last_stage_layers / vp_size on the last rank, and the remaining layers' share on every other
+// rank. pipeline_split.h derives a split from Megatron's flags.
+struct PipelineSplit {
+  int pp_size = 1;
+  int vp_size = 1;
+  std::optional<int64_t> first_stage_layers, last_stage_layers;
+};
+
+// Which layers of `pattern` pipeline rank `pp_rank` holds for its virtual stage `vp_stage`, each
+// with `stage` set to its virtual stage. Errors name what does not split (and the flag behind it).
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, const PipelineSplit& split, int pp_rank,
+                                         int vp_stage = 0);
+// The same for a split without uneven ranks.
 std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size = 1,
                                          int vp_stage = 0);
 
