@@ -6,7 +6,7 @@
 #include "run_log.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/parallel/model_state.h"
 #include "strata/parallel/parallel_model.h"
 #include "strata/parallel/run.h"

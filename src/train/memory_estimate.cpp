@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "strata/core/error.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 #ifdef STRATA_CUDA
 #include <c10/cuda/CUDAGuard.h>
