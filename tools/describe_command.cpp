@@ -153,18 +153,21 @@ void print_text(const Description& d) {
   std::printf("  %-27s %lld\n", "total", static_cast<long long>(d.parameters.total()));
 }
 
+// A pattern quoted in a message may hold any bytes: those that are not UTF-8 print as U+FFFD.
+std::string one_line(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 int run_describe(const TrainFlags& f, bool json) {
   Description d;
   try {
     d = describe(f);
   } catch (const Error& e) {
     if (!json) throw;
-    std::printf("%s\n", Json{{"ok", false}, {"error", e.what()}}.dump().c_str());
+    std::printf("%s\n", one_line(Json{{"ok", false}, {"error", e.what()}}).c_str());
     return 1;
   }
   for (const auto& warning : d.resolved.warnings) std::fprintf(stderr, "strata: warning: %s\n", warning.c_str());
   if (json) {
-    std::printf("%s\n", to_json(d).dump().c_str());
+    std::printf("%s\n", one_line(to_json(d)).c_str());
   } else {
     print_text(d);
   }

@@ -84,8 +84,6 @@ void validate_moe(const TransformerConfig& c) {
   require_finite_at_least(c.moe_aux_loss_coeff, 0.0, "moe_aux_loss_coeff");
 }
 
-bool is_set(const LayerFrequency& f) { return f.every || !f.explicit_list.empty(); }
-
 void require_frequency(const LayerFrequency& f, const char* field) {
   if (f.every && *f.every < 1)
     fail("TransformerConfig.", field, " = ", *f.every, ": expected a positive integer N (every N-th layer) or a list");
@@ -130,7 +128,7 @@ void validate_layer_allocation(const TransformerConfig& c) {
     fail("TransformerConfig.experimental_attention_variant = '", variant,
          "': expected gdn, dsa, gated_delta_net (an alias of gdn) or none");
   // Megatron asserts it for gdn whether or not a pattern places the layers.
-  if (is_linear_attention_variant(variant) && !is_set(c.linear_attention_freq))
+  if (is_linear_attention_variant(variant) && !c.linear_attention_freq.is_set())
     fail("TransformerConfig.experimental_attention_variant = '", variant,
          "' needs linear_attention_freq (which layers are Gated DeltaNet), as in Megatron");
   require_frequency(c.linear_attention_freq, "linear_attention_freq");

@@ -19,10 +19,8 @@ void require_layer_count(int64_t num_layers) {
 // the default rounding mode).
 int64_t python_round(double value) { return static_cast<int64_t>(std::nearbyint(value)); }
 
-bool is_set(const LayerFrequency& f) { return f.every || !f.explicit_list.empty(); }
-
-// One flag per layer from a frequency: a list as given (one 0/1 entry per layer), an integer N by
-// `every_nth`.
+// One flag per layer from a set frequency whose values validate_layer_allocation checked: a list
+// as given (one entry per layer), an integer N by `every_nth`.
 std::vector<bool> expand(const LayerFrequency& f, int64_t num_layers, const char* field,
                          bool (*every_nth)(int64_t layer, int64_t n)) {
   std::vector<bool> out(num_layers);
@@ -30,16 +28,10 @@ std::vector<bool> expand(const LayerFrequency& f, int64_t num_layers, const char
     if (static_cast<int64_t>(f.explicit_list.size()) != num_layers)
       fail(field, " ", to_string(f), ": the list has ", f.explicit_list.size(),
            " entries, expected one per layer (num_layers = ", num_layers, ")");
-    for (int64_t i = 0; i < num_layers; ++i) {
-      const auto v = f.explicit_list[i];
-      if (v != 0 && v != 1) fail(field, "[", i, "] = ", v, ": expected 0 or 1");
-      out[i] = v == 1;
-    }
+    for (int64_t i = 0; i < num_layers; ++i) out[i] = f.explicit_list[i] == 1;
     return out;
   }
-  const auto n = *f.every;
-  if (n < 1) fail(field, " = ", n, ": expected a positive integer N (every N-th layer) or a list");
-  for (int64_t i = 0; i < num_layers; ++i) out[i] = every_nth(i, n);
+  for (int64_t i = 0; i < num_layers; ++i) out[i] = every_nth(i, *f.every);
   return out;
 }
 
@@ -87,13 +79,11 @@ std::string pattern_from_ratios(int64_t num_layers, double attention_ratio, doub
 }
 
 std::string pattern_from_frequencies(const TransformerConfig& c) {
+  validate_layer_allocation(c);
   require_layer_count(c.num_layers);
   const auto n = c.num_layers;
   std::vector<bool> linear(n, false), moe(n, false);
   if (is_linear_attention_variant(c.experimental_attention_variant)) {
-    if (!is_set(c.linear_attention_freq))
-      fail("experimental_attention_variant '", c.experimental_attention_variant,
-           "' needs linear_attention_freq (which layers are Gated DeltaNet), as in Megatron");
     linear = expand(c.linear_attention_freq, n, "linear_attention_freq",
                     [](int64_t i, int64_t every) { return (i + 1) % every != 0; });
   }
@@ -150,7 +140,8 @@ ResolvedLayers resolve_layer_settings(TransformerConfig config) {
     c.hybrid_attention_ratio = c.hybrid_mlp_ratio = 0.0;
   }
   const bool moe_freq_given = c.moe_layer_freq != TransformerConfig{}.moe_layer_freq;
-  const bool linear_freq_unused = is_set(c.linear_attention_freq) && !is_linear_attention_variant(c.experimental_attention_variant);
+  const bool linear_freq_unused =
+      c.linear_attention_freq.is_set() && !is_linear_attention_variant(c.experimental_attention_variant);
   if (!c.hybrid_layer_pattern.empty()) {
     const auto count = parse_layer_pattern(c.hybrid_layer_pattern).num_canonical_layers();
     if (c.num_layers != 0 && c.num_layers != count)

@@ -1,5 +1,8 @@
 #include "strata/model/layer_pattern.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "strata/core/error.h"
 
 namespace strata {

@@ -115,7 +115,11 @@ TEST(PatternFromFrequencies, BadListsNameTheFieldAndTheCount) {
   EXPECT_EQ(error_of([&] { pattern_from_frequencies(c); }),
             "linear_attention_freq [1,0]: the list has 2 entries, expected one per layer (num_layers = 3)");
   c.linear_attention_freq = {.explicit_list = {1, 2, 0}};
-  EXPECT_EQ(error_of([&] { pattern_from_frequencies(c); }), "linear_attention_freq[1] = 2: expected 0 or 1");
+  EXPECT_EQ(error_of([&] { pattern_from_frequencies(c); }),
+            "TransformerConfig.linear_attention_freq[1] = 2: expected 0 or 1");
+  c.linear_attention_freq = {.every = 0};
+  EXPECT_EQ(error_of([&] { pattern_from_frequencies(c); }),
+            "TransformerConfig.linear_attention_freq = 0: expected a positive integer N (every N-th layer) or a list");
 }
 
 // A num_layers of 10^12 allocated terabytes (std::bad_alloc, or an out-of-memory kill); found by the

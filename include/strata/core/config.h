@@ -26,6 +26,7 @@ Activation parse_activation(const std::string& value, const std::string& field);
 struct LayerFrequency {
   std::optional<int64_t> every;
   std::vector<int64_t> explicit_list;
+  bool is_set() const { return every || !explicit_list.empty(); }
   bool operator==(const LayerFrequency&) const = default;
 };
 
