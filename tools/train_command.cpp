@@ -6,7 +6,9 @@
 #include "run_log.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/model/layer_pattern.h"
+#include "strata/model/pipeline_layout.h"
 #include "strata/model/pipeline_split.h"
 #include "strata/parallel/model_state.h"
 #include "strata/parallel/parallel_model.h"
@@ -38,6 +40,10 @@ int run_train(TrainFlags& f) {
 
   at::manual_seed(f.seed);
   auto setup = set_up_run(f, run ? run->groups.dp_size() : 1);
+  if (auto warning = unmarked_stages_warning(*setup.config, f.layout.pipeline_parallel); !warning.empty())
+    setup.warnings.push_back(warning);
+  if (logs)
+    for (const auto& warning : setup.warnings) std::fprintf(stderr, "strata: warning: %s\n", warning.c_str());
   train::check_train_options(o);  // once a resumed run's options hold the checkpoint's values
   validate(*setup.config);         // before its size is estimated: a bad layer count must not allocate
   setup.data->check_fits(o.seq_length, o.eval_iters > 0);

@@ -78,7 +78,10 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
   cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
                  "layer pattern, e.g. \"[*-][G-]\" (docs/layer_patterns.md)");
-  cmd.add_option("--num-layers", f.num_layers, "layers (the pattern's symbols, or attention+MLP layers)")->check(positive);
+  cmd.add_option("--num-layers", f.num_layers,
+                 "layers: attention+MLP layers without a pattern (a pattern's own count wins, with a warning)")
+      ->check(positive);
+  add_layer_allocation_flags(cmd, f.layer_allocation);
   cmd.add_option("--hidden-size", f.hidden_size, "model width")->check(positive);
   cmd.add_option("--ffn-hidden-size", f.ffn_hidden_size, "MLP inner width")->check(positive);
   cmd.add_option("--num-attention-heads", f.num_attention_heads, "query heads")->check(positive);
@@ -215,6 +218,7 @@ TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {
   if (f.num_layers) c.num_layers = *f.num_layers;
   if (f.hybrid_layer_pattern && !f.num_layers)  // a pattern names its own layer count
     c.num_layers = parse_layer_pattern(c.hybrid_layer_pattern).num_canonical_layers();
+  apply_layer_allocation_flags(f.layer_allocation, f.hybrid_layer_pattern.has_value(), c);
   if (f.hidden_size) c.hidden_size = *f.hidden_size;
   if (f.ffn_hidden_size) c.ffn_hidden_size = *f.ffn_hidden_size;
   if (f.num_attention_heads) c.num_attention_heads = *f.num_attention_heads;

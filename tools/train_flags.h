@@ -13,6 +13,7 @@
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
+#include "layer_allocation_flags.h"
 #include "tokenizer_flags.h"
 
 namespace strata::tools {
@@ -36,6 +37,7 @@ struct TrainFlags {
   std::optional<std::string> hybrid_layer_pattern;
   std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_attention_heads, num_query_groups,
       kv_channels, vocab_size;
+  LayerAllocationFlags layer_allocation;  // without a pattern: variant, frequencies, ratios
   bool enable_hyper_connections = false;  // a flag can only turn mHC on; a config file can turn it off
   std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
   std::optional<double> mhc_eps, mhc_init_gating_factor;

@@ -5,6 +5,7 @@
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/hf/architecture.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/train/run_identity.h"
 #include "strata/train/train_checkpoint.h"
 
@@ -28,7 +29,8 @@ const std::vector<std::string> kModelFlags = {
     "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
     "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
     "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
-    "--mhc-init-gating-factor", "--mtp-num-layers"};
+    "--mhc-init-gating-factor", "--mtp-num-layers", "--experimental-attention-variant", "--linear-attention-freq",
+    "--moe-layer-freq", "--multi-latent-attention", "--hybrid-attention-ratio", "--hybrid-mlp-ratio"};
 
 bool same_path(const std::string& a, const std::string& b) {
   std::error_code error;
@@ -119,6 +121,12 @@ TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
 
 }  // namespace
 
+TransformerConfig model_config_from_flags(const TrainFlags& f, TransformerConfig base) {
+  if (!f.model_config.empty())
+    base = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, std::move(base));
+  return apply_model_flags(f, std::move(base));
+}
+
 TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   if (!f.load_hf.empty()) return from_hf(f, data_parallel_size);
   auto& o = f.options;
@@ -128,17 +136,16 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
     TransformerConfig c = train::default_model_config();
     c.vocab_size = data->vocab_size();
     if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
-    if (!f.model_config.empty())
-      c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-    return {std::make_shared<const TransformerConfig>(apply_model_flags(f, c)), std::move(data), {},
-            resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run"};
+    auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
+    return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
+            resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
+            std::move(resolved.warnings)};
   }
 
   const auto saved = train::read_checkpoint(o.load);
   const auto source = "--load " + o.load;
-  TransformerConfig c = config_from_json(saved.config, source);
-  if (!f.model_config.empty()) c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-  c = apply_model_flags(f, c);
+  auto resolved = resolve_layer_settings(model_config_from_flags(f, config_from_json(saved.config, source)));
+  auto c = std::move(resolved.config);
   std::unique_ptr<train::DataSource> data;
   if (saved.state.run.is_null()) {  // written before strata saved the run: only the model is known
     data = train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path");
@@ -150,7 +157,7 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
-          cat("resumes ", o.load, " at iteration ", saved.state.iteration)};
+          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings)};
 }
 
 }  // namespace strata::tools

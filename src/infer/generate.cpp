@@ -14,7 +14,7 @@
 
 #include "strata/core/error.h"
 #include "strata/kernels/dispatch.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::infer {
 

@@ -1,6 +1,7 @@
 #include "strata/model/layer_specs.h"
 
 #include "strata/core/error.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata {
 

@@ -3,6 +3,7 @@
 #include "strata/backends/fused_backend.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/model/layer_specs.h"
 #include "strata/model/pipeline_split.h"
 #include "strata/parallel/model_state.h"

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/model/pipeline_split.h"
 #include "strata/parallel/collectives.h"
 #include "strata/parallel/layout.h"
