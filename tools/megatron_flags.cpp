@@ -12,9 +12,11 @@ using F = MegatronFlag;
 constexpr const char* kFusion = "a kernel fusion choice: strata's kernels compute the same model";
 constexpr const char* kNotLogged =
     "not logged: strata logs loss, accuracy, lr, grad_norm and tokens/s per step and the evaluations (--metrics)";
-constexpr const char* kNoTokenizer =
-    "strata has no tokenizers: give text (one token per byte) or a pre-tokenised token file (--data-format uint16 or "
-    "uint32 with the tokenizer's --vocab-size; --tokenizer-type NullTokenizer says the same)";
+constexpr const char* kNoVocabFiles =
+    "GPT-2 / BERT vocabulary and merge files are not read: give the tokenizer as HuggingFaceTokenizer (a "
+    "tokenizer.json) or SentencePieceTokenizer with --tokenizer-model";
+constexpr const char* kOneDataPath =
+    "separate train / valid / test paths are not implemented: give --data-path, and --split its parts";
 constexpr const char* kTokenDropping = "token dropping is not implemented: every token reaches its top-k experts";
 constexpr const char* kCheckpointState =
     "strata's checkpoints always hold the optimizer and RNG state and a resumed run restores them (--finetune takes "
@@ -159,14 +161,15 @@ const std::vector<MegatronFlag>& megatron_flags() {
       F{"--account-for-loss-in-pipeline-split", H::Refused, F::Switch,
         "explicit pipeline layouts are not implemented; mark the stages with '|' in --hybrid-layer-pattern"},
       // Data and tokenizer.
-      F{"--data-cache-path", H::Same, F::Value, "strata reads token files directly and builds no index cache"},
+      F{"--data-cache-path", H::Same, F::Value,
+        "strata builds the indexed datasets' document, sample and shuffle indices in memory at the start of each "
+        "run (the same indices Megatron caches there), so there is nothing to cache"},
       F{"--num-workers", H::Same, F::Value, "strata reads batches in the training process"},
-      F{"--tokenizer-model", H::Refused, F::Value, kNoTokenizer},
-      F{"--vocab-file", H::Refused, F::Value, kNoTokenizer},
-      F{"--merge-file", H::Refused, F::Value, kNoTokenizer},
-      F{"--train-data-path", H::Refused, F::Values, "give one --data-path; --split sets its held-out part"},
-      F{"--valid-data-path", H::Refused, F::Values, "give one --data-path; --split sets its held-out part"},
-      F{"--test-data-path", H::Refused, F::Values, "give one --data-path; --split sets its held-out part"},
+      F{"--vocab-file", H::Refused, F::Value, kNoVocabFiles},
+      F{"--merge-file", H::Refused, F::Value, kNoVocabFiles},
+      F{"--train-data-path", H::Refused, F::Values, kOneDataPath},
+      F{"--valid-data-path", H::Refused, F::Values, kOneDataPath},
+      F{"--test-data-path", H::Refused, F::Values, kOneDataPath},
       // Checkpoints.
       F{"--ckpt-format",
         H::Noted,

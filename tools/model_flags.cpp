@@ -219,8 +219,6 @@ void add_mixer_flags(CLI::App& cmd, ModelFlags& f) {
       ->check(positive);
   value_flag<int64_t>(cmd, f, "--v-head-dim", field(&Config::v_head_dim), "MLA value head dim (default 128)")
       ->check(positive);
-  settled_switch(cmd, f, "--multi-latent-attention", f.multi_latent_attention,
-                 "MLA attention layers: with a hybrid pattern, its A / D layers (a GPT-style model: not yet)");
   value_flag<int64_t>(cmd, f, "--dsa-indexer-n-heads", field(&Config::dsa_indexer_n_heads), "DSA indexer heads")
       ->check(positive);
   value_flag<int64_t>(cmd, f, "--dsa-indexer-head-dim", field(&Config::dsa_indexer_head_dim), "DSA indexer head dim")
@@ -275,6 +273,15 @@ void add_hyper_connection_flags(CLI::App& cmd, ModelFlags& f) {
       ->check(integer_at_least(1));
   value_flag<double>(cmd, f, "--mhc-eps", field(&Config::mhc_eps),
                      "strata's: mHC's floor of the pre map and Sinkhorn's denominators (default 1e-6)")
+      ->check(real_at_least(0.0));
+}
+
+void add_multi_token_prediction_flags(CLI::App& cmd, ModelFlags& f) {
+  value_flag<int64_t>(cmd, f, "--mtp-num-layers", field(&Config::mtp_num_layers),
+                      "multi-token prediction depths (default: none; a hybrid pattern gives them after '/')")
+      ->check(integer_at_least(0));
+  value_flag<double>(cmd, f, "--mtp-loss-scaling-factor", field(&Config::mtp_loss_scaling_factor),
+                     "weight of the mean MTP loss in the training loss (default 0.1)")
       ->check(real_at_least(0.0));
 }
 
@@ -333,6 +340,11 @@ void apply_rotary_scaling(const ModelFlags& f, Config& c) {
 
 }  // namespace
 
+std::string ModelFlags::first_given() const {
+  if (!given.empty()) return given.front().flag;
+  return layer_allocation.first_given();
+}
+
 bool ModelFlags::define_a_model() const {
   const bool layers = num_layers || hybrid_layer_pattern || hybrid_override_pattern;
   return layers && is_given(*this, "--hidden-size") && is_given(*this, "--num-attention-heads");
@@ -343,7 +355,9 @@ void add_model_flags(CLI::App& cmd, ModelFlags& f) {
   add_numerics_flags(cmd, f);
   add_rotary_flags(cmd, f);
   add_mixer_flags(cmd, f);
+  add_layer_allocation_flags(cmd, f.layer_allocation);
   add_hyper_connection_flags(cmd, f);
+  add_multi_token_prediction_flags(cmd, f);
   add_recompute_flags(cmd, f);
 }
 
@@ -370,6 +384,8 @@ TransformerConfig apply_model_flags(const ModelFlags& f, TransformerConfig c) {
       c.num_layers = parse_layer_pattern(*pattern).num_canonical_layers();  // a pattern counts its layers
   }
   if (f.num_layers) c.num_layers = *f.num_layers;
+  const bool pattern_given = f.hybrid_layer_pattern || f.hybrid_override_pattern;
+  apply_layer_allocation_flags(f.layer_allocation, pattern_given, c);
 
   // Megatron uses --num-query-groups only under --group-query-attention, whose default is 1 group.
   if (f.num_query_groups && !f.group_query_attention)
@@ -389,10 +405,6 @@ TransformerConfig apply_model_flags(const ModelFlags& f, TransformerConfig c) {
         "--no-position-embedding is deprecated and works with --position-embedding-type rope only (as in Megatron); "
         "use --position-embedding-type none");
   apply_rotary_scaling(f, c);
-  if (f.multi_latent_attention && c.hybrid_layer_pattern.find_first_of("AD+") == std::string::npos)
-    fail("--multi-latent-attention: strata builds MLA layers from a hybrid pattern's A (or D) symbols; a model ",
-         "without MLA symbols in --hybrid-layer-pattern (a GPT-style model) cannot use it yet");
-
   // --moe-router-pre-softmax: softmax over every expert, the top k kept as they are. Megatron's
   // sigmoid router ignores it.
   if (f.moe_router_pre_softmax && c.moe_router_score_function == "softmax") c.moe_router_norm_topk_prob = false;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_allocation_flags.h"
 #include "strata/core/config.h"
 
 namespace strata::tools {
@@ -26,12 +27,13 @@ struct ModelFlags {
   std::optional<int64_t> num_layers, num_query_groups;
   bool group_query_attention = false, swiglu = false, squared_relu = false, no_position_embedding = false;
   bool moe_router_pre_softmax = false, use_rope_scaling = false, recompute_activations = false;
-  bool multi_latent_attention = false;
+  LayerAllocationFlags layer_allocation;  // without a pattern: variant, frequencies, MLA, ratios
   std::optional<std::string> moe_router_load_balancing_type, rope_type;
   std::optional<double> rope_scaling_factor, rotary_scaling_factor, mscale, mscale_all_dim;
   std::optional<int64_t> rotary_seq_len_interpolation_factor;
 
-  bool any_given() const { return !given.empty(); }
+  // The first model flag given ("" when none).
+  std::string first_given() const;
   // Whether the flags give what Megatron requires of a model: --num-layers (or a hybrid pattern),
   // --hidden-size and --num-attention-heads. Such a command line builds its model from Megatron's
   // defaults; one that gives less adjusts the embedded default model.

@@ -1,15 +1,17 @@
 #include "train_flags.h"
 
+#include <filesystem>
+
 #include "flag_checks.h"
 #include "megatron_flags.h"
 #include "strata/core/error.h"
 #include "strata/core/parse_number.h"
+#include "strata/io/megatron_indexed.h"
+#include "strata/train/megatron_blend.h"
 
 namespace strata::tools {
 
 namespace {
-
-constexpr const char* kNullTokenizer = "NullTokenizer";
 
 void add_schedule_flags(CLI::App& cmd, train::TrainOptions& o) {
   const auto count = integer_at_least(0), positive = integer_at_least(1);
@@ -93,21 +95,29 @@ void add_run_flags(CLI::App& cmd, TrainFlags& f) {
 }
 
 void add_data_flags(CLI::App& cmd, TrainFlags& f) {
-  const auto positive = integer_at_least(1);
-  cmd.add_option("--data-path", f.data_path, "training data (default: synthetic associative recall)");
+  const auto count = integer_at_least(0), positive = integer_at_least(1);
+  cmd.add_option("--data-path", f.data_path,
+                 "training data: a text or token file, or Megatron indexed datasets \"[W1] PREFIX1 [W2] PREFIX2 ...\" "
+                 "(PREFIX.bin/.idx; default: synthetic associative recall)");
   cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
       ->check(CLI::IsMember({"text", "uint16", "uint32"}));
   cmd.add_option("--split", f.split,
-                 "train,validation,test weights of --data-path, in file order (default: the last 5% held out)");
+                 "train,valid,test weights: of each indexed dataset's documents (default 969,30,1), or of a text or "
+                 "token file in order (default: the last 5% held out)");
   cmd.add_flag("--mock-data", f.mock_data, "random tokens of --vocab-size instead of --data-path");
+  cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
+  cmd.add_option("--eod-token-id", f.eod_token_id,
+                 "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
+      ->check(count);
+  add_tokenizer_flags(cmd, f.tokenizer);
   cmd.add_option_function<int64_t>(
-         "--vocab-size", [&f](const int64_t& v) { f.vocab_size = v; }, "vocabulary (token files: the tokenizer's)")
+         "--vocab-size", [&f](const int64_t& v) { f.vocab_size = v; },
+         "vocabulary (token files and NullTokenizer: the data's; default: the tokenizer's)")
       ->check(positive);
   cmd.add_option_function<int64_t>(
          "--make-vocab-size-divisible-by", [&f](const int64_t& v) { f.make_vocab_size_divisible_by = v; },
          "pad the model's vocabulary to a multiple of this (default 128; the synthetic task: 1)")
       ->check(positive);
-  cmd.add_option("--tokenizer-type", "NullTokenizer: the data are token ids already (token files)");
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
 }
 
@@ -119,6 +129,19 @@ void add_parallel_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(positive);
   cmd.add_option("--pipeline-model-parallel-size", f.layout.pipeline_parallel,
                  "pipeline stages (the pattern's '|' stages, or an even split)")
+      ->check(positive);
+  auto& split = f.pipeline_split;
+  cmd.add_option("--num-virtual-stages-per-pipeline-rank", split.num_virtual_stages_per_pipeline_rank,
+                 "model chunks per pipeline rank, interleaved 1F1B (a pattern with '|' sets them by its segments)")
+      ->check(positive);
+  cmd.add_option("--num-layers-per-virtual-pipeline-stage", split.num_layers_per_virtual_pipeline_stage,
+                 "layers per virtual pipeline stage (virtual stages per rank = layers / pp / this)")
+      ->check(positive);
+  cmd.add_option("--decoder-first-pipeline-num-layers", split.decoder_first_pipeline_num_layers,
+                 "layers of the first pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
+      ->check(positive);
+  cmd.add_option("--decoder-last-pipeline-num-layers", split.decoder_last_pipeline_num_layers,
+                 "layers of the last pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
       ->check(positive);
   cmd.add_option("--expert-model-parallel-size", f.layout.expert_parallel, "ranks that split each MoE layer's experts")
       ->check(positive);
@@ -174,6 +197,63 @@ std::vector<double> split_fractions(const std::string& text) {
   return weights;
 }
 
+bool exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
+
+// Whether a --data-path word names Megatron indexed datasets rather than a file, by what exists;
+// both existing is refused unless --data-format says the file is meant.
+bool names_indexed_dataset(const TrainFlags& f, const std::string& path) {
+  const bool bin = exists(io::megatron_bin_path(path)), idx = exists(io::megatron_idx_path(path));
+  if (exists(path)) {
+    if (bin && idx && !f.given("--data-format"))
+      fail("--data-path ", path, ": both the file ", path, " and the indexed dataset ", path, ".bin/.idx exist; give ",
+           "--data-format text, uint16 or uint32 to read the file, or move one of them");
+    return false;
+  }
+  if (bin != idx)
+    fail("--data-path ", path, ": ", path, bin ? ".bin" : ".idx", " exists but ", path, bin ? ".idx" : ".bin",
+         " does not; an indexed dataset is the pair (Megatron's tools/preprocess_data.py writes both)");
+  if (!bin) fail("--data-path ", path, ": no such file, and no indexed dataset ", path, ".bin/.idx");
+  return true;
+}
+
+nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size) {
+  const auto blend = train::parse_blend(f.data_path);
+  for (const auto& prefix : blend.prefixes)
+    if (!names_indexed_dataset(f, prefix))
+      fail("--data-path ", prefix, ": a file; several --data-path words name Megatron indexed datasets (PREFIX.bin/.idx)");
+  if (f.seed > 0xffffffffull) fail("--seed ", f.seed, ": Megatron's datasets take seeds below 2^32");
+  // The tokenizer, when given, supplies what the flags leave out: the vocabulary and the EOD id
+  // (NullTokenizer's: the last id, as in Megatron).
+  std::optional<int64_t> vocab_size = f.vocab_size, eod_token_id = f.eod_token_id;
+  if (f.tokenizer.is_null()) {
+    if (!eod_token_id && vocab_size) eod_token_id = *vocab_size - 1;
+  } else if (f.tokenizer.given()) {
+    const auto tokenizer = f.tokenizer.open();
+    if (!vocab_size) vocab_size = tokenizer->vocab_size();
+    if (!eod_token_id) eod_token_id = tokenizer->eod_id();
+  }
+  const auto& o = f.options;
+  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
+  auto datasets = nlohmann::json::array();
+  for (size_t d = 0; d < blend.prefixes.size(); ++d) {
+    nlohmann::json dataset = {{"path", blend.prefixes[d]}};
+    if (blend.weights) dataset["weight"] = (*blend.weights)[d];
+    datasets.push_back(dataset);
+  }
+  return {{"kind", "megatron"},
+          {"datasets", datasets},
+          {"split", f.split},
+          {"seq_length", o.seq_length},
+          {"train_samples", o.train_samples ? o.train_samples : o.train_iters * global_batch},
+          {"seed", f.seed},
+          {"vocab_size", vocab_size.value_or(0)},  // none given: refused when opened
+          {"eod_mask_loss", f.eod_mask_loss},
+          {"eod_token_id", eod_token_id ? nlohmann::json(*eod_token_id) : nlohmann::json()}};
+}
+
 }  // namespace
 
 void add_train_flags(CLI::App& cmd, TrainFlags& f) {
@@ -191,17 +271,14 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
 
 std::vector<std::string> settle_train_flags(TrainFlags& f) {
   auto notes = megatron_flag_notes(*f.command);
-  if (f.given("--tokenizer-type")) {
-    const auto tokenizer = f.command->get_option("--tokenizer-type")->as<std::string>();
-    if (tokenizer != kNullTokenizer)
-      fail("--tokenizer-type ", tokenizer, ": strata has no tokenizers; give text (one token per byte) or a ",
-           "pre-tokenised token file (--data-format uint16 or uint32 with --vocab-size, i.e. --tokenizer-type ",
-           kNullTokenizer, ")");
-    if (f.data_format == "text" && !f.mock_data)
-      fail("--tokenizer-type ", kNullTokenizer, ": the data must be token ids: give --data-format uint16 or uint32");
+  if (f.tokenizer.is_null()) {
+    if (!f.tokenizer.model.empty())
+      fail("--tokenizer-model ", f.tokenizer.model, ": ", TokenizerFlags::kNull, " reads no tokenizer file");
+    if (!f.vocab_size) fail("--tokenizer-type ", TokenizerFlags::kNull, ": give the vocabulary with --vocab-size");
+  } else if (f.tokenizer.given()) {
+    f.tokenizer.open();  // a bad type or file is refused before anything is built
   }
   if (f.mock_data && !f.data_path.empty()) fail("--mock-data and --data-path: give one data source");
-  if (!f.split.empty() && f.data_path.empty()) fail("--split ", f.split, ": applies to --data-path");
 
   if (f.model.define_a_model() || !f.model_config.empty()) use_megatron_training_defaults(f);
   auto& o = f.options;
@@ -218,7 +295,14 @@ std::vector<std::string> settle_train_flags(TrainFlags& f) {
   return notes;
 }
 
-nlohmann::json data_spec_from_flags(const TrainFlags& f) {
+nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size) {
+  if (f.data_path.empty()) {
+    for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id", "--data-format"})
+      if (f.given(flag)) fail(flag, ": applies to --data-path");
+    if (f.tokenizer.given() && !f.tokenizer.is_null())
+      fail("--tokenizer-type ", f.tokenizer.type, ": applies to --data-path (", f.mock_data ? "--mock-data" : "the synthetic task",
+           " has no text to tokenise)");
+  }
   if (f.mock_data) {
     if (!f.vocab_size) fail("--mock-data: give the vocabulary of its random tokens with --vocab-size");
     return {{"kind", "random"}, {"vocab_size", *f.vocab_size}};
@@ -228,17 +312,28 @@ nlohmann::json data_spec_from_flags(const TrainFlags& f) {
             {"vocab_size", train::MqarDefaults{}.vocab_size},
             {"num_kv_pairs", f.mqar_kv_pairs},
             {"seed", f.seed}};
-  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path}};
+  if (f.data_path.size() > 1 || names_indexed_dataset(f, f.data_path[0])) return indexed_data_spec(f, data_parallel_size);
+  for (const char* flag : {"--eod-mask-loss", "--eod-token-id"})
+    if (f.given(flag)) fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0], " is a file");
+  if (f.tokenizer.given() && !f.tokenizer.is_null())
+    fail("--tokenizer-type ", f.tokenizer.type, ": --data-path ", f.data_path[0], " is a file, read as ",
+         f.data_format == "text" ? "bytes" : "token ids", "; tokenise text into an indexed dataset with strata preprocess");
+  if (f.tokenizer.is_null() && f.data_format == "text")
+    fail("--tokenizer-type ", TokenizerFlags::kNull, ": the data must be token ids: give --data-format uint16 or uint32");
+  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path[0]}};
   if (f.data_format != "text") {
     if (!f.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
     spec["vocab_size"] = *f.vocab_size;
   }
-  if (!f.split.empty()) {
-    const auto fractions = split_fractions(f.split);
-    spec["held_out_fraction"] = fractions[1];
-    if (fractions[2] > 0.0) spec["test_fraction"] = fractions[2];
-  }
+  if (f.given("--split")) set_file_split(f, spec);
   return spec;
+}
+
+void set_file_split(const TrainFlags& f, nlohmann::json& spec) {
+  const auto fractions = split_fractions(f.split);
+  spec["held_out_fraction"] = fractions[1];
+  spec.erase("test_fraction");
+  if (fractions[2] > 0.0) spec["test_fraction"] = fractions[2];
 }
 
 int64_t model_vocab_size(const TrainFlags& f, int64_t data_vocab_size) {

@@ -9,10 +9,12 @@
 
 #include "model_flags.h"
 #include "strata/core/config.h"
+#include "strata/model/pipeline_split.h"
 #include "strata/parallel/layout.h"
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
+#include "tokenizer_flags.h"
 
 namespace strata::tools {
 
@@ -23,10 +25,18 @@ struct TrainFlags {
   std::string load_hf;
   bool use_checkpoint_opt_param_scheduler = false;  // a resumed run takes the checkpoint's schedule
   // Data (Megatron's --data-path, --split, --vocab-size, --make-vocab-size-divisible-by,
-  // --tokenizer-type NullTokenizer, --mock-data; strata's --data-format and --mqar-kv-pairs).
-  std::string data_path, data_format = "text";
-  std::string split;  // "train,valid,test" weights; empty: the last 5 % held out
+  // --tokenizer-type / --tokenizer-model, --mock-data, --eod-mask-loss; strata's --data-format,
+  // --eod-token-id and --mqar-kv-pairs).
+  // --data-path: a text or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ...".
+  std::vector<std::string> data_path;
+  std::string data_format = "text";
+  // Megatron's default for indexed datasets; a text or token file holds out its last 5 % unless
+  // --split is given.
+  std::string split = "969,30,1";
   bool mock_data = false;
+  bool eod_mask_loss = false;
+  std::optional<int64_t> eod_token_id;
+  TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
   std::optional<int64_t> vocab_size;
   std::optional<int64_t> make_vocab_size_divisible_by;  // Megatron's default 128 (docs/megatron.md)
   int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
@@ -35,6 +45,7 @@ struct TrainFlags {
   // Parallelism (Megatron's flag names); docs/parallelism.md.
   int nproc = 1;
   parallel::ParallelLayout layout;
+  PipelineSplitFlags pipeline_split;  // virtual and uneven pipeline stages
   std::string distributed_backend = "gloo";
   double distributed_timeout_minutes = 10.0;
   std::optional<int64_t> ddp_bucket_size;  // parameters per gradient all-reduce bucket
@@ -51,8 +62,14 @@ void add_train_flags(CLI::App& command, TrainFlags& flags);
 // of the Megatron flags accepted without being applied (megatron_flags.h), one line each.
 std::vector<std::string> settle_train_flags(TrainFlags& flags);
 
-// The data the flags name, as open_data_source (train/data.h) reads it.
-nlohmann::json data_spec_from_flags(const TrainFlags& flags);
+// The data the flags name, as open_data_source (train/data.h) reads it. A --data-path that names
+// Megatron indexed datasets (PREFIX.bin and PREFIX.idx exist) builds its samples for this run's
+// --train-samples, or --train-iters x global batch (--global-batch-size, or --micro-batch-size x
+// data_parallel_size).
+nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size);
+
+// A text or token file's spec (`spec`) split by --split: its held-out and test fractions.
+void set_file_split(const TrainFlags& flags, nlohmann::json& spec);
 
 // The model's vocabulary for data of `data_vocab_size` tokens: --vocab-size if given, padded to a
 // multiple of --make-vocab-size-divisible-by (Megatron's 128; the synthetic task is not padded

@@ -21,9 +21,23 @@ HfModel build_hf_model(const io::HfConfig& config) {
   fail("architecture ", io::model_type(config), " is not supported yet (supported: ", kSupported, ")");
 }
 
+namespace {
+// HF transformers drops DeepSeek's MTP layers on load, and checkpoints saved through it lack
+// them: strata builds them only when the checkpoint holds them (its first MTP layer's eh_proj).
+void drop_mtp_layers_absent_from(io::HfConfig& config, const io::CheckpointReader& checkpoint) {
+  if (auto* v32 = std::get_if<io::DeepseekV32Config>(&config)) {
+    if (v32->num_nextn_predict_layers > 0 &&
+        !checkpoint.contains(cat("model.layers.", v32->num_hidden_layers, ".eh_proj.weight")))
+      v32->num_nextn_predict_layers = 0;
+  }
+}
+}  // namespace
+
 HfModel load_hf_model(const std::filesystem::path& dir) {
-  auto hf = build_hf_model(io::read_hf_config(dir / "config.json"));
+  auto config = io::read_hf_config(dir / "config.json");
   auto checkpoint = io::CheckpointReader::open(dir);
+  drop_mtp_layers_absent_from(config, checkpoint);
+  auto hf = build_hf_model(config);
   auto tensors = hf.tensor_map.import([&](const std::string& name) { return checkpoint.load(name); },
                                       checkpoint.names(), dir.string());
   hf.model->load_canonical_state_dict(tensors, dir.string());

@@ -4,7 +4,7 @@
 #include "strata/hf/common_maps.h"
 #include "strata/hf/rope_scaling.h"
 #include "strata/model/build_model.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
 
@@ -67,6 +67,9 @@ void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, 
 std::string deepseek_v32_layer_pattern(const io::DeepseekV32Config& hf) {
   std::string pattern;
   for (const auto& mlp : hf.mlp_layer_types) pattern += mlp == "sparse" ? "[DE]" : "[D-]";
+  // Each MTP layer is a decoder layer like the last (DeepSeek-V3's are MoE layers).
+  const std::string last = hf.mlp_layer_types.back() == "sparse" ? "[DE]" : "[D-]";
+  for (int64_t d = 0; d < hf.num_nextn_predict_layers; ++d) pattern += "/" + last;
   return pattern;
 }
 
@@ -90,6 +93,7 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
   TransformerConfig c;
   c.hybrid_layer_pattern = deepseek_v32_layer_pattern(hf);
   c.num_layers = 2 * hf.num_hidden_layers;  // one canonical layer per mixer
+  c.mtp_num_layers = hf.num_nextn_predict_layers;
   c.hidden_size = hf.hidden_size;
   // Only dense layers use ffn_hidden_size; a model without any still needs a valid one.
   c.ffn_hidden_size = hf.intermediate_size > 0 ? hf.intermediate_size : hf.moe_intermediate_size;
@@ -136,27 +140,47 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
   return c;
 }
 
+// One HF decoder layer (model.layers.<i>.) as strata's fused [D-] / [DE] layer under `st_prefix`
+// ("decoder." or an MTP depth's "mtp.layers.<d>.mtp_model_layer.").
+void add_decoder_layer(TensorMap& map, const TransformerConfig& c, const PatternLayer& layer,
+                       const std::string& st_prefix, const std::string& hf, const std::string& pattern_text) {
+  if (layer.sequence != SequenceMixerKind::DeepSeekSparseAttention || !layer.channel)
+    fail("deepseek_v32 tensor map: ", hf, " of pattern \"", pattern_text,
+         "\" is not a fused [D-] or [DE] layer, as each HF layer is");
+  const auto st = cat(st_prefix, "layers.", layer.sequence_canonical(), ".");
+  const auto st_channel = cat(st_prefix, "layers.", layer.channel_canonical(), ".");
+  map.rename(st + "input_layernorm.weight", hf + "input_layernorm.weight");
+  add_sparse_attention(map, c, st + "self_attention.", hf + "self_attn.");
+  map.rename(st_channel + "pre_mlp_layernorm.weight", hf + "post_attention_layernorm.weight");
+  if (*layer.channel == ChannelMixerKind::MoE)
+    add_moe(map, c, st_channel + "mlp.", hf + "mlp.");
+  else
+    add_swiglu_mlp(map, st_channel + "mlp.", hf + "mlp.", c.ffn_hidden_size);
+}
+
 TensorMap deepseek_v32_tensor_map(const TransformerConfig& c) {
   const auto pattern = resolve_layer_pattern(c);
   TensorMap map;
   map.rename("embedding.word_embeddings.weight", "model.embed_tokens.weight");
-  for (size_t i = 0; i < pattern.layers.size(); ++i) {
-    const auto& layer = pattern.layers[i];
-    if (layer.sequence != SequenceMixerKind::DeepSeekSparseAttention || !layer.channel)
-      fail("deepseek_v32 tensor map: layer ", i, " of pattern \"", pattern.text,
-           "\" is not a fused [D-] or [DE] layer, as each HF layer is");
-    const auto hf = cat("model.layers.", i, ".");
-    const auto st = cat("decoder.layers.", layer.sequence_canonical(), ".");
-    const auto st_channel = cat("decoder.layers.", layer.channel_canonical(), ".");
-    map.rename(st + "input_layernorm.weight", hf + "input_layernorm.weight");
-    add_sparse_attention(map, c, st + "self_attention.", hf + "self_attn.");
-    map.rename(st_channel + "pre_mlp_layernorm.weight", hf + "post_attention_layernorm.weight");
-    if (*layer.channel == ChannelMixerKind::MoE)
-      add_moe(map, c, st_channel + "mlp.", hf + "mlp.");
-    else
-      add_swiglu_mlp(map, st_channel + "mlp.", hf + "mlp.", c.ffn_hidden_size);
-  }
+  for (size_t i = 0; i < pattern.layers.size(); ++i)
+    add_decoder_layer(map, c, pattern.layers[i], "decoder.", cat("model.layers.", i, "."), pattern.text);
   add_final_norm_and_output(map, c, "model.norm.weight");
+  // MTP depth d is HF's layer num_hidden_layers + d: the decoder layer's tensors plus enorm, hnorm,
+  // eh_proj, shared_head.norm, and copies of the embedding and output head it shares.
+  for (size_t d = 0; d < pattern.mtp.size(); ++d) {
+    if (pattern.mtp[d].size() != 1)
+      fail("deepseek_v32 tensor map: MTP depth ", d + 1, " of pattern \"", pattern.text,
+           "\" is not one fused [D-] or [DE] layer, as each HF MTP layer is");
+    const auto hf = cat("model.layers.", pattern.layers.size() + d, ".");
+    const auto st = cat("mtp.layers.", d, ".");
+    add_decoder_layer(map, c, pattern.mtp[d].front(), st + "mtp_model_layer.", hf, pattern.text);
+    for (const char* norm : {"enorm", "hnorm"}) map.rename(cat(st, norm, ".weight"), cat(hf, norm, ".weight"));
+    map.rename(st + "eh_proj.weight", hf + "eh_proj.weight");
+    map.rename(st + "final_layernorm.weight", hf + "shared_head.norm.weight");
+    map.duplicate("embedding.word_embeddings.weight", hf + "embed_tokens.weight");
+    map.duplicate(c.share_embeddings_and_output_weights ? "embedding.word_embeddings.weight" : "output_layer.weight",
+                  hf + "shared_head.head.weight");
+  }
   return map;
 }
 

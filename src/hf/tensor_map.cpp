@@ -9,6 +9,8 @@ namespace strata::hf {
 
 void TensorMap::add(TensorRule rule) { rules_.push_back(std::move(rule)); }
 
+void TensorMap::duplicate(const std::string& name, const std::string& hf_name) { duplicates_.emplace_back(name, hf_name); }
+
 void TensorMap::rename(const std::string& name, const std::string& hf_name) {
   add({name, {hf_name}, [](const std::vector<at::Tensor>& t) { return t[0]; },
        [](const at::Tensor& t) { return std::vector<at::Tensor>{t}; }});
@@ -103,6 +105,15 @@ std::map<std::string, at::Tensor> TensorMap::import(const std::function<at::Tens
     }
     out.emplace(rule.name, rule.from_hf(parts));
   }
+  for (const auto& [name, hf_name] : duplicates_) {
+    if (!present.count(hf_name)) continue;  // a copy is optional: the original carries the values
+    unused.erase(hf_name);
+    auto it = out.find(name);
+    if (it == out.end()) fail(source, ": tensor '", hf_name, "' repeats ", name, ", which nothing imported");
+    if (!at::equal(hf_tensor(hf_name).to(it->second.scalar_type()), it->second))
+      fail(source, ": tensor '", hf_name, "' should repeat ", name, " (the model shares one tensor), but its values ",
+           "differ");
+  }
   if (!unused.empty()) {
     std::ostringstream msg;
     msg << source << ": " << unused.size() << " checkpoint tensors have no place in the model:";
@@ -126,6 +137,7 @@ std::map<std::string, at::Tensor> TensorMap::export_hf(const std::map<std::strin
     auto parts = rule.to_hf(find_tensor(tensors, rule.name));
     for (size_t i = 0; i < parts.size(); ++i) out.emplace(rule.hf_names[i], parts[i]);
   }
+  for (const auto& [name, hf_name] : duplicates_) out.emplace(hf_name, find_tensor(tensors, name));
   return out;
 }
 

@@ -373,6 +373,9 @@ DeepseekV32Config read_deepseek_v32(const JsonFields& f) {
   if (moe) check_routing(f, c.n_routed_experts, c.num_experts_per_tok, c.n_group, c.topk_group);
   c.routed_scaling_factor = f.optional<double>("routed_scaling_factor", 2.5);
   c.norm_topk_prob = f.optional<bool>("norm_topk_prob", true);
+  c.num_nextn_predict_layers = f.optional<int64_t>("num_nextn_predict_layers", 0);
+  if (c.num_nextn_predict_layers < 0)
+    f.invalid("num_nextn_predict_layers", cat("is ", c.num_nextn_predict_layers, ", expected 0 or more"));
   return c;
 }
 

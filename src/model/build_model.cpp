@@ -7,7 +7,8 @@ namespace strata {
 
 std::shared_ptr<LanguageModel> build_language_model(std::shared_ptr<const TransformerConfig> config) {
   validate(*config);
-  return std::make_shared<LanguageModel>(config, decoder_spec(default_layer_registry(FusedBackend{}, *config), *config));
+  return std::make_shared<LanguageModel>(config,
+                                         language_model_spec(default_layer_registry(FusedBackend{}, *config), *config));
 }
 
 }  // namespace strata

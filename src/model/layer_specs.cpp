@@ -1,6 +1,7 @@
 #include "strata/model/layer_specs.h"
 
 #include "strata/core/error.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata {
 
@@ -49,12 +50,21 @@ TransformerBlockSubmodules block_spec(const LayerRegistry& registry, const std::
 }
 
 TransformerBlockSubmodules decoder_spec(const LayerRegistry& registry, const TransformerConfig& config) {
-  auto pattern = resolve_layer_pattern(config);
-  if (!pattern.mtp.empty())
-    fail("layer pattern \"", pattern.text, "\": multi-token prediction layers (the part after '/') cannot be built yet");
-  auto block = block_spec(registry, pattern.layers);
+  auto block = block_spec(registry, resolve_layer_pattern(config).layers);
   add_hyper_connections(block, config);
   return block;
+}
+
+MultiTokenPredictionSubmodules mtp_spec(const LayerRegistry& registry, const TransformerConfig& config) {
+  MultiTokenPredictionSubmodules mtp;
+  for (const auto& depth : resolve_mtp_depths(config))
+    mtp.depths.push_back(block_spec(registry, depth, /*with_final_layernorm=*/false));
+  if (!mtp.depths.empty()) mtp.norm = registry.norm();
+  return mtp;
+}
+
+LanguageModelSubmodules language_model_spec(const LayerRegistry& registry, const TransformerConfig& config) {
+  return {decoder_spec(registry, config), mtp_spec(registry, config)};
 }
 
 void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config) {

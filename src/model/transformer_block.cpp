@@ -37,8 +37,16 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
     layers->push_back(layers_.back());
   }
   register_module("layers", layers);
+  chunk_begin_ = {0};
+  for (auto size : sub.chunk_sizes) chunk_begin_.push_back(chunk_begin_.back() + size);
+  if (sub.chunk_sizes.empty()) chunk_begin_.push_back(layers_.size());
+  if (chunk_begin_.back() != layers_.size())
+    fail("transformer block: its model chunks hold ", chunk_begin_.back(), " layers, but the block has ", layers_.size());
   residual_in_autocast_dtype_ = !config->fp32_residual_connection;
-  recompute_groups_ = full_recompute_groups(*config, layers_.size());
+  // Each model chunk is a pipeline stage of its own, as Megatron's TransformerBlock per chunk.
+  for (size_t c = 0; c < num_chunks(); ++c)
+    for (auto [first, end] : full_recompute_groups(*config, chunk_begin_[c + 1] - chunk_begin_[c]))
+      recompute_groups_.emplace_back(chunk_begin_[c] + first, chunk_begin_[c] + end);
   if (const auto& hc = sub.hyper_connections) {
     if (hc->expand) expand_to_streams_ = hc->options.num_residual_streams;
     if (hc->contract)
@@ -51,24 +59,35 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
 }
 
 at::Tensor TransformerBlock::forward(const at::Tensor& hidden, ForwardContext& ctx) {
+  if (num_chunks() != 1)
+    fail("transformer block of ", num_chunks(), " model chunks: run one chunk at a time (forward_chunk)");
+  return forward_chunk(0, hidden, ctx);
+}
+
+at::Tensor TransformerBlock::forward_chunk(size_t chunk, const at::Tensor& hidden, ForwardContext& ctx) {
+  if (chunk >= num_chunks()) fail("transformer block: model chunk ", chunk, " of ", num_chunks());
+  const bool first = chunk == 0, last = chunk + 1 == num_chunks();
   auto h = hidden;
   // The embedding hands over float32, and residual adds keep the wider dtype of their operands;
   // the stream is narrowed once here to keep it in the autocast dtype.
   if (residual_in_autocast_dtype_ && hidden.is_cuda())
     if (const auto dtype = compat::cuda_autocast_dtype()) h = h.to(*dtype);
-  if (expand_to_streams_) h = expand_streams(h, expand_to_streams_);
-  size_t next = 0;  // the first layer not run yet
+  if (first && expand_to_streams_) h = expand_streams(h, expand_to_streams_);
+  size_t next = chunk_begin_[chunk];  // the first layer of the chunk not run yet
+  const size_t chunk_end = chunk_begin_[chunk + 1];
   const auto run_until = [&](size_t end) {
     for (; next < end; ++next) h = layers_[next]->forward(h, ctx);
   };
   if (at::GradMode::is_enabled()) {
-    for (const auto& [first, end] : recompute_groups_) {
-      run_until(first);
-      h = recomputed_layers(first, end, h, ctx);
-      next = end;
+    for (const auto& [group_first, group_end] : recompute_groups_) {
+      if (group_first < next || group_end > chunk_end) continue;  // another chunk's group
+      run_until(group_first);
+      h = recomputed_layers(group_first, group_end, h, ctx);
+      next = group_end;
     }
   }
-  run_until(layers_.size());
+  run_until(chunk_end);
+  if (!last) return h;
   if (hyper_connection_head_) h = hyper_connection_head_->forward(h);
   return final_layernorm_ ? final_layernorm_->forward(h) : h;
 }

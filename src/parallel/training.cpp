@@ -42,14 +42,19 @@ at::Tensor ParallelTraining::local_rows(const at::Tensor& all_ranks) const {
   return all_ranks.chunk(dp, 0)[model_.process_groups().dp_rank()];
 }
 
-StepMeans ParallelTraining::share_means(double loss_sum, double accuracy_sum, int64_t count) const {
+StepMeans ParallelTraining::share_means(double loss_sum, double accuracy_sum, const std::vector<double>& mtp_sums,
+                                        int64_t count) const {
   const auto& pg = model_.process_groups();
-  auto sums = at::tensor({loss_sum, accuracy_sum}, at::kDouble);
+  std::vector<double> values{loss_sum, accuracy_sum};
+  values.insert(values.end(), mtp_sums.begin(), mtp_sums.end());
+  auto sums = at::tensor(values, at::kDouble);
   // The last stage computed the loss; the data-parallel ranks computed it on different rows.
   broadcast_(sums, pg.pp_size() - 1, pg.pp, "broadcast of the loss from the last pipeline stage");
   all_reduce_sum_(sums, pg.dp, "all-reduce of the loss over data-parallel ranks");
   const double divisor = static_cast<double>(count) * pg.dp_size();
-  return {sums[0].item<double>() / divisor, sums[1].item<double>() / divisor};
+  StepMeans means{sums[0].item<double>() / divisor, sums[1].item<double>() / divisor, {}};
+  for (size_t d = 0; d < mtp_sums.size(); ++d) means.mtp_losses.push_back(sums[2 + d].item<double>() / divisor);
+  return means;
 }
 
 StepMeans ParallelTraining::forward_backward(const std::vector<MicroBatch>& micro_batches, const ForwardFn& forward,
@@ -57,6 +62,7 @@ StepMeans ParallelTraining::forward_backward(const std::vector<MicroBatch>& micr
   const auto n = static_cast<int64_t>(micro_batches.size());
   if (n == 0) fail("a training step needs at least one micro-batch");
   double loss_sum = 0.0, accuracy_sum = 0.0;
+  std::vector<double> mtp_sums;
   auto record = [&](int64_t i, const at::Tensor& logits) {
     const auto labels = local_rows(micro_batches[i].labels).to(logits.device());
     auto l = loss(logits, labels);
@@ -76,14 +82,17 @@ StepMeans ParallelTraining::forward_backward(const std::vector<MicroBatch>& micr
     for (int64_t i = 0; i < n; ++i) {
       sync_->prepare_backward(i == n - 1);
       ForwardContext ctx;
-      auto logits = forward(local_rows(micro_batches[i].input_ids), ctx);
+      if (model_.mtp_depths() > 0) ctx.labels = local_rows(micro_batches[i].labels);
+      auto logits = forward(0, local_rows(micro_batches[i].input_ids), ctx);
       auto total = record(i, logits);
       for (const auto& aux : ctx.aux_losses) total = total + aux;
+      mtp_sums.resize(ctx.mtp_losses.size());
+      for (size_t d = 0; d < ctx.mtp_losses.size(); ++d) mtp_sums[d] += ctx.mtp_losses[d].item<double>();
       (total / static_cast<double>(n)).backward();
     }
   }
   sync_->finish();
-  return share_means(loss_sum, accuracy_sum, n);
+  return share_means(loss_sum, accuracy_sum, mtp_sums, n);
 }
 
 StepMeans ParallelTraining::evaluate(const std::vector<MicroBatch>& batches, const ForwardFn& forward,
@@ -107,11 +116,11 @@ StepMeans ParallelTraining::evaluate(const std::vector<MicroBatch>& batches, con
   } else {
     for (int64_t i = 0; i < n; ++i) {
       ForwardContext ctx;
-      record(i, forward(local_rows(batches[i].input_ids), ctx));
+      record(i, forward(0, local_rows(batches[i].input_ids), ctx));
     }
   }
   model_.train();
-  return share_means(loss_sum, accuracy_sum, std::max<int64_t>(n, 1));
+  return share_means(loss_sum, accuracy_sum, {}, std::max<int64_t>(n, 1));
 }
 
 void ParallelTraining::save_checkpoint(const std::filesystem::path& save_dir, const train::AdamW& optimizer,

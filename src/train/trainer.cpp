@@ -54,6 +54,18 @@ void refuse_save_over_another_run(const TrainOptions& o) {
 
 namespace {
 
+// What the progress bar adds to the loss: accuracy, and each MTP depth's loss.
+std::string step_summary(const StepRecord& r) {
+  char text[32];
+  std::snprintf(text, sizeof text, "acc %.3f", r.accuracy);
+  std::string out = text;
+  for (size_t d = 0; d < r.mtp_losses.size(); ++d) {
+    std::snprintf(text, sizeof text, " mtp%zu %.4f", d + 1, r.mtp_losses[d]);
+    out += text;
+  }
+  return out;
+}
+
 // Forward and loss for one batch; autocast on when asked.
 std::pair<at::Tensor, at::Tensor> forward_loss(LanguageModel& model, const Batch& batch, const TrainOptions& o,
                                                ForwardContext& ctx) {
@@ -72,9 +84,10 @@ EvalRecord evaluate_parallel(parallel::ParallelTraining& run, LanguageModel& mod
     auto batch = data.held_out(i, o.micro_batch_size * run.data_parallel_size(), o.seq_length);
     batches.push_back({batch.input_ids, batch.labels});
   }
-  auto means = run.evaluate(
-      batches, [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
-      causal_lm_loss, label_accuracy);
+  auto forward = [&](int chunk, const at::Tensor& input, ForwardContext& ctx) {
+    return model.forward_chunk(chunk, input.to(o.device), ctx);
+  };
+  auto means = run.evaluate(batches, forward, causal_lm_loss, label_accuracy);
   return {step, means.loss, means.accuracy};
 }
 
@@ -122,6 +135,12 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size,
          " x ", dp, " data-parallel ranks");
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
+  const int pp = model.process_groups().pp_size();
+  if (model.num_model_chunks() > 1 && accumulation % pp != 0)
+    fail("--global-batch-size ", o.global_batch_size, ": ", accumulation, accumulation == 1 ? " micro-batch" : " micro-batches",
+         " per step of --micro-batch-size ", o.micro_batch_size, " x ", dp,
+         " data-parallel ranks; the interleaved pipeline schedule (", model.num_model_chunks(),
+         " virtual stages per rank) needs a multiple of --pipeline-model-parallel-size ", pp);
   const int64_t global_batch = accumulation * o.micro_batch_size * dp;
   const auto identity = run_identity(data, o, global_batch);
   o.train_iters = train_iterations(o, global_batch);
@@ -185,6 +204,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     const double lr = schedule.at(it);
     optimizer.zero_grad();
     double loss_sum = 0.0, accuracy_sum = 0.0;
+    std::vector<double> mtp_sums;  // per MTP depth, summed over micro-batches
     if (parallel_run) {
       std::vector<parallel::MicroBatch> micro_batches;
       for (int64_t micro = 0; micro < accumulation; ++micro) {
@@ -193,22 +213,26 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
       }
       std::optional<compat::CudaAutocast> autocast;
       if (o.bf16) autocast.emplace(at::kBFloat16);
-      auto means = parallel_run->forward_backward(
-          micro_batches,
-          [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
-          causal_lm_loss, label_accuracy);
+      auto forward = [&](int chunk, const at::Tensor& input, ForwardContext& ctx) {
+        return model.forward_chunk(chunk, input.to(o.device), ctx);
+      };
+      auto means = parallel_run->forward_backward(micro_batches, forward, causal_lm_loss, label_accuracy);
       loss_sum = means.loss * static_cast<double>(accumulation);
       accuracy_sum = means.accuracy * static_cast<double>(accumulation);
+      for (const double mean : means.mtp_losses) mtp_sums.push_back(mean * static_cast<double>(accumulation));
     } else {
       for (int64_t micro = 0; micro < accumulation; ++micro) {
         auto batch = data.next(o.micro_batch_size, o.seq_length);
         ForwardContext ctx;
+        if (model.mtp_depths() > 0) ctx.labels = batch.labels.to(o.device);
         auto [logits, loss] = forward_loss(model, batch, o, ctx);
         auto total = loss;
         for (const auto& aux : ctx.aux_losses) total = total + aux;
         (total / static_cast<double>(accumulation)).backward();
         loss_sum += loss.item<double>();
         accuracy_sum += label_accuracy(logits, batch.labels);
+        mtp_sums.resize(ctx.mtp_losses.size());
+        for (size_t d = 0; d < ctx.mtp_losses.size(); ++d) mtp_sums[d] += ctx.mtp_losses[d].item<double>();
       }
     }
     const double grad_norm = parallel_run ? parallel_run->clip_grad_norm(o.clip_grad) : clip_grad_norm(params, o.clip_grad);
@@ -222,13 +246,16 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double tokens = static_cast<double>(accumulation * o.micro_batch_size * dp * o.seq_length);
-    StepRecord record{it + 1, loss, accuracy_sum / static_cast<double>(accumulation), lr, grad_norm, tokens / seconds};
+    StepRecord record{it + 1, loss, accuracy_sum / static_cast<double>(accumulation), lr, grad_norm, tokens / seconds, {}};
+    for (const double sum : mtp_sums) record.mtp_losses.push_back(sum / static_cast<double>(accumulation));
     result.steps.push_back(record);
     if (record.step % o.log_interval == 0 || record.step == o.train_iters) {
-      metrics.write({{"step", record.step}, {"loss", record.loss}, {"accuracy", record.accuracy}, {"lr", record.lr},
-                     {"grad_norm", record.grad_norm}, {"tokens_per_second", record.tokens_per_second}});
-      if (o.progress)
-        progress.update(record.step, record.loss, record.tokens_per_second, cat("acc ", std::to_string(record.accuracy).substr(0, 5)));
+      nlohmann::json line = {{"step", record.step},         {"loss", record.loss}, {"accuracy", record.accuracy},
+                             {"lr", record.lr},             {"grad_norm", record.grad_norm},
+                             {"tokens_per_second", record.tokens_per_second}};
+      if (!record.mtp_losses.empty()) line["mtp_losses"] = record.mtp_losses;
+      metrics.write(line);
+      if (o.progress) progress.update(record.step, record.loss, record.tokens_per_second, step_summary(record));
     }
     if (o.eval_interval > 0 && record.step % o.eval_interval == 0 && record.step != o.train_iters) run_eval(record.step);
     if (!o.save.empty() && o.save_interval > 0 && record.step % o.save_interval == 0 && record.step != o.train_iters)

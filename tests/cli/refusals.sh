@@ -7,8 +7,9 @@ strata=$1 work=$2
 rm -rf "$work" && mkdir -p "$work"
 
 # A refusal builds no model and runs no step: only LibTorch's start-up (well under a second on an
-# idle machine) before the error. The limit leaves room for a machine running the whole suite.
-limit_ms=2000
+# idle machine) before the error. What the limit catches is work (an allocation, a build, a
+# step), which takes minutes at these sizes; it leaves room for a machine busy with other tests.
+limit_ms=10000
 
 # refused EXPECTED ARGS...: `strata ARGS` exits with an error (not 0, not a signal) within
 # $limit_ms, printing EXPECTED.
@@ -54,9 +55,17 @@ refused "the activations of --micro-batch-size 200000 x --seq-length 4096" \
   train --micro-batch-size 200000 --seq-length 4096
 refused "this run needs at least" train --hidden-size 8000000 --seq-length 1024
 
-# The model: the layer limit, config fields out of range, a pattern past the length limit.
+# The model: the layer limit (without a pattern: a pattern's count wins over --num-layers), config
+# fields out of range, a pattern past the length limit, a pattern or layer settings Megatron refuses.
 refused "TransformerConfig.num_layers = 1000000000: more than strata's limit of 10000 layers" \
-  train --num-layers 1000000000
+  train --hybrid-layer-pattern "" --num-layers 1000000000
+refused "every MTP depth must repeat one pattern" train --hybrid-layer-pattern "[G-][*-]/*-/G-"
+refused "softmax attention '*' and MLA-based attention ('+' or 'D') in one model" train --hybrid-layer-pattern "*-+-"
+refused "--moe-layer-freq: value \"[1, 0]\": ' ' is not allowed" train --moe-layer-freq "[1, 0]"
+refused "--experimental-attention-variant: gdn3 not in {" train --experimental-attention-variant gdn3
+refused "Gated DeltaNet-2 is not implemented in strata" \
+  train --experimental-attention-variant gdn2 --linear-attention-freq 2
+refused "--hybrid-attention-ratio: value 1.5: expected a number in [0, 1]" train --hybrid-attention-ratio 1.5
 # A model config's unset fields take Megatron's defaults: these give the required ones.
 model='"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "position_embedding_type": "rope"'
 echo "{$model, \"rotary_base\": 0}" > "$work/rotary_base.json"
@@ -80,8 +89,10 @@ megatron_model=(--num-layers 2 --hidden-size 32 --num-attention-heads 4)
 refused "--fp16: refused: float16 training needs loss scaling, which strata does not have; use --bf16" train --fp16
 refused "--moe-expert-capacity-factor: refused: token dropping is not implemented" \
   train --moe-expert-capacity-factor 1.0
-refused "--tokenizer-model: refused: strata has no tokenizers" train --tokenizer-model tokenizer.model
-refused "--tokenizer-type GPT2BPETokenizer: strata has no tokenizers" train --tokenizer-type GPT2BPETokenizer
+refused "--tokenizer-type 'GPT2BPETokenizer' is not supported" \
+  train --tokenizer-type GPT2BPETokenizer --tokenizer-model tokenizer.json
+refused "--tokenizer-type NullTokenizer: give the vocabulary with --vocab-size" train --tokenizer-type NullTokenizer
+refused "--vocab-file: refused:" train --vocab-file vocab.json
 refused "--num-query-groups 2: applies with --group-query-attention" \
   train "${megatron_model[@]}" --num-query-groups 2
 refused "--hybrid-override-pattern and --hybrid-layer-pattern cannot both be given" \
@@ -90,15 +101,13 @@ refused "--swiglu and --squared-relu: give one activation" train --swiglu --squa
 refused "--position-embedding-type yarn: not implemented as flags" train --position-embedding-type yarn
 refused "--no-position-embedding is deprecated and works with --position-embedding-type rope only" \
   train "${megatron_model[@]}" --no-position-embedding
-refused "--multi-latent-attention: strata builds MLA layers from a hybrid pattern's A (or D) symbols" \
-  train "${megatron_model[@]}" --multi-latent-attention
 refused "TransformerConfig.recompute_modules holds 'core_attn'" train --recompute-activations
 refused "--train-iters and --train-samples: give one" train --train-iters 5 --train-samples 64
 refused "--lr-warmup-samples 10: this run is iteration-based (no --train-samples); give the schedule's lengths in" \
   train --lr-warmup-samples 10
 refused "--lr-decay-style WSD: give the length of its final decay with --lr-wsd-decay-iters" train --lr-decay-style WSD
 refused "--expert-tensor-parallel-size: 2 not in {1}" train --expert-tensor-parallel-size 2
-refused "--split 99,1,0: applies to --data-path" train --split 99,1,0
+refused "--split: applies to --data-path" train --split 99,1,0
 # A Megatron command line defines its model: Megatron's defaults fill the rest (learned absolute
 # positions need their table's size).
 refused "--seq-length 64: longer than the learned position table, --max-position-embeddings 32" \

@@ -8,6 +8,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/hf_check.h"
+#include "strata/model/build_model.h"
 #include "strata/io/safetensors.h"
 #include "test_util.h"
 
@@ -75,6 +76,67 @@ TEST(HfDeepseekV32, ExportRoundTripsTheCheckpoint) {
   // ... and the permutation is not the identity.
   auto strata_q = hf.model->canonical_state_dict().at("decoder.layers.0.self_attention.linear_q_up_proj.weight");
   EXPECT_FALSE(at::equal(strata_q, original.load("model.layers.0.self_attn.q_b_proj.weight")));
+}
+
+// DeepSeek's checkpoints store each MTP layer after the decoder (model.layers.<num_hidden_layers>),
+// which HF transformers drops. The fixture's checkpoint, with such a layer added, loads it into
+// strata's MTP depth by name and shape; the names are DeepSeek-V3's.
+TEST(HfDeepseekV32, TheMtpLayerAfterTheDecoderLoadsIntoTheMtpDepth) {
+  const auto fixture = testing::fixture("deepseek_v32") + "/model";
+  const auto dir = testing::fresh_temp_dir("deepseek_v32_mtp");
+  std::filesystem::create_directories(dir);
+  auto json = fixture_config();
+  json["num_nextn_predict_layers"] = 1;
+  std::ofstream(dir / "config.json") << json.dump();
+
+  // The MTP layer's tensors, named and shaped as the tensor map exports them from a model with it.
+  auto config = std::make_shared<const TransformerConfig>(deepseek_v32_transformer_config(parse(json)));
+  EXPECT_EQ(config->hybrid_layer_pattern, "[D-][DE]/[DE]");
+  at::manual_seed(11);
+  auto with_mtp = build_language_model(config);
+  auto exported = deepseek_v32_tensor_map(*config).export_hf(with_mtp->canonical_state_dict());
+  std::map<std::string, at::Tensor> mtp_layer;
+  for (const auto& [name, tensor] : exported)
+    if (name.rfind("model.layers.2.", 0) == 0) mtp_layer.emplace(name, tensor);
+  for (const char* name : {"enorm.weight", "hnorm.weight", "eh_proj.weight", "shared_head.norm.weight",
+                           "shared_head.head.weight", "embed_tokens.weight", "input_layernorm.weight",
+                           "self_attn.q_a_proj.weight", "self_attn.indexer.wk.weight",
+                           "post_attention_layernorm.weight", "mlp.gate.weight", "mlp.shared_experts.up_proj.weight"})
+    EXPECT_TRUE(mtp_layer.count(cat("model.layers.2.", name))) << name;
+  EXPECT_EQ(mtp_layer.at("model.layers.2.eh_proj.weight").sizes(), (at::IntArrayRef{64, 128}));
+
+  // The fixture's tensors plus that layer, with the copies of the embedding and the head the
+  // fixture's own.
+  auto original = io::CheckpointReader::open(fixture).load_all();
+  auto checkpoint = original;
+  for (const auto& [name, tensor] : mtp_layer) checkpoint.emplace(name, tensor);
+  checkpoint["model.layers.2.embed_tokens.weight"] = original.at("model.embed_tokens.weight");
+  checkpoint["model.layers.2.shared_head.head.weight"] = original.at("lm_head.weight");
+  io::save_checkpoint(dir, checkpoint);
+
+  auto loaded = load_hf_model(dir);
+  ASSERT_EQ(loaded.model->mtp_depths(), 1u);
+  auto strata = loaded.model->canonical_state_dict();
+  const auto expected = with_mtp->canonical_state_dict();
+  for (const auto& [name, tensor] : strata) {
+    if (name.rfind("mtp.", 0) != 0) continue;
+    EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name;
+  }
+  EXPECT_TRUE(at::equal(strata.at("mtp.layers.0.final_layernorm.weight"),
+                        mtp_layer.at("model.layers.2.shared_head.norm.weight")));
+
+  // A copy of the embedding that is not the model's own is refused.
+  checkpoint["model.layers.2.embed_tokens.weight"] = original.at("model.embed_tokens.weight") + 1;
+  io::save_checkpoint(dir, checkpoint);
+  EXPECT_NE(testing::error_of([&] { load_hf_model(dir); })
+                .find("'model.layers.2.embed_tokens.weight' should repeat embedding.word_embeddings.weight"),
+            std::string::npos);
+
+  // Without the layer in the checkpoint (what HF saves), the model has no MTP, as HF's.
+  std::filesystem::copy_file(fixture + "/model.safetensors", dir / "model.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(load_hf_model(dir).model->mtp_depths(), 0u);
+  std::filesystem::remove_all(dir);
 }
 
 void expect_rejected(const nlohmann::json& json, const std::string& message) {

@@ -37,6 +37,15 @@ TEST(DataParallel, TrainingMatchesOneProcess) {
   });
 }
 
+// Multi-token prediction's losses are averaged over data-parallel ranks like the main loss.
+TEST(DataParallel, MultiTokenPredictionMatchesOneProcess) {
+  run_ranks(2, [](parallel::World& world) {
+    auto c = compare_training(world, {}, gpt("[*-][*-]/[*-]/[*-]"));
+    ASSERT_EQ(c.single.steps.back().mtp_losses.size(), 2u);
+    expect_same_training(c);
+  });
+}
+
 // The buckets' all-reduces start from the gradient hooks while backward still runs.
 TEST(DataParallel, BucketsStartDuringBackward) {
   run_ranks(2, [](parallel::World& world) {

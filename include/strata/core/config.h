@@ -28,10 +28,12 @@ Activation parse_activation(const std::string& value, const std::string& field);
 PositionEmbeddingType parse_position_embedding_type(const std::string& value, const std::string& field);
 
 // Megatron's per-layer frequency settings (linear_attention_freq, moe_layer_freq): an integer N
-// or one 0/1 entry per layer.
+// or one 0/1 entry per layer; unset when neither is given (core/layer_frequency.h reads text).
 struct LayerFrequency {
   std::optional<int64_t> every;
   std::vector<int64_t> explicit_list;
+  bool is_set() const { return every || !explicit_list.empty(); }
+  bool operator==(const LayerFrequency&) const = default;
 };
 
 // The most layers a model may have: far beyond any trained model (hundreds), and low enough that a
@@ -43,12 +45,24 @@ constexpr int64_t kMaxLayers = 10'000;
 // Megatron's None: unset, and derived by derive_unset_fields where Megatron derives it.
 struct TransformerConfig {
   // Shape.
-  // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models). Without:
-  // the number of attention+MLP layers, each mixer chosen by the frequencies below (GPT models).
+  // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models; the
+  // pattern's count wins, model/layer_allocation.h). Without: the number of attention+MLP layers,
+  // each mixer chosen by the settings below (GPT models).
   int64_t num_layers = 0;
   std::string hybrid_layer_pattern;
-  LayerFrequency linear_attention_freq;  // unset: every layer uses softmax attention
-  LayerFrequency moe_layer_freq;         // unset: every layer uses a dense MLP
+  // Without a pattern, as in Megatron: a Gated DeltaNet layer where linear_attention_freq says so,
+  // only when experimental_attention_variant is gdn (ignored otherwise); a MoE layer where
+  // moe_layer_freq says so (default 1: every layer), only when num_moe_experts is set.
+  LayerFrequency linear_attention_freq;
+  LayerFrequency moe_layer_freq{.every = 1};
+
+  // Layer allocation (model/layer_allocation.h, docs/layer_patterns.md; Megatron's names and defaults).
+  std::string experimental_attention_variant;  // "" (none), "gdn" (alias "gated_delta_net") or "dsa"
+  bool multi_latent_attention = false;         // without a pattern: MLA ('+') where a layer has standard attention
+  // Deprecated in Megatron, kept for old scripts: without a pattern, a Mamba hybrid of num_layers
+  // with these shares of attention and MLP layers (Megatron's pattern_from_ratios).
+  double hybrid_attention_ratio = 0.0;
+  double hybrid_mlp_ratio = 0.0;
   int64_t hidden_size = 0;
   int64_t ffn_hidden_size = 0;      // 0: 4 * hidden_size (with --swiglu's units: 8/3, to a multiple of 64)
   int64_t num_attention_heads = 0;
@@ -123,12 +137,12 @@ struct TransformerConfig {
   double mamba_time_step_limit_min = 0.0;
   double mamba_time_step_limit_max = std::numeric_limits<double>::infinity();
 
-  // Multi-head latent attention (pattern symbols A and D; Megatron's MLATransformerConfig names,
+  // Multi-head latent attention (pattern symbols + and D; Megatron's MLATransformerConfig names,
   // HF DeepSeek's in comments). Queries and keys are [content (qk_head_dim) | position
   // (qk_pos_emb_head_dim)] per head; the position part of the key is one vector shared by all
   // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim), times
   // yarn_mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim (rotary_frequencies.h).
-  // Checked by validate() when the layer pattern has an A or a D, and by the mixer itself.
+  // Checked by validate() when the model has a + or a D layer, and by the mixer itself.
   int64_t q_lora_rank = 512;         // query latent width; 0: queries projected from the input directly
   int64_t kv_lora_rank = 512;        // key/value latent width
   int64_t qk_head_dim = 128;         // qk_nope_head_dim
@@ -175,6 +189,13 @@ struct TransformerConfig {
   int64_t recompute_num_layers = 0;   // 0: unset
   std::vector<std::string> recompute_modules = {"core_attn"};
 
+  // Multi-token prediction (Megatron's names; DeepSeek-V3's MTP): depth d (1-based) predicts
+  // the token d + 1 positions ahead from the previous depth's hidden states and the embedding of
+  // the token d positions ahead. A hybrid pattern's MTP part (after '/') sets the depths and their
+  // layers; a model without a pattern repeats its last layer's kinds in mtp_num_layers depths.
+  int64_t mtp_num_layers = 0;            // 0: no MTP (Megatron: None)
+  double mtp_loss_scaling_factor = 0.1;  // the mean of the depths' losses is scaled by this
+
   int64_t rotary_dim() const;  // kv_channels * rotary_percent, rounded down to an even number
   int64_t mamba_heads() const;  // mamba_num_heads, or the number expand = 2 gives when it is 0
   bool recomputes_mhc() const;  // selective recompute with "mhc" among the modules
@@ -190,9 +211,14 @@ void derive_unset_fields(TransformerConfig& config);
 // Checks the fields are consistent; errors name the field, its value and what was expected.
 // Sizes left 0 are errors here: derive_unset_fields fills them first.
 void validate(const TransformerConfig& config);
+// The layer allocation fields alone (experimental_attention_variant, the frequencies, the ratios;
+// validate() runs it).
+void validate_layer_allocation(const TransformerConfig& config);
+// experimental_attention_variant gdn or its alias gated_delta_net: Megatron's linear attention.
+bool is_linear_attention_variant(const std::string& variant);
 // The mamba_* fields alone (validate() runs it when the layer pattern has an M).
 void validate_mamba(const TransformerConfig& config);
-// The MLA fields (validate() runs it when the layer pattern has an A or a D), and with
+// The MLA fields (validate() runs it when the model has MLA or DSA layers, '+' or 'D'), and with
 // `sparse` the dsa_indexer_* fields too (a D).
 void validate_latent_attention(const TransformerConfig& config, bool sparse);
 

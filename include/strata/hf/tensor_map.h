@@ -43,6 +43,10 @@ class TensorMap {
                        const std::vector<std::string>& parts, std::vector<int64_t> rows,
                        const std::string& runtime_name = "");
   void add(TensorRule rule);
+  // An HF tensor that repeats strata tensor `name` (DeepSeek's MTP layer stores copies of the
+  // embedding and the output head it shares): import checks it equals what `name` imported,
+  // export writes the copy.
+  void duplicate(const std::string& name, const std::string& hf_name);
 
   const std::vector<TensorRule>& rules() const { return rules_; }
 
@@ -57,6 +61,7 @@ class TensorMap {
 
  private:
   std::vector<TensorRule> rules_;
+  std::vector<std::pair<std::string, std::string>> duplicates_;  // (strata name, HF name)
 };
 
 }  // namespace strata::hf

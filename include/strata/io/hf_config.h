@@ -121,6 +121,9 @@ struct DeepseekV32Config {
   double routed_scaling_factor;
   bool norm_topk_prob;
   std::vector<std::string> mlp_layer_types;  // "dense" | "sparse", one per layer
+  // Multi-token prediction layers, stored after the last decoder layer (model.layers.<n>.*, which
+  // HF transformers drops on load); strata builds them when the checkpoint holds them.
+  int64_t num_nextn_predict_layers;
 };
 
 // DeepSeek-V4: hyper-connections around every layer, shared-KV attention with a sliding-window

@@ -15,6 +15,7 @@
 #include "strata/layers/mlp.h"
 #include "strata/layers/moe.h"
 #include "strata/layers/self_attention.h"
+#include "strata/model/language_model.h"
 #include "strata/model/transformer_block.h"
 
 namespace strata {
@@ -99,5 +100,11 @@ void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerC
 
 // The whole decoder a config describes (its resolved layer pattern), on one stage.
 TransformerBlockSubmodules decoder_spec(const LayerRegistry& registry, const TransformerConfig& config);
+
+// The MTP depths a config describes (multi_token_prediction.h), none without MTP.
+MultiTokenPredictionSubmodules mtp_spec(const LayerRegistry& registry, const TransformerConfig& config);
+
+// The decoder and the MTP depths: the whole model a config describes, on one stage.
+LanguageModelSubmodules language_model_spec(const LayerRegistry& registry, const TransformerConfig& config);
 
 }  // namespace strata

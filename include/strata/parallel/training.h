@@ -1,7 +1,7 @@
 #pragma once
 // What the training loop (train/trainer.cpp) asks of a parallel run, for the part of the model
 // this rank holds (parallel_model.h): data-parallel rows of each batch, one step's forward and
-// backward (1F1B across pipeline stages) with gradients synchronised, the global gradient norm,
+// backward (1F1B across pipeline stages, interleaved over virtual stages) with gradients synchronised, the global gradient norm,
 // evaluation through the pipeline, and training checkpoints in the single-process layout.
 //
 // Batches: every data-parallel rank reads the same micro-batch of micro_batch_size x dp rows from
@@ -30,11 +30,14 @@ struct MicroBatch {
 struct StepMeans {
   double loss = 0.0;
   double accuracy = 0.0;
+  std::vector<double> mtp_losses;  // one per multi-token prediction depth (training steps only)
 };
 
 class ParallelTraining {
  public:
-  using ForwardFn = std::function<at::Tensor(const at::Tensor& input, ForwardContext& ctx)>;
+  // Runs model chunk `chunk` of this rank (model.forward_chunk; chunk 0 unless the rank holds
+  // several virtual pipeline stages).
+  using ForwardFn = std::function<at::Tensor(int chunk, const at::Tensor& input, ForwardContext& ctx)>;
   using LossFn = std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& labels)>;
   using AccuracyFn = std::function<double(const at::Tensor& logits, const at::Tensor& labels)>;
 
@@ -62,7 +65,8 @@ class ParallelTraining {
   train::TrainingState load_checkpoint(const std::filesystem::path& load_dir, train::AdamW& optimizer);
 
  private:
-  StepMeans share_means(double loss_sum, double accuracy_sum, int64_t count) const;
+  StepMeans share_means(double loss_sum, double accuracy_sum, const std::vector<double>& mtp_sums,
+                        int64_t count) const;
 
   LanguageModel& model_;
   std::unique_ptr<GradientSync> sync_;

@@ -21,14 +21,19 @@ struct MixerOutput {
 using LinearOutput = MixerOutput;
 
 // Per-forward data every layer may read: rotary tables for the current positions, the encoder
-// output for cross attention, the decoding cache, and the auxiliary losses (MoE load balancing)
-// mixers report.
+// output for cross attention, the decoding cache, and the auxiliary losses (MoE load balancing,
+// multi-token prediction) the model reports.
 struct ForwardContext {
   at::Tensor rotary_cos;  // [T, rotary_dim] for positions offset .. offset + T - 1
   at::Tensor rotary_sin;  // [T, rotary_dim]
   InferenceCache* cache = nullptr;  // set while decoding: mixers read and extend their state
   std::optional<at::Tensor> context;  // encoder output [B, S, H] for cross attention
   std::vector<at::Tensor> aux_losses;  // scalars, summed into the training loss
+  // The batch's labels ([B, T], labels[t + 1] predicted at t) while training: a model with
+  // multi-token prediction then runs its MTP depths, adds their scaled loss to aux_losses and
+  // reports each depth's loss here. Without labels (evaluation, generation) MTP does not run.
+  std::optional<at::Tensor> labels;
+  std::vector<at::Tensor> mtp_losses;
 };
 
 class NormModule : public torch::nn::Module {

@@ -72,6 +72,7 @@ struct StepRecord {
   double lr;
   double grad_norm;
   double tokens_per_second;
+  std::vector<double> mtp_losses;  // each multi-token prediction depth's loss (empty without MTP)
 };
 
 struct EvalRecord {
