@@ -10,7 +10,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 
 # A model that every symbol can be built in: no pattern of its own, sizes for every kind.
 cat > model.json <<'EOF'
-{"hybrid_layer_pattern": "", "num_layers": 4, "hidden_size": 32, "ffn_hidden_size": 64,
+{"hybrid_layer_pattern": "", "num_layers": 4, "position_embedding_type": "rope", "hidden_size": 32, "ffn_hidden_size": 64,
  "num_attention_heads": 4, "num_query_groups": 2, "kv_channels": 8, "vocab_size": 64,
  "mamba_head_dim": 16, "mamba_num_groups": 2, "mamba_state_dim": 16,
  "linear_key_head_dim": 8, "linear_value_head_dim": 8, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
