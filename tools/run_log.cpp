@@ -75,6 +75,8 @@ Json training_options(const TrainFlags& f) {
           {"distributed_backend", f.distributed_backend},
           {"distributed_timeout_minutes", f.distributed_timeout_minutes},
           {"split", f.split},
+          {"tokenizer_type", f.tokenizer.type},
+          {"tokenizer_model", f.tokenizer.model},
           {"make_vocab_size_divisible_by",
            f.make_vocab_size_divisible_by ? Json(*f.make_vocab_size_divisible_by) : Json(nullptr)}};
 }

@@ -47,10 +47,11 @@ int run_train(TrainFlags& f) {
   train::check_train_options(o);  // once a resumed run's options hold the checkpoint's values
   validate(*setup.config);         // before its size is estimated: a bad layer count must not allocate
   const auto& config = *setup.config;
-  if (config.position_embedding_type == PositionEmbeddingType::LearnedAbsolute &&
-      o.seq_length > config.max_position_embeddings)
-    fail("--seq-length ", o.seq_length, ": longer than the learned position table, --max-position-embeddings ",
-         config.max_position_embeddings);
+  // Megatron asserts it whatever the position embedding; a rope or none model may leave the size unset.
+  const bool table = config.position_embedding_type == PositionEmbeddingType::LearnedAbsolute;
+  if ((table || config.max_position_embeddings > 0) && o.seq_length > config.max_position_embeddings)
+    fail("--seq-length ", o.seq_length, ": longer than ", table ? "the learned position table, " : "",
+         "--max-position-embeddings ", config.max_position_embeddings);
   setup.data->check_fits(o.seq_length, o.eval_iters > 0);
   // Checked in every process, a single one included (flags that need pipeline ranks are refused there).
   const auto split = resolve_pipeline_split(resolve_layer_pattern(*setup.config), f.layout.pipeline_parallel,

@@ -79,7 +79,7 @@ void add_run_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--log-interval", o.log_interval, "log every N steps")->check(positive);
   cmd.add_option("--eval-interval", o.eval_interval, "evaluate on held-out data every N steps (0: only at the end)")
       ->check(count);
-  cmd.add_option("--eval-iters", o.eval_iters, "held-out batches per evaluation (0: no evaluation)")->check(count);
+  cmd.add_option("--eval-iters", o.eval_iters, "held-out global batches per evaluation (0: no evaluation)")->check(count);
   cmd.add_flag("--exit-signal-handler", o.exit_signal_handler,
                "on SIGTERM or SIGINT, save and stop at the next step boundary (always on; Megatron's flag)");
   cmd.add_option("--exit-duration-in-mins", o.exit_duration_in_mins,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # NVIDIA's Megatron-LM examples/mamba/train.sh (its 800M model) as `strata train` runs it: the
-# script's model, parallel and training flags unchanged, copied below as data. What differs:
-#   - data and tokenizer: a local token file (bytes as uint16 ids, --tokenizer-type NullTokenizer,
-#     --data-format uint16, --vocab-size 256) for the script's --data-path and its SentencePiece
-#     --tokenizer-type / --tokenizer-model;
-#   - sizes: shrunk for a CPU by giving again, after the script's flags, flags the script itself
-#     has (a later flag wins, as with argparse): a 4-layer pattern, --hidden-size 256, 64-token
-#     sequences, 64 training samples (2 iterations of its global batch of 32), --eval-iters 1;
+# script's options unchanged, copied below as data with its variables substituted, as the script
+# itself does with its two arguments (`train.sh <data-path> <tokenizer-path>`):
+#   - DATA_PATH: an indexed dataset that `strata preprocess` writes from these docs with the
+#     script's tokenizer type (GPTSentencePieceTokenizer) and a local SentencePiece model;
+#   - TOKENIZER_PATH: that SentencePiece model (tests/fixtures/text/sentencepiece_bpe).
+# What differs from a run on 8 GPUs:
+#   - sizes: shrunk for a CPU by giving again, after the script's options, options the script
+#     itself has (a later flag wins, as with argparse): a 4-layer pattern, --hidden-size 256,
+#     64-token sequences, 64 training samples (2 iterations of its global batch of 32);
 #   - --bf16: strata's bfloat16 autocast runs on CUDA, so the CPU run leaves it out; with it the
 #     command is refused for the device alone, after every other flag was accepted.
 # The run must train, say which flags it accepts without applying, build the model Megatron
@@ -14,7 +16,17 @@
 # and resume from its ./checkpoints as the script's --load does. Usage: STRATA WORK_DIR
 set -euo pipefail
 strata=$1 work=$2
+here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
+
+# The script's two arguments: the docs as 20-line documents, tokenised as the script's tokenizer.
+TOKENIZER_PATH=$here/../fixtures/text/sentencepiece_bpe/tokenizer.model
+mkdir chunks
+cat "$here"/../../docs/*.md | split -l 20 - chunks/
+for chunk in chunks/*; do jq -Rsc '{text: .}' "$chunk"; done > docs.jsonl
+"$strata" preprocess --input docs.jsonl --json-keys text --tokenizer-type GPTSentencePieceTokenizer \
+  --tokenizer-model "$TOKENIZER_PATH" --output-prefix docs --append-eod > preprocess.log 2>&1
+DATA_PATH=docs_text_document
 
 # The options of examples/mamba/train.sh, MODEL_SCALE="800M", variables substituted.
 megatron=(
@@ -39,8 +51,11 @@ megatron=(
   --lr-decay-samples 73192188
   --save ./checkpoints
   --load ./checkpoints
+  --data-path "$DATA_PATH"
   --data-cache-path ./data-cache
   --split 99,1,0
+  --tokenizer-type GPTSentencePieceTokenizer
+  --tokenizer-model "$TOKENIZER_PATH"
   --distributed-backend nccl
   --micro-batch-size 4
   --global-batch-size 32
@@ -65,29 +80,28 @@ megatron=(
   --no-create-attention-mask-in-dataloader
   --tensorboard-dir ./tensorboard
 )
-local_data=(--data-path tokens.bin --tokenizer-type NullTokenizer --data-format uint16 --vocab-size 256)
 small=(--hybrid-layer-pattern "M-*-" --hidden-size 256 --seq-length 64 --max-position-embeddings 64
        --train-samples 64 --lr-warmup-samples 32 --lr-decay-samples 64 --eval-iters 1)
 
-# 60000 bytes of the docs, each byte a little-endian uint16 token id (1 % held out: 600 tokens).
-cat "$(dirname "$0")"/../../docs/*.md > docs.txt
-head -c 60000 docs.txt | perl -e 'local $/; print pack("v*", unpack("C*", <STDIN>))' > tokens.bin
-
 # --bf16 on a CPU: refused for the device, once the whole command line was read and the model built.
-if "$strata" train "${megatron[@]}" "${local_data[@]}" "${small[@]}" > bf16.log 2>&1; then
+if "$strata" train "${megatron[@]}" "${small[@]}" > bf16.log 2>&1; then
   echo "accepted --bf16 on a CPU"; exit 1
 fi
 grep -qF -- "--bf16: bfloat16 autocast runs on CUDA; this run is on cpu" bf16.log || { cat bf16.log; exit 1; }
 
 without_bf16=()
 for flag in "${megatron[@]}"; do [ "$flag" = --bf16 ] || without_bf16+=("$flag"); done
-"$strata" train "${without_bf16[@]}" "${local_data[@]}" "${small[@]}" > run.log 2>&1 || { cat run.log; exit 1; }
+"$strata" train "${without_bf16[@]}" "${small[@]}" > run.log 2>&1 || { cat run.log; exit 1; }
 
-# It trained its 2 iterations (64 samples / 32) and saved them.
+# It trained its 2 iterations (64 samples / 32) on the indexed data and saved them.
+grep -qE '^data: Megatron indexed data docs_text_document \([0-9]+ documents, [0-9]+ uint16 tokens\), --split 99,1,0' run.log ||
+  { cat run.log; exit 1; }
 grep -qE '^train: step 1 loss [0-9.]+ acc [0-9.]+ -> step 2 loss [0-9.]+' run.log || { cat run.log; exit 1; }
 grep -qE '^held-out: loss [0-9.]+' run.log
 [ "$(cat checkpoints/latest_checkpointed_iteration.txt)" = 2 ]
 grep -q -- "--load ./checkpoints: no checkpoint there yet; starting a new run" run.log
+# The samples were built for --train-samples, as Megatron builds them.
+grep -qE '"train_samples": ?64' checkpoints/iter_0000002/state.json
 # The flags accepted without being applied are named, each once.
 for flag in --use-distributed-optimizer --overlap-param-gather --tensorboard-dir; do
   [ "$(grep -c "^note: $flag: not applied: " run.log)" = 1 ] || { echo "no note for $flag"; cat run.log; exit 1; }
@@ -111,13 +125,14 @@ expect mamba_head_dim 64
 expect mamba_num_groups 8
 expect layernorm_epsilon 1e-05
 expect fp32_residual_connection false
-expect vocab_size 256              # 256 byte ids, a multiple of --make-vocab-size-divisible-by 128
+expect vocab_size 512              # the tokenizer's 512 pieces, a multiple of --make-vocab-size-divisible-by 128
 expect lr_decay_style cosine
 expect lr_warmup_samples 32
 expect split 99,1,0
+expect tokenizer_type GPTSentencePieceTokenizer
 # The script's --save/--load: run again with more samples and it resumes at iteration 2.
 more=("${small[@]}" --train-samples 96)
-"$strata" train "${without_bf16[@]}" "${local_data[@]}" "${more[@]}" > resumed.log 2>&1 || { cat resumed.log; exit 1; }
+"$strata" train "${without_bf16[@]}" "${more[@]}" > resumed.log 2>&1 || { cat resumed.log; exit 1; }
 grep -q "resumes ./checkpoints at iteration 2" resumed.log
 grep -qE '^train: step 3 loss [0-9.]+ acc [0-9.]+ -> step 3 loss' resumed.log
 [ "$(cat checkpoints/latest_checkpointed_iteration.txt)" = 3 ]

@@ -51,7 +51,7 @@ struct TrainOptions {
   std::string metrics;        // JSONL path
   int64_t log_interval = 1;
   int64_t eval_interval = 0;  // 0: evaluate only at the end
-  int64_t eval_iters = 2;     // 0: no evaluation (Megatron's meaning)
+  int64_t eval_iters = 2;     // global batches per evaluation; 0: no evaluation (Megatron's meaning)
   at::Device device = at::kCPU;
   bool progress = true;  // this process prints: the progress bar, evaluations, notes
   // A model split over ranks (parallel::build_parallel_language_model) trains data-, tensor-,
@@ -110,7 +110,8 @@ void refuse_save_over_another_run(const TrainOptions& options);
 // always resumes its own folder starts its first run there, as in Megatron. The trainer says so.
 bool load_starts_fresh(const TrainOptions& options);
 
-// Mean loss and accuracy over `batches` held-out batches.
+// Mean loss and accuracy over options.eval_iters global batches of held-out data (Megatron's
+// evaluation iterations), read as micro-batches of options.micro_batch_size.
 EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOptions& options, int64_t step);
 
 }  // namespace strata::train
