@@ -271,6 +271,10 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
 
 std::vector<std::string> settle_train_flags(TrainFlags& f) {
   auto notes = megatron_flag_notes(*f.command);
+  if (f.given("--mhc-recompute-layer-num"))
+    notes.push_back(
+        "--mhc-recompute-layer-num: not applied: strata reruns each hyper-connection's maps in its own backward (a "
+        "block of one), which gives the same outputs and gradients");
   if (f.tokenizer.is_null()) {
     if (!f.tokenizer.model.empty())
       fail("--tokenizer-model ", f.tokenizer.model, ": ", TokenizerFlags::kNull, " reads no tokenizer file");
