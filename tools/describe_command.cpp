@@ -42,7 +42,9 @@ struct Description {
 
 // The config train would start a new run from: the default model or --load's checkpoint, under
 // --model-config and the flags; resolved and checked as train checks it.
-Description describe(const TrainFlags& f) {
+Description describe(const TrainFlags& given) {
+  TrainFlags f = given;
+  settle_train_flags(f);  // refused flags are refused as train refuses them; its notes concern the run
   if (!f.load_hf.empty())
     fail("--load-hf ", f.load_hf, ": strata describe reads no HF model (it would have to build it); describe a ",
          "--model-config");

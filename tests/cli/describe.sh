@@ -254,6 +254,8 @@ accepted --hybrid-layer-pattern 'M*M*M*' --pipeline-model-parallel-size 2 --deco
   -- stages='[[0],[1,2,3,4,5]]'
 refused_args "virtual pipeline stages need --pipeline-model-parallel-size above 1" --hybrid-layer-pattern 'M*M*' \
   --num-virtual-stages-per-pipeline-rank 2
+# Megatron flags train refuses are refused here too.
+refused_args "--fp16: refused: float16 training needs loss scaling" --fp16
 
 # Not portable, and why:
 #  - pattern_from_ratios with both ratios 0 ("MMMMMMMM", "M"): Megatron only calls it when a ratio
