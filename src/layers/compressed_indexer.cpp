@@ -57,6 +57,10 @@ at::Tensor CompressedIndexer::forward(const at::Tensor& hidden, const at::Tensor
   const auto entries = index_scores.size(-1);
   auto selected = at::zeros(index_scores.sizes(), index_scores.options().dtype(at::kBool));
   if (entries == 0) return selected;
+  // at::topk, as HF: its choice among tied scores (ReLU zeroes every head of some entries, so
+  // they tie at 0) depends on the device and on how many entries it ranks. Matching HF's reference
+  // needs HF's choice; decoding, which ranks fewer entries per call, may then read another of the
+  // tied entries than the full forward.
   auto top = at::topk(index_scores, std::min(topk_, entries), -1);
   // A query with fewer complete windows than topk also gets incomplete ones (score -inf): not read.
   return selected.scatter(-1, std::get<1>(top), std::get<0>(top).isfinite());

@@ -45,6 +45,38 @@ TEST(HfDeepseekV4, FirstLayerMatchesHf) {
   EXPECT_LE(relative_error(out, ref.load("capture.model.layers.0.out0")), 1e-5);
 }
 
+// The fixture's model decoding its reference tokens with every cache (the sliding window, the
+// compressed entries and incomplete windows of both compressors, the indexer's) gives the logits
+// of the full forward: a prompt of 21 tokens (past the window of 16 and one HCA block), then one
+// token at a time to 100 (25 CSA and 6 HCA entries). index_topk 32 reads every complete entry:
+// the fixture's indexer scores tie at 0, and a top-k over fewer entries may pick another of them.
+TEST(HfDeepseekV4, IncrementalDecodingEqualsTheFullForward) {
+  const auto dir = testing::fresh_temp_dir("deepseek_v4_decode");
+  std::filesystem::create_directories(dir);
+  auto json = fixture_config();
+  json["index_topk"] = 32;
+  std::ofstream(dir / "config.json") << json.dump();
+  std::filesystem::copy_file(testing::fixture("deepseek_v4") + "/model/model.safetensors", dir / "model.safetensors");
+  auto hf = load_hf_model(dir);
+  auto ref = io::SafetensorsFile::open(testing::fixture("deepseek_v4") + "/reference.safetensors");
+  auto& model = *hf.model;
+  model.eval();
+  at::NoGradGuard no_grad;
+  auto ids = ref.load("input_ids");
+  auto full = model.forward(ids);
+  InferenceCache cache;
+  ForwardContext ctx{.cache = &cache};
+  std::vector<at::Tensor> steps{model.forward(ids.narrow(1, 0, 21), ctx)};
+  for (int64_t t = 21; t < ids.size(1); ++t) {
+    ForwardContext step{.cache = &cache};
+    steps.push_back(model.forward(ids.narrow(1, t, 1), step));
+  }
+  auto decoded = at::cat(steps, 1);
+  EXPECT_LE(relative_error(decoded, full), 1e-5);
+  EXPECT_EQ(cache.sequence_length(), ids.size(1));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(HfDeepseekV4, ConfigBecomesFusedSharedKvAttentionLayers) {
   auto c = deepseek_v4_transformer_config(parse(fixture_config()));
   EXPECT_EQ(c.hybrid_layer_pattern, "[WE][CE][HE]");
