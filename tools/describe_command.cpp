@@ -74,7 +74,9 @@ Description describe(const TrainFlags& f) {
 
 std::string kind_of(char symbol) {
   for (auto kind : {SequenceMixerKind::Mamba2, SequenceMixerKind::GatedDeltaNet, SequenceMixerKind::Attention,
-                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention})
+                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention,
+                    SequenceMixerKind::SlidingWindowAttention, SequenceMixerKind::CompressedSparseAttention,
+                    SequenceMixerKind::HeavilyCompressedAttention})
     if (strata::symbol(kind) == symbol) return name(kind);
   return name(symbol == '-' ? ChannelMixerKind::Mlp : ChannelMixerKind::MoE);
 }

@@ -184,6 +184,7 @@ const std::map<std::string, Field>& fields() {
                             [](TransformerConfig& c, const Json& v, const std::string& where) {
                               c.activation_func = parse_activation(typed<std::string>(v, where, text), where);
                             }};
+    t["activation_func_clamp_value"] = plain(&TransformerConfig::activation_func_clamp_value, number);
     t["rotary_base"] = plain(&TransformerConfig::rotary_base, number);
     t["rotary_percent"] = plain(&TransformerConfig::rotary_percent, number);
     t["rotary_scaling"] = {[](const TransformerConfig& c) { return rotary_scaling_json(c.rotary_scaling); },
@@ -223,6 +224,17 @@ const std::map<std::string, Field>& fields() {
     t["dsa_indexer_n_heads"] = plain(&TransformerConfig::dsa_indexer_n_heads, integer);
     t["dsa_indexer_head_dim"] = plain(&TransformerConfig::dsa_indexer_head_dim, integer);
     t["dsa_indexer_topk"] = plain(&TransformerConfig::dsa_indexer_topk, integer);
+    t["sliding_window_size"] = plain(&TransformerConfig::sliding_window_size, integer);
+    t["csa_compress_rate"] = plain(&TransformerConfig::csa_compress_rate, integer);
+    t["hca_compress_rate"] = plain(&TransformerConfig::hca_compress_rate, integer);
+    t["compress_rotary_base"] = plain(&TransformerConfig::compress_rotary_base, number);
+    t["compress_rotary_scaling"] = {
+        [](const TransformerConfig& c) { return rotary_scaling_json(c.compress_rotary_scaling); },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          c.compress_rotary_scaling = rotary_scaling_from_json(v, where);
+        }};
+    t["attention_output_groups"] = plain(&TransformerConfig::attention_output_groups, integer);
+    t["attention_output_lora_rank"] = plain(&TransformerConfig::attention_output_lora_rank, integer);
     t["num_moe_experts"] = plain(&TransformerConfig::num_moe_experts, integer);
     t["moe_router_topk"] = plain(&TransformerConfig::moe_router_topk, integer);
     t["moe_ffn_hidden_size"] = plain(&TransformerConfig::moe_ffn_hidden_size, integer);

@@ -2,6 +2,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/deepseek_v32.h"
+#include "strata/hf/deepseek_v4.h"
 #include "strata/hf/nemotron_h.h"
 #include "strata/hf/qwen3.h"
 #include "strata/hf/qwen3_next.h"
@@ -10,7 +11,7 @@
 namespace strata::hf {
 
 namespace {
-constexpr const char* kSupported = "qwen3, nemotron_h, qwen3_next, deepseek_v32";
+constexpr const char* kSupported = "qwen3, nemotron_h, qwen3_next, deepseek_v32, deepseek_v4";
 }
 
 HfModel build_hf_model(const io::HfConfig& config) {
@@ -18,6 +19,7 @@ HfModel build_hf_model(const io::HfConfig& config) {
   if (const auto* next = std::get_if<io::Qwen3NextConfig>(&config)) return build_qwen3_next(*next);
   if (const auto* nemotron_h = std::get_if<io::NemotronHConfig>(&config)) return build_nemotron_h(*nemotron_h);
   if (const auto* v32 = std::get_if<io::DeepseekV32Config>(&config)) return build_deepseek_v32(*v32);
+  if (const auto* v4 = std::get_if<io::DeepseekV4Config>(&config)) return build_deepseek_v4(*v4);
   fail("architecture ", io::model_type(config), " is not supported yet (supported: ", kSupported, ")");
 }
 
