@@ -170,7 +170,9 @@ TEST_P(SharedKvDecoding, ChunkedDecodingEqualsTheFullForward) {
   EXPECT_TRUE(at::allclose(decoded, full, 1e-5, 1e-5)) << (decoded - full).abs().max();
   const auto& state = cache.state<SharedKvAttentionState>(1);
   EXPECT_EQ(state.window.size(1), config->sliding_window_size - 1);
-  if (GetParam() == CompressedBranch::Heavy) EXPECT_EQ(state.compressor.num_entries(), 4);
+  if (GetParam() == CompressedBranch::Heavy) {
+    EXPECT_EQ(state.compressor.num_entries(), 4);
+  }
   if (GetParam() == CompressedBranch::Sparse) {
     EXPECT_EQ(state.compressor.num_entries(), 9);
     EXPECT_EQ(state.indexer.num_entries(), 9);
