@@ -166,19 +166,27 @@ io::DeepseekV32Config deepseek_v32_hf_config(const TransformerConfig& c) {
   hf.index_topk = c.dsa_indexer_topk;
   hf.intermediate_size = c.ffn_hidden_size;
   hf.mlp_bias = false;
+  hf.n_group = 1;
+  hf.topk_group = 1;
+  hf.norm_topk_prob = c.moe_router_norm_topk_prob;
+  if (hf.first_k_dense_replace == hf.num_hidden_layers) {  // no MoE layer: HF's (DeepSeek-V3's) defaults, unused
+    hf.n_routed_experts = 256;
+    hf.num_experts_per_tok = 8;
+    hf.moe_intermediate_size = 2048;
+    hf.n_shared_experts = 1;
+    hf.routed_scaling_factor = 2.5;
+    return hf;
+  }
   hf.n_routed_experts = c.num_moe_experts;
   hf.num_experts_per_tok = c.moe_router_topk;
   hf.moe_intermediate_size = c.moe_ffn_hidden_size;
   // DeepSeek's shared expert is n_shared_experts experts wide.
   const auto shared = c.moe_shared_expert_intermediate_size, expert = c.moe_ffn_hidden_size;
-  if (expert > 0 && shared % expert != 0)
+  if (shared % expert != 0)
     fail("deepseek_v32: moe_shared_expert_intermediate_size ", shared, " is not a multiple of moe_ffn_hidden_size ",
          expert, " (DeepSeek's shared expert is n_shared_experts x moe_intermediate_size wide)");
-  hf.n_shared_experts = expert > 0 ? shared / expert : 1;
-  hf.n_group = 1;
-  hf.topk_group = 1;
+  hf.n_shared_experts = shared / expert;
   hf.routed_scaling_factor = c.moe_router_topk_scaling_factor;
-  hf.norm_topk_prob = c.moe_router_norm_topk_prob;
   return hf;
 }
 

@@ -130,7 +130,7 @@ io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
   base.tie_word_embeddings = c.share_embeddings_and_output_weights;
   base.attention_bias = false;
   base.hidden_act = hf_activation_name(c.activation_func);
-  bool has_moe = false;
+  bool has_moe = false, has_linear_attention = false;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const auto [sequence, channel] = pairs[i];
     if (sequence != SequenceMixerKind::GatedDeltaNet && sequence != SequenceMixerKind::Attention)
@@ -138,13 +138,15 @@ io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
     hf.layer_types.push_back(sequence == SequenceMixerKind::GatedDeltaNet ? "linear_attention" : "full_attention");
     if (channel == ChannelMixerKind::Mlp) hf.mlp_only_layers.push_back(int64_t(i));
     has_moe = has_moe || channel == ChannelMixerKind::MoE;
+    has_linear_attention = has_linear_attention || sequence == SequenceMixerKind::GatedDeltaNet;
   }
   hf.decoder_sparse_step = 1;
-  hf.linear_conv_kernel_dim = c.linear_conv_kernel_dim;
-  hf.linear_key_head_dim = c.linear_key_head_dim;
-  hf.linear_value_head_dim = c.linear_value_head_dim;
-  hf.linear_num_key_heads = c.linear_num_key_heads;
-  hf.linear_num_value_heads = c.linear_num_value_heads;
+  // Sizes of a kind of layer the model lacks are HF's defaults, which then size nothing.
+  hf.linear_conv_kernel_dim = has_linear_attention ? c.linear_conv_kernel_dim : 4;
+  hf.linear_key_head_dim = has_linear_attention ? c.linear_key_head_dim : 128;
+  hf.linear_value_head_dim = has_linear_attention ? c.linear_value_head_dim : 128;
+  hf.linear_num_key_heads = has_linear_attention ? c.linear_num_key_heads : 16;
+  hf.linear_num_value_heads = has_linear_attention ? c.linear_num_value_heads : 32;
   hf.num_experts = has_moe ? c.num_moe_experts : 512;
   hf.num_experts_per_tok = has_moe ? c.moe_router_topk : 10;
   hf.moe_intermediate_size = has_moe ? c.moe_ffn_hidden_size : 512;

@@ -68,7 +68,7 @@ std::string canonical_layer_symbols(const TransformerConfig& config) {
 std::vector<ConfigDifference> model_differences(const TransformerConfig& ours, const TransformerConfig& theirs) {
   std::vector<ConfigDifference> out;
   const auto layers = canonical_layer_symbols(ours), their_layers = canonical_layer_symbols(theirs);
-  if (layers != their_layers) out.push_back({"layers", layers, their_layers});
+  if (layers != their_layers) out.push_back({"layers", nlohmann::json(layers).dump(), nlohmann::json(their_layers).dump()});
   const auto a = to_json(ours), b = to_json(theirs);
   for (const auto& [field, value] : a.items()) {
     if (not_compared().count(field) || !read_by_layers(field, layers, ours.enable_hyper_connections)) continue;

@@ -24,7 +24,8 @@ std::string deepseek_v32_layer_pattern(const io::DeepseekV32Config& config);
 TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& config);
 TensorMap deepseek_v32_tensor_map(const TransformerConfig& config);
 // For export: the DeepSeek-V3.2 config of a model whose layers are DSA + (MLP or MoE) pairs, MTP
-// depths included. Routing is written ungrouped (n_group = topk_group = 1).
+// depths included. Routing is written ungrouped (n_group = topk_group = 1); a model without MoE
+// layers keeps HF's default MoE sizes, which then size nothing.
 io::DeepseekV32Config deepseek_v32_hf_config(const TransformerConfig& config);
 
 }  // namespace strata::hf
