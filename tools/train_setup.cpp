@@ -105,18 +105,25 @@ void restore_options(TrainFlags& f, const Json& run, const std::string& source) 
   if (!f.given("--clip-grad")) o.clip_grad = saved.clip_grad;
 }
 
+// The tokenizer the flags name, else the one in `folder` (an HF model folder or a checkpoint's
+// tokenizer/), else none.
+std::vector<text::TokenizerFile> run_tokenizer(const TrainFlags& f, const std::optional<std::filesystem::path>& folder) {
+  if (f.tokenizer.given()) return text::tokenizer_files(f.tokenizer.type, f.tokenizer.model);
+  if (!folder) return {};
+  const auto type = text::tokenizer_type_in(*folder);
+  return type ? text::tokenizer_files(*type, *folder) : std::vector<text::TokenizerFile>{};
+}
+
 TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
   if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
   if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
   for (const auto& flag : kModelFlags)
     if (f.given(flag)) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
-  std::filesystem::path dir = f.load_hf;
-  if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
-    dir /= "model";  // an hf-check fixture folder
+  const auto dir = hf::hf_model_dir(f.load_hf);
   auto hf = hf::load_hf_model(dir);
-  TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path"),
-                   hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string())};
-  return setup;
+  return {hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path"),
+          hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string()), {},
+          run_tokenizer(f, dir)};
 }
 
 }  // namespace
@@ -139,7 +146,8 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
     auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
     return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
-            std::move(resolved.warnings)};
+            std::move(resolved.warnings),
+            run_tokenizer(f, resumes ? train::checkpoint_tokenizer_dir(o.load) : std::nullopt)};
   }
 
   const auto saved = train::read_checkpoint(o.load);
@@ -157,7 +165,8 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
-          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings)};
+          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings),
+          run_tokenizer(f, train::checkpoint_tokenizer_dir(o.load))};
 }
 
 }  // namespace strata::tools

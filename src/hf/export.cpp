@@ -94,7 +94,7 @@ std::map<std::string, at::Tensor> hf_tensors(const LanguageModel& model, const H
 }
 
 void write_hf_folder(const fs::path& out, const HfExportPlan& plan, const std::map<std::string, at::Tensor>& tensors,
-                     const std::vector<fs::path>& extra_files) {
+                     const std::vector<text::TokenizerFile>& tokenizer) {
   std::error_code error;
   if (fs::exists(out, error) && (!fs::is_directory(out, error) || !fs::is_empty(out, error)))
     fail(out.string(), ": exists and is not an empty folder; export into a new folder");
@@ -106,7 +106,7 @@ void write_hf_folder(const fs::path& out, const HfExportPlan& plan, const std::m
   try {
     io::write_file_atomically(temp / "config.json", plan.config_json.dump(2) + "\n");
     io::save_checkpoint(temp, tensors);
-    for (const auto& file : extra_files) fs::copy_file(file, temp / file.filename());
+    for (const auto& file : tokenizer) fs::copy_file(file.source, temp / file.name);
     io::sync_directory(temp);
     fs::remove(out, error);  // an empty folder gives way
     fs::rename(temp, out);

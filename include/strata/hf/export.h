@@ -18,6 +18,7 @@
 #include "strata/hf/tensor_map.h"
 #include "strata/io/hf_config_writer.h"
 #include "strata/model/language_model.h"
+#include "strata/text/tokenizer_files.h"
 
 namespace strata::hf {
 
@@ -38,10 +39,9 @@ HfExportPlan plan_hf_export(const TransformerConfig& config, const io::HfConfigE
 std::map<std::string, at::Tensor> hf_tensors(const LanguageModel& model, const HfExportPlan& plan);
 
 // Writes the HF folder `out`, which must be missing or empty: config.json, the checkpoint
-// (model.safetensors; shards and their index above 5 GB) and `extra_files` copied beside them (a
-// tokenizer's files). Written in a temporary folder beside `out`, then renamed into place.
+// (model.safetensors; shards and their index above 5 GB) and the tokenizer's files copied beside
+// them. Written in a temporary folder beside `out`, then renamed into place.
 void write_hf_folder(const std::filesystem::path& out, const HfExportPlan& plan,
-                     const std::map<std::string, at::Tensor>& tensors,
-                     const std::vector<std::filesystem::path>& extra_files);
+                     const std::map<std::string, at::Tensor>& tensors, const std::vector<text::TokenizerFile>& tokenizer);
 
 }  // namespace strata::hf
