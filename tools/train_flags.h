@@ -13,6 +13,7 @@
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
+#include "data_flags.h"
 #include "layer_allocation_flags.h"
 #include "tokenizer_flags.h"
 
@@ -23,12 +24,7 @@ struct TrainFlags {
   std::string device = "cpu";
   std::string model_config;
   std::string load_hf;
-  // --data-path: a text or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ...".
-  std::vector<std::string> data_path;
-  std::string data_format = "text";
-  std::string split = "969,30,1";  // Megatron's default for --data-path
-  bool eod_mask_loss = false;
-  std::optional<int64_t> eod_token_id;
+  DataFlags data;  // none: synthetic associative recall
   TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
   int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
   uint64_t seed = 1234;

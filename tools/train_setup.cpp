@@ -56,11 +56,11 @@ Json resumed_indexed_spec(const TrainFlags& f, Json saved, int64_t data_parallel
       }
     saved["datasets"] = datasets;
   }
-  if (f.given("--split")) saved["split"] = f.split;
+  if (f.given("--split")) saved["split"] = f.data.split;
   if (f.given("--seed")) saved["seed"] = f.seed;
   if (f.given("--vocab-size")) saved["vocab_size"] = *f.vocab_size;
   if (f.given("--eod-mask-loss")) saved["eod_mask_loss"] = true;
-  if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.eod_token_id;
+  if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.data.eod_token_id;
   if (f.tokenizer.given() && !f.given("--vocab-size")) saved["vocab_size"] = f.tokenizer.open()->vocab_size();
   return saved;
 }
@@ -72,14 +72,14 @@ Json resumed_data_spec(const TrainFlags& f, Json saved, int64_t data_parallel_si
   if (f.given("--data-path")) {
     auto now = data_spec_from_flags(f, data_parallel_size);
     if (!file || now.value("kind", "") == "megatron") return now;  // another source: the trainer says so
-    if (!same_path(f.data_path[0], saved.value("path", ""))) {
+    if (!same_path(f.data.data_path[0], saved.value("path", ""))) {
       // Another file: compared with the checkpoint's data by content (a moved file is the same data).
-      saved["path"] = f.data_path[0];
+      saved["path"] = f.data.data_path[0];
       saved.erase("fingerprint");
       saved.erase("size");
     }
   }
-  if (f.given("--data-format")) saved["kind"] = f.data_format;
+  if (f.given("--data-format")) saved["kind"] = f.data.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
   if (f.given("--mqar-kv-pairs") && !file) saved["num_kv_pairs"] = f.mqar_kv_pairs;
   if (f.given("--seed") && !file) saved["seed"] = f.seed;
