@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "flag_checks.h"
+#include "strata/text/tokenizer_files.h"
 #include "strata/model/layer_pattern.h"
 
 namespace strata::tools {
@@ -127,7 +128,8 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(real_above(0.0));
 }
 
-nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size) {
+nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder) {
   if (f.data.data_path.empty())
     return {{"kind", "mqar"},
             {"vocab_size", train::MqarDefaults{}.vocab_size},
@@ -136,7 +138,11 @@ nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_s
   const auto& o = f.options;
   const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
   DataSpecSettings settings{o.seq_length, o.train_iters * global_batch, f.seed, f.vocab_size, {}};
-  if (f.tokenizer.given()) settings.tokenizer = [&f] { return f.tokenizer.open(); };
+  if (f.tokenizer.given()) {
+    settings.tokenizer = [&f] { return f.tokenizer.open(); };
+  } else if (const auto type = tokenizer_folder ? text::tokenizer_type_in(*tokenizer_folder) : std::nullopt) {
+    settings.tokenizer = [type, folder = *tokenizer_folder] { return text::open_tokenizer(*type, folder); };
+  }
   return tools::data_spec_from_flags(f.data, settings);
 }
 

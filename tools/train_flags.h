@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -57,7 +58,11 @@ void add_train_flags(CLI::App& command, TrainFlags& flags);
 // The data the flags name, as open_data_source (train/data.h) reads it. A --data-path that names
 // Megatron indexed datasets (PREFIX.bin and PREFIX.idx exist) builds its samples for this run's
 // --train-iters x global batch (--global-batch-size, or --micro-batch-size x data_parallel_size).
-nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size);
+// Indexed data takes the vocabulary and EOD id the flags leave out from --tokenizer-model, else from
+// the tokenizer in `tokenizer_folder` (the one that came with the starting weights: an --load-hf
+// folder's, a checkpoint's tokenizer/).
+nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder = std::nullopt);
 
 // Applies the model flags on top of `base`.
 TransformerConfig apply_model_flags(const TrainFlags& flags, TransformerConfig base);

@@ -121,7 +121,7 @@ TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
     if (f.given(flag)) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
   const auto dir = hf::hf_model_dir(f.load_hf);
   auto hf = hf::load_hf_model(dir);
-  return {hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path"),
+  return {hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size, dir), "--data-path"),
           hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string()), {},
           run_tokenizer(f, dir)};
 }
@@ -139,15 +139,15 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   auto& o = f.options;
   const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
   if (!resumes || o.finetune) {
-    auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path");
+    const auto tokenizer_folder = resumes ? train::checkpoint_tokenizer_dir(o.load) : std::nullopt;
+    auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size, tokenizer_folder), "--data-path");
     TransformerConfig c = train::default_model_config();
     c.vocab_size = data->vocab_size();
     if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
     auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
     return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
-            std::move(resolved.warnings),
-            run_tokenizer(f, resumes ? train::checkpoint_tokenizer_dir(o.load) : std::nullopt)};
+            std::move(resolved.warnings), run_tokenizer(f, tokenizer_folder)};
   }
 
   const auto saved = train::read_checkpoint(o.load);
