@@ -2,10 +2,12 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn|profile|nccl]  (default all; the build is incremental in
+#   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export]  (default all; the build is incremental in
 #     build-gpu/; gdn: only the Gated DeltaNet tests, benchmark and profile; profile: the training step's
 #     kernels by GPU time, strata beside PyTorch eager and torch.compile, and strata with mHC;
-#     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile)
+#     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
+#     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
+#     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU)
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,26 @@ if [ "$phase" = nccl ]; then
   rm -f "$out"/nccl/tokens.u16
   step profile-gdn build-gpu/strata_bench_gdn --profile
   cat "$out/profile-gdn.log"
+  exit 0
+fi
+if [ "$phase" = export ]; then
+  step build cmake --build build-gpu -j"$(nproc)" --target strata_cli
+  dir=$out/export
+  rm -rf "$dir" && mkdir -p "$dir"
+  python3 -c 'import json, sys; [print(json.loads(l)["text"]) for l in sys.stdin]' \
+    < tests/fixtures/text/megatron_indexed/documents.jsonl > "$dir/text.txt"
+  archs="qwen3_dense qwen3_next nemotron_h deepseek_v32"
+  for arch in $archs; do
+    step export-train-$arch build-gpu/strata train --load-hf tests/fixtures/hf/$arch --data-path "$dir/text.txt" \
+      --seq-length 32 --micro-batch-size 2 --train-iters 3 --eval-iters 0 --save "$dir/runs/$arch"
+    step export-$arch build-gpu/strata export --load "$dir/runs/$arch" --hf "$dir/$arch/model"
+  done
+  for device in cpu cuda; do
+    step export-check-$device python3 scripts/check_hf_export.py --strata build-gpu/strata --device $device \
+      --json "$dir/check-$device.json" $(for arch in $archs; do echo "$dir/$arch"; done)
+    cat "$out/export-check-$device.log"
+  done
+  cat "$out/summary.txt"
   exit 0
 fi
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0

@@ -73,6 +73,7 @@ int run_train(TrainFlags& f) {
                 run ? cat(" on rank 0 of ", run->world->size()).c_str() : "", setup.data->describe().c_str());
     log_run_configuration(f, *setup.config, *setup.data, setup.origin);
   }
+  o.tokenizer = setup.tokenizer;
   auto result = train::train(*model, *setup.data, o);
   if (!logs) return result.stop.exit_code();
   if (!result.steps.empty()) {

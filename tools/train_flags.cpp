@@ -3,8 +3,7 @@
 #include <filesystem>
 
 #include "flag_checks.h"
-#include "strata/io/megatron_indexed.h"
-#include "strata/train/megatron_blend.h"
+#include "strata/text/tokenizer_files.h"
 #include "strata/model/layer_pattern.h"
 
 namespace strata::tools {
@@ -64,16 +63,9 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--seed", f.seed, "seed for initialisation and synthetic data")->check(unsigned_integer());
   cmd.add_option("--device", f.device, "cpu or cuda");
   cmd.add_option("--model-config", f.model_config, "model config JSON (Megatron TransformerConfig field names)");
-  cmd.add_option("--data-path", f.data_path,
+  add_data_flags(cmd, f.data,
                  "training data: a text or token file, or Megatron indexed datasets \"[W1] PREFIX1 [W2] PREFIX2 ...\" "
                  "(PREFIX.bin/.idx; default: synthetic associative recall)");
-  cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
-      ->check(CLI::IsMember({"text", "uint16", "uint32"}));
-  cmd.add_option("--split", f.split, "train,valid,test shares of each indexed dataset's documents");
-  cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
-  cmd.add_option("--eod-token-id", f.eod_token_id,
-                 "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
-      ->check(count);
   add_tokenizer_flags(cmd, f.tokenizer);
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
   cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
@@ -136,81 +128,22 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(real_above(0.0));
 }
 
-namespace {
-
-bool exists(const std::string& path) {
-  std::error_code error;
-  return std::filesystem::exists(path, error);
-}
-
-// Whether a --data-path word names Megatron indexed datasets rather than a file, by what exists;
-// both existing is refused unless --data-format says the file is meant.
-bool names_indexed_dataset(const TrainFlags& f, const std::string& path) {
-  const bool bin = exists(io::megatron_bin_path(path)), idx = exists(io::megatron_idx_path(path));
-  if (exists(path)) {
-    if (bin && idx && !f.given("--data-format"))
-      fail("--data-path ", path, ": both the file ", path, " and the indexed dataset ", path, ".bin/.idx exist; give ",
-           "--data-format text, uint16 or uint32 to read the file, or move one of them");
-    return false;
-  }
-  if (bin != idx)
-    fail("--data-path ", path, ": ", path, bin ? ".bin" : ".idx", " exists but ", path, bin ? ".idx" : ".bin",
-         " does not; an indexed dataset is the pair (Megatron's tools/preprocess_data.py writes both)");
-  if (!bin) fail("--data-path ", path, ": no such file, and no indexed dataset ", path, ".bin/.idx");
-  return true;
-}
-
-nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size) {
-  const auto blend = train::parse_blend(f.data_path);
-  for (const auto& prefix : blend.prefixes)
-    if (!names_indexed_dataset(f, prefix))
-      fail("--data-path ", prefix, ": a file; several --data-path words name Megatron indexed datasets (PREFIX.bin/.idx)");
-  if (f.seed > 0xffffffffull) fail("--seed ", f.seed, ": Megatron's datasets take seeds below 2^32");
-  // The tokenizer, when given, supplies what the flags leave out: the vocabulary and the EOD id.
-  std::optional<int64_t> vocab_size = f.vocab_size, eod_token_id = f.eod_token_id;
-  if (f.tokenizer.given()) {
-    const auto tokenizer = f.tokenizer.open();
-    if (!vocab_size) vocab_size = tokenizer->vocab_size();
-    if (!eod_token_id) eod_token_id = tokenizer->eod_id();
-  }
-  const auto& o = f.options;
-  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
-  auto datasets = nlohmann::json::array();
-  for (size_t d = 0; d < blend.prefixes.size(); ++d) {
-    nlohmann::json dataset = {{"path", blend.prefixes[d]}};
-    if (blend.weights) dataset["weight"] = (*blend.weights)[d];
-    datasets.push_back(dataset);
-  }
-  return {{"kind", "megatron"},
-          {"datasets", datasets},
-          {"split", f.split},
-          {"seq_length", o.seq_length},
-          {"train_samples", o.train_iters * global_batch},
-          {"seed", f.seed},
-          {"vocab_size", vocab_size.value_or(0)},  // none given: refused when opened
-          {"eod_mask_loss", f.eod_mask_loss},
-          {"eod_token_id", eod_token_id ? nlohmann::json(*eod_token_id) : nlohmann::json()}};
-}
-
-}  // namespace
-
-nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size) {
-  if (f.data_path.empty())
+nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder) {
+  if (f.data.data_path.empty())
     return {{"kind", "mqar"},
             {"vocab_size", train::MqarDefaults{}.vocab_size},
             {"num_kv_pairs", f.mqar_kv_pairs},
             {"seed", f.seed}};
-  if (f.data_path.size() > 1 || names_indexed_dataset(f, f.data_path[0])) return indexed_data_spec(f, data_parallel_size);
-  for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id"})
-    if (f.given(flag))
-      fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0],
-           " is a file (text and token files hold out their last 5 %)");
-  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path[0]}};
-  if (f.data_format != "text") {
-    if (!f.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
-    spec["vocab_size"] = *f.vocab_size;
+  const auto& o = f.options;
+  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
+  DataSpecSettings settings{o.seq_length, o.train_iters * global_batch, f.seed, f.vocab_size, {}};
+  if (f.tokenizer.given()) {
+    settings.tokenizer = [&f] { return f.tokenizer.open(); };
+  } else if (const auto type = tokenizer_folder ? text::tokenizer_type_in(*tokenizer_folder) : std::nullopt) {
+    settings.tokenizer = [type, folder = *tokenizer_folder] { return text::open_tokenizer(*type, folder); };
   }
-  return spec;
+  return tools::data_spec_from_flags(f.data, settings);
 }
 
 TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {

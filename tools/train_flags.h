@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
+#include "data_flags.h"
 #include "layer_allocation_flags.h"
 #include "tokenizer_flags.h"
 
@@ -23,12 +25,7 @@ struct TrainFlags {
   std::string device = "cpu";
   std::string model_config;
   std::string load_hf;
-  // --data-path: a text or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ...".
-  std::vector<std::string> data_path;
-  std::string data_format = "text";
-  std::string split = "969,30,1";  // Megatron's default for --data-path
-  bool eod_mask_loss = false;
-  std::optional<int64_t> eod_token_id;
+  DataFlags data;  // none: synthetic associative recall
   TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
   int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
   uint64_t seed = 1234;
@@ -61,7 +58,11 @@ void add_train_flags(CLI::App& command, TrainFlags& flags);
 // The data the flags name, as open_data_source (train/data.h) reads it. A --data-path that names
 // Megatron indexed datasets (PREFIX.bin and PREFIX.idx exist) builds its samples for this run's
 // --train-iters x global batch (--global-batch-size, or --micro-batch-size x data_parallel_size).
-nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size);
+// Indexed data takes the vocabulary and EOD id the flags leave out from --tokenizer-model, else from
+// the tokenizer in `tokenizer_folder` (the one that came with the starting weights: an --load-hf
+// folder's, a checkpoint's tokenizer/).
+nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder = std::nullopt);
 
 // Applies the model flags on top of `base`.
 TransformerConfig apply_model_flags(const TrainFlags& flags, TransformerConfig base);

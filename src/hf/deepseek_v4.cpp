@@ -2,7 +2,6 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/rope_scaling.h"
-#include "strata/model/build_model.h"
 #include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
@@ -184,12 +183,6 @@ TensorMap deepseek_v4_tensor_map(const TransformerConfig& c) {
   map.rename("decoder.final_layernorm.weight", "model.norm.weight");
   if (!c.share_embeddings_and_output_weights) rename(map, "output_layer.weight", "head.weight", "lm_head.weight");
   return map;
-}
-
-HfModel build_deepseek_v4(const io::DeepseekV4Config& hf) {
-  auto config = std::make_shared<const TransformerConfig>(deepseek_v4_transformer_config(hf));
-  auto model = build_language_model(config);
-  return {"deepseek_v4", config, model, deepseek_v4_tensor_map(*config)};
 }
 
 }  // namespace strata::hf

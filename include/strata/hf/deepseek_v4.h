@@ -20,6 +20,5 @@ std::string deepseek_v4_layer_pattern(const io::DeepseekV4Config& config);
 // Errors name the HF setting strata cannot reproduce (biases, hash routing, several KV heads).
 TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& config);
 TensorMap deepseek_v4_tensor_map(const TransformerConfig& config);
-HfModel build_deepseek_v4(const io::DeepseekV4Config& config);
 
 }  // namespace strata::hf
