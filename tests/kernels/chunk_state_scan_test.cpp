@@ -82,6 +82,28 @@ TEST(ChunkStateScanKernel, CudaKernelMatchesTheTwinInBothDirections) {
       }
 }
 
+// Segments (packed documents): a block per (segment, sequence-head pair), empty segments included.
+TEST(ChunkStateScanKernel, CudaKernelMatchesTheTwinWithSegments) {
+  for (const auto& offsets : {std::vector<int64_t>{0, 6}, std::vector<int64_t>{0, 1, 1, 4, 6},
+                              std::vector<int64_t>{0, 2, 3, 4, 5, 6}})
+    for (bool reverse : {false, true}) {
+      const auto segments = static_cast<int64_t>(offsets.size()) - 1;
+      auto in = random_scan_inputs(6, 64, 128, 40, cuda(at::kFloat));
+      for (auto* t : {&in.y_init, &in.a, &in.b, &in.decay, &in.x_add}) *t = t->narrow(0, 0, 1);
+      in.x0 = at::randn({segments, 1, 3, 128, 40}, cuda(at::kFloat));
+      in.chunk_offsets = at::tensor(offsets, at::kLong);
+      in.reverse = reverse;
+      ASSERT_TRUE(chunk_state_scan_kernel_applies(in));
+      auto kernel = chunk_state_scan_cuda(in);
+      auto twin = chunk_state_scan_reference(in);
+      auto ref = chunk_state_scan_reference(as_dtype(in, at::kDouble));
+      const auto what = strata::cat("chunk_offsets ", at::IntArrayRef(offsets), reverse ? " reverse" : " forward");
+      testing::expect_as_accurate_as_twin(kernel.states, twin.states, ref.states, what + " states");
+      testing::expect_as_accurate_as_twin(kernel.y, twin.y, ref.y, what + " y");
+      testing::expect_as_accurate_as_twin(kernel.x_final, twin.x_final, ref.x_final, what + " x_final");
+    }
+}
+
 // The whole chunked rule on CUDA (kernel scans forward and backward) against its float64 run,
 // as accurate as the same rule with every chunk_state_scan on the twin would be: the recurrent
 // form, which shares no code with the chunked one, is that yardstick.
