@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .gpu-deps
-for package in nlohmann-json3-dev libcli11-dev libgtest-dev; do
+# The text libraries travel with their run-time halves (the -dev packages hold only the links).
+for package in nlohmann-json3-dev libcli11-dev libgtest-dev libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
+               libsentencepiece-dev libsentencepiece0; do
   dpkg -L "$package" | while read -r path; do
     case $path in /usr/share/doc/* | /usr/src/*) continue ;; esac
     if [ -f "$path" ]; then

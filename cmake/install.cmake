@@ -5,6 +5,7 @@ include(CMakePackageConfigHelpers)
 set(STRATA_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/strata)
 
 install(TARGETS strata EXPORT strataTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS strata_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/strata)
 install(DIRECTORY include/strata DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT strataTargets NAMESPACE strata:: DESTINATION ${STRATA_CMAKE_DIR})
 

@@ -20,11 +20,20 @@ case $target in
   safetensors_header) sources=(src/io/safetensors_header.cpp) ;;
   layer_pattern) sources=(src/model/layer_pattern.cpp) ;;
   model_config)
-    sources=(src/core/config_json.cpp src/core/config.cpp src/core/rotary_scaling.cpp src/model/layer_pattern.cpp)
+    sources=(src/core/config_json.cpp src/core/config.cpp src/core/rotary_scaling.cpp src/core/layer_frequency.cpp
+      src/core/parse_number.cpp src/model/layer_pattern.cpp src/model/layer_allocation.cpp)
     ;;
   cli_number) sources=(src/core/parse_number.cpp) ;;
+  tokenizer)
+    sources=(src/text/{utf8,unicode,regex,byte_level,piece,normalizer,pre_tokenizer,bpe,added_tokens}.cpp
+             src/text/{decoder,post_processor,hf_tokenizer,text_stream}.cpp)
+    libs=(-lpcre2-8 -lutf8proc)
+    defines=(-DSTRATA_FUZZ_TOKENIZER="\"$repo/tests/fixtures/text/bytelevel_bpe/tokenizer.json\"")
+    ;;
+  layer_frequency) sources=(src/core/layer_frequency.cpp src/core/parse_number.cpp) ;;
   *)
-    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config, cli_number)" >&2
+    echo "fuzz.sh: unknown target '$target' (known: safetensors_header, layer_pattern, model_config, cli_number," \
+      "tokenizer, layer_frequency)" >&2
     exit 2
     ;;
 esac
@@ -47,7 +56,8 @@ fi
 
 binary=$build_dir/${target}_fuzz
 echo "fuzz.sh: building $binary"
-clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${sources[@]}" -o "$binary"
+clang++ "${flags[@]}" ${defines[@]+"${defines[@]}"} "tests/fuzz/${target}_fuzz.cpp" "${sources[@]}" \
+  ${libs[@]+"${libs[@]}"} -o "$binary"
 
 corpus=$build_dir/${target}_corpus
 mkdir -p "$corpus"
@@ -81,10 +91,11 @@ seed_safetensors_header() {
 }
 seed_layer_pattern() {
   local i=0 p
-  for p in 'M*-M*-|E*[G-]/*-' '[*-][*-]' '*-*-' '[GE][*-]' 'MMM|*-/*-/*-' '[*--]' '[*|-]' '*-||'; do
+  for p in 'M*-M*-|E*[G-]/*-' '[*-][*-]' '*-*-' '[GE][*-]' 'MMM|*-/*-/*-' '[*--]' '[*|-]' '*-||' '||M+' \
+    'M*M*/' '/MM/MM' 'D+-/D+-' 'MDM*-' 'M*M*/MM/Ma' 'A-[AE]'; do
     printf '%s' "$p" >"$corpus/seed_$((i++))"
   done
-  printf '%s\n' '"["' '"]"' '"|"' '"/"' '"[*-]"' '"[GE]"' >"$dict"
+  printf '%s\n' '"["' '"]"' '"|"' '"/"' '"[*-]"' '"[GE]"' '"+"' '"D"' '"A"' >"$dict"
 }
 seed_model_config() {
   local i=0 config
@@ -95,12 +106,15 @@ seed_model_config() {
     '{"num_layers":2,"hybrid_layer_pattern":"D-","hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":4,"kv_channels":8,"vocab_size":64,"q_lora_rank":16,"kv_lora_rank":16,"qk_head_dim":8,"qk_pos_emb_head_dim":4,"v_head_dim":8,"dsa_indexer_n_heads":2,"dsa_indexer_head_dim":8,"dsa_indexer_topk":4}' \
     '{"num_layers":1,"hidden_size":8,"ffn_hidden_size":8,"num_attention_heads":1,"num_query_groups":1,"kv_channels":8,"vocab_size":8,"rotary_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":4096,"attention_factor":null}}' \
     '{"num_layers":1,"hidden_size":8,"ffn_hidden_size":8,"num_attention_heads":1,"num_query_groups":1,"kv_channels":8,"vocab_size":8,"enable_hyper_connections":true,"mamba_time_step_limit_max":null}' \
+    '{"num_layers":6,"experimental_attention_variant":"gdn","linear_attention_freq":"([1]*2+[0])*2","moe_layer_freq":null,"hidden_size":16,"ffn_hidden_size":16,"num_attention_heads":2,"num_query_groups":1,"kv_channels":8,"vocab_size":32,"num_moe_experts":4,"moe_ffn_hidden_size":8,"linear_key_head_dim":8,"linear_value_head_dim":8,"linear_num_key_heads":1,"linear_num_value_heads":2}' \
+    '{"num_layers":10,"hybrid_attention_ratio":0.3,"hybrid_mlp_ratio":0.3,"hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":4,"kv_channels":8,"vocab_size":64,"mamba_head_dim":16,"mamba_num_groups":2}' \
     '{"num_layers":"2"}' '[]' '{"num_layers":2,' '{"bogus":1}'; do
     printf '%s' "$config" >"$corpus/seed_$((i++))"
   done
   printf '%s\n' '"\"num_layers\""' '"\"hybrid_layer_pattern\""' '"\"rotary_scaling\""' '"\"type\""' '"\"yarn\""' \
     '"\"llama3\""' '"\"factor\""' '"null"' '"true"' '"1e308"' '"-9223372036854775808"' '"18446744073709551615"' \
-    '"\"[*-]\""' '"\"M\""' >"$dict"
+    '"\"[*-]\""' '"\"M\""' '"\"gdn\""' '"\"dsa\""' '"\"experimental_attention_variant\""' \
+    '"\"moe_layer_freq\""' '"\"linear_attention_freq\""' '"\"([0]*3+[1]*5)\""' '"\"hybrid_attention_ratio\""' >"$dict"
 }
 seed_cli_number() {
   local i=0 text
@@ -111,6 +125,24 @@ seed_cli_number() {
   done
   printf '%s\n' '"-"' '"+"' '"."' '"e"' '"e-"' '"E+"' '"0"' '"9223372036854775807"' '"18446744073709551615"' \
     '"e308"' '"e-324"' '"nan"' '"inf"' '"infinity"' '"0x"' '"p"' '" "' >"$dict"
+}
+
+seed_tokenizer() {
+  local reference=tests/fixtures/text/bytelevel_bpe/reference.json i
+  for ((i = 0; i < $(jq '.cases | length' "$reference"); i++)); do
+    jq -j ".cases[$i].text" "$reference" >"$corpus/seed_$i"
+  done
+  printf '%s\n' '"<|endoftext|>"' '"<|im_start|>"' '"<|im_end|>"' '"\xcc\x81"' '"\xe2\x80\x8d"' '"\x0d\x0a"' \
+    '"\xc2\x85"' "\"'s\"" '"   "' >"$dict"
+}
+
+seed_layer_frequency() {
+  local i=0 text
+  for text in 4 '([0]*3+[1]*5)' '[1,0]*4' '([1]*3+[0]*2)*2' '[1]*2**3' '(1,0)' '[[1]]' '[1]+1' '[01]' '[]' \
+    '[1]*10001' '2**99' ''; do
+    printf '%s' "$text" >"$corpus/seed_$((i++))"
+  done
+  printf '%s\n' '"["' '"]"' '"("' '")"' '"*"' '"**"' '"+"' '","' '"0"' '"1"' '"10000"' >"$dict"
 }
 "seed_$target"
 options=(-max_total_time="$seconds" -artifact_prefix="$build_dir/${target}_")

@@ -10,6 +10,10 @@ packages=(
   nlohmann-json3-dev      # safetensors headers, config.json
   libcli11-dev            # command-line parsing
   libgtest-dev            # unit tests
+  jq                      # the CLI tests read JSON
+  libpcre2-dev            # tokenizer.json regexes (Unicode properties, JIT)
+  libutf8proc-dev         # Unicode normalisation (NFC, NFKC, ...) and character categories
+  libsentencepiece-dev    # SentencePiece tokenizer.model files
   clang libclang-rt-14-dev  # libFuzzer targets
 )
 

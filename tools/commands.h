@@ -15,6 +15,9 @@ Subcommand add_train(CLI::App& app);
 Subcommand add_hf_check(CLI::App& app);
 Subcommand add_plot(CLI::App& app);
 Subcommand add_generate(CLI::App& app);
+Subcommand add_describe(CLI::App& app);
+Subcommand add_tokenize(CLI::App& app);
+Subcommand add_preprocess(CLI::App& app);
 
 at::Device parse_device(const std::string& name);
 

@@ -1,7 +1,10 @@
 // strata generate: continue a prompt with a model from a strata training checkpoint or an HF
-// checkpoint folder. Prompts are text (one token per byte, the tokenizer `strata train` uses for
-// text) or explicit token ids.
+// checkpoint folder. A text prompt goes through a tokenizer (an HF folder's own, or
+// --tokenizer-type / --tokenizer-model) and the continuation streams out as text; a strata
+// checkpoint of vocabulary 256 without a tokenizer reads text as bytes (how strata train reads
+// text). Explicit token ids (--prompt-tokens) need no tokenizer.
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
 #include "commands.h"
@@ -13,33 +16,107 @@
 #include "strata/infer/generate.h"
 #include "strata/model/build_model.h"
 #include "strata/model/checkpoint.h"
+#include "strata/text/text_stream.h"
 #include "strata/train/train_checkpoint.h"
+#include "tokenizer_flags.h"
 
 namespace strata::tools {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 struct GenerateFlags {
   infer::SamplingOptions sampling;
   std::string load, hf;
   std::string prompt, prompt_tokens;
+  std::vector<std::string> stops;
+  TokenizerFlags tokenizer;
   std::string device = "cpu";
 };
 
+// An hf-check fixture folder holds the model in model/; a plain HF folder holds config.json.
+fs::path hf_model_dir(const std::string& hf) {
+  fs::path dir = hf;
+  if (!fs::exists(dir / "config.json") && fs::exists(dir / "model" / "config.json")) dir /= "model";
+  return dir;
+}
+
 std::shared_ptr<LanguageModel> load_model(const GenerateFlags& f) {
   if (f.load.empty() == f.hf.empty()) fail("give exactly one of --load (strata checkpoint) and --hf (HF model folder)");
-  if (!f.hf.empty()) {
-    // An hf-check fixture folder holds the model in model/; a plain HF folder holds config.json.
-    std::filesystem::path dir = f.hf;
-    if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
-      dir /= "model";
-    return hf::load_hf_model(dir).model;
-  }
+  if (!f.hf.empty()) return hf::load_hf_model(hf_model_dir(f.hf)).model;
   if (!train::latest_iteration(f.load)) fail("--load ", f.load, ": ", train::describe_non_checkpoint(f.load));
   auto config = std::make_shared<const TransformerConfig>(config_from_json(train::checkpoint_config(f.load), f.load));
   auto model = build_language_model(config);
   load_model_weights(*model, train::latest_checkpoint_dir(f.load));
   return model;
+}
+
+// The tokenizer the flags name, else the HF folder's own, else bytes for a strata checkpoint of
+// vocabulary 256; null where there is none. `where` says which, for errors.
+std::unique_ptr<text::Tokenizer> open_tokenizer_for(const GenerateFlags& f, int64_t vocab_size, std::string& where) {
+  if (f.tokenizer.given()) {
+    where = "--tokenizer-model " + f.tokenizer.model;
+    return f.tokenizer.open();
+  }
+  if (!f.hf.empty()) {
+    for (const fs::path& dir : {fs::path(f.hf), hf_model_dir(f.hf)}) {
+      where = (dir / "tokenizer.json").string();
+      if (fs::exists(where)) return text::open_tokenizer("HuggingFaceTokenizer", dir);
+      where = (dir / "tokenizer.model").string();
+      if (fs::exists(where)) return text::open_tokenizer("SentencePieceTokenizer", dir);
+    }
+    return nullptr;
+  }
+  where = "strata train's bytes";
+  return vocab_size == 256 ? text::byte_tokenizer() : nullptr;
+}
+
+std::unique_ptr<text::Tokenizer> find_tokenizer(const GenerateFlags& f, int64_t vocab_size) {
+  std::string where;
+  auto tokenizer = open_tokenizer_for(f, vocab_size, where);
+  if (tokenizer && tokenizer->vocab_size() > vocab_size)
+    fail(where, ": the tokenizer's vocabulary (", tokenizer->vocab_size(), " tokens) is larger than the model's (",
+         vocab_size, ")");
+  return tokenizer;
+}
+
+std::vector<int64_t> eos_ids_in(const nlohmann::json& value, const fs::path& file) {
+  if (value.is_number_integer()) return {value.get<int64_t>()};
+  std::vector<int64_t> ids;
+  if (value.is_array())
+    for (const auto& id : value) {
+      if (!id.is_number_integer()) fail(file.string(), ": eos_token_id ", value.dump(), " is not an integer or a list of them");
+      ids.push_back(id.get<int64_t>());
+    }
+  else if (!value.is_null())
+    fail(file.string(), ": eos_token_id ", value.dump(), " is not an integer or a list of them");
+  return ids;
+}
+
+// Where generation stops: an HF folder's generation_config.json, else its config.json, names the
+// EOS token(s); otherwise the tokenizer's EOS.
+std::vector<int64_t> eos_ids(const GenerateFlags& f, const text::Tokenizer* tokenizer) {
+  if (!f.hf.empty()) {
+    const fs::path dir = hf_model_dir(f.hf);
+    for (const char* name : {"generation_config.json", "config.json"}) {
+      const fs::path file = dir / name;
+      if (!fs::exists(file)) continue;
+      std::ifstream in(file);
+      nlohmann::json config;
+      try {
+        config = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception& e) {
+        fail(file.string(), ": not valid JSON (", e.what(), ")");
+      }
+      if (config.contains("eos_token_id")) {
+        auto ids = eos_ids_in(config["eos_token_id"], file);
+        if (!ids.empty()) return ids;
+      }
+    }
+  }
+  if (tokenizer && tokenizer->eos_id()) return {*tokenizer->eos_id()};
+  return {};
 }
 
 std::vector<int64_t> parse_token_list(const std::string& text) {
@@ -56,19 +133,32 @@ std::vector<int64_t> parse_token_list(const std::string& text) {
   return tokens;
 }
 
-std::vector<int64_t> prompt_tokens(const GenerateFlags& f, int64_t vocab_size) {
+std::vector<int64_t> prompt_tokens(const GenerateFlags& f, const text::Tokenizer* tokenizer, int64_t vocab_size) {
   if (f.prompt.empty() == f.prompt_tokens.empty()) fail("give exactly one of --prompt (text) and --prompt-tokens (ids)");
-  std::vector<int64_t> tokens;
-  if (!f.prompt.empty()) {
-    for (unsigned char byte : f.prompt) tokens.push_back(byte);
-  } else {
-    tokens = parse_token_list(f.prompt_tokens);
+  if (f.prompt_tokens.empty() && !tokenizer) {
+    if (!f.hf.empty())
+      fail("--prompt: --hf ", f.hf, " has no tokenizer.json or tokenizer.model; give --tokenizer-type and "
+           "--tokenizer-model, or --prompt-tokens");
+    fail("--prompt: the checkpoint's vocabulary is ", vocab_size, " tokens, not bytes (256); give --tokenizer-type and "
+         "--tokenizer-model, or --prompt-tokens");
   }
+  const auto tokens = f.prompt_tokens.empty() ? tokenizer->encode(f.prompt) : parse_token_list(f.prompt_tokens);
   for (auto t : tokens)
     if (t < 0 || t >= vocab_size)
       fail(f.prompt.empty() ? "--prompt-tokens" : "--prompt", ": token ", t, " is outside the model's vocabulary [0, ",
-           vocab_size, ")", f.prompt.empty() ? "" : "; text prompts need a byte-level model (vocabulary 256)");
+           vocab_size, ")");
   return tokens;
+}
+
+void print_now(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+std::string joined(const std::vector<int64_t>& ids) {
+  std::string out;
+  for (auto t : ids) out += cat(out.empty() ? "" : ",", t);
+  return out;
 }
 
 }  // namespace
@@ -78,9 +168,16 @@ Subcommand add_generate(CLI::App& app) {
   auto& s = f->sampling;
   auto* cmd = app.add_subcommand("generate", "continue a prompt (greedy, or temperature / top-k / top-p sampling)");
   cmd->add_option("--load", f->load, "strata checkpoint folder (as written by strata train --save)");
-  cmd->add_option("--hf", f->hf, "HF model folder (config.json + safetensors)");
-  cmd->add_option("--prompt", f->prompt, "prompt text, one token per byte");
+  cmd->add_option("--hf", f->hf, "HF model folder (config.json + safetensors; its tokenizer.json or tokenizer.model "
+                                 "reads --prompt unless --tokenizer-model names another)");
+  cmd->add_option("--prompt", f->prompt, "prompt text; the continuation streams out as text. A strata checkpoint of "
+                                         "vocabulary 256 without a tokenizer reads it as bytes (strata train's text)");
   cmd->add_option("--prompt-tokens", f->prompt_tokens, "prompt token ids, comma-separated");
+  add_tokenizer_flags(*cmd, f->tokenizer);
+  cmd->add_option("--stop", f->stops, "end the text before this string (repeatable); EOS tokens end it too")
+      ->each([](const std::string& stop) {
+        if (stop.empty()) throw CLI::ValidationError("--stop", "an empty stop string would stop at once");
+      });
   cmd->add_option("--max-new-tokens", s.max_new_tokens, "tokens to generate")->check(integer_at_least(1));
   cmd->add_option("--temperature", s.temperature, "0: greedy")->check(real_at_least(0.0));
   cmd->add_option("--top-k", s.top_k, "keep the k most likely tokens (0: off)")->check(integer_at_least(0));
@@ -92,15 +189,32 @@ Subcommand add_generate(CLI::App& app) {
             auto model = load_model(*f);
             model->to(parse_device(f->device));
             const int64_t vocab = model->config().vocab_size;
-            const auto prompt = prompt_tokens(*f, vocab);
-            const auto generated = infer::generate(*model, prompt, f->sampling);
-            std::string ids;
-            for (auto t : generated) ids += cat(ids.empty() ? "" : ",", t);
-            std::printf("tokens: %s\n", ids.c_str());
-            if (vocab == 256) {
-              std::string text(generated.begin(), generated.end());
-              std::printf("text: %s%s\n", f->prompt.c_str(), text.c_str());
+            const auto tokenizer = find_tokenizer(*f, vocab);
+            const auto prompt = prompt_tokens(*f, tokenizer.get(), vocab);
+            auto sampling = f->sampling;
+            sampling.stop_tokens = eos_ids(*f, tokenizer.get());
+            if (!tokenizer) {
+              if (!f->stops.empty()) fail("--stop needs a tokenizer to read the text (give --tokenizer-type and --tokenizer-model)");
+              std::printf("tokens: %s\n", joined(infer::generate(*model, prompt, sampling)).c_str());
+              return 0;
             }
+            // Text mode: the prompt as text, then the continuation as it comes; the ids on stderr.
+            print_now(f->prompt.empty() ? tokenizer->decode(prompt) : f->prompt);
+            text::TextStream stream(*tokenizer, prompt);
+            text::StopStrings stops(f->stops);
+            const auto& eos = sampling.stop_tokens;
+            sampling.on_token = [&](int64_t id) {
+              if (std::find(eos.begin(), eos.end(), id) != eos.end()) return true;  // ends it, unprinted
+              print_now(stops.push(stream.push(id)));
+              return !stops.stopped();
+            };
+            const auto generated = infer::generate(*model, prompt, sampling);
+            if (!stops.stopped()) {
+              print_now(stops.push(stream.finish()));
+              print_now(stops.finish());
+            }
+            print_now("\n");
+            std::fprintf(stderr, "tokens: %s\n", joined(generated).c_str());
             return 0;
           }};
 }

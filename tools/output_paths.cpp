@@ -27,8 +27,9 @@ void refuse_output_over_input(const std::string& output_flag, const std::string&
 }
 
 void refuse_outputs_over_inputs(const TrainFlags& f) {
-  const std::vector<std::pair<std::string, std::string>> inputs = {{"--data-path", f.data_path},
-                                                                  {"--model-config", f.model_config}};
+  std::vector<std::pair<std::string, std::string>> inputs = {{"--model-config", f.model_config}};
+  for (const auto& path : f.data_path)  // a file, or an indexed dataset's prefix
+    for (const char* suffix : {"", ".bin", ".idx"}) inputs.emplace_back("--data-path", path + suffix);
   refuse_output_over_input("--metrics", f.options.metrics, inputs);
   if (!f.options.metrics.empty())
     refuse_output_over_input("--metrics (its config.json)", run_config_path(f.options.metrics).string(), inputs);

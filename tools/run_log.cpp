@@ -20,6 +20,8 @@ using Json = nlohmann::json;
 // The key that marks a config.json as one this command wrote.
 constexpr const char* kMarker = "strata_run_configuration";
 
+Json or_null(const std::optional<int64_t>& value) { return value ? Json(*value) : Json(nullptr); }
+
 Json training_options(const TrainFlags& f) {
   const auto& o = f.options;
   return {{"train_iters", o.train_iters},
@@ -55,6 +57,10 @@ Json training_options(const TrainFlags& f) {
           {"nproc", f.nproc},
           {"tensor_model_parallel_size", f.layout.tensor_parallel},
           {"pipeline_model_parallel_size", f.layout.pipeline_parallel},
+          {"num_virtual_stages_per_pipeline_rank", or_null(f.pipeline_split.num_virtual_stages_per_pipeline_rank)},
+          {"num_layers_per_virtual_pipeline_stage", or_null(f.pipeline_split.num_layers_per_virtual_pipeline_stage)},
+          {"decoder_first_pipeline_num_layers", or_null(f.pipeline_split.decoder_first_pipeline_num_layers)},
+          {"decoder_last_pipeline_num_layers", or_null(f.pipeline_split.decoder_last_pipeline_num_layers)},
           {"expert_model_parallel_size", f.layout.expert_parallel},
           {"sequence_parallel", f.layout.sequence_parallel},
           {"distributed_backend", f.distributed_backend},

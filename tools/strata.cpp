@@ -16,8 +16,9 @@ int main(int argc, char** argv) {
   app.formatter(std::make_shared<strata::tools::HelpFormatter>());
   app.require_subcommand(1);
   const std::vector<strata::tools::Subcommand> commands = {
-      strata::tools::add_train(app), strata::tools::add_generate(app), strata::tools::add_hf_check(app),
-      strata::tools::add_plot(app)};
+      strata::tools::add_train(app), strata::tools::add_describe(app), strata::tools::add_generate(app),
+      strata::tools::add_hf_check(app), strata::tools::add_plot(app), strata::tools::add_tokenize(app),
+      strata::tools::add_preprocess(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const auto& command : commands)

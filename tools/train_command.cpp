@@ -6,7 +6,10 @@
 #include "run_log.h"
 #include "strata/core/error.h"
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/model/layer_pattern.h"
+#include "strata/model/pipeline_layout.h"
+#include "strata/model/pipeline_split.h"
 #include "strata/parallel/model_state.h"
 #include "strata/parallel/parallel_model.h"
 #include "strata/parallel/run.h"
@@ -37,15 +40,23 @@ int run_train(TrainFlags& f) {
 
   at::manual_seed(f.seed);
   auto setup = set_up_run(f, run ? run->groups.dp_size() : 1);
+  if (auto warning = unmarked_stages_warning(*setup.config, f.layout.pipeline_parallel); !warning.empty())
+    setup.warnings.push_back(warning);
+  if (logs)
+    for (const auto& warning : setup.warnings) std::fprintf(stderr, "strata: warning: %s\n", warning.c_str());
   train::check_train_options(o);  // once a resumed run's options hold the checkpoint's values
   validate(*setup.config);         // before its size is estimated: a bad layer count must not allocate
   setup.data->check_fits(o.seq_length, o.eval_iters > 0);
+  // Checked in every process, a single one included (flags that need pipeline ranks are refused there).
+  const auto split = resolve_pipeline_split(resolve_layer_pattern(*setup.config), f.layout.pipeline_parallel,
+                                            f.pipeline_split);
   const auto shards = run ? f.layout.tensor_parallel * f.layout.pipeline_parallel : 1;
   const auto ranks_sharing_memory = run && o.device.is_cpu() ? run->world->size() : 1;
   train::check_memory_fits(train::estimate_training_memory(*setup.config, o.micro_batch_size, o.seq_length, o.recompute,
                                                            o.bf16, shards),
                            ranks_sharing_memory, o.device, o.micro_batch_size, o.seq_length);
-  auto model = run ? parallel::build_parallel_language_model(setup.config, run->groups) : build_language_model(setup.config);
+  auto model = run ? parallel::build_parallel_language_model(setup.config, run->groups, split)
+                   : build_language_model(setup.config);
   if (!setup.initial_weights.empty()) {
     if (run) {
       parallel::load_canonical_state_dict(*model, setup.initial_weights, f.load_hf);

@@ -1,6 +1,10 @@
 #include "train_flags.h"
 
+#include <filesystem>
+
 #include "flag_checks.h"
+#include "strata/io/megatron_indexed.h"
+#include "strata/train/megatron_blend.h"
 #include "strata/model/layer_pattern.h"
 
 namespace strata::tools {
@@ -60,13 +64,24 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--seed", f.seed, "seed for initialisation and synthetic data")->check(unsigned_integer());
   cmd.add_option("--device", f.device, "cpu or cuda");
   cmd.add_option("--model-config", f.model_config, "model config JSON (Megatron TransformerConfig field names)");
-  cmd.add_option("--data-path", f.data_path, "training data (default: synthetic associative recall)");
+  cmd.add_option("--data-path", f.data_path,
+                 "training data: a text or token file, or Megatron indexed datasets \"[W1] PREFIX1 [W2] PREFIX2 ...\" "
+                 "(PREFIX.bin/.idx; default: synthetic associative recall)");
   cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
       ->check(CLI::IsMember({"text", "uint16", "uint32"}));
+  cmd.add_option("--split", f.split, "train,valid,test shares of each indexed dataset's documents");
+  cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
+  cmd.add_option("--eod-token-id", f.eod_token_id,
+                 "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
+      ->check(count);
+  add_tokenizer_flags(cmd, f.tokenizer);
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
   cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
                  "layer pattern, e.g. \"[*-][G-]\" (docs/layer_patterns.md)");
-  cmd.add_option("--num-layers", f.num_layers, "layers (the pattern's symbols, or attention+MLP layers)")->check(positive);
+  cmd.add_option("--num-layers", f.num_layers,
+                 "layers: attention+MLP layers without a pattern (a pattern's own count wins, with a warning)")
+      ->check(positive);
+  add_layer_allocation_flags(cmd, f.layer_allocation);
   cmd.add_option("--hidden-size", f.hidden_size, "model width")->check(positive);
   cmd.add_option("--ffn-hidden-size", f.ffn_hidden_size, "MLP inner width")->check(positive);
   cmd.add_option("--num-attention-heads", f.num_attention_heads, "query heads")->check(positive);
@@ -98,6 +113,19 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--pipeline-model-parallel-size", f.layout.pipeline_parallel,
                  "pipeline stages (the pattern's '|' stages, or an even split)")
       ->check(positive);
+  auto& split = f.pipeline_split;
+  cmd.add_option("--num-virtual-stages-per-pipeline-rank", split.num_virtual_stages_per_pipeline_rank,
+                 "model chunks per pipeline rank, interleaved 1F1B (a pattern with '|' sets them by its segments)")
+      ->check(positive);
+  cmd.add_option("--num-layers-per-virtual-pipeline-stage", split.num_layers_per_virtual_pipeline_stage,
+                 "layers per virtual pipeline stage (virtual stages per rank = layers / pp / this)")
+      ->check(positive);
+  cmd.add_option("--decoder-first-pipeline-num-layers", split.decoder_first_pipeline_num_layers,
+                 "layers of the first pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
+      ->check(positive);
+  cmd.add_option("--decoder-last-pipeline-num-layers", split.decoder_last_pipeline_num_layers,
+                 "layers of the last pipeline stage, over all its virtual stages (uneven split; patterns without '|')")
+      ->check(positive);
   cmd.add_option("--expert-model-parallel-size", f.layout.expert_parallel, "ranks that split each MoE layer's experts")
       ->check(positive);
   cmd.add_flag("--sequence-parallel", f.layout.sequence_parallel, "split norms and residuals along the sequence over tp");
@@ -108,13 +136,76 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(real_above(0.0));
 }
 
-nlohmann::json data_spec_from_flags(const TrainFlags& f) {
+namespace {
+
+bool exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
+
+// Whether a --data-path word names Megatron indexed datasets rather than a file, by what exists;
+// both existing is refused unless --data-format says the file is meant.
+bool names_indexed_dataset(const TrainFlags& f, const std::string& path) {
+  const bool bin = exists(io::megatron_bin_path(path)), idx = exists(io::megatron_idx_path(path));
+  if (exists(path)) {
+    if (bin && idx && !f.given("--data-format"))
+      fail("--data-path ", path, ": both the file ", path, " and the indexed dataset ", path, ".bin/.idx exist; give ",
+           "--data-format text, uint16 or uint32 to read the file, or move one of them");
+    return false;
+  }
+  if (bin != idx)
+    fail("--data-path ", path, ": ", path, bin ? ".bin" : ".idx", " exists but ", path, bin ? ".idx" : ".bin",
+         " does not; an indexed dataset is the pair (Megatron's tools/preprocess_data.py writes both)");
+  if (!bin) fail("--data-path ", path, ": no such file, and no indexed dataset ", path, ".bin/.idx");
+  return true;
+}
+
+nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size) {
+  const auto blend = train::parse_blend(f.data_path);
+  for (const auto& prefix : blend.prefixes)
+    if (!names_indexed_dataset(f, prefix))
+      fail("--data-path ", prefix, ": a file; several --data-path words name Megatron indexed datasets (PREFIX.bin/.idx)");
+  if (f.seed > 0xffffffffull) fail("--seed ", f.seed, ": Megatron's datasets take seeds below 2^32");
+  // The tokenizer, when given, supplies what the flags leave out: the vocabulary and the EOD id.
+  std::optional<int64_t> vocab_size = f.vocab_size, eod_token_id = f.eod_token_id;
+  if (f.tokenizer.given()) {
+    const auto tokenizer = f.tokenizer.open();
+    if (!vocab_size) vocab_size = tokenizer->vocab_size();
+    if (!eod_token_id) eod_token_id = tokenizer->eod_id();
+  }
+  const auto& o = f.options;
+  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
+  auto datasets = nlohmann::json::array();
+  for (size_t d = 0; d < blend.prefixes.size(); ++d) {
+    nlohmann::json dataset = {{"path", blend.prefixes[d]}};
+    if (blend.weights) dataset["weight"] = (*blend.weights)[d];
+    datasets.push_back(dataset);
+  }
+  return {{"kind", "megatron"},
+          {"datasets", datasets},
+          {"split", f.split},
+          {"seq_length", o.seq_length},
+          {"train_samples", o.train_iters * global_batch},
+          {"seed", f.seed},
+          {"vocab_size", vocab_size.value_or(0)},  // none given: refused when opened
+          {"eod_mask_loss", f.eod_mask_loss},
+          {"eod_token_id", eod_token_id ? nlohmann::json(*eod_token_id) : nlohmann::json()}};
+}
+
+}  // namespace
+
+nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size) {
   if (f.data_path.empty())
     return {{"kind", "mqar"},
             {"vocab_size", train::MqarDefaults{}.vocab_size},
             {"num_kv_pairs", f.mqar_kv_pairs},
             {"seed", f.seed}};
-  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path}};
+  if (f.data_path.size() > 1 || names_indexed_dataset(f, f.data_path[0])) return indexed_data_spec(f, data_parallel_size);
+  for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id"})
+    if (f.given(flag))
+      fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0],
+           " is a file (text and token files hold out their last 5 %)");
+  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path[0]}};
   if (f.data_format != "text") {
     if (!f.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
     spec["vocab_size"] = *f.vocab_size;
@@ -127,6 +218,7 @@ TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {
   if (f.num_layers) c.num_layers = *f.num_layers;
   if (f.hybrid_layer_pattern && !f.num_layers)  // a pattern names its own layer count
     c.num_layers = parse_layer_pattern(c.hybrid_layer_pattern).num_canonical_layers();
+  apply_layer_allocation_flags(f.layer_allocation, f.hybrid_layer_pattern.has_value(), c);
   if (f.hidden_size) c.hidden_size = *f.hidden_size;
   if (f.ffn_hidden_size) c.ffn_hidden_size = *f.ffn_hidden_size;
   if (f.num_attention_heads) c.num_attention_heads = *f.num_attention_heads;

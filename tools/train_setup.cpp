@@ -5,6 +5,7 @@
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/hf/architecture.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/train/run_identity.h"
 #include "strata/train/train_checkpoint.h"
 
@@ -28,18 +29,55 @@ const std::vector<std::string> kModelFlags = {
     "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
     "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
     "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
-    "--mhc-init-gating-factor", "--mtp-num-layers"};
+    "--mhc-init-gating-factor", "--mtp-num-layers", "--experimental-attention-variant", "--linear-attention-freq",
+    "--moe-layer-freq", "--multi-latent-attention", "--hybrid-attention-ratio", "--hybrid-mlp-ratio"};
+
+bool same_path(const std::string& a, const std::string& b) {
+  std::error_code error;
+  return std::filesystem::equivalent(a, b, error);
+}
+
+// A resumed run's indexed datasets: the checkpoint's, with what the flags give on top. Its
+// samples stay those it was built for (train_samples, seq_length): a longer --train-iters reads
+// them again from the start rather than reshuffling the run.
+Json resumed_indexed_spec(const TrainFlags& f, Json saved, int64_t data_parallel_size) {
+  if (f.given("--data-path")) {
+    const auto now = data_spec_from_flags(f, data_parallel_size);
+    if (now.value("kind", "") != "megatron") return now;  // another source: the trainer says so
+    auto datasets = now["datasets"];
+    const auto& before = saved["datasets"];
+    // The same files keep their fingerprints; others are compared with the checkpoint's by content.
+    for (size_t d = 0; d < datasets.size() && d < before.size(); ++d)
+      if (same_path(datasets[d]["path"], before[d].value("path", ""))) {
+        auto kept = before[d];
+        kept.erase("weight");
+        if (datasets[d].contains("weight")) kept["weight"] = datasets[d]["weight"];
+        datasets[d] = kept;
+      }
+    saved["datasets"] = datasets;
+  }
+  if (f.given("--split")) saved["split"] = f.split;
+  if (f.given("--seed")) saved["seed"] = f.seed;
+  if (f.given("--vocab-size")) saved["vocab_size"] = *f.vocab_size;
+  if (f.given("--eod-mask-loss")) saved["eod_mask_loss"] = true;
+  if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.eod_token_id;
+  if (f.tokenizer.given() && !f.given("--vocab-size")) saved["vocab_size"] = f.tokenizer.open()->vocab_size();
+  return saved;
+}
 
 // The data of a resumed run: the checkpoint's, with what the flags give on top.
-Json resumed_data_spec(const TrainFlags& f, Json saved) {
-  std::error_code error;
+Json resumed_data_spec(const TrainFlags& f, Json saved, int64_t data_parallel_size) {
+  if (saved.value("kind", "") == "megatron") return resumed_indexed_spec(f, std::move(saved), data_parallel_size);
   const bool file = saved.value("kind", "") != "mqar";
-  if (f.given("--data-path") && !file) return data_spec_from_flags(f);  // another source: the trainer says so
-  if (f.given("--data-path") && !std::filesystem::equivalent(f.data_path, saved.value("path", ""), error)) {
-    // Another file: compared with the checkpoint's data by content (a moved file is the same data).
-    saved["path"] = f.data_path;
-    saved.erase("fingerprint");
-    saved.erase("size");
+  if (f.given("--data-path")) {
+    auto now = data_spec_from_flags(f, data_parallel_size);
+    if (!file || now.value("kind", "") == "megatron") return now;  // another source: the trainer says so
+    if (!same_path(f.data_path[0], saved.value("path", ""))) {
+      // Another file: compared with the checkpoint's data by content (a moved file is the same data).
+      saved["path"] = f.data_path[0];
+      saved.erase("fingerprint");
+      saved.erase("size");
+    }
   }
   if (f.given("--data-format")) saved["kind"] = f.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
@@ -67,7 +105,7 @@ void restore_options(TrainFlags& f, const Json& run, const std::string& source) 
   if (!f.given("--clip-grad")) o.clip_grad = saved.clip_grad;
 }
 
-TrainSetup from_hf(TrainFlags& f) {
+TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
   if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
   if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
   for (const auto& flag : kModelFlags)
@@ -76,45 +114,50 @@ TrainSetup from_hf(TrainFlags& f) {
   if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
     dir /= "model";  // an hf-check fixture folder
   auto hf = hf::load_hf_model(dir);
-  TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f), "--data-path"),
+  TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path"),
                    hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string())};
   return setup;
 }
 
 }  // namespace
 
+TransformerConfig model_config_from_flags(const TrainFlags& f, TransformerConfig base) {
+  if (!f.model_config.empty())
+    base = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, std::move(base));
+  return apply_model_flags(f, std::move(base));
+}
+
 TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
-  if (!f.load_hf.empty()) return from_hf(f);
+  if (!f.load_hf.empty()) return from_hf(f, data_parallel_size);
   auto& o = f.options;
   const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
   if (!resumes || o.finetune) {
-    auto data = train::open_data_source(data_spec_from_flags(f), "--data-path");
+    auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path");
     TransformerConfig c = train::default_model_config();
     c.vocab_size = data->vocab_size();
     if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
-    if (!f.model_config.empty())
-      c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-    return {std::make_shared<const TransformerConfig>(apply_model_flags(f, c)), std::move(data), {},
-            resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run"};
+    auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
+    return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
+            resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
+            std::move(resolved.warnings)};
   }
 
   const auto saved = train::read_checkpoint(o.load);
   const auto source = "--load " + o.load;
-  TransformerConfig c = config_from_json(saved.config, source);
-  if (!f.model_config.empty()) c = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, c);
-  c = apply_model_flags(f, c);
+  auto resolved = resolve_layer_settings(model_config_from_flags(f, config_from_json(saved.config, source)));
+  auto c = std::move(resolved.config);
   std::unique_ptr<train::DataSource> data;
   if (saved.state.run.is_null()) {  // written before strata saved the run: only the model is known
-    data = train::open_data_source(data_spec_from_flags(f), "--data-path");
+    data = train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path");
   } else {
-    data = train::open_data_source(resumed_data_spec(f, saved.state.run.at("data")), source);
+    data = train::open_data_source(resumed_data_spec(f, saved.state.run.at("data"), data_parallel_size), source);
     restore_options(f, saved.state.run, source);
     const auto global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
     train::check_resumable(to_json(config_from_json(saved.config, source)), saved.state.run, to_json(c),
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
-          cat("resumes ", o.load, " at iteration ", saved.state.iteration)};
+          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings)};
 }
 
 }  // namespace strata::tools

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "strata/core/config.h"
 #include "strata/train/data.h"
@@ -18,9 +19,14 @@ struct TrainSetup {
   std::unique_ptr<train::DataSource> data;
   std::map<std::string, at::Tensor> initial_weights;  // canonical names; --load-hf's model
   std::string origin;  // "a new run", "resumes runs/a at iteration 60", ...
+  std::vector<std::string> warnings;  // what resolving the layer settings said (model/layer_allocation.h)
 };
 
 // `data_parallel_size` resolves the global batch for the resume check (the trainer checks again).
 TrainSetup set_up_run(TrainFlags& flags, int64_t data_parallel_size);
+
+// `base` (the default model, or a checkpoint's), under the --model-config file, under the model
+// flags; its layer settings not yet resolved (model/layer_allocation.h).
+TransformerConfig model_config_from_flags(const TrainFlags& flags, TransformerConfig base);
 
 }  // namespace strata::tools

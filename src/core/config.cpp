@@ -84,8 +84,66 @@ void validate_moe(const TransformerConfig& c) {
   require_finite_at_least(c.moe_aux_loss_coeff, 0.0, "moe_aux_loss_coeff");
 }
 
-bool is_set(const LayerFrequency& f) { return f.every || !f.explicit_list.empty(); }
+void require_frequency(const LayerFrequency& f, const char* field) {
+  if (f.every && *f.every < 1)
+    fail("TransformerConfig.", field, " = ", *f.every, ": expected a positive integer N (every N-th layer) or a list");
+  for (size_t i = 0; i < f.explicit_list.size(); ++i)
+    if (f.explicit_list[i] != 0 && f.explicit_list[i] != 1)
+      fail("TransformerConfig.", field, "[", i, "] = ", f.explicit_list[i], ": expected 0 or 1");
+}
+
+// Which kinds of layer the config has, from its pattern or, without one, as
+// model/layer_allocation.h places them. A ratio config is taken to have Mamba2 layers (only ratios
+// that leave none would not).
+struct KindsInUse {
+  bool mamba, gated_delta_net, latent_attention, sparse_attention, moe;
+};
+
+KindsInUse kinds_in_use(const TransformerConfig& c) {
+  const auto& p = c.hybrid_layer_pattern;
+  const bool ratios = c.hybrid_attention_ratio > 0.0 || c.hybrid_mlp_ratio > 0.0;
+  if (!p.empty() || ratios)
+    return {.mamba = p.find('M') != std::string::npos || (p.empty() && ratios),
+            .gated_delta_net = p.find('G') != std::string::npos || is_linear_attention_variant(c.experimental_attention_variant),
+            .latent_attention = p.find_first_of("+AD") != std::string::npos,
+            .sparse_attention = p.find('D') != std::string::npos,
+            .moe = p.find('E') != std::string::npos || c.num_moe_experts != 0};
+  const bool sparse = c.experimental_attention_variant == "dsa";
+  return {.mamba = false,
+          .gated_delta_net = is_linear_attention_variant(c.experimental_attention_variant),
+          .latent_attention = sparse || c.multi_latent_attention,
+          .sparse_attention = sparse,
+          .moe = c.num_moe_experts != 0};
+}
 }  // namespace
+
+bool is_linear_attention_variant(const std::string& variant) { return variant == "gdn" || variant == "gated_delta_net"; }
+
+void validate_layer_allocation(const TransformerConfig& c) {
+  const auto& variant = c.experimental_attention_variant;
+  if (variant == "gdn2")
+    fail("TransformerConfig.experimental_attention_variant = 'gdn2': Gated DeltaNet-2 is not implemented in strata ",
+         "(gdn, dsa are)");
+  if (!variant.empty() && variant != "dsa" && !is_linear_attention_variant(variant))
+    fail("TransformerConfig.experimental_attention_variant = '", variant,
+         "': expected gdn, dsa, gated_delta_net (an alias of gdn) or none");
+  // Megatron asserts it for gdn whether or not a pattern places the layers.
+  if (is_linear_attention_variant(variant) && !c.linear_attention_freq.is_set())
+    fail("TransformerConfig.experimental_attention_variant = '", variant,
+         "' needs linear_attention_freq (which layers are Gated DeltaNet), as in Megatron");
+  require_frequency(c.linear_attention_freq, "linear_attention_freq");
+  require_frequency(c.moe_layer_freq, "moe_layer_freq");
+  for (auto [ratio, name] :
+       {std::pair{c.hybrid_attention_ratio, "hybrid_attention_ratio"}, {c.hybrid_mlp_ratio, "hybrid_mlp_ratio"}})
+    if (!(ratio >= 0.0 && ratio <= 1.0)) fail("TransformerConfig.", name, " = ", ratio, ": expected a value in [0, 1]");
+  if (c.hybrid_attention_ratio + c.hybrid_mlp_ratio > 1.0)
+    fail("TransformerConfig.hybrid_attention_ratio + hybrid_mlp_ratio = ", c.hybrid_attention_ratio, " + ",
+         c.hybrid_mlp_ratio, ": expected at most 1");
+  if ((c.hybrid_attention_ratio > 0.0 || c.hybrid_mlp_ratio > 0.0) && !c.hybrid_layer_pattern.empty())
+    fail("TransformerConfig.hybrid_layer_pattern \"", c.hybrid_layer_pattern,
+         "\" cannot be used together with hybrid_attention_ratio or hybrid_mlp_ratio (deprecated ratios: give the "
+         "pattern alone), as in Megatron");
+}
 
 int64_t TransformerConfig::mamba_heads() const {
   return mamba_num_heads > 0 || mamba_head_dim <= 0 ? mamba_num_heads : 2 * hidden_size / mamba_head_dim;
@@ -154,12 +212,12 @@ void validate(const TransformerConfig& c) {
   require_positive(c.num_query_groups, "num_query_groups");
   require_positive(c.kv_channels, "kv_channels");
   require_positive(c.vocab_size, "vocab_size");
-  if (c.hybrid_layer_pattern.find('M') != std::string::npos) validate_mamba(c);
-  if (c.hybrid_layer_pattern.find_first_of("AD") != std::string::npos)
-    validate_latent_attention(c, c.hybrid_layer_pattern.find('D') != std::string::npos);
-  if (c.hybrid_layer_pattern.find('G') != std::string::npos || is_set(c.linear_attention_freq))
-    validate_gated_delta_net(c);
-  if (c.hybrid_layer_pattern.find('E') != std::string::npos || is_set(c.moe_layer_freq)) validate_moe(c);
+  validate_layer_allocation(c);
+  const auto kinds = kinds_in_use(c);
+  if (kinds.mamba) validate_mamba(c);
+  if (kinds.latent_attention) validate_latent_attention(c, kinds.sparse_attention);
+  if (kinds.gated_delta_net) validate_gated_delta_net(c);
+  if (kinds.moe) validate_moe(c);
   if (c.num_attention_heads % c.num_query_groups != 0)
     fail("TransformerConfig.num_query_groups = ", c.num_query_groups,
          ": must divide num_attention_heads = ", c.num_attention_heads);

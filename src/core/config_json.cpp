@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "strata/core/error.h"
+#include "strata/core/layer_frequency.h"
 
 namespace strata {
 
@@ -62,16 +63,23 @@ Json frequency_json(const LayerFrequency& f) {
   return f.every ? Json(*f.every) : Json(nullptr);
 }
 
+// An integer N, a list, or Megatron's list expression as a string ("([0]*3+[1]*5)"); null is the
+// field's default (Megatron's: moe_layer_freq 1, linear_attention_freq unset).
 Field frequency(LayerFrequency TransformerConfig::*member) {
   return {[member](const TransformerConfig& c) { return frequency_json(c.*member); },
           [member](TransformerConfig& c, const Json& v, const std::string& where) {
-            LayerFrequency f;
+            LayerFrequency f = TransformerConfig{}.*member;
             if (v.is_number_integer()) {
-              f.every = typed<int64_t>(v, where, "an integer");
+              f = {.every = typed<int64_t>(v, where, "an integer")};
             } else if (v.is_array()) {
+              f = {};
               for (const auto& e : v) f.explicit_list.push_back(typed<int64_t>(e, where + " entry", "an integer"));
+            } else if (v.is_string()) {
+              f = parse_layer_frequency(v.get<std::string>(), where);
             } else if (!v.is_null()) {
-              fail(where, " is ", v.dump(), ", expected an integer N or a list with one 0/1 entry per layer");
+              fail(where, " is ", v.dump(),
+                   ", expected an integer N, a list with one 0/1 entry per layer, or a list expression such as "
+                   "\"([0]*3+[1]*5)\"");
             }
             c.*member = f;
           }};
@@ -146,6 +154,16 @@ const std::map<std::string, Field>& fields() {
     t["hybrid_layer_pattern"] = plain(&TransformerConfig::hybrid_layer_pattern, text);
     t["linear_attention_freq"] = frequency(&TransformerConfig::linear_attention_freq);
     t["moe_layer_freq"] = frequency(&TransformerConfig::moe_layer_freq);
+    t["experimental_attention_variant"] = {
+        [](const TransformerConfig& c) {
+          return c.experimental_attention_variant.empty() ? Json(nullptr) : Json(c.experimental_attention_variant);
+        },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          c.experimental_attention_variant = v.is_null() ? "" : typed<std::string>(v, where, "a string or null");
+        }};
+    t["multi_latent_attention"] = plain(&TransformerConfig::multi_latent_attention, boolean);
+    t["hybrid_attention_ratio"] = plain(&TransformerConfig::hybrid_attention_ratio, number);
+    t["hybrid_mlp_ratio"] = plain(&TransformerConfig::hybrid_mlp_ratio, number);
     t["hidden_size"] = plain(&TransformerConfig::hidden_size, integer);
     t["ffn_hidden_size"] = plain(&TransformerConfig::ffn_hidden_size, integer);
     t["num_attention_heads"] = plain(&TransformerConfig::num_attention_heads, integer);

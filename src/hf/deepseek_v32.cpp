@@ -4,7 +4,7 @@
 #include "strata/hf/common_maps.h"
 #include "strata/hf/rope_scaling.h"
 #include "strata/model/build_model.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
 

@@ -5,6 +5,7 @@
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
 

@@ -7,7 +7,7 @@
 #include "strata/model/build_model.h"
 #include "strata/hf/gated_delta_net_layout.h"
 #include "strata/hf/rope_scaling.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
 

@@ -7,13 +7,14 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "strata/core/error.h"
 #include "strata/kernels/dispatch.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::infer {
 
@@ -131,7 +132,9 @@ std::vector<int64_t> generate(LanguageModel& model, const std::vector<int64_t>& 
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
     const auto next = sample_token(logits[0][-1], o, generator);
     out.push_back(next);
-    if ((o.stop_token && next == *o.stop_token) || i + 1 == o.max_new_tokens) break;
+    const bool go_on = !o.on_token || o.on_token(next);
+    const bool stop_token = std::find(o.stop_tokens.begin(), o.stop_tokens.end(), next) != o.stop_tokens.end();
+    if (!go_on || stop_token || i + 1 == o.max_new_tokens) break;
     token.fill_(next);
     position.fill_(prompt_length + i);
     logits = step.run();

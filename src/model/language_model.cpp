@@ -51,24 +51,34 @@ LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config, co
 }
 
 at::Tensor LanguageModel::forward(const at::Tensor& input_ids, ForwardContext& ctx) {
+  if (num_model_chunks() != 1)
+    fail("language model of ", num_model_chunks(), " model chunks: run one chunk at a time (forward_chunk)");
+  return forward_chunk(0, input_ids, ctx);
+}
+
+at::Tensor LanguageModel::forward_chunk(int chunk, const at::Tensor& input, ForwardContext& ctx) {
+  if (chunk < 0 || chunk >= num_model_chunks()) fail("language model: model chunk ", chunk, " of ", num_model_chunks());
+  const bool embeds = chunk == 0 && role_.pre_process;
+  const bool outputs = chunk == num_model_chunks() - 1 && role_.post_process;
   const int64_t offset = ctx.cache ? ctx.cache->sequence_length() : 0;
   // A later stage under sequence parallelism receives 1/tp of the positions.
-  const int64_t seq = input_ids.size(1) * (role_.pre_process || !pg_.splits_sequence() ? 1 : pg_.tp_size());
+  const int64_t seq = input.size(1) * (embeds || !pg_.splits_sequence() ? 1 : pg_.tp_size());
   auto [cos, sin] = ctx.cache && ctx.cache->fixed_capacity() ? rotary_.tables(ctx.cache->positions())
-                                                              : rotary_.tables(seq, offset, input_ids.device());
+                                                              : rotary_.tables(seq, offset, input.device());
   ctx.rotary_cos = cos;
   ctx.rotary_sin = sin;
-  auto hidden = input_ids;
-  if (role_.pre_process) {
-    hidden = embedding_->forward(input_ids);
+  auto hidden = input;
+  if (embeds) {
+    hidden = embedding_->forward(input);
     if (pg_.splits_sequence()) hidden = parallel::scatter_to_sequence_parallel_region(hidden, pg_.tp);
   }
-  hidden = decoder_->forward(hidden, ctx);
+  hidden = decoder_->forward_chunk(static_cast<size_t>(chunk), hidden, ctx);
   if (ctx.cache) ctx.cache->advance(seq);
-  if (!role_.post_process) return hidden;
+  if (!outputs) return hidden;
   // The output layer is whole on every tensor-parallel rank: each computes the same logits.
   if (pg_.splits_sequence()) hidden = parallel::gather_from_sequence_parallel_region(hidden, pg_.tp, false);
-  if (!mtp_.empty() && ctx.labels && !ctx.cache) add_mtp_losses(hidden, input_ids, ctx);
+  // MTP runs only in a model of one stage (the constructor refuses pipelines), so `input` is the token ids.
+  if (!mtp_.empty() && ctx.labels && !ctx.cache) add_mtp_losses(hidden, input, ctx);
   return at::linear(hidden, output_weight_);
 }
 

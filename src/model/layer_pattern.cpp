@@ -1,12 +1,15 @@
 #include "strata/model/layer_pattern.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "strata/core/error.h"
 
 namespace strata {
 
 namespace {
 
-constexpr const char* kValidSymbols = "M * G D A (sequence mixers), - E (channel mixers), | / [ ]";
+constexpr const char* kValidSymbols = "M G * D + (sequence mixers; A is read as +), - E (channel mixers), | / [ ]";
 
 std::optional<SequenceMixerKind> sequence_kind(char c) {
   switch (c) {
@@ -14,6 +17,7 @@ std::optional<SequenceMixerKind> sequence_kind(char c) {
     case '*': return SequenceMixerKind::Attention;
     case 'G': return SequenceMixerKind::GatedDeltaNet;
     case 'D': return SequenceMixerKind::DeepSeekSparseAttention;
+    case '+':
     case 'A': return SequenceMixerKind::MultiLatentAttention;
     default: return std::nullopt;
   }
@@ -34,23 +38,35 @@ std::string printable(char c) {
   return buf;
 }
 
-// Parser state for one pass over the text.
+bool is_latent_attention(char c) { return c == '+' || c == 'A' || c == 'D'; }
+
+// The layers of one part of the pattern: the main decoder (before the first '/') or one MTP depth.
+struct Part {
+  std::vector<PatternLayer> layers;
+  int segments = 1;  // '|'-delimited
+};
+
+// One pass over the text, in the order Megatron's parse_hybrid_pattern checks it.
 class PatternParser {
  public:
-  explicit PatternParser(const std::string& text) : text_(text) { pattern_.text = text; }
+  explicit PatternParser(const std::string& text) : text_(text) {}
 
   LayerPattern parse() {
-    if (text_.empty()) error(0, "the pattern is empty");
-    for (pos_ = 0; pos_ < text_.size(); ++pos_) step(text_[pos_]);
-    if (bracket_) error(*bracket_, "'[' is never closed");
-    if (in_mtp()) {
-      if (pattern_.mtp.back().empty()) error(text_.size(), "empty MTP depth at the end of the pattern");
-    } else if (!stage_has_layer_) {
-      error(text_.size(), "empty pipeline stage at the end of the pattern");
-    }
-    check_mtp_depths_repeat();
-    pattern_.num_stages = stage_ + 1;
-    return std::move(pattern_);
+    LayerPattern pattern;
+    pattern.text = text_;
+    std::vector<size_t> slashes;
+    for (size_t i = 0; i < text_.size(); ++i)
+      if (text_[i] == '/') slashes.push_back(i);
+    const size_t main_end = slashes.empty() ? text_.size() : slashes.front();
+    auto main = parse_part(0, main_end, /*main_part=*/true);
+    check_attention_kinds(0, main_end, "");
+    pattern.layers = std::move(main.layers);
+    pattern.num_stages = main.segments;
+    pattern.explicit_stages = main.segments > 1;
+    if (!slashes.empty()) pattern.mtp = parse_mtp(slashes);
+    // Megatron checks the main part and the MTP part each on its own; the rule is about the model.
+    check_attention_kinds(0, text_.size(), " (the main decoder's layers and the MTP layers together)");
+    return pattern;
   }
 
  private:
@@ -58,98 +74,106 @@ class PatternParser {
     fail("layer pattern \"", text_, "\": ", what, " (position ", pos, ")\n  ", text_, "\n  ", std::string(pos, ' '), "^");
   }
 
-  bool in_mtp() const { return !pattern_.mtp.empty(); }
-  std::vector<PatternLayer>& current_list() { return in_mtp() ? pattern_.mtp.back() : pattern_.layers; }
-
-  void step(char c) {
-    switch (c) {
-      case '[': return open_bracket();
-      case ']': return close_bracket();
-      case '|': return stage_boundary();
-      case '/': return mtp_boundary();
-      default: return mixer(c);
+  // The MTP parts follow the slashes. All empty ("M*/", "M*//"): no MTP. Otherwise every part is
+  // one depth and must read exactly as the first (compared as text, before their symbols are).
+  std::vector<std::vector<PatternLayer>> parse_mtp(const std::vector<size_t>& slashes) {
+    auto part_end = [&](size_t k) { return k + 1 < slashes.size() ? slashes[k + 1] : text_.size(); };
+    bool all_empty = true;
+    for (size_t k = 0; k < slashes.size(); ++k) all_empty = all_empty && part_end(k) == slashes[k] + 1;
+    if (all_empty) return {};
+    const auto first = text_.substr(slashes[0] + 1, part_end(0) - slashes[0] - 1);
+    for (size_t k = 1; k < slashes.size(); ++k) {
+      const auto depth = text_.substr(slashes[k] + 1, part_end(k) - slashes[k] - 1);
+      if (depth != first)
+        error(slashes[k] + 1, cat("every MTP depth must repeat one pattern: depth 1 is \"", first, "\", depth ", k + 1,
+                                  " is \"", depth, "\""));
     }
+    auto depth = parse_part(slashes[0] + 1, part_end(0), /*main_part=*/false);
+    check_attention_kinds(slashes[0] + 1, part_end(0), " (an MTP depth)");
+    std::vector<std::vector<PatternLayer>> mtp(slashes.size(), depth.layers);
+    for (size_t d = 0; d < mtp.size(); ++d)
+      for (auto& layer : mtp[d]) layer.stage = static_cast<int>(d);
+    return mtp;
   }
 
-  void open_bracket() {
-    if (bracket_) error(pos_, "nested '[' (brackets fuse two mixers and cannot nest)");
-    bracket_ = pos_;
-    fused_ = {};
+  Part parse_part(size_t begin, size_t end, bool main_part) {
+    Part part;
+    std::optional<size_t> bracket;
+    PatternLayer fused;
+    for (size_t pos = begin; pos < end; ++pos) {
+      const char c = text_[pos];
+      if (c == '[') {
+        if (bracket) error(pos, "nested '[' (brackets fuse two mixers and cannot nest)");
+        bracket = pos;
+        fused = {};
+      } else if (c == ']') {
+        if (!bracket) error(pos, "']' without a matching '['");
+        if (!fused.sequence && !fused.channel) error(*bracket, "empty brackets '[]'");
+        if (!fused.channel)
+          error(*bracket, "brackets hold a single mixer: nothing to fuse (write the symbol without brackets)");
+        add_layer(part, fused);
+        bracket.reset();
+      } else if (c == '|') {
+        if (!main_part)
+          error(pos, "'|' is not a valid layer symbol in the MTP part: the MTP layers run on the last pipeline stage");
+        if (bracket) error(pos, "'|' inside brackets: a fused layer cannot span pipeline stages");
+        ++part.segments;
+      } else {
+        mixer(part, pos, bracket.has_value(), fused);
+      }
+    }
+    if (bracket) {
+      if (end < text_.size()) error(end, "'/' inside brackets: the MTP part starts between layers");
+      error(*bracket, "'[' is never closed");
+    }
+    return part;
   }
 
-  void close_bracket() {
-    if (!bracket_) error(pos_, "']' without a matching '['");
-    if (!fused_.sequence && !fused_.channel) error(*bracket_, "empty brackets '[]'");
-    if (!fused_.channel)
-      error(*bracket_, "brackets hold a single mixer: nothing to fuse (write the symbol without brackets)");
-    add_layer(fused_);
-    bracket_.reset();
-  }
-
-  void stage_boundary() {
-    if (bracket_) error(pos_, "'|' inside brackets: a fused layer cannot span pipeline stages");
-    if (in_mtp()) error(pos_, "'|' in the MTP part: the MTP layers run on the last pipeline stage");
-    if (!stage_has_layer_) error(pos_, "empty pipeline stage");
-    ++stage_;
-    stage_has_layer_ = false;
-  }
-
-  void mtp_boundary() {
-    if (bracket_) error(pos_, "'/' inside brackets: the MTP part starts between layers");
-    if (pattern_.layers.empty()) error(pos_, "the MTP part must follow the main decoder's layers");
-    if (!in_mtp() && !stage_has_layer_) error(pos_, "empty pipeline stage before the MTP part");
-    if (in_mtp() && pattern_.mtp.back().empty()) error(pos_, "empty MTP depth");
-    pattern_.mtp.emplace_back();
-    mtp_starts_.push_back(pos_);
-  }
-
-  void mixer(char c) {
+  void mixer(Part& part, size_t pos, bool in_bracket, PatternLayer& fused) const {
+    const char c = text_[pos];
     auto sequence = sequence_kind(c);
     auto channel = channel_kind(c);
-    if (!sequence && !channel) error(pos_, "unknown symbol '" + printable(c) + "' (valid: " + kValidSymbols + ")");
-    if (!bracket_) {
-      add_layer(PatternLayer{.sequence = sequence, .channel = channel});
+    if (!sequence && !channel)
+      error(pos, "'" + printable(c) + "' is not a valid layer symbol (valid: " + kValidSymbols + ")");
+    if (!in_bracket) {
+      add_layer(part, PatternLayer{.sequence = sequence, .channel = channel});
       return;
     }
     if (sequence) {
-      if (fused_.sequence || fused_.channel)
-        error(pos_, "a bracket fuses one sequence mixer followed by one channel mixer; found a second sequence mixer");
-      fused_.sequence = sequence;
+      if (fused.sequence || fused.channel)
+        error(pos, "a bracket fuses one sequence mixer followed by one channel mixer; found a second sequence mixer");
+      fused.sequence = sequence;
     } else {
-      if (fused_.channel) error(pos_, "a bracket holds two channel mixers");
-      if (!fused_.sequence) error(pos_, "a bracket starts with a channel mixer; a fused layer is a sequence mixer then a channel mixer");
-      fused_.channel = channel;
+      if (fused.channel) error(pos, "a bracket holds two channel mixers");
+      if (!fused.sequence)
+        error(pos, "a bracket starts with a channel mixer; a fused layer is a sequence mixer then a channel mixer");
+      fused.channel = channel;
     }
   }
 
-  void add_layer(PatternLayer layer) {
-    auto& list = current_list();
-    const int64_t next = list.empty() ? 0 : list.back().first_canonical + list.back().num_canonical();
-    layer.first_canonical = next;
-    layer.stage = in_mtp() ? static_cast<int>(pattern_.mtp.size()) - 1 : stage_;
-    list.push_back(layer);
-    if (!in_mtp()) stage_has_layer_ = true;
+  static void add_layer(Part& part, PatternLayer layer) {
+    const auto& list = part.layers;
+    layer.first_canonical = list.empty() ? 0 : list.back().first_canonical + list.back().num_canonical();
+    layer.stage = part.segments - 1;
+    part.layers.push_back(layer);
   }
 
-  void check_mtp_depths_repeat() const {
-    for (size_t d = 1; d < pattern_.mtp.size(); ++d) {
-      const auto& first = pattern_.mtp.front();
-      const auto& depth = pattern_.mtp[d];
-      bool same = first.size() == depth.size();
-      for (size_t i = 0; same && i < first.size(); ++i)
-        same = first[i].sequence == depth[i].sequence && first[i].channel == depth[i].channel;
-      if (!same) error(mtp_starts_[d], "MTP depth " + std::to_string(d + 1) + " differs from depth 1 (every MTP depth repeats one pattern)");
+  // Megatron refuses softmax attention beside MLA or DSA in one model: '*' layers take the rotary
+  // embedding the model builds, and the model builds none when it has MLA (which, like DSA, rotates
+  // with its own decoupled RoPE).
+  void check_attention_kinds(size_t begin, size_t end, const std::string& where) const {
+    std::optional<size_t> attention, latent;
+    for (size_t pos = begin; pos < end; ++pos) {
+      if (text_[pos] == '*' && !attention) attention = pos;
+      if (is_latent_attention(text_[pos]) && !latent) latent = pos;
     }
+    if (attention && latent)
+      error(std::max(*attention, *latent),
+            "softmax attention '*' and MLA-based attention ('+' or 'D') in one model" + where +
+                ": not supported, as in Megatron ('*' rotates with the model's RoPE, '+' and 'D' with their own)");
   }
 
   const std::string& text_;
-  LayerPattern pattern_;
-  size_t pos_ = 0;
-  int stage_ = 0;
-  bool stage_has_layer_ = false;
-  std::optional<size_t> bracket_;
-  PatternLayer fused_;
-  std::vector<size_t> mtp_starts_;
 };
 
 }  // namespace
@@ -160,7 +184,7 @@ char symbol(SequenceMixerKind kind) {
     case SequenceMixerKind::Attention: return '*';
     case SequenceMixerKind::GatedDeltaNet: return 'G';
     case SequenceMixerKind::DeepSeekSparseAttention: return 'D';
-    case SequenceMixerKind::MultiLatentAttention: return 'A';
+    case SequenceMixerKind::MultiLatentAttention: return '+';
   }
   return '?';
 }
@@ -180,23 +204,31 @@ std::string name(SequenceMixerKind kind) {
 
 std::string name(ChannelMixerKind kind) { return kind == ChannelMixerKind::Mlp ? "MLP" : "MoE"; }
 
+std::string PatternLayer::text() const {
+  std::string out;
+  if (sequence) out += symbol(*sequence);
+  if (channel) out += symbol(*channel);
+  return sequence && channel ? "[" + out + "]" : out;
+}
+
 int64_t LayerPattern::num_canonical_layers() const {
   return layers.empty() ? 0 : layers.back().first_canonical + layers.back().num_canonical();
 }
 
 std::string LayerPattern::layers_text() const {
   std::string out;
-  for (const auto& layer : layers) {
-    const bool fused = layer.sequence && layer.channel;
-    if (fused) out += '[';
-    if (layer.sequence) out += symbol(*layer.sequence);
-    if (layer.channel) out += symbol(*layer.channel);
-    if (fused) out += ']';
-  }
+  for (const auto& layer : layers) out += layer.text();
   return out;
 }
 
-LayerPattern parse_layer_pattern(const std::string& text, std::optional<int64_t> num_layers) {
+std::string LayerPattern::mtp_text() const {
+  std::string out;
+  if (!mtp.empty())
+    for (const auto& layer : mtp.front()) out += layer.text();
+  return out;
+}
+
+LayerPattern parse_layer_pattern(const std::string& text) {
   // Every layer takes at least one symbol, a fused one four, with a separator between stages.
   constexpr size_t kMaxPatternLength = 8 * kMaxLayers;
   if (text.size() > kMaxPatternLength)
@@ -205,73 +237,70 @@ LayerPattern parse_layer_pattern(const std::string& text, std::optional<int64_t>
   auto pattern = PatternParser(text).parse();
   if (pattern.num_canonical_layers() > kMaxLayers)
     fail("layer pattern has ", pattern.num_canonical_layers(), " layers, more than strata's limit of ", kMaxLayers);
-  if (num_layers && *num_layers != pattern.num_canonical_layers())
-    fail("layer pattern \"", text, "\" has ", pattern.num_canonical_layers(), " layers before any '/', but num_layers = ",
-         *num_layers, " (each symbol is one layer, fused or not)");
-  pattern.explicit_stages = pattern.num_stages > 1;
+  int64_t mtp_layers = 0;
+  for (const auto& depth : pattern.mtp)
+    mtp_layers += depth.empty() ? 0 : depth.back().first_canonical + depth.back().num_canonical();
+  if (mtp_layers > kMaxLayers)
+    fail("layer pattern has ", mtp_layers, " MTP layers, more than strata's limit of ", kMaxLayers);
   return pattern;
 }
 
 namespace {
-std::vector<bool> expand_frequency(int64_t num_layers, const LayerFrequency& f, const char* field,
-                                   bool (*rule)(int64_t layer, int64_t every)) {
-  std::vector<bool> out(num_layers);
-  if (!f.explicit_list.empty()) {
-    if (static_cast<int64_t>(f.explicit_list.size()) != num_layers)
-      fail(field, ": the list has ", f.explicit_list.size(), " entries, expected one per layer (num_layers = ", num_layers, ")");
-    for (int64_t i = 0; i < num_layers; ++i) {
-      const auto v = f.explicit_list[i];
-      if (v != 0 && v != 1) fail(field, "[", i, "] = ", v, ": expected 0 or 1");
-      out[i] = v == 1;
-    }
-    return out;
+
+// The TransformerLayers each rank holds in one virtual round (all ranks' virtual stage v), after
+// checking that the split works out (Megatron's checks of uneven pipelines).
+std::vector<int64_t> layers_per_rank_and_round(const LayerPattern& pattern, const PipelineSplit& split) {
+  const int pp = split.pp_size, vp = split.vp_size;
+  const auto layers = static_cast<int64_t>(pattern.layers.size());
+  if (!split.first_stage_layers && !split.last_stage_layers) {
+    if (layers % (pp * vp) != 0)
+      fail("layer pattern \"", pattern.text, "\": ", layers, " layers do not split evenly over ", pp * vp,
+           " pipeline stages; mark the stages with '|'");
+    return std::vector<int64_t>(pp, layers / (pp * vp));
   }
-  const auto every = f.every.value_or(1);
-  if (every <= 0) fail(field, " = ", every, ": expected a positive integer");
-  for (int64_t i = 0; i < num_layers; ++i) out[i] = rule(i, every);
+  int middle_ranks = pp;
+  int64_t middle_layers = layers;
+  auto take = [&](const std::optional<int64_t>& count, const char* flag) {
+    if (!count) return;
+    if (pattern.explicit_stages)
+      fail("layer pattern \"", pattern.text, "\" marks its pipeline stages with '|', so ", flag,
+           " cannot be given: the pattern already defines the pipeline layout");
+    if (pp < 2) fail(flag, " ", *count, ": an uneven first or last stage needs at least 2 pipeline stages");
+    if (*count < 1) fail(flag, " ", *count, ": expected at least 1 layer");
+    if (*count % vp != 0)
+      fail(flag, " ", *count, ": the layers of that stage must split evenly over its ", vp, " virtual stages");
+    middle_layers -= *count;
+    --middle_ranks;
+  };
+  take(split.first_stage_layers, "--decoder-first-pipeline-num-layers");
+  take(split.last_stage_layers, "--decoder-last-pipeline-num-layers");
+  if (middle_layers < 0 || (middle_layers > 0) != (middle_ranks > 0))
+    fail("layer pattern \"", pattern.text, "\" has ", layers, " layers; the uneven first and last stages leave ",
+         middle_layers, " for the ", middle_ranks, " pipeline stages between them (expected ",
+         middle_ranks > 0 ? "a positive number" : "none", ")");
+  if (middle_ranks > 0 && middle_layers % (static_cast<int64_t>(middle_ranks) * vp) != 0)
+    fail("layer pattern \"", pattern.text, "\": the ", middle_layers,
+         " layers between the uneven first and last stages do not split evenly over ", middle_ranks,
+         " pipeline stages x ", vp, " virtual stages");
+  const int64_t middle = middle_ranks > 0 ? middle_layers / (static_cast<int64_t>(middle_ranks) * vp) : 0;
+  std::vector<int64_t> out(pp, middle);
+  if (split.first_stage_layers) out.front() = *split.first_stage_layers / vp;
+  if (split.last_stage_layers) out.back() = *split.last_stage_layers / vp;
   return out;
 }
+
 }  // namespace
 
-std::string pattern_from_frequencies(int64_t num_layers, const LayerFrequency& linear_attention_freq,
-                                     const LayerFrequency& moe_layer_freq) {
-  if (num_layers <= 0 || num_layers > kMaxLayers)
-    fail("num_layers = ", num_layers, ": expected 1 to strata's limit of ", kMaxLayers, " layers");
-  // Megatron: linear attention except every N-th layer; MoE on every N-th layer starting at 0.
-  // Without a setting, every layer is softmax attention / dense MLP.
-  auto linear = linear_attention_freq.every || !linear_attention_freq.explicit_list.empty()
-                    ? expand_frequency(num_layers, linear_attention_freq, "linear_attention_freq",
-                                       [](int64_t i, int64_t n) { return (i + 1) % n != 0; })
-                    : std::vector<bool>(num_layers, false);
-  auto moe = moe_layer_freq.every || !moe_layer_freq.explicit_list.empty()
-                 ? expand_frequency(num_layers, moe_layer_freq, "moe_layer_freq",
-                                    [](int64_t i, int64_t n) { return i % n == 0; })
-                 : std::vector<bool>(num_layers, false);
-  std::string out;
-  for (int64_t i = 0; i < num_layers; ++i) {
-    out += '[';
-    out += linear[i] ? 'G' : '*';
-    out += moe[i] ? 'E' : '-';
-    out += ']';
-  }
-  return out;
-}
-
-LayerPattern resolve_layer_pattern(const TransformerConfig& config) {
-  if (!config.hybrid_layer_pattern.empty()) return parse_layer_pattern(config.hybrid_layer_pattern, config.num_layers);
-  return parse_layer_pattern(
-      pattern_from_frequencies(config.num_layers, config.linear_attention_freq, config.moe_layer_freq));
-}
-
-std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size,
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, const PipelineSplit& split, int pp_rank,
                                          int vp_stage) {
+  const int pp_size = split.pp_size, vp_size = split.vp_size;
   if (pp_size <= 0 || vp_size <= 0) fail("pipeline: pp_size = ", pp_size, ", vp_size = ", vp_size, ": expected positive sizes");
   if (pp_rank < 0 || pp_rank >= pp_size) fail("pipeline: pp_rank = ", pp_rank, " outside [0, ", pp_size, ")");
   if (vp_stage < 0 || vp_stage >= vp_size) fail("pipeline: vp_stage = ", vp_stage, " outside [0, ", vp_size, ")");
   const int stages = pp_size * vp_size;
   const int stage = vp_stage * pp_size + pp_rank;
   std::vector<PatternLayer> out;
-  if (pattern.explicit_stages) {
+  if (pattern.explicit_stages && !split.first_stage_layers && !split.last_stage_layers) {
     if (pattern.num_stages != stages)
       fail("layer pattern \"", pattern.text, "\" has ", pattern.num_stages, " pipeline stages ('|'), but pp_size * vp_size = ",
            pp_size, " * ", vp_size, " = ", stages);
@@ -279,16 +308,21 @@ std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_siz
       if (layer.stage == stage) out.push_back(layer);
     return out;
   }
-  const auto units = static_cast<int64_t>(pattern.layers.size());
-  if (units % stages != 0)
-    fail("layer pattern \"", pattern.text, "\": ", units, " layers do not split evenly over ", stages,
-         " pipeline stages; mark the stages with '|'");
-  const auto per_stage = units / stages;
-  for (int64_t i = stage * per_stage; i < (stage + 1) * per_stage; ++i) {
+  const auto per_rank = layers_per_rank_and_round(pattern, split);
+  int64_t round = 0;
+  for (auto n : per_rank) round += n;
+  int64_t begin = vp_stage * round;
+  for (int r = 0; r < pp_rank; ++r) begin += per_rank[r];
+  for (int64_t i = begin; i < begin + per_rank[pp_rank]; ++i) {
     out.push_back(pattern.layers[i]);
     out.back().stage = stage;
   }
   return out;
+}
+
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size,
+                                         int vp_stage) {
+  return pipeline_slice(pattern, PipelineSplit{.pp_size = pp_size, .vp_size = vp_size}, pp_rank, vp_stage);
 }
 
 }  // namespace strata

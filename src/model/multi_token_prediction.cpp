@@ -4,30 +4,6 @@
 
 namespace strata {
 
-std::vector<std::vector<PatternLayer>> resolve_mtp_depths(const TransformerConfig& c) {
-  const auto pattern = resolve_layer_pattern(c);
-  const auto depths = static_cast<int64_t>(pattern.mtp.size());
-  if (depths > 0) {
-    if (c.mtp_num_layers != 0 && c.mtp_num_layers != depths)
-      fail("TransformerConfig.mtp_num_layers = ", c.mtp_num_layers, " contradicts the layer pattern \"", pattern.text,
-           "\", which has ", depths, " MTP depths after '/'");
-    return pattern.mtp;
-  }
-  if (c.mtp_num_layers == 0) return {};
-  if (!c.hybrid_layer_pattern.empty())
-    fail("TransformerConfig.mtp_num_layers = ", c.mtp_num_layers, ": a hybrid model's MTP layers are the part of its ",
-         "layer pattern after '/' (e.g. \"", pattern.text, "/*-\"); the pattern \"", pattern.text, "\" has none");
-  // Megatron's GPT MTP: each depth is a layer like the decoder's last.
-  auto last = pattern.layers.back();
-  last.first_canonical = 0;
-  std::vector<std::vector<PatternLayer>> out;
-  for (int64_t d = 0; d < c.mtp_num_layers; ++d) {
-    out.push_back({last});
-    out.back().front().stage = static_cast<int>(d);
-  }
-  return out;
-}
-
 MultiTokenPredictionLayer::MultiTokenPredictionLayer(std::shared_ptr<const TransformerConfig> config,
                                                      const TransformerBlockSubmodules& layers,
                                                      const Builder<slots::Norm>& norm, const ProcessGroups& pg) {

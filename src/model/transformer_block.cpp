@@ -17,6 +17,11 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
     layers->push_back(layers_.back());
   }
   register_module("layers", layers);
+  chunk_begin_ = {0};
+  for (auto size : sub.chunk_sizes) chunk_begin_.push_back(chunk_begin_.back() + size);
+  if (sub.chunk_sizes.empty()) chunk_begin_.push_back(layers_.size());
+  if (chunk_begin_.back() != layers_.size())
+    fail("transformer block: its model chunks hold ", chunk_begin_.back(), " layers, but the block has ", layers_.size());
   residual_in_autocast_dtype_ = !config->fp32_residual_connection;
   if (const auto& hc = sub.hyper_connections) {
     if (hc->expand) expand_to_streams_ = hc->options.num_residual_streams;
@@ -30,13 +35,22 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
 }
 
 at::Tensor TransformerBlock::forward(const at::Tensor& hidden, ForwardContext& ctx) {
+  if (num_chunks() != 1)
+    fail("transformer block of ", num_chunks(), " model chunks: run one chunk at a time (forward_chunk)");
+  return forward_chunk(0, hidden, ctx);
+}
+
+at::Tensor TransformerBlock::forward_chunk(size_t chunk, const at::Tensor& hidden, ForwardContext& ctx) {
+  if (chunk >= num_chunks()) fail("transformer block: model chunk ", chunk, " of ", num_chunks());
+  const bool first = chunk == 0, last = chunk + 1 == num_chunks();
   auto h = hidden;
   // The embedding hands over float32, and residual adds keep the wider dtype of their operands;
   // the stream is narrowed once here to keep it in the autocast dtype.
   if (residual_in_autocast_dtype_ && hidden.is_cuda())
     if (const auto dtype = compat::cuda_autocast_dtype()) h = h.to(*dtype);
-  if (expand_to_streams_) h = expand_streams(h, expand_to_streams_);
-  for (auto& layer : layers_) {
+  if (first && expand_to_streams_) h = expand_streams(h, expand_to_streams_);
+  for (size_t i = chunk_begin_[chunk]; i < chunk_begin_[chunk + 1]; ++i) {
+    const auto& layer = layers_[i];
     if (recompute_ && at::GradMode::is_enabled()) {
       // The layer reads ctx's rotary tables, so a copy of ctx serves each run. The aux losses
       // (MoE load balancing) it reports leave the recomputed region as extra outputs, so the
@@ -57,6 +71,7 @@ at::Tensor TransformerBlock::forward(const at::Tensor& hidden, ForwardContext& c
       h = layer->forward(h, ctx);
     }
   }
+  if (!last) return h;
   if (hyper_connection_head_) h = hyper_connection_head_->forward(h);
   return final_layernorm_ ? final_layernorm_->forward(h) : h;
 }

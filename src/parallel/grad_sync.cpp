@@ -111,10 +111,9 @@ GradientSync::~GradientSync() {
     if (p.accumulator) p.accumulator->del_post_hook(p.hook);
 }
 
-void GradientSync::prepare_backward(bool last_of_step) {
+void GradientSync::prepare_backward(bool last_for_its_gradients) {
   std::lock_guard<std::mutex> lock(mutex_);
-  armed_ = last_of_step;
-  if (last_of_step) started_in_backward_ = 0;
+  armed_ = last_for_its_gradients;
 }
 
 void GradientSync::mark_ready(size_t index) {
@@ -158,6 +157,7 @@ void GradientSync::finish() {
     for (auto& p : params_) p.ready = false;
     next_launch_ = 0;
     armed_ = false;
+    started_in_backward_ = 0;
   }
   // Experts that no other rank holds (ep = dp) are reduced by nobody, but their gradients still
   // hold every data-parallel rank's tokens: the division by dp is all that is left to do.

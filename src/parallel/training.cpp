@@ -83,7 +83,7 @@ StepMeans ParallelTraining::forward_backward(const std::vector<MicroBatch>& micr
       sync_->prepare_backward(i == n - 1);
       ForwardContext ctx;
       if (model_.mtp_depths() > 0) ctx.labels = local_rows(micro_batches[i].labels);
-      auto logits = forward(local_rows(micro_batches[i].input_ids), ctx);
+      auto logits = forward(0, local_rows(micro_batches[i].input_ids), ctx);
       auto total = record(i, logits);
       for (const auto& aux : ctx.aux_losses) total = total + aux;
       mtp_sums.resize(ctx.mtp_losses.size());
@@ -116,7 +116,7 @@ StepMeans ParallelTraining::evaluate(const std::vector<MicroBatch>& batches, con
   } else {
     for (int64_t i = 0; i < n; ++i) {
       ForwardContext ctx;
-      record(i, forward(local_rows(batches[i].input_ids), ctx));
+      record(i, forward(0, local_rows(batches[i].input_ids), ctx));
     }
   }
   model_.train();

@@ -5,7 +5,8 @@
 #include <sstream>
 
 #include "strata/core/error.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
+#include "strata/model/parameter_count.h"
 
 #ifdef STRATA_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -15,46 +16,6 @@
 namespace strata::train {
 
 namespace {
-
-double sequence_mixer_parameters(SequenceMixerKind kind, const TransformerConfig& c) {
-  const double h = static_cast<double>(c.hidden_size);
-  switch (kind) {
-    case SequenceMixerKind::Attention: {
-      const double query_rows = (c.attention_output_gate ? 2.0 : 1.0) * static_cast<double>(c.num_attention_heads);
-      const double qkv = (query_rows + 2.0 * static_cast<double>(c.num_query_groups)) * static_cast<double>(c.kv_channels);
-      return h * qkv + static_cast<double>(c.num_attention_heads * c.kv_channels) * h;
-    }
-    case SequenceMixerKind::GatedDeltaNet: {
-      const double keys = static_cast<double>(c.linear_num_key_heads * c.linear_key_head_dim);
-      const double values = static_cast<double>(c.linear_num_value_heads * c.linear_value_head_dim);
-      return h * (2.0 * keys + 2.0 * values) + values * h;
-    }
-    case SequenceMixerKind::Mamba2: {
-      const double inner = static_cast<double>(c.mamba_heads() * c.mamba_head_dim);
-      return h * (2.0 * inner + 2.0 * static_cast<double>(c.mamba_num_groups * c.mamba_state_dim)) + inner * h;
-    }
-    case SequenceMixerKind::MultiLatentAttention:
-    case SequenceMixerKind::DeepSeekSparseAttention: {
-      const double heads = static_cast<double>(c.num_attention_heads);
-      const double q_head = static_cast<double>(c.qk_head_dim + c.qk_pos_emb_head_dim);
-      const double q = c.q_lora_rank > 0 ? static_cast<double>(c.q_lora_rank) * (h + heads * q_head) : h * heads * q_head;
-      const double kv_lora = static_cast<double>(c.kv_lora_rank);
-      return q + h * kv_lora + kv_lora * heads * static_cast<double>(c.qk_head_dim + c.v_head_dim) +
-             heads * static_cast<double>(c.v_head_dim) * h;
-    }
-  }
-  return 0.0;
-}
-
-double mlp_parameters(double hidden, double ffn, bool gated) { return hidden * ffn * (gated ? 3.0 : 2.0); }
-
-double channel_mixer_parameters(ChannelMixerKind kind, const TransformerConfig& c) {
-  const double h = static_cast<double>(c.hidden_size);
-  if (kind == ChannelMixerKind::Mlp) return mlp_parameters(h, static_cast<double>(c.ffn_hidden_size), c.gated_linear_unit);
-  return static_cast<double>(c.num_moe_experts) *
-             mlp_parameters(h, static_cast<double>(c.moe_ffn_hidden_size), c.gated_linear_unit) +
-         mlp_parameters(h, static_cast<double>(c.moe_shared_expert_intermediate_size), c.gated_linear_unit);
-}
 
 double gib(double bytes) { return bytes / static_cast<double>(1ull << 30); }
 
@@ -86,11 +47,7 @@ MemoryEstimate estimate_training_memory(const TransformerConfig& c, int64_t micr
   const auto pattern = resolve_layer_pattern(c);
   const double h = static_cast<double>(c.hidden_size), vocab = static_cast<double>(c.vocab_size);
   MemoryEstimate e;
-  e.parameters = vocab * h * (c.share_embeddings_and_output_weights ? 1.0 : 2.0);
-  for (const auto& layer : pattern.layers) {
-    if (layer.sequence) e.parameters += sequence_mixer_parameters(*layer.sequence, c);
-    if (layer.channel) e.parameters += channel_mixer_parameters(*layer.channel, c);
-  }
+  e.parameters = static_cast<double>(count_parameters(c, pattern).total());
   e.parameter_bytes = 16.0 * e.parameters / static_cast<double>(std::max<int64_t>(shards, 1));
   // Per token: the logits, and the input of each canonical layer (only the layer inputs under
   // recompute) plus two more hidden-size tensors per layer otherwise; mHC's streams multiply the

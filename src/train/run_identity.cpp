@@ -17,9 +17,15 @@ std::string flag_of(std::string key) {
   return "--" + key;
 }
 
-// Data is the same when everything but where the file lies is: a moved file is the same data.
+// Data is the same when everything but where its files lie is: a moved file is the same data
+// (an indexed dataset's "datasets" hold a path each).
 Json without_path(Json data) {
-  if (data.is_object()) data.erase("path");
+  if (data.is_object()) {
+    data.erase("path");
+    for (auto& [key, value] : data.items()) value = without_path(value);
+  } else if (data.is_array()) {
+    for (auto& value : data) value = without_path(value);
+  }
   return data;
 }
 
@@ -78,7 +84,7 @@ void check_resumable(const Json& saved_config, const Json& saved_run, const Json
     differs(cat("model ", field, " (", flag_of(field), " or --model-config)"), saved_config.value(field, Json()), value);
   }
   if (without_path(saved_run.at("data")) != without_path(run.at("data")))
-    differs("data (--data-path, --data-format, --vocab-size, --mqar-kv-pairs, --seed)", saved_run.at("data"),
+    differs("data (--data-path, --data-format, --vocab-size, --split, --eod-mask-loss, --mqar-kv-pairs, --seed)", saved_run.at("data"),
             run.at("data"));
   for (const char* key : {"seq_length", "global_batch_size"}) differs(flag_of(key), saved_run.at(key), run.at(key));
   if (!override_scheduler) {

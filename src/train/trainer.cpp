@@ -84,9 +84,10 @@ EvalRecord evaluate_parallel(parallel::ParallelTraining& run, LanguageModel& mod
     auto batch = data.held_out(i, o.micro_batch_size * run.data_parallel_size(), o.seq_length);
     batches.push_back({batch.input_ids, batch.labels});
   }
-  auto means = run.evaluate(
-      batches, [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
-      causal_lm_loss, label_accuracy);
+  auto forward = [&](int chunk, const at::Tensor& input, ForwardContext& ctx) {
+    return model.forward_chunk(chunk, input.to(o.device), ctx);
+  };
+  auto means = run.evaluate(batches, forward, causal_lm_loss, label_accuracy);
   return {step, means.loss, means.accuracy};
 }
 
@@ -136,6 +137,12 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     fail("--global-batch-size ", o.global_batch_size, ": must be a multiple of --micro-batch-size ", o.micro_batch_size,
          " x ", dp, " data-parallel ranks");
   const int64_t accumulation = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
+  const int pp = model.process_groups().pp_size();
+  if (model.num_model_chunks() > 1 && accumulation % pp != 0)
+    fail("--global-batch-size ", o.global_batch_size, ": ", accumulation, accumulation == 1 ? " micro-batch" : " micro-batches",
+         " per step of --micro-batch-size ", o.micro_batch_size, " x ", dp,
+         " data-parallel ranks; the interleaved pipeline schedule (", model.num_model_chunks(),
+         " virtual stages per rank) needs a multiple of --pipeline-model-parallel-size ", pp);
   const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
 
   StopConditions stop_conditions(o, model.process_groups().world);
@@ -205,10 +212,10 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
       }
       std::optional<compat::CudaAutocast> autocast;
       if (o.bf16) autocast.emplace(at::kBFloat16);
-      auto means = parallel_run->forward_backward(
-          micro_batches,
-          [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input.to(o.device), ctx); },
-          causal_lm_loss, label_accuracy);
+      auto forward = [&](int chunk, const at::Tensor& input, ForwardContext& ctx) {
+        return model.forward_chunk(chunk, input.to(o.device), ctx);
+      };
+      auto means = parallel_run->forward_backward(micro_batches, forward, causal_lm_loss, label_accuracy);
       loss_sum = means.loss * static_cast<double>(accumulation);
       accuracy_sum = means.accuracy * static_cast<double>(accumulation);
       for (const double mean : means.mtp_losses) mtp_sums.push_back(mean * static_cast<double>(accumulation));

@@ -55,9 +55,17 @@ refused "the activations of --micro-batch-size 200000 x --seq-length 4096" \
   train --micro-batch-size 200000 --seq-length 4096
 refused "this run needs at least" train --hidden-size 8000000 --seq-length 1024
 
-# The model: the layer limit, config fields out of range, a pattern past the length limit.
+# The model: the layer limit (without a pattern: a pattern's count wins over --num-layers), config
+# fields out of range, a pattern past the length limit, a pattern or layer settings Megatron refuses.
 refused "TransformerConfig.num_layers = 1000000000: more than strata's limit of 10000 layers" \
-  train --num-layers 1000000000
+  train --hybrid-layer-pattern "" --num-layers 1000000000
+refused "every MTP depth must repeat one pattern" train --hybrid-layer-pattern "[G-][*-]/*-/G-"
+refused "softmax attention '*' and MLA-based attention ('+' or 'D') in one model" train --hybrid-layer-pattern "*-+-"
+refused "--moe-layer-freq: value \"[1, 0]\": ' ' is not allowed" train --moe-layer-freq "[1, 0]"
+refused "--experimental-attention-variant: gdn3 not in {" train --experimental-attention-variant gdn3
+refused "Gated DeltaNet-2 is not implemented in strata" \
+  train --experimental-attention-variant gdn2 --linear-attention-freq 2
+refused "--hybrid-attention-ratio: value 1.5: expected a number in [0, 1]" train --hybrid-attention-ratio 1.5
 echo '{"rotary_base": 0}' > "$work/rotary_base.json"
 refused "TransformerConfig.rotary_base = 0: expected a finite value > 0" train --model-config "$work/rotary_base.json"
 echo '{"init_method_std": -1}' > "$work/init_method_std.json"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 #include "test_util.h"
 
 namespace strata {

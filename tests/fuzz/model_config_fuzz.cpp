@@ -11,7 +11,7 @@
 
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
-#include "strata/model/layer_pattern.h"
+#include "strata/model/layer_allocation.h"
 
 namespace {
 
@@ -23,11 +23,18 @@ using nlohmann::json;
   std::abort();
 }
 
+// A frequency given as a list expression or null is written as what it stands for (a list, or the
+// field's default); the round trip below still holds it to that.
+bool written_in_another_form(const std::string& key, const json& given) {
+  return (key == "moe_layer_freq" || key == "linear_attention_freq") && (given.is_string() || given.is_null());
+}
+
 // Every field the input set reads back as given; of rotary_scaling, the keys the input set
 // ({"type": "none"} is written as null).
 void check_fields_kept(const json& input, const json& written) {
   for (const auto& [key, given] : input.items()) {
     const json& held = written.at(key);
+    if (written_in_another_form(key, given)) continue;
     if (!given.is_object()) {
       if (held != given) changed(key.c_str(), given, held);
     } else if (held.is_null()) {

@@ -118,8 +118,10 @@ TEST(HfDeepseekV32, TheMtpLayerAfterTheDecoderLoadsIntoTheMtpDepth) {
   ASSERT_EQ(loaded.model->mtp_depths(), 1u);
   auto strata = loaded.model->canonical_state_dict();
   const auto expected = with_mtp->canonical_state_dict();
-  for (const auto& [name, tensor] : strata)
-    if (name.rfind("mtp.", 0) == 0) EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name;
+  for (const auto& [name, tensor] : strata) {
+    if (name.rfind("mtp.", 0) != 0) continue;
+    EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name;
+  }
   EXPECT_TRUE(at::equal(strata.at("mtp.layers.0.final_layernorm.weight"),
                         mtp_layer.at("model.layers.2.shared_head.norm.weight")));
 

@@ -84,11 +84,14 @@ TEST(HybridModel, PatternLayersRunForwardAndBackward) {
   }
 }
 
-// Every symbol of the pattern language in one model: each kind builds from its symbol, runs
-// forward and backward, and every parameter receives a gradient.
-TEST(HybridModel, EveryPatternSymbolBuildsAndLearns) {
+// Every symbol of the pattern language, in two models ('*' may not share one with MLA or DSA):
+// each kind builds from its symbol, runs forward and backward, and every parameter receives a
+// gradient.
+class EveryPatternSymbol : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryPatternSymbol, BuildsAndLearns) {
   auto config = testing::small_config();
-  config->hybrid_layer_pattern = "[*-]G-M-[AE]D-";
+  config->hybrid_layer_pattern = GetParam();
   config->num_layers = parse_layer_pattern(config->hybrid_layer_pattern).num_canonical_layers();
   config->linear_key_head_dim = 8;
   config->linear_value_head_dim = 8;
@@ -121,6 +124,8 @@ TEST(HybridModel, EveryPatternSymbolBuildsAndLearns) {
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(TwoModels, EveryPatternSymbol, ::testing::Values("[*-]G-M-E", "[+E]D-M-G-"));
+
 // A registry is the extension point for new kinds; a pattern that names a kind the registry
 // lacks is rejected when the spec is built, naming the symbol and listing what can be built.
 TEST(HybridModel, KindsMissingFromTheRegistryAreRejectedAtBuildTime) {
@@ -128,7 +133,7 @@ TEST(HybridModel, KindsMissingFromTheRegistryAreRejectedAtBuildTime) {
   LayerRegistry registry(configured_norm(LocalBackend{}));
   registry.set(SequenceMixerKind::Attention, SelfAttention::builder(self_attention_submodules(LocalBackend{}, true)));
   registry.set(ChannelMixerKind::Mlp, Mlp::as_mlp_submodule(mlp_submodules(LocalBackend{})));
-  for (auto [pattern, symbol] : {std::pair{"M-", "'M' (Mamba2)"}, {"*E", "'E' (MoE)"}, {"A-", "'A' (multi-latent attention)"}}) {
+  for (auto [pattern, symbol] : {std::pair{"M-", "'M' (Mamba2)"}, {"*E", "'E' (MoE)"}, {"+-", "'+' (multi-latent attention)"}}) {
     config->hybrid_layer_pattern = pattern;
     try {
       decoder_spec(registry, *config);

@@ -11,6 +11,7 @@
 #include "strata/core/error.h"
 #include "strata/layers/rotary.h"
 #include "strata/model/checkpoint.h"
+#include "strata/model/layer_allocation.h"
 #include "strata/model/layer_specs.h"
 #include "strata/model/loss.h"
 #include "test_util.h"

@@ -7,13 +7,20 @@
 namespace strata {
 namespace {
 
-std::string error_of(const std::string& pattern, std::optional<int64_t> num_layers = std::nullopt) {
+std::string error_of(const std::string& pattern) {
   try {
-    parse_layer_pattern(pattern, num_layers);
+    parse_layer_pattern(pattern);
   } catch (const Error& e) {
     return e.what();
   }
   return "";
+}
+
+// The symbols of a layer list, one per TransformerLayer ("[G-]" for a fused one).
+std::string texts(const std::vector<PatternLayer>& layers) {
+  std::string out;
+  for (const auto& l : layers) out += l.text();
+  return out;
 }
 
 TEST(LayerPattern, ParsesTheIssueExample) {
@@ -37,19 +44,64 @@ TEST(LayerPattern, ParsesTheIssueExample) {
   EXPECT_EQ(p.mtp[0][1].channel, ChannelMixerKind::Mlp);
   EXPECT_EQ(p.mtp[0][1].first_canonical, 1);
   EXPECT_EQ(p.layers_text(), "M*-M*-E*[G-]");
+  EXPECT_EQ(p.mtp_text(), "*-");
 }
 
 TEST(LayerPattern, EverySymbolHasItsKind) {
-  auto p = parse_layer_pattern("M*GDA-E");
-  std::vector<char> symbols;
-  for (const auto& l : p.layers) symbols.push_back(l.sequence ? symbol(*l.sequence) : symbol(*l.channel));
-  EXPECT_EQ(std::string(symbols.begin(), symbols.end()), "M*GDA-E");
+  // '*' and MLA-based attention cannot share a model, so two models cover the seven symbols.
+  EXPECT_EQ(texts(parse_layer_pattern("MG*-E").layers), "MG*-E");
+  auto latent = parse_layer_pattern("D+-E");
+  EXPECT_EQ(texts(latent.layers), "D+-E");
+  EXPECT_EQ(latent.layers[0].sequence, SequenceMixerKind::DeepSeekSparseAttention);
+  EXPECT_EQ(latent.layers[1].sequence, SequenceMixerKind::MultiLatentAttention);
 }
 
-TEST(LayerPattern, NumLayersMustMatch) {
-  EXPECT_NO_THROW(parse_layer_pattern("[*-][*-]", 4));
-  auto e = error_of("[*-][*-]", 2);
-  EXPECT_NE(e.find("has 4 layers before any '/', but num_layers = 2"), std::string::npos) << e;
+TEST(LayerPattern, AIsReadAsMlaAndPrintedAsPlus) {
+  auto p = parse_layer_pattern("A-[AE]");
+  EXPECT_EQ(p.layers[0].sequence, SequenceMixerKind::MultiLatentAttention);
+  EXPECT_EQ(p.layers[2].sequence, SequenceMixerKind::MultiLatentAttention);
+  EXPECT_EQ(p.layers_text(), "+-[+E]");
+  EXPECT_EQ(parse_layer_pattern(p.layers_text()).layers, p.layers);
+}
+
+TEST(LayerPattern, EmptyPipelineStagesHoldNoLayers) {
+  auto p = parse_layer_pattern("||M*");
+  EXPECT_EQ(p.num_stages, 3);
+  EXPECT_TRUE(p.explicit_stages);
+  ASSERT_EQ(p.layers.size(), 2u);
+  EXPECT_EQ(p.layers[0].stage, 2);
+  EXPECT_EQ(p.layers[0].first_canonical, 0);
+  EXPECT_TRUE(pipeline_slice(p, 3, 0).empty());
+  EXPECT_TRUE(pipeline_slice(p, 3, 1).empty());
+  EXPECT_EQ(pipeline_slice(p, 3, 2).size(), 2u);
+  EXPECT_EQ(parse_layer_pattern("*-|").num_stages, 2);
+  EXPECT_EQ(parse_layer_pattern("*-|/*-").mtp.size(), 1u);
+}
+
+TEST(LayerPattern, SlashesWithNothingAfterThemAreNoMtpDepth) {
+  for (const auto* text : {"M*M*/", "M*M*//"}) {
+    auto p = parse_layer_pattern(text);
+    EXPECT_TRUE(p.mtp.empty()) << text;
+    EXPECT_EQ(p.num_canonical_layers(), 4) << text;
+    EXPECT_EQ(p.mtp_text(), "") << text;
+  }
+}
+
+TEST(LayerPattern, EveryPartAfterASlashIsOneMtpDepth) {
+  auto p = parse_layer_pattern("M*/*/*/*");
+  EXPECT_EQ(p.mtp.size(), 3u);
+  EXPECT_EQ(p.mtp_text(), "*");
+  EXPECT_EQ(p.mtp[2][0].stage, 2);
+  EXPECT_EQ(parse_layer_pattern("*-/*-/*-").mtp.size(), 2u);
+  EXPECT_EQ(parse_layer_pattern("M-M-|M-M*-/[M-]/[M-]").mtp_text(), "[M-]");
+}
+
+TEST(LayerPattern, AnEmptyMainPartParsesToNoMainLayers) {
+  EXPECT_TRUE(parse_layer_pattern("").layers.empty());
+  auto p = parse_layer_pattern("/MM/MM");
+  EXPECT_TRUE(p.layers.empty());
+  EXPECT_EQ(p.mtp.size(), 2u);
+  EXPECT_EQ(p.mtp_text(), "MM");
 }
 
 struct BadPattern {
@@ -74,68 +126,30 @@ TEST_P(LayerPatternErrors, QuotesThePatternAndPointsAtThePosition) {
   EXPECT_NE(e.find("\n  " + std::string(bad.position, ' ') + "^"), std::string::npos) << e;
 }
 
+const char* const kSoftmaxBesideLatent = "softmax attention '*' and MLA-based attention ('+' or 'D') in one model";
+
 INSTANTIATE_TEST_SUITE_P(
     Table, LayerPatternErrors,
-    ::testing::Values(BadPattern{"", "the pattern is empty", 0}, BadPattern{"M*x-", "unknown symbol 'x'", 2},
-                      BadPattern{"M* -", "unknown symbol ' '", 2}, BadPattern{"[*-", "'[' is never closed", 0},
-                      BadPattern{"*-]", "']' without a matching '['", 2},
+    ::testing::Values(BadPattern{"M*x-", "'x' is not a valid layer symbol", 2},
+                      BadPattern{"M* -", "' ' is not a valid layer symbol", 2},
+                      BadPattern{"[*-", "'[' is never closed", 0}, BadPattern{"*-]", "']' without a matching '['", 2},
                       BadPattern{"[*[-]]", "nested '['", 2}, BadPattern{"*[]-", "empty brackets", 1},
                       BadPattern{"[*|-]", "'|' inside brackets", 2}, BadPattern{"[*/-]", "'/' inside brackets", 2},
                       BadPattern{"[*--]", "a bracket holds two channel mixers", 3},
                       BadPattern{"[-*]", "a bracket starts with a channel mixer", 1},
                       BadPattern{"[*G]", "found a second sequence mixer", 2},
                       BadPattern{"[*]", "brackets hold a single mixer", 0},
-                      BadPattern{"*-||*-", "empty pipeline stage", 3}, BadPattern{"|*-", "empty pipeline stage", 0},
-                      BadPattern{"*-|", "empty pipeline stage at the end", 3},
-                      BadPattern{"/*-", "the MTP part must follow the main decoder", 0},
-                      BadPattern{"*-/", "empty MTP depth at the end", 3},
-                      BadPattern{"*-//*-", "empty MTP depth", 3},
-                      BadPattern{"*-/*-|*-", "'|' in the MTP part", 5},
-                      BadPattern{"*-|/*-", "empty pipeline stage before the MTP part", 3},
-                      BadPattern{"*-/*-/*E", "MTP depth 2 differs from depth 1", 5}));
-
-TEST(LayerFrequencies, IntegerFrequenciesFollowMegatronsRules) {
-  // LA freq 4: softmax attention on layers 3 and 7; MoE freq 2: MoE on layers 0, 2, 4, 6.
-  auto text = pattern_from_frequencies(8, {.every = 4}, {.every = 2});
-  EXPECT_EQ(text, "[GE][G-][GE][*-][GE][G-][GE][*-]");
-  EXPECT_EQ(parse_layer_pattern(text).layers, parse_layer_pattern("[GE][G-][GE][*-][GE][G-][GE][*-]").layers);
-}
-
-TEST(LayerFrequencies, ExplicitListsGiveOneEntryPerLayer) {
-  auto text = pattern_from_frequencies(4, {.explicit_list = {1, 0, 1, 0}}, {.explicit_list = {1, 1, 1, 0}});
-  EXPECT_EQ(parse_layer_pattern(text).layers, parse_layer_pattern("[GE][*E][GE][*-]").layers);
-}
-
-TEST(LayerFrequencies, WithoutSettingsEveryLayerIsDenseAttention) {
-  EXPECT_EQ(pattern_from_frequencies(2, {}, {}), "[*-][*-]");
-}
-
-TEST(LayerFrequencies, BadListsNameTheField) {
-  try {
-    pattern_from_frequencies(3, {.explicit_list = {1, 0}}, {});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("linear_attention_freq: the list has 2 entries"), std::string::npos);
-  }
-  try {
-    pattern_from_frequencies(3, {}, {.every = 0});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("moe_layer_freq = 0"), std::string::npos);
-  }
-}
-
-// A num_layers of 10^12 allocated terabytes (std::bad_alloc, or an out-of-memory kill); found by the
-// model_config fuzzer.
-TEST(LayerFrequencies, NumLayersBeyondTheLimitIsRefusedBeforeAllocating) {
-  try {
-    pattern_from_frequencies(1'000'000'000'000, {}, {});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "num_layers = 1000000000000: expected 1 to strata's limit of 10000 layers");
-  }
-  EXPECT_EQ(pattern_from_frequencies(kMaxLayers, {}, {}).size(), static_cast<size_t>(4 * kMaxLayers));
-}
+                      BadPattern{"*-//*-", "every MTP depth must repeat one pattern: depth 1 is \"\", depth 2 is \"*-\"", 4},
+                      BadPattern{"*-/*-/", "every MTP depth must repeat one pattern", 6},
+                      BadPattern{"*-/*-|*-", "'|' is not a valid layer symbol in the MTP part", 5},
+                      BadPattern{"*-/*-/*E", "depth 1 is \"*-\", depth 2 is \"*E\"", 6},
+                      BadPattern{"*-/[*-]/*-", "every MTP depth must repeat one pattern", 8},
+                      // Megatron compares the depths as text before reading their symbols.
+                      BadPattern{"M*M*/MM/Ma", "every MTP depth must repeat one pattern", 8},
+                      BadPattern{"M*M*/Ma/Ma", "'a' is not a valid layer symbol", 6},
+                      BadPattern{"MDM*-", kSoftmaxBesideLatent, 3}, BadPattern{"M+M*-", kSoftmaxBesideLatent, 3},
+                      BadPattern{"*|A", kSoftmaxBesideLatent, 2},
+                      BadPattern{"+-/*-", "in one model (the main decoder's layers and the MTP layers together)", 3}));
 
 std::vector<int64_t> canonical_numbers(const std::vector<PatternLayer>& layers) {
   std::vector<int64_t> out;

@@ -8,7 +8,6 @@
 #include "parallel/rank_harness.h"
 #include "parallel/training_comparison.h"
 #include "strata/model/checkpoint.h"
-#include "strata/parallel/pipeline.h"
 
 namespace strata {
 namespace {
@@ -17,16 +16,6 @@ std::shared_ptr<const TransformerConfig> two_stage_gpt() {
   auto c = testing::tiny_gpt("[*-]|[*-]");
   c->add_bias_linear = true;
   return c;
-}
-
-// Logits of the last stage (undefined elsewhere), through the pipeline.
-at::Tensor pipeline_logits(LanguageModel& model, const at::Tensor& ids) {
-  at::Tensor logits;
-  parallel::forward_only(model, 1,
-                         {.input_ids = [&](int64_t) { return ids; },
-                          .forward = [&](const at::Tensor& input, ForwardContext& ctx) { return model.forward(input, ctx); },
-                          .loss = [&](int64_t, const at::Tensor& out) { return logits = out; }});
-  return logits;
 }
 
 TEST(ParallelCheckpoint, LoadsAndSavesAcrossLayouts) {
@@ -50,7 +39,7 @@ TEST(ParallelCheckpoint, LoadsAndSavesAcrossLayouts) {
     const auto expected = single->canonical_state_dict();
     ASSERT_EQ(whole.size(), expected.size());
     for (const auto& [name, t] : expected) EXPECT_TRUE(at::equal(whole.at(name), t)) << name;
-    const auto logits = pipeline_logits(*part, ids);
+    const auto logits = testing::pipeline_logits(*part, ids);
     if (pg.pp_rank() == 1) {
       EXPECT_LT((logits - reference).abs().max().item<double>(), 1e-5);
     } else {

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
+#include "strata/model/pipeline_split.h"
 #include "strata/parallel/collectives.h"
 #include "strata/parallel/layout.h"
 #include "strata/parallel/model_state.h"
 #include "strata/parallel/parallel_model.h"
+#include "strata/parallel/pipeline.h"
 #include "strata/train/trainer.h"
 #include "test_util.h"
 
@@ -61,6 +64,8 @@ inline std::map<std::string, at::Tensor> gathered_gradients(const LanguageModel&
 
 struct TrainingComparison {
   train::TrainResult single, parallel;
+  int model_chunks = 1;       // virtual pipeline stages on this rank
+  size_t layers_here = 0;     // TransformerLayers on this rank, over all its chunks
   double weight_diff = 0.0, grad_diff = 0.0;
   std::string worst_weight, worst_grad;
 };
@@ -85,9 +90,11 @@ inline train::TrainOptions small_training(int64_t micro_batch_size, int64_t glob
 }
 
 // micro_batch_size is per data-parallel rank; the single process reads dp times as many rows.
+// `pipeline` holds Megatron's virtual-stage and uneven-stage flags for the parallel model.
 inline TrainingComparison compare_training(parallel::World& world, const parallel::ParallelLayout& layout,
                                            std::shared_ptr<TransformerConfig> config, int64_t micro_batch_size = 2,
-                                           int64_t accumulation = 2, int64_t bucket_bytes = 1024) {
+                                           int64_t accumulation = 2, int64_t bucket_bytes = 1024,
+                                           const PipelineSplitFlags& pipeline = {}) {
   const int dp = parallel::data_parallel_size(layout, world.size());
   auto frozen = std::shared_ptr<const TransformerConfig>(config);
   at::manual_seed(5);
@@ -95,10 +102,13 @@ inline TrainingComparison compare_training(parallel::World& world, const paralle
   std::map<std::string, at::Tensor> initial;
   for (const auto& [name, t] : single->canonical_state_dict()) initial.emplace(name, t.detach().clone());
   auto pg = parallel::make_process_groups(world, layout);
-  auto part = parallel::build_parallel_language_model(frozen, pg);
+  const auto split = resolve_pipeline_split(resolve_layer_pattern(*frozen), layout.pipeline_parallel, pipeline);
+  auto part = parallel::build_parallel_language_model(frozen, pg, split);
   parallel::load_canonical_state_dict(*part, initial, "the single-process model's initial weights");
 
   TrainingComparison out;
+  out.model_chunks = part->num_model_chunks();
+  out.layers_here = part->decoder().num_layers();
   train::RandomTokenData single_data(config->vocab_size), parallel_data(config->vocab_size);
   out.single = train::train(*single, single_data,
                             small_training(micro_batch_size * dp, micro_batch_size * dp * accumulation));
@@ -109,6 +119,17 @@ inline TrainingComparison compare_training(parallel::World& world, const paralle
                                  &out.worst_weight);
   out.grad_diff = max_abs_diff(gradients(*single), gathered_gradients(*part), &out.worst_grad);
   return out;
+}
+
+// The logits of the last stage (undefined elsewhere), through the pipeline's stages and chunks.
+inline at::Tensor pipeline_logits(LanguageModel& model, const at::Tensor& ids) {
+  at::Tensor logits;
+  parallel::forward_only(model, 1,
+                         {.input_ids = [&](int64_t) { return ids; },
+                          .forward = [&](int chunk, const at::Tensor& input,
+                                         ForwardContext& ctx) { return model.forward_chunk(chunk, input, ctx); },
+                          .loss = [&](int64_t, const at::Tensor& out) { return logits = out; }});
+  return logits;
 }
 
 // Losses, gradient norms and held-out results step by step, then weights and gradients.

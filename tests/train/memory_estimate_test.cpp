@@ -1,7 +1,7 @@
 // The memory lower bound checked before a run builds its model: it must stay a lower bound (never
-// above what the model really holds, or a run that fits would be refused) and an honest one
-// (close to the real parameter count, or runs far too large would pass), and the refusal must
-// give the numbers and the flags that set them.
+// above what the model really holds, or a run that fits would be refused) and an honest one (its
+// parameter count exact, or runs far too large would pass), and the refusal must give the numbers
+// and the flags that set them.
 #include "strata/train/memory_estimate.h"
 
 #include <gtest/gtest.h>
@@ -70,7 +70,7 @@ TransformerConfig latent_attention() {
   return c;
 }
 
-// MLA with DeepSeek's lightning indexer, whose small projections the estimate leaves out.
+// MLA with DeepSeek's lightning indexer.
 TransformerConfig sparse_attention() {
   auto c = latent_attention();
   c.hybrid_layer_pattern = "[D-][D-]";
@@ -87,7 +87,7 @@ int64_t real_parameters(const TransformerConfig& c) {
   return count;
 }
 
-TEST(MemoryEstimate, ParameterCountIsAnHonestLowerBound) {
+TEST(MemoryEstimate, ParameterCountIsExact) {
   for (const auto& [name, config] : std::vector<std::pair<std::string, TransformerConfig>>{
            {"dense", dense()},
            {"gated delta net hybrid", gated_delta_net_hybrid()},
@@ -97,8 +97,7 @@ TEST(MemoryEstimate, ParameterCountIsAnHonestLowerBound) {
            {"sparse attention", sparse_attention()}}) {
     const auto estimate = estimate_training_memory(config, 1, 2, false, false);
     const auto real = static_cast<double>(real_parameters(config));
-    EXPECT_LE(estimate.parameters, real) << name;
-    EXPECT_GE(estimate.parameters, 0.8 * real) << name;
+    EXPECT_EQ(estimate.parameters, real) << name;
     // Weights, gradients and AdamW's two moments, float32.
     EXPECT_EQ(estimate.parameter_bytes, 16.0 * estimate.parameters) << name;
   }

@@ -22,10 +22,12 @@ Normalization parse_normalization(const std::string& value, const std::string& f
 Activation parse_activation(const std::string& value, const std::string& field);
 
 // Megatron's per-layer frequency settings (linear_attention_freq, moe_layer_freq): an integer N
-// or one 0/1 entry per layer.
+// or one 0/1 entry per layer; unset when neither is given (core/layer_frequency.h reads text).
 struct LayerFrequency {
   std::optional<int64_t> every;
   std::vector<int64_t> explicit_list;
+  bool is_set() const { return every || !explicit_list.empty(); }
+  bool operator==(const LayerFrequency&) const = default;
 };
 
 // The most layers a model may have: far beyond any trained model (hundreds), and low enough that a
@@ -34,12 +36,24 @@ constexpr int64_t kMaxLayers = 10'000;
 
 struct TransformerConfig {
   // Shape.
-  // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models). Without:
-  // the number of attention+MLP layers, each mixer chosen by the frequencies below (GPT models).
+  // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models; the
+  // pattern's count wins, model/layer_allocation.h). Without: the number of attention+MLP layers,
+  // each mixer chosen by the settings below (GPT models).
   int64_t num_layers = 0;
   std::string hybrid_layer_pattern;
-  LayerFrequency linear_attention_freq;  // unset: every layer uses softmax attention
-  LayerFrequency moe_layer_freq;         // unset: every layer uses a dense MLP
+  // Without a pattern, as in Megatron: a Gated DeltaNet layer where linear_attention_freq says so,
+  // only when experimental_attention_variant is gdn (ignored otherwise); a MoE layer where
+  // moe_layer_freq says so (default 1: every layer), only when num_moe_experts is set.
+  LayerFrequency linear_attention_freq;
+  LayerFrequency moe_layer_freq{.every = 1};
+
+  // Layer allocation (model/layer_allocation.h, docs/layer_patterns.md; Megatron's names and defaults).
+  std::string experimental_attention_variant;  // "" (none), "gdn" (alias "gated_delta_net") or "dsa"
+  bool multi_latent_attention = false;         // without a pattern: MLA ('+') where a layer has standard attention
+  // Deprecated in Megatron, kept for old scripts: without a pattern, a Mamba hybrid of num_layers
+  // with these shares of attention and MLP layers (Megatron's pattern_from_ratios).
+  double hybrid_attention_ratio = 0.0;
+  double hybrid_mlp_ratio = 0.0;
   int64_t hidden_size = 0;
   int64_t ffn_hidden_size = 0;
   int64_t num_attention_heads = 0;
@@ -109,12 +123,12 @@ struct TransformerConfig {
   double mamba_time_step_limit_min = 0.0;
   double mamba_time_step_limit_max = std::numeric_limits<double>::infinity();
 
-  // Multi-head latent attention (pattern symbols A and D; Megatron's MLATransformerConfig names,
+  // Multi-head latent attention (pattern symbols + and D; Megatron's MLATransformerConfig names,
   // HF DeepSeek's in comments). Queries and keys are [content (qk_head_dim) | position
   // (qk_pos_emb_head_dim)] per head; the position part of the key is one vector shared by all
   // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim), times
   // yarn_mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim (rotary_frequencies.h).
-  // Checked by validate() when the layer pattern has an A or a D, and by the mixer itself.
+  // Checked by validate() when the model has a + or a D layer, and by the mixer itself.
   int64_t q_lora_rank = 0;           // query latent width; 0: queries projected from the input directly
   int64_t kv_lora_rank = 0;          // key/value latent width
   int64_t qk_head_dim = 0;           // qk_nope_head_dim
@@ -163,9 +177,14 @@ struct TransformerConfig {
 
 // Checks the fields are consistent; errors name the field, its value and what was expected.
 void validate(const TransformerConfig& config);
+// The layer allocation fields alone (experimental_attention_variant, the frequencies, the ratios;
+// validate() runs it).
+void validate_layer_allocation(const TransformerConfig& config);
+// experimental_attention_variant gdn or its alias gated_delta_net: Megatron's linear attention.
+bool is_linear_attention_variant(const std::string& variant);
 // The mamba_* fields alone (validate() runs it when the layer pattern has an M).
 void validate_mamba(const TransformerConfig& config);
-// The MLA fields (validate() runs it when the layer pattern has an A or a D), and with
+// The MLA fields (validate() runs it when the model has MLA or DSA layers, '+' or 'D'), and with
 // `sparse` the dsa_indexer_* fields too (a D).
 void validate_latent_attention(const TransformerConfig& config, bool sparse);
 

@@ -3,6 +3,7 @@
 // (KV cache for attention, recurrent state for Gated DeltaNet and Mamba2). Greedy when
 // temperature is 0; otherwise temperature, then top-k, then top-p (nucleus) filtering.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -27,7 +28,11 @@ struct SamplingOptions {
   int64_t top_k = 0;         // 0: off
   double top_p = 1.0;        // 1: off
   uint64_t seed = 0;
-  std::optional<int64_t> stop_token;
+  // Generation ends after any of these tokens (the model's EOS), which is kept in the output.
+  std::vector<int64_t> stop_tokens;
+  // Called with each token as it is chosen (to stream text); returning false ends generation
+  // there, the token kept.
+  std::function<bool(int64_t)> on_token;
   DecodeMode decode = DecodeMode::automatic;
 };
 

@@ -75,7 +75,7 @@ class MultiLatentAttention : public SequenceMixer {
   std::shared_ptr<LinearModule> linear_proj_;
 };
 
-// MLA with dense attention ('A'), from a backend; norms as the config asks (configured_norm).
+// MLA with dense attention ('+'), from a backend; norms as the config asks (configured_norm).
 template <class B>
 MlaSubmodules mla_submodules(const B& backend) {
   static_assert(check_backend<B>());

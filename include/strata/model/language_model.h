@@ -9,7 +9,8 @@
 namespace strata {
 
 // Which ends of the model a pipeline stage holds (Megatron's pre_process / post_process): the
-// first stage embeds the tokens, the last applies the output layer.
+// first stage embeds the tokens, the last applies the output layer. A rank that holds several
+// model chunks (virtual stages) embeds in its chunk 0 and applies the output layer after its last.
 struct PipelineRole {
   bool pre_process = true;
   bool post_process = true;
@@ -32,9 +33,14 @@ class LanguageModel : public torch::nn::Module {
   // with ctx.labels set the multi-token prediction losses (multi_token_prediction.h).
   // A stage without pre_process takes the previous stage's hidden states instead of ids, and one
   // without post_process returns its hidden states (split along the sequence under sequence
-  // parallelism).
+  // parallelism). A model of one chunk only (forward_chunk runs the chunks of one with several).
   at::Tensor forward(const at::Tensor& input_ids, ForwardContext& ctx);
   at::Tensor forward(const at::Tensor& input_ids);
+  // Model chunk `chunk` of the virtual pipeline stages this rank holds (the decoder's chunks,
+  // TransformerBlockSubmodules::chunk_sizes): ids or the previous stage's hidden states in, hidden
+  // states or (the last chunk with post_process) logits out.
+  at::Tensor forward_chunk(int chunk, const at::Tensor& input, ForwardContext& ctx);
+  int num_model_chunks() const { return static_cast<int>(decoder_->num_chunks()); }
 
   // Tensors under their canonical names: decoder layers numbered as if nothing were fused
   // (see layer_pattern.h), so fused and unfused models read each other's checkpoints.

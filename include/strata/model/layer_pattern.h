@@ -1,22 +1,26 @@
 #pragma once
-// The hybrid layer pattern language (Megatron's --hybrid-layer-pattern, plus fusion):
+// The hybrid layer pattern language: Megatron-LM's --hybrid-layer-pattern
+// (megatron/core/models/hybrid/hybrid_layer_allocation.py), plus fusion:
 //
-//   M  Mamba2            *  softmax attention    G  Gated DeltaNet
-//   D  DeepSeek sparse attention (DSA)           A  multi-head latent attention (MLA)
+//   M  Mamba2            G  Gated DeltaNet            *  softmax attention
+//   D  DeepSeek sparse attention (DSA)                +  multi-head latent attention (MLA)
 //   -  dense MLP         E  mixture of experts
-//   |  pipeline stage boundary
-//   /  starts a multi-token-prediction (MTP) depth; each depth repeats the same pattern
+//   |  pipeline stage boundary (stages may be empty: "||M*")
+//   /  starts a multi-token-prediction (MTP) depth; every depth repeats one pattern
 //   [..] fuses a sequence mixer and the channel mixer after it into one TransformerLayer
+//        (strata's extension, as in Megatron-LM PR #4463)
+//   A  strata's former symbol for MLA, still read (old configs and checkpoints carry it); `+` is printed
 //
-// Every symbol is one canonical layer (checkpoints number layers as if nothing were fused).
-// `M*-M*-|E*[G-]/*-` is 7 canonical main layers in 6 TransformerLayers over 2 stages, and one
+// Every symbol is one canonical layer (checkpoints number layers as if nothing were fused), so a
+// model's num_layers is the number of symbols before the first '/', fused or not.
+// `M*-M*-|E*[G-]/*-` is 10 canonical main layers in 9 TransformerLayers over 2 stages, and one
 // MTP depth of 2 layers. This header needs no LibTorch, so the parser can be fuzzed alone.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "strata/core/config.h"
+#include "strata/core/config.h"  // kMaxLayers
 
 namespace strata {
 
@@ -39,40 +43,52 @@ struct PatternLayer {
   // Canonical index of each half (valid only when that half is present).
   int64_t sequence_canonical() const { return first_canonical; }
   int64_t channel_canonical() const { return first_canonical + (sequence ? 1 : 0); }
+  // "M", "-", or "[G-]" for a fused layer.
+  std::string text() const;
   bool operator==(const PatternLayer&) const = default;
 };
 
 struct LayerPattern {
   std::string text;
   std::vector<PatternLayer> layers;      // main decoder, in order
-  int num_stages = 1;                    // 1 + number of '|'
+  int num_stages = 1;                    // '|'-delimited segments of the main decoder, empty ones included
   bool explicit_stages = false;          // the pattern has '|'
-  std::vector<std::vector<PatternLayer>> mtp;  // one layer list per MTP depth
+  std::vector<std::vector<PatternLayer>> mtp;  // one layer list per MTP depth, all alike
 
   int64_t num_canonical_layers() const;  // main decoder symbols
-  // The pattern without '|' and '/' parts, with brackets: what the layers are, not where they run.
+  // The main decoder without '|': what the layers are, not where they run.
   std::string layers_text() const;
+  // One MTP depth's pattern ("" without MTP).
+  std::string mtp_text() const;
 };
 
-// Parses and validates. num_layers, when given, must equal the number of main-decoder symbols.
-// Errors quote the pattern with a caret under the bad position.
-LayerPattern parse_layer_pattern(const std::string& text, std::optional<int64_t> num_layers = std::nullopt);
+// Parses and validates, as Megatron's parse_hybrid_pattern does: the main part (before the first
+// '/') is checked first, then the MTP parts must be identical text, then their symbols. "M*/" and
+// "M*//" have no MTP depth; an empty main part ("", "/MM") parses to no main layers (whether a
+// model may have none is for its builder to say). Errors quote the pattern with a caret under the
+// bad position.
+LayerPattern parse_layer_pattern(const std::string& text);
 
-// Megatron's per-layer frequency rules, as a fused pattern (each layer = mixer + channel mixer):
-//  linear_attention_freq N: layer i is softmax attention when (i + 1) % N == 0, else Gated DeltaNet;
-//  moe_layer_freq N:        layer i is MoE when i % N == 0, else a dense MLP.
-// Explicit lists give one entry per layer (1 = linear attention / MoE, 0 = attention / dense).
-std::string pattern_from_frequencies(int64_t num_layers, const LayerFrequency& linear_attention_freq,
-                                     const LayerFrequency& moe_layer_freq);
+// How the main decoder's TransformerLayers split over pp_size pipeline ranks of vp_size virtual
+// stages (model chunks) each: as the pattern's '|' say (their count must be pp_size * vp_size),
+// else evenly, or with an uneven first and/or last rank holding first_stage_layers /
+// last_stage_layers TransformerLayers over all its virtual stages (Megatron's
+// --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers, which a pattern with
+// '|' cannot take). Virtual stage v of rank r is stage v * pp_size + r (Megatron's interleaved
+// order): each virtual round v takes, rank by rank, first_stage_layers / vp_size layers on rank 0,
+// last_stage_layers / vp_size on the last rank, and the remaining layers' share on every other
+// rank. pipeline_split.h derives a split from Megatron's flags.
+struct PipelineSplit {
+  int pp_size = 1;
+  int vp_size = 1;
+  std::optional<int64_t> first_stage_layers, last_stage_layers;
+};
 
-// The pattern a config describes: hybrid_layer_pattern when set, else the frequencies over
-// num_layers attention+MLP layers.
-LayerPattern resolve_layer_pattern(const TransformerConfig& config);
-
-// Which layers of `pattern` pipeline rank `pp_rank` holds for virtual stage `vp_stage`, given
-// pp_size ranks and vp_size virtual stages per rank. Stages come from '|' when the pattern has
-// them (their count must equal pp_size * vp_size), else layers are split evenly. Stage s runs on
-// rank s % pp_size as its virtual stage s / pp_size (Megatron's interleaved order).
+// Which layers of `pattern` pipeline rank `pp_rank` holds for its virtual stage `vp_stage`, each
+// with `stage` set to its virtual stage. Errors name what does not split (and the flag behind it).
+std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, const PipelineSplit& split, int pp_rank,
+                                         int vp_stage = 0);
+// The same for a split without uneven ranks.
 std::vector<PatternLayer> pipeline_slice(const LayerPattern& pattern, int pp_size, int pp_rank, int vp_size = 1,
                                          int vp_stage = 0);
 

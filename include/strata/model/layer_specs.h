@@ -94,7 +94,7 @@ TransformerBlockSubmodules block_spec(const LayerRegistry& registry, const std::
 
 // mHC on `block` (a block_spec result) when config.enable_hyper_connections, for any pattern:
 // every layer's residual becomes a HyperConnection (the first config.mhc_recompute_num_layers
-// layers recompute their maps in backward); the block expands to the streams when it holds
+// layers of each model chunk recompute their maps in backward); the block expands to the streams when it holds
 // canonical layer 0 (the first stage) and contracts them when it holds the final norm (the last).
 void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config);
 

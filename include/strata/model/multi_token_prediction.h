@@ -13,16 +13,11 @@
 // which rolling all positions by d leaves unchanged where a loss is taken.
 #include <vector>
 
+#include "strata/model/layer_allocation.h"
 #include "strata/model/layer_pattern.h"
 #include "strata/model/transformer_block.h"
 
 namespace strata {
-
-// The layers of each MTP depth the config describes: the pattern's part after '/', or, for a
-// model without a hybrid pattern, mtp_num_layers copies of its last layer's kinds (Megatron's GPT
-// MTP). A mtp_num_layers that contradicts the pattern, or MTP on a hybrid pattern without a '/'
-// part, is an error.
-std::vector<std::vector<PatternLayer>> resolve_mtp_depths(const TransformerConfig& config);
 
 struct MultiTokenPredictionSubmodules {
   std::vector<TransformerBlockSubmodules> depths;  // each without a final norm (the depth has its own)

@@ -28,6 +28,9 @@ struct BlockHyperConnections {
 
 struct TransformerBlockSubmodules {
   std::vector<BlockLayerSpec> layers;
+  // Interleaved pipelines: a rank holds several model chunks (virtual stages), each a run of
+  // consecutive `layers`; how many each holds, in order. Empty: one chunk of every layer.
+  std::vector<size_t> chunk_sizes;
   std::optional<Builder<slots::FinalLayernorm>> final_layernorm;  // absent: identity (not the last stage)
   std::optional<BlockHyperConnections> hyper_connections;        // absent: the plain residual's one stream
 };
@@ -38,8 +41,12 @@ class TransformerBlock : public torch::nn::Module {
                    const ProcessGroups& pg);
 
   // hidden: [B, T, H], or mHC streams [B, T, n, H] on a stage after the first; returns [B, T, H]
-  // (streams on a stage before the last).
+  // (streams on a stage before the last). A block of one model chunk only.
   at::Tensor forward(const at::Tensor& hidden, ForwardContext& ctx);
+  // The layers of model chunk `chunk` alone: the expansion to mHC streams comes before chunk 0,
+  // the contraction and final norm after the last chunk.
+  at::Tensor forward_chunk(size_t chunk, const at::Tensor& hidden, ForwardContext& ctx);
+  size_t num_chunks() const { return chunk_begin_.size() - 1; }
 
   // Recompute each layer's activations in backward instead of storing them.
   void set_recompute(bool on) { recompute_ = on; }
@@ -55,6 +62,7 @@ class TransformerBlock : public torch::nn::Module {
  private:
   std::vector<std::shared_ptr<TransformerLayer>> layers_;
   std::vector<PatternLayer> placements_;
+  std::vector<size_t> chunk_begin_;  // chunk c holds layers [chunk_begin_[c], chunk_begin_[c + 1])
   std::shared_ptr<NormModule> final_layernorm_;  // null: identity
   int64_t expand_to_streams_ = 0;                 // 0: the input is already what the layers carry
   std::shared_ptr<HyperConnectionHead> hyper_connection_head_;  // null: nothing to contract

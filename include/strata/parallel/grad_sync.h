@@ -33,9 +33,10 @@ class GradientSync {
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
 
-  // Before each backward pass: whether it is the step's last (gradient accumulation reduces only
-  // once, after the last micro-batch).
-  void prepare_backward(bool last_of_step);
+  // Before each backward pass: whether it is the last of the step to add to the gradients it
+  // reaches (gradient accumulation reduces only once: after the last micro-batch, or with several
+  // model chunks after each chunk's last micro-batch, whose gradients are then whole).
+  void prepare_backward(bool last_for_its_gradients);
   // After the last backward pass: starts what has not started (gradients that never became ready
   // count as zero), waits, and leaves the synchronised gradients in .grad. A parameter that got no
   // gradient on any rank keeps none, as in a single-process run.
@@ -46,7 +47,8 @@ class GradientSync {
   double clip_grad_norm(double max_norm);
 
   size_t num_buckets() const { return buckets_.size(); }
-  // Buckets whose all-reduce a gradient hook started during the last backward (the overlap).
+  // Buckets whose all-reduce a gradient hook started during this step's backward (the overlap),
+  // until finish().
   size_t buckets_started_in_backward() const { return started_in_backward_; }
   const std::map<std::string, ParameterPlacement>& placements() const { return placements_; }
 

@@ -1,12 +1,11 @@
 #pragma once
 // Pipeline-parallel schedules over the stages of a model split by its layer pattern's '|' marks
-// (or evenly): each pp rank holds one stage (LanguageModel with its PipelineRole), activations go
-// forward to the next stage and their gradients come back, point to point over the pp group.
-//
-// 1F1B (PipeDream-Flush, Megatron's default): stage r first runs pp - r - 1 forward passes
-// (warm-up), then alternates one forward and one backward, then finishes the outstanding
-// backwards, so at most pp - r micro-batches hold activations at a time. Sends do not block;
-// receives do, and each message is tagged by micro-batch so nothing can pair up wrongly.
+// (or evenly, or with uneven first and last stages): each pp rank holds one stage, or several
+// virtual stages as model chunks (LanguageModel::forward_chunk); activations go forward to the
+// next stage and their gradients come back, point to point over the pp group. The order of the
+// passes is pipeline_schedule.h's: 1F1B with one chunk per rank, interleaved 1F1B with several.
+// Sends do not block; receives do, and each message is tagged by micro-batch and by the boundary
+// between stages it crosses, so nothing can pair up wrongly.
 #include <functional>
 
 #include "strata/model/language_model.h"
@@ -17,8 +16,9 @@ namespace strata::parallel {
 struct PipelineCallbacks {
   // Token ids of micro-batch i (read on the first stage only).
   std::function<at::Tensor(int64_t i)> input_ids;
-  // Runs the stage: model.forward under whatever the caller wants around it (autocast).
-  std::function<at::Tensor(const at::Tensor& input, ForwardContext& ctx)> forward;
+  // Runs model chunk `chunk` (0 with one stage per rank): model.forward_chunk under whatever the
+  // caller wants around it (autocast).
+  std::function<at::Tensor(int chunk, const at::Tensor& input, ForwardContext& ctx)> forward;
   // On the last stage: the loss of micro-batch i from its logits, as it enters backward (already
   // divided by the number of micro-batches); the callback may record statistics.
   std::function<at::Tensor(int64_t i, const at::Tensor& logits)> loss;
@@ -26,14 +26,16 @@ struct PipelineCallbacks {
   double aux_loss_scale = 1.0;
 };
 
-// Forward and backward of `num_micro_batches` micro-batches on this rank's stage, 1F1B. With a
-// GradientSync, the last backward of the step starts the data-parallel reductions (the caller
-// then calls sync->finish()).
+// Forward and backward of `num_micro_batches` micro-batches on this rank's stages, 1F1B
+// (interleaved over the model chunks when there are several: then the number of micro-batches
+// must be a multiple of the pipeline-parallel size). With a GradientSync, each chunk's last
+// backward of the step starts the data-parallel reductions of its parameters (the caller then
+// calls sync->finish()).
 void forward_backward_1f1b(LanguageModel& model, int64_t num_micro_batches, const PipelineCallbacks& callbacks,
                            GradientSync* sync);
 
-// Forward only (evaluation): every micro-batch flows through the stages; the last stage calls
-// callbacks.loss, whose result is not differentiated.
+// Forward only (evaluation), any number of micro-batches: every micro-batch flows through the
+// stages; the last stage calls callbacks.loss, whose result is not differentiated.
 void forward_only(LanguageModel& model, int64_t num_micro_batches, const PipelineCallbacks& callbacks);
 
 }  // namespace strata::parallel

@@ -1,7 +1,7 @@
 #pragma once
 // What the training loop (train/trainer.cpp) asks of a parallel run, for the part of the model
 // this rank holds (parallel_model.h): data-parallel rows of each batch, one step's forward and
-// backward (1F1B across pipeline stages) with gradients synchronised, the global gradient norm,
+// backward (1F1B across pipeline stages, interleaved over virtual stages) with gradients synchronised, the global gradient norm,
 // evaluation through the pipeline, and training checkpoints in the single-process layout.
 //
 // Batches: every data-parallel rank reads the same micro-batch of micro_batch_size x dp rows from
@@ -35,7 +35,9 @@ struct StepMeans {
 
 class ParallelTraining {
  public:
-  using ForwardFn = std::function<at::Tensor(const at::Tensor& input, ForwardContext& ctx)>;
+  // Runs model chunk `chunk` of this rank (model.forward_chunk; chunk 0 unless the rank holds
+  // several virtual pipeline stages).
+  using ForwardFn = std::function<at::Tensor(int chunk, const at::Tensor& input, ForwardContext& ctx)>;
   using LossFn = std::function<at::Tensor(const at::Tensor& logits, const at::Tensor& labels)>;
   using AccuracyFn = std::function<double(const at::Tensor& logits, const at::Tensor& labels)>;
 

@@ -42,7 +42,9 @@ class DataSource {
 };
 
 // Opens the data an identity (or a spec without a fingerprint: {"kind": "text", "path": ...})
-// names: kinds "text", "uint16" / "uint32" (with "vocab_size"), "mqar" (with "vocab_size",
+// names: kinds "text", "uint16" / "uint32" (with "vocab_size"), "megatron" (indexed datasets,
+// megatron_data.h: "datasets" [{"path", "weight"}], "split", "seq_length", "train_samples",
+// "seed", "vocab_size", "eod_mask_loss", "eod_token_id"), "mqar" (with "vocab_size",
 // "num_kv_pairs", "seed") and "random" (with "vocab_size"). A file whose fingerprint differs from the identity's is refused:
 // `source` (a checkpoint) is named in that error.
 std::unique_ptr<DataSource> open_data_source(const nlohmann::json& identity, const std::string& source);

@@ -3,9 +3,9 @@
 // anything is allocated: a batch or a model far too large for it is refused with the numbers,
 // instead of the kernel's OOM killer ending the run without a word.
 //
-// Counted: the weight matrices and embeddings (norms, biases and other vectors are left out),
-// each float32 with its gradient and AdamW's two moments (16 bytes per parameter), and per token
-// the logits and a few hidden-size activations per layer kept for backward.
+// Counted: every parameter (model/parameter_count.h), each float32 with its gradient and AdamW's
+// two moments (16 bytes per parameter), and per token the logits and a few hidden-size activations
+// per layer kept for backward.
 // Everything left out only makes the real need larger, so a refusal is never wrong; a run that
 // passes may still not fit.
 #include <ATen/ATen.h>
@@ -18,7 +18,7 @@
 namespace strata::train {
 
 struct MemoryEstimate {
-  double parameters = 0;        // a lower bound on the model's parameter count
+  double parameters = 0;        // the model's parameter count
   double parameter_bytes = 0;   // weights, gradients, AdamW moments
   double activation_bytes = 0;  // of one micro-batch
   double total() const { return parameter_bytes + activation_bytes; }

@@ -1,0 +1,144 @@
+// The parameter count from a config equals what the built model holds, for every kind of layer
+// and the options that add parameters (biases, LayerNorm, gates, shared experts, mHC, tied
+// embeddings); per kind, it is what that kind's layers hold.
+#include "strata/model/parameter_count.h"
+
+#include <gtest/gtest.h>
+
+#include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+TransformerConfig every_kind(const std::string& pattern) {
+  auto c = *testing::small_config();
+  c.hybrid_layer_pattern = pattern;
+  if (!pattern.empty()) c.num_layers = parse_layer_pattern(pattern).num_canonical_layers();
+  c.linear_key_head_dim = 8;
+  c.linear_value_head_dim = 8;
+  c.linear_num_key_heads = 2;
+  c.linear_num_value_heads = 4;
+  c.mamba_num_heads = 4;
+  c.mamba_head_dim = 8;
+  c.mamba_state_dim = 4;
+  c.mamba_num_groups = 2;
+  c.q_lora_rank = 12;
+  c.kv_lora_rank = 10;
+  c.qk_head_dim = 6;
+  c.qk_pos_emb_head_dim = 4;
+  c.v_head_dim = 5;
+  c.dsa_indexer_n_heads = 2;
+  c.dsa_indexer_head_dim = 8;
+  c.dsa_indexer_topk = 3;
+  c.num_moe_experts = 4;
+  c.moe_ffn_hidden_size = 16;
+  return c;
+}
+
+int64_t built(const TransformerConfig& c) {
+  auto model = build_language_model(std::make_shared<const TransformerConfig>(c));
+  int64_t count = 0;
+  for (const auto& [name, tensor] : model->canonical_state_dict()) count += tensor.numel();
+  return count;
+}
+
+int64_t counted(const TransformerConfig& c) { return count_parameters(c, resolve_layer_pattern(c)).total(); }
+
+// '*' may not share a model with MLA or DSA: two models cover the seven symbols, and their MTP
+// depths after '/'.
+const std::vector<std::string> kEveryKind = {"[*-]G-M-E/*E/*E", "[+E]D-M-G-/D-"};
+
+struct Variant {
+  std::string name;
+  std::function<void(TransformerConfig&)> change;
+  std::vector<std::string> patterns = kEveryKind;
+};
+
+void PrintTo(const Variant& v, std::ostream* out) { *out << v.name; }
+
+class ParameterCountMatchesTheBuiltModel : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(ParameterCountMatchesTheBuiltModel, ForEveryKind) {
+  for (const auto& pattern : GetParam().patterns) {
+    auto c = every_kind(pattern);
+    GetParam().change(c);
+    EXPECT_EQ(counted(c), built(c)) << pattern;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Options, ParameterCountMatchesTheBuiltModel,
+    ::testing::Values(
+        Variant{"defaults", [](TransformerConfig&) {}},
+        Variant{"layer_norm_and_no_qk_norm",
+                [](TransformerConfig& c) {
+                  c.normalization = Normalization::LayerNorm;
+                  c.qk_layernorm = false;
+                }},
+        Variant{"qkv_bias_and_output_gate",
+                [](TransformerConfig& c) {
+                  c.add_qkv_bias = true;
+                  c.attention_output_gate = true;
+                }},
+        // Experts refuse add_bias_linear: these models have none.
+        Variant{"linear_biases", [](TransformerConfig& c) { c.add_bias_linear = true; }, {"[*-]G-M-/*-", "+-D-M-G-"}},
+        Variant{"mamba_biases_and_plain_mlp",
+                [](TransformerConfig& c) {
+                  c.mamba_proj_bias = true;
+                  c.mamba_conv_bias = false;
+                  c.gated_linear_unit = false;
+                }},
+        Variant{"shared_expert_with_gate",
+                [](TransformerConfig& c) {
+                  c.moe_shared_expert_intermediate_size = 24;
+                  c.moe_shared_expert_gate = true;
+                }},
+        // DSA's indexer reads the query latent: only MLA goes without.
+        Variant{"queries_without_latent", [](TransformerConfig& c) { c.q_lora_rank = 0; }, {"[+E]M-G-"}},
+        // MTP beside mHC is refused: these models have no '/'.
+        Variant{"hyper_connections_and_tied_embeddings",
+                [](TransformerConfig& c) {
+                  c.enable_hyper_connections = true;
+                  c.num_residual_streams = 3;
+                  c.share_embeddings_and_output_weights = true;
+                },
+                {"[*-]G-M-E", "[+E]D-M-G-"}},
+        // GPT-style MTP: each depth a copy of the last layer.
+        Variant{"mtp_num_layers",
+                [](TransformerConfig& c) {
+                  c.hybrid_layer_pattern.clear();
+                  c.num_layers = 2;
+                  c.mtp_num_layers = 2;
+                },
+                {""}}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(ParameterCount, PerKindAsTheKindsLayersHold) {
+  auto c = every_kind("[*-]*-");
+  const auto count = count_parameters(c, resolve_layer_pattern(c));
+  ASSERT_EQ(count.by_symbol.size(), 2u);
+  // Attention (32 wide, 4 heads of 8 over 2 groups, q/k norms): its input norm 32, linear_qkv
+  // 32 x (4 + 2 * 2) * 8, q and k norms 2 x 8, linear_proj 32 x 32; twice.
+  EXPECT_EQ(count.by_symbol.at('*'), 2 * (32 + 32 * 64 + 16 + 32 * 32));
+  // MLP (ffn 48, gated): its norm 32, fc1 32 x 96, fc2 48 x 32; twice.
+  EXPECT_EQ(count.by_symbol.at('-'), 2 * (32 + 32 * 96 + 48 * 32));
+  EXPECT_EQ(count.embedding, 64 * 32);
+  EXPECT_EQ(count.output_layer, 64 * 32);
+  EXPECT_EQ(count.final_layernorm, 32);
+  EXPECT_EQ(count.mtp, 0);
+  EXPECT_EQ(count.total(), built(c));
+}
+
+TEST(ParameterCount, MtpDepthsWhole) {
+  auto c = every_kind("*-/*-");
+  const auto count = count_parameters(c, resolve_layer_pattern(c));
+  // enorm, hnorm and final_layernorm 3 x 32, eh_proj 64 x 32, and the depth's attention and MLP
+  // layers as above.
+  EXPECT_EQ(count.mtp, 3 * 32 + 64 * 32 + (32 + 32 * 64 + 16 + 32 * 32) + (32 + 32 * 96 + 48 * 32));
+  EXPECT_EQ(count.total(), built(c));
+}
+
+}  // namespace
+}  // namespace strata

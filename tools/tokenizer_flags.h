@@ -1,0 +1,22 @@
+#pragma once
+// --tokenizer-type / --tokenizer-model, as Megatron-LM spells them, for every command that
+// tokenises text.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "strata/text/tokenizer.h"
+
+namespace strata::tools {
+
+struct TokenizerFlags {
+  std::string type, model;
+  bool given() const { return !type.empty() || !model.empty(); }
+  // The tokenizer they name; refuses a missing half of the pair.
+  std::unique_ptr<text::Tokenizer> open() const;
+};
+
+void add_tokenizer_flags(CLI::App& cmd, TokenizerFlags& flags);
+
+}  // namespace strata::tools
