@@ -99,6 +99,12 @@ void causal_conv1d_silu_backward(Dtype, const void*, const void*, int64_t, int64
 
 void unit_lower_inverse(const float*, float*, int64_t, int64_t, Stream) { no_kernels("unit_lower_inverse"); }
 
+void gated_delta_rule_step(Dtype, const float*, HeadStrides, const float*, HeadStrides, const void*, HeadStrides,
+                           const float*, HeadStrides, const void*, HeadStrides, float*, void*, int64_t, int64_t,
+                           int64_t, int64_t, Stream) {
+  no_kernels("gated_delta_rule_step");
+}
+
 }  // namespace strata::kernels::launch
 
 #endif

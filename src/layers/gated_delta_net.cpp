@@ -7,6 +7,7 @@
 #include "strata/core/dtype.h"
 #include "strata/core/error.h"
 #include "strata/kernels/causal_conv1d.h"
+#include "strata/kernels/gated_delta_rule_step.h"
 #include "strata/kernels/gated_rms_norm.h"
 #include "strata/layers/gated_delta_rule.h"
 
@@ -154,12 +155,23 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   auto beta = at::sigmoid(b);
   auto g = -at::exp(at_least_float(A_log_)) * at::softplus(at_least_float(a) + dt_bias_);
 
-  auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
-  auto rule = form == Form::chunked ? gated_delta_rule_chunked(q, k, v, g, beta, chunk_size_, initial, cu_seqlens)
-                                    : gated_delta_rule_recurrent(q, k, v, g, beta, initial);
-  if (state) update_state(state->recurrent, rule.final_state);
+  at::Tensor out;  // [B, T, H, Dv]
+  if (form == Form::recurrent && seq == 1) {
+    // One new token (decoding): the fused step reads and writes the cached state once, in place.
+    if (!state->recurrent.defined())
+      state->recurrent = at::zeros({batch, num_value_heads_, key_head_dim_, value_head_dim_}, g.options());
+    auto token = [](const at::Tensor& t) { return t.select(1, 0); };
+    out = kernels::gated_delta_rule_step_(token(q), token(k), token(v), token(g), token(beta), state->recurrent)
+              .unsqueeze(1);
+  } else {
+    auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
+    auto rule = form == Form::chunked ? gated_delta_rule_chunked(q, k, v, g, beta, chunk_size_, initial, cu_seqlens)
+                                      : gated_delta_rule_recurrent(q, k, v, g, beta, initial);
+    if (state) update_state(state->recurrent, rule.final_state);
+    out = rule.out;
+  }
 
-  auto gated = out_norm_->forward(rule.out, z.reshape({batch, seq, num_value_heads_, value_head_dim_}));
+  auto gated = out_norm_->forward(out, z.reshape({batch, seq, num_value_heads_, value_head_dim_}));
   return out_proj_->forward(gated.flatten(2));
 }
 

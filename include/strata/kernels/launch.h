@@ -198,4 +198,25 @@ constexpr int64_t kMaxUnitLowerInverseSize = 128;
 // strata::kernels::unit_lower_inverse.
 void unit_lower_inverse(const float* a, float* t, int64_t count, int64_t n, Stream stream);
 
+// Widest key (Dk) the decoding step kernel takes: each of its threads keeps Dk / 8 rows of one
+// state column in registers. Wider keys run the twin.
+constexpr int64_t kMaxDeltaStepKeyDim = 256;
+
+// Element strides of the batch and head dimensions of a [B, H, ...] input (its last dimension,
+// if any, contiguous).
+struct HeadStrides {
+  int64_t batch, head;
+};
+
+// One decoding step of the gated delta rule for each (sequence b, head h), in float32, on the
+// state S = state[b, h] (float32, contiguous [batch, heads, key_dim, value_dim], advanced in place):
+//   S = exp(g) S;   u = beta (v - S^T k);   S = S + k u^T;   out = dtype(S^T q)
+// q, k [B, H, key_dim] and g [B, H] float32; v [B, H, value_dim] and beta [B, H] in `dtype`; out
+// contiguous [B, H, value_dim] in `dtype`. key_dim up to kMaxDeltaStepKeyDim. The forward of
+// strata::kernels::gated_delta_rule_step (inference only: no backward).
+void gated_delta_rule_step(Dtype dtype, const float* q, HeadStrides q_strides, const float* k, HeadStrides k_strides,
+                           const void* v, HeadStrides v_strides, const float* g, HeadStrides g_strides,
+                           const void* beta, HeadStrides beta_strides, float* state, void* out, int64_t batch,
+                           int64_t heads, int64_t key_dim, int64_t value_dim, Stream stream);
+
 }  // namespace strata::kernels::launch

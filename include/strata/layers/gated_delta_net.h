@@ -62,11 +62,12 @@ class GatedDeltaNet : public SequenceMixer {
   // Training / prefill: the whole sequence through the chunked delta rule. Without ctx.cache it
   // starts from a zero state, or with ctx.cu_seqlens from a zero state (and a zero conv history)
   // at each packed document's start; with it, it continues the cached state and advances it
-  // (one-token decode steps then take the recurrent form).
+  // (one-token decode steps then take the fused recurrent step, kernels/gated_delta_rule_step.h).
   MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
 
   // Decoding: hidden [B, T, hidden] continues the sequences in `state` through the recurrent
-  // form; state (conv inputs and delta-rule state) is advanced past the T tokens.
+  // form (the fused step for T = 1); state (conv inputs and delta-rule state) is advanced past the
+  // T tokens, the delta-rule state in place where the step's CUDA kernel runs.
   MixerOutput forward_recurrent(const at::Tensor& hidden, GatedDeltaNetState& state);
 
   // Zero conv and delta-rule state for `batch` sequences, as before the first token.
