@@ -96,7 +96,14 @@ at::Tensor gated_delta_rule_step_(const at::Tensor& q, const at::Tensor& k, cons
   if (gated_delta_rule_step_kernel_applies(q, k, v, g, beta, state))
     return gated_delta_rule_step_cuda(q, k, v, g, beta, state);
   auto step = gated_delta_rule_step_reference(q, k, v, g, beta, state);
-  state = step.state;
+  // In place where the state can hold the result, as the kernel does: a CUDA graph captured over
+  // the step (generate's decode) reads and writes the same memory at every replay. Rebound where
+  // autograd records the step or the state's dtype widened.
+  const bool recorded = at::GradMode::is_enabled() && step.state.requires_grad();
+  if (!recorded && step.state.scalar_type() == state.scalar_type() && step.state.device() == state.device())
+    state.copy_(step.state);
+  else
+    state = step.state;
   return step.out;
 }
 

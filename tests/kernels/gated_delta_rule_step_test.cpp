@@ -142,17 +142,32 @@ TEST(GatedDeltaRuleStep, ReferenceInFloat32IsAccurate) {
     }
 }
 
-// Off CUDA the step runs the twin and rebinds `state` to its new state, leaving the old tensor.
-TEST(GatedDeltaRuleStep, DispatchRebindsTheStateToTheTwinsOffCuda) {
+// Off CUDA the step runs the twin and writes its new state into `state` in place (a CUDA graph
+// over the step needs the same memory at each replay); a step that widens the state (float64
+// inputs, float32 state) or that autograd records rebinds `state` instead.
+TEST(GatedDeltaRuleStep, DispatchRunsTheTwinOffCudaAndKeepsTheStateInPlace) {
   auto in = random_step_inputs(2, 3, 8, 6, Gates::mixed, at::TensorOptions());
-  const auto before = in.state.clone();
-  auto state = in.state;
+  auto state = in.state.clone();
+  const auto* storage = state.data_ptr();
   EXPECT_FALSE(gated_delta_rule_step_kernel_applies(in.q, in.k, in.v, in.g, in.beta, state));
   auto out = gated_delta_rule_step_(in.q, in.k, in.v, in.g, in.beta, state);
   auto expected = twin(in.all());
   EXPECT_TRUE(at::equal(out, expected.out));
   EXPECT_TRUE(at::equal(state, expected.state));
-  EXPECT_TRUE(at::equal(in.state, before));
+  EXPECT_EQ(state.data_ptr(), storage);
+
+  auto wide = as_dtype(in, at::kDouble);
+  auto narrow_state = in.state.clone();
+  gated_delta_rule_step_(wide.q, wide.k, wide.v, wide.g, wide.beta, narrow_state);
+  EXPECT_EQ(narrow_state.scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::equal(narrow_state, twin(wide.all()).state));
+
+  auto tracked_v = in.v.clone().requires_grad_(true);
+  auto tracked_state = in.state.clone();
+  gated_delta_rule_step_(in.q, in.k, tracked_v, in.g, in.beta, tracked_state);
+  EXPECT_TRUE(tracked_state.requires_grad());
+  EXPECT_TRUE(at::allclose(torch::autograd::grad({tracked_state.sum()}, {tracked_v})[0],
+                           in.k.sum(-1, /*keepdim=*/true) * in.beta.unsqueeze(-1) * at::ones_like(in.v)));
 }
 
 TEST(GatedDeltaRuleStep, RejectsInputsThatDoNotFitTheState) {

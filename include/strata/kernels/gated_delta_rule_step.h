@@ -34,8 +34,10 @@ bool gated_delta_rule_step_kernel_applies(const at::Tensor& q, const at::Tensor&
 at::Tensor gated_delta_rule_step_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       const at::Tensor& g, const at::Tensor& beta, const at::Tensor& state);
 
-// The step that advances `state`: the kernel where gated_delta_rule_step_kernel_applies (state
-// written in place), the twin otherwise (`state` rebound to the twin's new state). Returns out.
+// The step that advances `state`: the kernel where gated_delta_rule_step_kernel_applies, the twin
+// otherwise. The new state is written into `state` in place (so that a CUDA graph captured over
+// the step stays valid), unless autograd records the twin's step or its compute dtype is wider
+// than the state's: then `state` is rebound to the twin's new state. Returns out.
 at::Tensor gated_delta_rule_step_(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                   const at::Tensor& beta, at::Tensor& state);
 
