@@ -6,8 +6,8 @@
 //   delta  = beta_t (v_t - S^T k_t)          what the memory gets wrong about v_t
 //   S      = S + k_t delta^T                 correct it
 //   o_t    = S^T q_t                         read after writing
-// gated_delta_rule_recurrent runs this definition token by token (the decode step and the
-// reference); gated_delta_rule_chunked computes the same thing with matrix products inside
+// gated_delta_rule_recurrent runs this definition token by token (the reference; one-token
+// decode steps take the fused step of kernels/gated_delta_rule_step.h); gated_delta_rule_chunked computes the same thing with matrix products inside
 // chunks (the WY / UT transform), batched over all chunks, and the state hand-off between chunks
 // (delta_rule_chunk_states.h: a scan over chunks, a CUDA kernel on GPUs).
 // Both compute in float32 (float64 inputs stay float64) and return out in v's dtype.
