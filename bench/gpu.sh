@@ -3,8 +3,9 @@
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
 #   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export]  (default all; the build is incremental in
-#     build-gpu/; gdn: only the Gated DeltaNet tests, benchmark and profile; profile: the training step's
-#     kernels by GPU time, strata beside PyTorch eager and torch.compile, and strata with mHC;
+#     build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included), benchmark and
+#     profile, and the decode benchmark; profile: the training step's kernels by GPU time, strata
+#     beside PyTorch eager and torch.compile, and strata with mHC;
 #     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
 #     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU)
@@ -66,12 +67,14 @@ fi
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
 if [ "$phase" = gdn ]; then
   step tests-gdn env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu \
-    -R "DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next" --output-on-failure -j4
+    -R "DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next|Generate" \
+    --output-on-failure -j4
   grep -hE "tests passed|tests failed|Failed|\*\*\*" "$out/tests-gdn.log" | tail -12
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
   step profile-gdn build-gpu/strata_bench_gdn --profile
-  cat "$out/bench-gdn.log" "$out/profile-gdn.log" "$out/summary.txt"
+  step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
+  cat "$out/bench-gdn.log" "$out/profile-gdn.log" "$out/bench-decode.log" "$out/summary.txt"
   exit 0
 fi
 if [ "$phase" = profile ]; then
