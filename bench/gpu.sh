@@ -91,7 +91,7 @@ if [ "$phase" != bench ]; then
   multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling"
   step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
     --output-on-failure -j4
-  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32; do
+  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32 deepseek_v4; do
     step hf-check-cuda-$arch build-gpu/strata hf-check tests/fixtures/hf/$arch --device cuda
   done
   grep -h "^hf-check" "$out"/hf-check-cuda-*.log
