@@ -2,10 +2,13 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn|profile|nccl]  (default all; the build is incremental in
-#     build-gpu/; gdn: only the Gated DeltaNet tests, benchmark and profile; profile: the training step's
-#     kernels by GPU time, strata beside PyTorch eager and torch.compile, and strata with mHC;
-#     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile)
+#   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export]  (default all; the build is incremental in
+#     build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included), benchmark and
+#     profile, and the decode benchmark; profile: the training step's kernels by GPU time, strata
+#     beside PyTorch eager and torch.compile, and strata with mHC;
+#     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
+#     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
+#     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU)
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,15 +44,37 @@ if [ "$phase" = nccl ]; then
   cat "$out/profile-gdn.log"
   exit 0
 fi
+if [ "$phase" = export ]; then
+  step build cmake --build build-gpu -j"$(nproc)" --target strata_cli
+  dir=$out/export
+  rm -rf "$dir" && mkdir -p "$dir"
+  python3 -c 'import json, sys; [print(json.loads(l)["text"]) for l in sys.stdin]' \
+    < tests/fixtures/text/megatron_indexed/documents.jsonl > "$dir/text.txt"
+  archs="qwen3_dense qwen3_next nemotron_h deepseek_v32"
+  for arch in $archs; do
+    step export-train-$arch build-gpu/strata train --load-hf tests/fixtures/hf/$arch --data-path "$dir/text.txt" \
+      --seq-length 32 --micro-batch-size 2 --train-iters 3 --eval-iters 0 --save "$dir/runs/$arch"
+    step export-$arch build-gpu/strata export --load "$dir/runs/$arch" --hf "$dir/$arch/model"
+  done
+  for device in cpu cuda; do
+    step export-check-$device python3 scripts/check_hf_export.py --strata build-gpu/strata --device $device \
+      --json "$dir/check-$device.json" $(for arch in $archs; do echo "$dir/$arch"; done)
+    cat "$out/export-check-$device.log"
+  done
+  cat "$out/summary.txt"
+  exit 0
+fi
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
 if [ "$phase" = gdn ]; then
   step tests-gdn env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu \
-    -R "DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next" --output-on-failure -j4
+    -R "DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next|Generate" \
+    --output-on-failure -j4
   grep -hE "tests passed|tests failed|Failed|\*\*\*" "$out/tests-gdn.log" | tail -12
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
   step profile-gdn build-gpu/strata_bench_gdn --profile
-  cat "$out/bench-gdn.log" "$out/profile-gdn.log" "$out/summary.txt"
+  step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
+  cat "$out/bench-gdn.log" "$out/profile-gdn.log" "$out/bench-decode.log" "$out/summary.txt"
   exit 0
 fi
 if [ "$phase" = profile ]; then
@@ -66,7 +91,7 @@ if [ "$phase" != bench ]; then
   multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling"
   step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
     --output-on-failure -j4
-  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32; do
+  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32 deepseek_v4; do
     step hf-check-cuda-$arch build-gpu/strata hf-check tests/fixtures/hf/$arch --device cuda
   done
   grep -h "^hf-check" "$out"/hf-check-cuda-*.log

@@ -4,7 +4,9 @@
 // consecutive time steps and slides the K-tap window along the run in registers, so each element
 // of x (and of the output gradient) comes from memory about once; a warp spans one row's
 // channels, so its accesses coalesce. The float32 math rounds where the ATen twin (conv1d in the
-// dtype, then silu) rounds.
+// dtype, then silu) rounds. Packed documents mask the taps that reach into an earlier document:
+// a thread finds the document of its run's first step once (a binary search of cu_seqlens) and
+// follows the boundaries from there as its run advances.
 #include <initializer_list>
 
 #include "common.cuh"
@@ -40,6 +42,50 @@ __device__ __forceinline__ float silu_grad(float x) {
   const float sig = 1.0f / (1.0f + expf(-x));
   return sig * (1.0f + x * (1.0f - sig));
 }
+
+// The first step of the document holding step t, for steps asked in increasing order.
+template <bool kPacked>
+class DocumentStarts {
+ public:
+  __device__ DocumentStarts(const int64_t* bounds, int64_t documents, int64_t t)
+      : bounds_(bounds), documents_(documents) {
+    // The last document starting at or before t (the first for t < 0).
+    int64_t lo = 0, hi = documents - 1;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) / 2;
+      if (bounds[mid] <= t)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    document_ = lo;
+    start_ = bounds[lo];
+    next_ = bounds[lo + 1];
+  }
+
+  __device__ int64_t at(int64_t t) {
+    while (t >= next_) {
+      ++document_;
+      start_ = next_;
+      next_ = document_ < documents_ ? bounds_[document_ + 1] : kNever;
+    }
+    return start_;
+  }
+
+ private:
+  static constexpr int64_t kNever = INT64_MAX;
+  const int64_t* bounds_;
+  int64_t documents_;
+  int64_t document_ = 0, start_ = 0, next_ = kNever;
+};
+
+// Without documents every step's document starts at 0 (steps before 0 are the causal zero padding).
+template <>
+class DocumentStarts<false> {
+ public:
+  __device__ DocumentStarts(const int64_t*, int64_t, int64_t) {}
+  __device__ int64_t at(int64_t) const { return 0; }
+};
 
 // Where this thread's run starts: sequence b, time t0, first channel c.
 struct Run {
@@ -87,12 +133,23 @@ __device__ __forceinline__ void shift(float (&window)[K][W]) {
     for (int e = 0; e < W; ++e) window[i][e] = window[i - 1][e];
 }
 
-// The conv at the newest step of `window` (window[i] holds step t - i), rounded to T.
-template <class T, int W, int K>
-__device__ __forceinline__ float conv_at(const float (&w)[K][W], const float (&window)[K][W], int e) {
+// How many of the K - 1 steps before t are in t's document (its first step `start`): the conv's
+// reach back from t.
+template <int K>
+__device__ __forceinline__ int reach(int64_t t, int64_t start) {
+  return static_cast<int>(min(t - start, static_cast<int64_t>(K - 1)));
+}
+
+// The conv at the newest step t of `window` (window[i] holds step t - i), rounded to T; with
+// packed documents over the taps within t's reach only (window[i] counts for i <= reach). The
+// kernels are compiled apart for packed documents, which cost registers: the backward of the
+// widest packs uses all 128 without them, and spills a few bytes with them.
+template <class T, int W, int K, bool kPacked>
+__device__ __forceinline__ float conv_at(const float (&w)[K][W], const float (&window)[K][W], int e, int reach) {
   float pre = 0.0f;
 #pragma unroll
-  for (int j = 0; j < K; ++j) pre += w[j][e] * window[K - 1 - j][e];
+  for (int j = 0; j < K; ++j)
+    if (!kPacked || K - 1 - j <= reach) pre += w[j][e] * window[K - 1 - j][e];
   return round_to<T>(pre);
 }
 
@@ -108,12 +165,14 @@ __device__ __forceinline__ void load_history(const T* in, int64_t stride_t, int6
   }
 }
 
-template <class T, int W, int K>
+template <class T, int W, int K, bool kPacked>
 __global__ void __launch_bounds__(kThreads, 2)
     forward_kernel(const T* __restrict__ x, int64_t stride_b, int64_t stride_t, const T* __restrict__ weight,
-                   T* __restrict__ out, int64_t seq, int64_t channels, int64_t seq_tiles) {
+                   T* __restrict__ out, const int64_t* __restrict__ cu_seqlens, int64_t documents, int64_t seq,
+                   int64_t channels, int64_t seq_tiles) {
   const Run run = run_of(seq_tiles, W);
   if (run.c >= channels || run.t0 >= seq) return;
+  DocumentStarts<kPacked> starts(cu_seqlens, documents, run.t0);
   float w[K][W];
   load_weight<T, W, K>(weight, run.c, w);
   const T* in = x + run.b * stride_b + run.c;
@@ -130,9 +189,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       shift(window);
       unpack(rows[s], window[0]);
       if (t < seq) {
+        const int back = reach<K>(t, starts.at(t));
         float y[W];
 #pragma unroll
-        for (int e = 0; e < W; ++e) y[e] = silu(conv_at<T, W, K>(w, window, e));
+        for (int e = 0; e < W; ++e) y[e] = silu(conv_at<T, W, K, kPacked>(w, window, e, back));
         store<T, W>(o + t * channels, y);
       }
     }
@@ -141,10 +201,12 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 // One run of the backward: grad_pre for steps t0 .. t0 + kRun + K - 2 (each grad_x needs the
 // K - 1 after it), grad_x for t0 .. t0 + kRun - 1, and this run's weight-gradient sums in dw.
-template <class T, int W, int K>
+// x at step s feeds pre at s + i (i < K) only where s + i reaches back i steps within its document.
+template <class T, int W, int K, bool kPacked>
 __device__ __forceinline__ void backward_run(const T* __restrict__ grad_out, const T* __restrict__ x, int64_t stride_b,
                                              int64_t stride_t, const T* __restrict__ weight, T* __restrict__ grad_x,
-                                             const Run& run, int64_t seq, int64_t channels, float (&dw)[K][W]) {
+                                             DocumentStarts<kPacked>& starts, const Run& run, int64_t seq, int64_t channels,
+                                             float (&dw)[K][W]) {
   constexpr int kSteps = kRun + K - 1;
   float w[K][W];
   load_weight<T, W, K>(weight, run.c, w);
@@ -153,6 +215,9 @@ __device__ __forceinline__ void backward_run(const T* __restrict__ grad_out, con
   T* d = grad_x + run.b * seq * channels + run.c;
   float xs[K][W];  // xs[i]: x at step t - i
   float gp[K][W];  // gp[i]: grad_pre at step t - i
+  // Byte i: the reach of step t - i (at most K - 1 <= 3), all in one register.
+  static_assert(K <= 4);
+  uint32_t reaches = 0;
   load_history<T, W, K>(in, stride_t, run.t0, seq, xs);
 #pragma unroll
   for (int s0 = 0; s0 < kSteps; s0 += kBackwardBatch) {
@@ -167,19 +232,23 @@ __device__ __forceinline__ void backward_run(const T* __restrict__ grad_out, con
       shift(xs);
       unpack(x_rows[s], xs[0]);
       shift(gp);
+      const int back = reach<K>(t, starts.at(t));
+      if constexpr (kPacked) reaches = (reaches << 8) | static_cast<uint32_t>(back);
       float grad[W];
       unpack(g_rows[s], grad);
 #pragma unroll
       for (int e = 0; e < W; ++e)
-        gp[0][e] = t < seq ? round_to<T>(grad[e] * silu_grad(conv_at<T, W, K>(w, xs, e))) : 0.0f;
+        gp[0][e] = t < seq ? round_to<T>(grad[e] * silu_grad(conv_at<T, W, K, kPacked>(w, xs, e, back))) : 0.0f;
       if (step < kRun && t < seq) {
 #pragma unroll
         for (int j = 0; j < K; ++j)
+          if (!kPacked || K - 1 - j <= back)
 #pragma unroll
-          for (int e = 0; e < W; ++e) dw[j][e] += gp[0][e] * xs[K - 1 - j][e];
+            for (int e = 0; e < W; ++e) dw[j][e] += gp[0][e] * xs[K - 1 - j][e];
       }
-      // grad_x at t - (K - 1) = sum_j w[j] grad_pre[t - j]: the window holds all K terms from the
-      // K-th step on (the steps before only fill it).
+      // grad_x at t - (K - 1) = sum_j w[j] grad_pre[t - j] over the steps t - j that reach back
+      // to it (K - 1 - j steps): the window holds all K terms from the K-th step on (the steps
+      // before only fill it).
       const int64_t out_t = t - (K - 1);
       if (step >= K - 1 && out_t < seq) {
         float dx[W];
@@ -187,7 +256,8 @@ __device__ __forceinline__ void backward_run(const T* __restrict__ grad_out, con
         for (int e = 0; e < W; ++e) {
           dx[e] = 0.0f;
 #pragma unroll
-          for (int j = 0; j < K; ++j) dx[e] += w[j][e] * gp[j][e];
+          for (int j = 0; j < K; ++j)
+            if (!kPacked || K - 1 - j <= static_cast<int>((reaches >> (8 * j)) & 0xffu)) dx[e] += w[j][e] * gp[j][e];
         }
         store<T, W>(d + out_t * channels, dx);
       }
@@ -197,16 +267,19 @@ __device__ __forceinline__ void backward_run(const T* __restrict__ grad_out, con
 
 // One block's weight-gradient sums are reduced over its kGroups runs in shared memory, in group
 // order, and written as one row of partial sums (that row's (sequence, time tile) = blockIdx.x).
-template <class T, int W, int K>
+template <class T, int W, int K, bool kPacked>
 __global__ void __launch_bounds__(kThreads, 2)
     backward_kernel(const T* __restrict__ grad_out, const T* __restrict__ x, int64_t stride_b, int64_t stride_t,
                     const T* __restrict__ weight, T* __restrict__ grad_x, float* __restrict__ grad_w_partial,
-                    int64_t seq, int64_t channels, int64_t seq_tiles) {
+                    const int64_t* __restrict__ cu_seqlens, int64_t documents, int64_t seq, int64_t channels,
+                    int64_t seq_tiles) {
   __shared__ float sums[kGroups][K][kPacks * W];
   const Run run = run_of(seq_tiles, W);
   float dw[K][W] = {};
-  if (run.c < channels && run.t0 < seq)
-    backward_run<T, W, K>(grad_out, x, stride_b, stride_t, weight, grad_x, run, seq, channels, dw);
+  if (run.c < channels && run.t0 < seq) {
+    DocumentStarts<kPacked> starts(cu_seqlens, documents, run.t0);
+    backward_run<T, W, K, kPacked>(grad_out, x, stride_b, stride_t, weight, grad_x, starts, run, seq, channels, dw);
+  }
 #pragma unroll
   for (int j = 0; j < K; ++j)
 #pragma unroll
@@ -261,21 +334,40 @@ dim3 grid_for(int64_t batch, int64_t seq, int64_t channels, const char* what) {
   return dim3(static_cast<unsigned>(rows), static_cast<unsigned>(channel_tiles));
 }
 
-template <class T, int W, int K>
-void launch_forward(const T* x, int64_t stride_b, int64_t stride_t, const T* weight, T* out, int64_t batch,
-                    int64_t seq, int64_t channels, cudaStream_t stream) {
+template <class T, int W, int K, bool kPacked>
+void launch_forward(const T* x, int64_t stride_b, int64_t stride_t, const T* weight, T* out,
+                    const int64_t* cu_seqlens, int64_t documents, int64_t batch, int64_t seq, int64_t channels,
+                    cudaStream_t stream) {
   const int64_t seq_tiles = (seq + launch::kConvSeqTile - 1) / launch::kConvSeqTile;
-  forward_kernel<T, W, K><<<grid_for<W>(batch, seq, channels, "causal_conv1d_silu_forward"), dim3(kPacks, kGroups), 0,
-                            stream>>>(x, stride_b, stride_t, weight, out, seq, channels, seq_tiles);
+  forward_kernel<T, W, K, kPacked><<<grid_for<W>(batch, seq, channels, "causal_conv1d_silu_forward"), dim3(kPacks, kGroups), 0,
+                            stream>>>(x, stride_b, stride_t, weight, out, cu_seqlens, documents, seq, channels,
+                                      seq_tiles);
 }
 
-template <class T, int W, int K>
+template <class T, int W, int K, bool kPacked>
 void launch_backward(const T* grad_out, const T* x, int64_t stride_b, int64_t stride_t, const T* weight, T* grad_x,
-                     float* grad_w_partial, int64_t batch, int64_t seq, int64_t channels, cudaStream_t stream) {
+                     float* grad_w_partial, const int64_t* cu_seqlens, int64_t documents, int64_t batch, int64_t seq,
+                     int64_t channels, cudaStream_t stream) {
   const int64_t seq_tiles = (seq + launch::kConvSeqTile - 1) / launch::kConvSeqTile;
-  backward_kernel<T, W, K><<<grid_for<W>(batch, seq, channels, "causal_conv1d_silu_backward"), dim3(kPacks, kGroups),
-                             0, stream>>>(grad_out, x, stride_b, stride_t, weight, grad_x, grad_w_partial, seq,
-                                          channels, seq_tiles);
+  backward_kernel<T, W, K, kPacked><<<grid_for<W>(batch, seq, channels, "causal_conv1d_silu_backward"), dim3(kPacks, kGroups),
+                             0, stream>>>(grad_out, x, stride_b, stride_t, weight, grad_x, grad_w_partial,
+                                          cu_seqlens, documents, seq, channels, seq_tiles);
+}
+
+// Calls f(std::bool_constant<packed>{}) for whether there are packed documents.
+template <class F>
+void dispatch_packed(const int64_t* cu_seqlens, F&& f) {
+  if (cu_seqlens != nullptr)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
+// Packed documents take a batch of one row and at least one document.
+void check_documents(const int64_t* cu_seqlens, int64_t documents, int64_t batch, const char* what) {
+  if (cu_seqlens != nullptr && (batch != 1 || documents < 1))
+    fail(what, ": packed documents need a batch of one row and at least one document, got batch ", batch, " and ",
+         documents, " documents");
 }
 
 }  // namespace
@@ -283,7 +375,9 @@ void launch_backward(const T* grad_out, const T* x, int64_t stride_b, int64_t st
 namespace launch {
 
 void causal_conv1d_silu_forward(Dtype dtype, const void* x, int64_t stride_b, int64_t stride_t, const void* weight,
-                                void* out, int64_t batch, int64_t seq, int64_t channels, int64_t width, Stream stream) {
+                                void* out, const int64_t* cu_seqlens, int64_t documents, int64_t batch, int64_t seq,
+                                int64_t channels, int64_t width, Stream stream) {
+  check_documents(cu_seqlens, documents, batch, "causal_conv1d_silu_forward");
   if (batch * seq * channels == 0) return;
   host::dispatch(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -294,18 +388,26 @@ void causal_conv1d_silu_forward(Dtype dtype, const void* x, int64_t stride_b, in
     const auto s = host::as_cuda(stream);
     dispatch_width(width, "causal_conv1d_silu_forward", [&](auto k) {
       constexpr int K = decltype(k)::value;
-      if (packable<T, W>(stride_b, stride_t, batch, seq, channels, {in, o}))
-        launch_forward<T, W, K>(in, stride_b, stride_t, w, o, batch, seq, channels, s);
-      else
-        launch_forward<T, 1, K>(in, stride_b, stride_t, w, o, batch, seq, channels, s);
+      const bool wide = packable<T, W>(stride_b, stride_t, batch, seq, channels, {in, o});
+      dispatch_packed(cu_seqlens, [&](auto packed) {
+        constexpr bool kPacked = decltype(packed)::value;
+        if (wide)
+          launch_forward<T, W, K, kPacked>(in, stride_b, stride_t, w, o, cu_seqlens, documents, batch, seq, channels,
+                                           s);
+        else
+          launch_forward<T, 1, K, kPacked>(in, stride_b, stride_t, w, o, cu_seqlens, documents, batch, seq, channels,
+                                           s);
+      });
     });
   });
   host::check_launch("causal_conv1d_silu_forward");
 }
 
 void causal_conv1d_silu_backward(Dtype dtype, const void* grad_out, const void* x, int64_t stride_b, int64_t stride_t,
-                                 const void* weight, void* grad_x, float* grad_w_partial, int64_t batch, int64_t seq,
-                                 int64_t channels, int64_t width, Stream stream) {
+                                 const void* weight, void* grad_x, float* grad_w_partial, const int64_t* cu_seqlens,
+                                 int64_t documents, int64_t batch, int64_t seq, int64_t channels, int64_t width,
+                                 Stream stream) {
+  check_documents(cu_seqlens, documents, batch, "causal_conv1d_silu_backward");
   if (batch * seq * channels == 0) return;
   host::dispatch(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -317,10 +419,16 @@ void causal_conv1d_silu_backward(Dtype dtype, const void* grad_out, const void* 
     const auto s = host::as_cuda(stream);
     dispatch_width(width, "causal_conv1d_silu_backward", [&](auto k) {
       constexpr int K = decltype(k)::value;
-      if (packable<T, W>(stride_b, stride_t, batch, seq, channels, {in, g, d}))
-        launch_backward<T, W, K>(g, in, stride_b, stride_t, w, d, grad_w_partial, batch, seq, channels, s);
-      else
-        launch_backward<T, 1, K>(g, in, stride_b, stride_t, w, d, grad_w_partial, batch, seq, channels, s);
+      const bool wide = packable<T, W>(stride_b, stride_t, batch, seq, channels, {in, g, d});
+      dispatch_packed(cu_seqlens, [&](auto packed) {
+        constexpr bool kPacked = decltype(packed)::value;
+        if (wide)
+          launch_backward<T, W, K, kPacked>(g, in, stride_b, stride_t, w, d, grad_w_partial, cu_seqlens, documents,
+                                            batch, seq, channels, s);
+        else
+          launch_backward<T, 1, K, kPacked>(g, in, stride_b, stride_t, w, d, grad_w_partial, cu_seqlens, documents,
+                                            batch, seq, channels, s);
+      });
     });
   });
   host::check_launch("causal_conv1d_silu_backward");

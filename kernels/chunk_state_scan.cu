@@ -8,7 +8,9 @@
 // chunk's two C x Dk matrices are staged in shared memory and read as broadcasts: the threads of
 // one column group read the same entries. The copies are asynchronous and pipelined without a
 // second buffer: a[n + 1] streams in while b[n] is in use, and b[n + 1] while a[n + 1] is, so
-// every load overlaps a phase of arithmetic. Narrow column slices give two blocks per SM.
+// every load overlaps a phase of arithmetic. Narrow column slices give two blocks per SM. With
+// segments (packed documents) a block owns one segment of one (sequence, head) pair instead: the
+// segments of a pair are independent scans, so they run in parallel.
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -39,9 +41,9 @@ template <int kStateRows, int kOutRows>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_scan_kernel(const float* __restrict__ x0, const float* __restrict__ y_init, const float* __restrict__ a,
                             const float* __restrict__ b, const float* __restrict__ decay,
-                            const float* __restrict__ x_add, float* __restrict__ states, float* __restrict__ y,
-                            float* __restrict__ x_final, int chunks, int chunk, int key_dim, int value_dim,
-                            float y_sign, float x_sign, bool reverse) {
+                            const float* __restrict__ x_add, const int64_t* __restrict__ chunk_offsets, int pairs,
+                            float* __restrict__ states, float* __restrict__ y, float* __restrict__ x_final, int chunks,
+                            int chunk, int key_dim, int value_dim, float y_sign, float x_sign, bool reverse) {
   static_assert(kStateRows % 4 == 0);
   extern __shared__ float4 shared_storage[];
   float* x_shared = reinterpret_cast<float*>(shared_storage);  // [key_dim][kColumns]
@@ -53,7 +55,16 @@ __global__ void __launch_bounds__(kThreads)
   const int column = blockIdx.y * kColumns + lane;
   const bool live = column < value_dim;
   const int first_row = group * kStateRows;
-  const int64_t head = blockIdx.x;
+  // blockIdx.x indexes x0 and x_final: a pair, or (segment, pair) as segment * pairs + pair.
+  const int64_t carried = blockIdx.x;
+  const int64_t pair = chunk_offsets != nullptr ? carried % pairs : carried;
+  // This block's chunks, first .. first + count - 1 of its pair (clamped to the pair's chunks).
+  int64_t first = 0, count = chunks;
+  if (chunk_offsets != nullptr) {
+    const int64_t segment = carried / pairs;
+    first = min(max(chunk_offsets[segment], int64_t{0}), static_cast<int64_t>(chunks));
+    count = min(max(chunk_offsets[segment + 1], first), static_cast<int64_t>(chunks)) - first;
+  }
   const int64_t state_size = static_cast<int64_t>(key_dim) * value_dim;
   const int64_t matrix_size = static_cast<int64_t>(chunk) * key_dim;
   const int64_t out_size = static_cast<int64_t>(chunk) * value_dim;
@@ -62,18 +73,18 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int m = 0; m < kStateRows; ++m) {
     const int r = first_row + m;
-    x[m] = r < key_dim && live ? x0[head * state_size + static_cast<int64_t>(r) * value_dim + column] : 0.0f;
+    x[m] = r < key_dim && live ? x0[carried * state_size + static_cast<int64_t>(r) * value_dim + column] : 0.0f;
     if (r < key_dim) x_shared[r * kColumns + lane] = x[m];
   }
 
-  // Chunk index (into the [batch_heads, chunks] arrays) of the step-th visited chunk.
-  const auto chunk_at = [&](int step) { return head * chunks + (reverse ? chunks - 1 - step : step); };
-  stage_async(a + chunk_at(0) * matrix_size, a_shared, chunk * key_dim);
-  stage_async(b + chunk_at(0) * matrix_size, b_shared, chunk * key_dim);
+  // Chunk index (into the [pairs, chunks] arrays) of the step-th visited chunk.
+  const auto chunk_at = [&](int64_t step) { return pair * chunks + first + (reverse ? count - 1 - step : step); };
+  stage_async(count > 0 ? a + chunk_at(0) * matrix_size : nullptr, a_shared, chunk * key_dim);
+  stage_async(count > 0 ? b + chunk_at(0) * matrix_size : nullptr, b_shared, chunk * key_dim);
 
-  for (int step = 0; step < chunks; ++step) {
+  for (int64_t step = 0; step < count; ++step) {
     const int64_t n = chunk_at(step);
-    const bool has_next = step + 1 < chunks;
+    const bool has_next = step + 1 < count;
     if (live) {
 #pragma unroll
       for (int m = 0; m < kStateRows; ++m)
@@ -152,15 +163,16 @@ __global__ void __launch_bounds__(kThreads)
   if (live) {
 #pragma unroll
     for (int m = 0; m < kStateRows; ++m)
-      if (first_row + m < key_dim) x_final[head * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
+      if (first_row + m < key_dim)
+        x_final[carried * state_size + static_cast<int64_t>(first_row + m) * value_dim + column] = x[m];
   }
 }
 
 template <int kStateRows, int kOutRows>
 void launch_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
-                 const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
-                 int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
-                 cudaStream_t stream) {
+                 const float* x_add, const int64_t* chunk_offsets, int64_t segments, float* states, float* y,
+                 float* x_final, int64_t pairs, int64_t chunks, int64_t chunk, int64_t key_dim, int64_t value_dim,
+                 float y_sign, float x_sign, bool reverse, cudaStream_t stream) {
   const auto kernel = chunk_state_scan_kernel<kStateRows, kOutRows>;
   static_assert(kColumns == 16, "launch::chunk_state_scan_shared_bytes counts 16 columns");
   const auto shared_bytes = static_cast<std::size_t>(launch::chunk_state_scan_shared_bytes(key_dim, chunk));
@@ -169,8 +181,12 @@ void launch_scan(const float* x0, const float* y_init, const float* a, const flo
           cudaSuccess)
     fail("chunk_state_scan: ", shared_bytes, " bytes of shared memory for key_dim ", key_dim, " and chunk ", chunk,
          " exceed what this GPU gives a block");
-  const dim3 grid(static_cast<unsigned>(batch_heads), static_cast<unsigned>((value_dim + kColumns - 1) / kColumns));
-  kernel<<<grid, kThreads, shared_bytes, stream>>>(x0, y_init, a, b, decay, x_add, states, y, x_final,
+  const int64_t blocks = chunk_offsets != nullptr ? segments * pairs : pairs;
+  if (blocks > 0x7fffffff || chunks > 0x7fffffff)
+    fail("chunk_state_scan: ", blocks, " scans of ", chunks, " chunks; expected at most 2^31 - 1 of each");
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>((value_dim + kColumns - 1) / kColumns));
+  kernel<<<grid, kThreads, shared_bytes, stream>>>(x0, y_init, a, b, decay, x_add, chunk_offsets,
+                                                   static_cast<int>(pairs), states, y, x_final,
                                                    static_cast<int>(chunks), static_cast<int>(chunk),
                                                    static_cast<int>(key_dim), static_cast<int>(value_dim), y_sign,
                                                    x_sign, reverse);
@@ -182,22 +198,23 @@ void launch_scan(const float* x0, const float* y_init, const float* a, const flo
 namespace strata::kernels::launch {
 
 void chunk_state_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
-                      const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
-                      int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
-                      Stream stream) {
+                      const float* x_add, const int64_t* chunk_offsets, int64_t segments, float* states, float* y,
+                      float* x_final, int64_t pairs, int64_t chunks, int64_t chunk, int64_t key_dim,
+                      int64_t value_dim, float y_sign, float x_sign, bool reverse, Stream stream) {
   if (!chunk_state_scan_fits(key_dim, chunk))
     fail("chunk_state_scan: key_dim ", key_dim, " and chunk ", chunk, " do not fit: expected key_dim a multiple of 4 up to ",
          kMaxScanKeyDim, ", chunk up to ", kMaxScanChunk, ", and ", chunk_state_scan_shared_bytes(key_dim, chunk),
          " bytes of shared memory within 227 KB");
   for (const void* p : {static_cast<const void*>(a), static_cast<const void*>(b)})
     if (!host::aligned(p, 16)) fail("chunk_state_scan: the chunk matrices must be 16-byte aligned");
-  if (batch_heads == 0 || chunks == 0 || value_dim == 0) return;
+  if (chunk_offsets != nullptr && segments < 1) fail("chunk_state_scan: ", segments, " segments; expected at least 1");
+  if (pairs == 0 || value_dim == 0) return;
   const auto s = static_cast<cudaStream_t>(stream);
   // Rows per group: key_dim / 16 rounded up to the instantiated 8 or 16; chunk / 16 to 4 or 8.
   const bool wide_state = key_dim > 8 * device::kGroups, long_chunk = chunk > 4 * device::kGroups;
   const auto run = [&](auto launcher) {
-    launcher(x0, y_init, a, b, decay, x_add, states, y, x_final, batch_heads, chunks, chunk, key_dim, value_dim,
-             y_sign, x_sign, reverse, s);
+    launcher(x0, y_init, a, b, decay, x_add, chunk_offsets, segments, states, y, x_final, pairs, chunks, chunk,
+             key_dim, value_dim, y_sign, x_sign, reverse, s);
   };
   if (wide_state)
     long_chunk ? run(device::launch_scan<16, 8>) : run(device::launch_scan<16, 4>);

@@ -18,6 +18,8 @@ Subcommand add_generate(CLI::App& app);
 Subcommand add_describe(CLI::App& app);
 Subcommand add_tokenize(CLI::App& app);
 Subcommand add_preprocess(CLI::App& app);
+Subcommand add_export(CLI::App& app);
+Subcommand add_eval(CLI::App& app);
 
 at::Device parse_device(const std::string& name);
 

@@ -78,7 +78,9 @@ Description describe(const TrainFlags& given) {
 
 std::string kind_of(char symbol) {
   for (auto kind : {SequenceMixerKind::Mamba2, SequenceMixerKind::GatedDeltaNet, SequenceMixerKind::Attention,
-                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention})
+                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention,
+                    SequenceMixerKind::SlidingWindowAttention, SequenceMixerKind::CompressedSparseAttention,
+                    SequenceMixerKind::HeavilyCompressedAttention})
     if (strata::symbol(kind) == symbol) return name(kind);
   return name(symbol == '-' ? ChannelMixerKind::Mlp : ChannelMixerKind::MoE);
 }
@@ -153,13 +155,13 @@ void print_text(const Description& d) {
   }
   std::printf("parameters:\n");
   for (const auto& [symbol, count] : d.parameters.by_symbol)
-    std::printf("  %c  %-24s %lld\n", symbol, kind_of(symbol).c_str(), static_cast<long long>(count));
-  std::printf("  %-27s %lld\n", "embedding", static_cast<long long>(d.parameters.embedding));
-  std::printf("  %-27s %lld%s\n", "output layer", static_cast<long long>(d.parameters.output_layer),
+    std::printf("  %c  %-26s %lld\n", symbol, kind_of(symbol).c_str(), static_cast<long long>(count));
+  std::printf("  %-29s %lld\n", "embedding", static_cast<long long>(d.parameters.embedding));
+  std::printf("  %-29s %lld%s\n", "output layer", static_cast<long long>(d.parameters.output_layer),
               c.share_embeddings_and_output_weights ? " (tied to the embedding)" : "");
-  std::printf("  %-27s %lld\n", "final norm", static_cast<long long>(d.parameters.final_layernorm));
-  if (!d.mtp.empty()) std::printf("  %-27s %lld\n", "mtp depths", static_cast<long long>(d.parameters.mtp));
-  std::printf("  %-27s %lld\n", "total", static_cast<long long>(d.parameters.total()));
+  std::printf("  %-29s %lld\n", "final norm", static_cast<long long>(d.parameters.final_layernorm));
+  if (!d.mtp.empty()) std::printf("  %-29s %lld\n", "mtp depths", static_cast<long long>(d.parameters.mtp));
+  std::printf("  %-29s %lld\n", "total", static_cast<long long>(d.parameters.total()));
 }
 
 // A pattern quoted in a message may hold any bytes: those that are not UTF-8 print as U+FFFD.

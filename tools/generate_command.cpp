@@ -1,23 +1,20 @@
 // strata generate: continue a prompt with a model from a strata training checkpoint or an HF
-// checkpoint folder. A text prompt goes through a tokenizer (an HF folder's own, or
-// --tokenizer-type / --tokenizer-model) and the continuation streams out as text; a strata
-// checkpoint of vocabulary 256 without a tokenizer reads text as bytes (how strata train reads
-// text). Explicit token ids (--prompt-tokens) need no tokenizer.
+// checkpoint folder. A text prompt goes through a tokenizer (--tokenizer-type / --tokenizer-model,
+// or the one that came with the model: an HF folder's own, the one a checkpoint's run trained
+// with) and the continuation streams out as text; a strata checkpoint of vocabulary 256 without a
+// tokenizer reads text as bytes (how strata train reads text). Explicit token ids (--prompt-tokens) need no tokenizer.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "commands.h"
 #include "flag_checks.h"
-#include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/core/parse_number.h"
 #include "strata/hf/architecture.h"
 #include "strata/infer/generate.h"
-#include "strata/model/build_model.h"
-#include "strata/model/checkpoint.h"
 #include "strata/text/text_stream.h"
-#include "strata/train/train_checkpoint.h"
+#include "model_source.h"
 #include "tokenizer_flags.h"
 
 namespace strata::tools {
@@ -28,47 +25,26 @@ namespace fs = std::filesystem;
 
 struct GenerateFlags {
   infer::SamplingOptions sampling;
-  std::string load, hf;
+  ModelSource model;
   std::string prompt, prompt_tokens;
   std::vector<std::string> stops;
   TokenizerFlags tokenizer;
   std::string device = "cpu";
 };
 
-// An hf-check fixture folder holds the model in model/; a plain HF folder holds config.json.
-fs::path hf_model_dir(const std::string& hf) {
-  fs::path dir = hf;
-  if (!fs::exists(dir / "config.json") && fs::exists(dir / "model" / "config.json")) dir /= "model";
-  return dir;
-}
-
-std::shared_ptr<LanguageModel> load_model(const GenerateFlags& f) {
-  if (f.load.empty() == f.hf.empty()) fail("give exactly one of --load (strata checkpoint) and --hf (HF model folder)");
-  if (!f.hf.empty()) return hf::load_hf_model(hf_model_dir(f.hf)).model;
-  if (!train::latest_iteration(f.load)) fail("--load ", f.load, ": ", train::describe_non_checkpoint(f.load));
-  auto config =
-      std::make_shared<const TransformerConfig>(saved_config_from_json(train::checkpoint_config(f.load), f.load));
-  auto model = build_language_model(config);
-  load_model_weights(*model, train::latest_checkpoint_dir(f.load));
-  return model;
-}
-
-// The tokenizer the flags name, else the HF folder's own, else bytes for a strata checkpoint of
-// vocabulary 256; null where there is none. `where` says which, for errors.
+// The tokenizer the flags name, else the one that came with the model (an HF folder's, a
+// checkpoint's), else bytes for a strata checkpoint of vocabulary 256; null where there is none.
+// `where` says which, for errors.
 std::unique_ptr<text::Tokenizer> open_tokenizer_for(const GenerateFlags& f, int64_t vocab_size, std::string& where) {
   if (f.tokenizer.given()) {
     where = "--tokenizer-model " + f.tokenizer.model;
     return f.tokenizer.open();
   }
-  if (!f.hf.empty()) {
-    for (const fs::path& dir : {fs::path(f.hf), hf_model_dir(f.hf)}) {
-      where = (dir / "tokenizer.json").string();
-      if (fs::exists(where)) return text::open_tokenizer("HuggingFaceTokenizer", dir);
-      where = (dir / "tokenizer.model").string();
-      if (fs::exists(where)) return text::open_tokenizer("SentencePieceTokenizer", dir);
-    }
-    return nullptr;
+  if (const auto dir = model_tokenizer_dir(f.model)) {
+    where = dir->string();
+    return open_model_tokenizer(*dir);
   }
+  if (!f.model.hf.empty()) return nullptr;
   where = "strata train's bytes";
   return vocab_size == 256 ? text::byte_tokenizer() : nullptr;
 }
@@ -98,8 +74,8 @@ std::vector<int64_t> eos_ids_in(const nlohmann::json& value, const fs::path& fil
 // Where generation stops: an HF folder's generation_config.json, else its config.json, names the
 // EOS token(s); otherwise the tokenizer's EOS.
 std::vector<int64_t> eos_ids(const GenerateFlags& f, const text::Tokenizer* tokenizer) {
-  if (!f.hf.empty()) {
-    const fs::path dir = hf_model_dir(f.hf);
+  if (!f.model.hf.empty()) {
+    const fs::path dir = hf::hf_model_dir(f.model.hf);
     for (const char* name : {"generation_config.json", "config.json"}) {
       const fs::path file = dir / name;
       if (!fs::exists(file)) continue;
@@ -137,8 +113,8 @@ std::vector<int64_t> parse_token_list(const std::string& text) {
 std::vector<int64_t> prompt_tokens(const GenerateFlags& f, const text::Tokenizer* tokenizer, int64_t vocab_size) {
   if (f.prompt.empty() == f.prompt_tokens.empty()) fail("give exactly one of --prompt (text) and --prompt-tokens (ids)");
   if (f.prompt_tokens.empty() && !tokenizer) {
-    if (!f.hf.empty())
-      fail("--prompt: --hf ", f.hf, " has no tokenizer.json or tokenizer.model; give --tokenizer-type and "
+    if (!f.model.hf.empty())
+      fail("--prompt: --hf ", f.model.hf, " has no tokenizer.json or tokenizer.model; give --tokenizer-type and "
            "--tokenizer-model, or --prompt-tokens");
     fail("--prompt: the checkpoint's vocabulary is ", vocab_size, " tokens, not bytes (256); give --tokenizer-type and "
          "--tokenizer-model, or --prompt-tokens");
@@ -168,9 +144,7 @@ Subcommand add_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   auto& s = f->sampling;
   auto* cmd = app.add_subcommand("generate", "continue a prompt (greedy, or temperature / top-k / top-p sampling)");
-  cmd->add_option("--load", f->load, "strata checkpoint folder (as written by strata train --save)");
-  cmd->add_option("--hf", f->hf, "HF model folder (config.json + safetensors; its tokenizer.json or tokenizer.model "
-                                 "reads --prompt unless --tokenizer-model names another)");
+  add_model_source_flags(*cmd, f->model);
   cmd->add_option("--prompt", f->prompt, "prompt text; the continuation streams out as text. A strata checkpoint of "
                                          "vocabulary 256 without a tokenizer reads it as bytes (strata train's text)");
   cmd->add_option("--prompt-tokens", f->prompt_tokens, "prompt token ids, comma-separated");
@@ -187,7 +161,7 @@ Subcommand add_generate(CLI::App& app) {
   cmd->add_option("--seed", s.seed, "sampling seed")->check(unsigned_integer());
   cmd->add_option("--device", f->device, "cpu or cuda");
   return {cmd, [f] {
-            auto model = load_model(*f);
+            auto model = load_model(f->model);
             model->to(parse_device(f->device));
             const int64_t vocab = model->config().vocab_size;
             const auto tokenizer = find_tokenizer(*f, vocab);

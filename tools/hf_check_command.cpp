@@ -2,12 +2,13 @@
 
 #include "commands.h"
 #include "strata/hf/hf_check.h"
+#include "strata/io/safetensors.h"
 
 namespace strata::tools {
 
 Subcommand add_hf_check(CLI::App& app) {
   struct Flags {
-    std::string dir, device = "cpu";
+    std::string dir, device = "cpu", save_logits;
     bool verbose = false;
   };
   auto flags = std::make_shared<Flags>();
@@ -17,12 +18,14 @@ Subcommand add_hf_check(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--device", flags->device, "cpu or cuda");
   cmd->add_flag("--verbose", flags->verbose, "print every gradient's error");
+  cmd->add_option("--save-logits", flags->save_logits, "write strata's logits to this safetensors file (\"logits\")");
   return {cmd, [flags] {
     auto result = hf::hf_check(flags->dir, parse_device(flags->device));
     const auto shown = flags->verbose ? result.grad_rel.size() : std::min<size_t>(result.grad_rel.size(), 5);
     std::printf("%-60s %s\n", "gradient (worst first)", "rel error");
     for (size_t i = 0; i < shown; ++i)
       std::printf("%-60s %.3e\n", result.grad_rel[i].first.c_str(), result.grad_rel[i].second);
+    if (!flags->save_logits.empty()) io::save_safetensors(flags->save_logits, {{"logits", result.logits}});
     std::printf("%s\n", hf::summary_line(result).c_str());
     return result.pass ? 0 : 1;
   }};

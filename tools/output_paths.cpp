@@ -28,7 +28,7 @@ void refuse_output_over_input(const std::string& output_flag, const std::string&
 
 void refuse_outputs_over_inputs(const TrainFlags& f) {
   std::vector<std::pair<std::string, std::string>> inputs = {{"--model-config", f.model_config}};
-  for (const auto& path : f.data_path)  // a file, or an indexed dataset's prefix
+  for (const auto& path : f.data.data_path)  // a file, or an indexed dataset's prefix
     for (const char* suffix : {"", ".bin", ".idx"}) inputs.emplace_back("--data-path", path + suffix);
   refuse_output_over_input("--metrics", f.options.metrics, inputs);
   if (!f.options.metrics.empty())

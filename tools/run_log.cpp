@@ -74,7 +74,7 @@ Json training_options(const TrainFlags& f) {
           {"sequence_parallel", f.layout.sequence_parallel},
           {"distributed_backend", f.distributed_backend},
           {"distributed_timeout_minutes", f.distributed_timeout_minutes},
-          {"split", f.split},
+          {"split", f.data.split},
           {"tokenizer_type", f.tokenizer.type},
           {"tokenizer_model", f.tokenizer.model},
           {"make_vocab_size_divisible_by",

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   const std::vector<strata::tools::Subcommand> commands = {
       strata::tools::add_train(app), strata::tools::add_describe(app), strata::tools::add_generate(app),
       strata::tools::add_hf_check(app), strata::tools::add_plot(app), strata::tools::add_tokenize(app),
-      strata::tools::add_preprocess(app)};
+      strata::tools::add_preprocess(app), strata::tools::add_export(app),
+      strata::tools::add_eval(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (const auto& command : commands)

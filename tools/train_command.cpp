@@ -81,6 +81,7 @@ int run_train(TrainFlags& f) {
     log_run_configuration(f, *setup.config, *setup.data, setup.origin);
     for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
   }
+  o.tokenizer = setup.tokenizer;
   auto result = train::train(*model, *setup.data, o);
   if (!logs) return result.stop.exit_code();
   if (!result.steps.empty()) {

@@ -5,9 +5,7 @@
 #include "flag_checks.h"
 #include "megatron_flags.h"
 #include "strata/core/error.h"
-#include "strata/core/parse_number.h"
-#include "strata/io/megatron_indexed.h"
-#include "strata/train/megatron_blend.h"
+#include "strata/text/tokenizer_files.h"
 
 namespace strata::tools {
 
@@ -94,21 +92,12 @@ void add_run_flags(CLI::App& cmd, TrainFlags& f) {
                  "model config JSON (Megatron TransformerConfig field names; unset fields take its defaults)");
 }
 
-void add_data_flags(CLI::App& cmd, TrainFlags& f) {
-  const auto count = integer_at_least(0), positive = integer_at_least(1);
-  cmd.add_option("--data-path", f.data_path,
+void add_train_data_flags(CLI::App& cmd, TrainFlags& f) {
+  const auto positive = integer_at_least(1);
+  add_data_flags(cmd, f.data,
                  "training data: a text or token file, or Megatron indexed datasets \"[W1] PREFIX1 [W2] PREFIX2 ...\" "
                  "(PREFIX.bin/.idx; default: synthetic associative recall)");
-  cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
-      ->check(CLI::IsMember({"text", "uint16", "uint32"}));
-  cmd.add_option("--split", f.split,
-                 "train,valid,test weights: of each indexed dataset's documents (default 969,30,1), or of a text or "
-                 "token file in order (default: the last 5% held out)");
   cmd.add_flag("--mock-data", f.mock_data, "random tokens of --vocab-size instead of --data-path");
-  cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
-  cmd.add_option("--eod-token-id", f.eod_token_id,
-                 "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
-      ->check(count);
   add_tokenizer_flags(cmd, f.tokenizer);
   cmd.add_option_function<int64_t>(
          "--vocab-size", [&f](const int64_t& v) { f.vocab_size = v; },
@@ -174,86 +163,6 @@ void use_megatron_training_defaults(TrainFlags& f) {
   set("--log-interval", o.log_interval, int64_t{100});
 }
 
-// Megatron's --split "train,valid,test" (or with '/'): the weights, normalised.
-std::vector<double> split_fractions(const std::string& text) {
-  std::vector<double> weights;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const auto end = text.find_first_of(",/", start);
-    const auto part = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    weights.push_back(parse_finite_double(part, cat("--split '", text, "' weight")));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  if (weights.size() > 3) fail("--split '", text, "': expected at most 3 weights (train, validation, test)");
-  weights.resize(3, 0.0);
-  double sum = 0.0;
-  for (auto w : weights) {
-    if (w < 0.0) fail("--split '", text, "': weight ", w, " is negative");
-    sum += w;
-  }
-  if (!(weights[0] > 0.0)) fail("--split '", text, "': expected a positive training weight");
-  for (auto& w : weights) w /= sum;
-  return weights;
-}
-
-bool exists(const std::string& path) {
-  std::error_code error;
-  return std::filesystem::exists(path, error);
-}
-
-// Whether a --data-path word names Megatron indexed datasets rather than a file, by what exists;
-// both existing is refused unless --data-format says the file is meant.
-bool names_indexed_dataset(const TrainFlags& f, const std::string& path) {
-  const bool bin = exists(io::megatron_bin_path(path)), idx = exists(io::megatron_idx_path(path));
-  if (exists(path)) {
-    if (bin && idx && !f.given("--data-format"))
-      fail("--data-path ", path, ": both the file ", path, " and the indexed dataset ", path, ".bin/.idx exist; give ",
-           "--data-format text, uint16 or uint32 to read the file, or move one of them");
-    return false;
-  }
-  if (bin != idx)
-    fail("--data-path ", path, ": ", path, bin ? ".bin" : ".idx", " exists but ", path, bin ? ".idx" : ".bin",
-         " does not; an indexed dataset is the pair (Megatron's tools/preprocess_data.py writes both)");
-  if (!bin) fail("--data-path ", path, ": no such file, and no indexed dataset ", path, ".bin/.idx");
-  return true;
-}
-
-nlohmann::json indexed_data_spec(const TrainFlags& f, int64_t data_parallel_size) {
-  const auto blend = train::parse_blend(f.data_path);
-  for (const auto& prefix : blend.prefixes)
-    if (!names_indexed_dataset(f, prefix))
-      fail("--data-path ", prefix, ": a file; several --data-path words name Megatron indexed datasets (PREFIX.bin/.idx)");
-  if (f.seed > 0xffffffffull) fail("--seed ", f.seed, ": Megatron's datasets take seeds below 2^32");
-  // The tokenizer, when given, supplies what the flags leave out: the vocabulary and the EOD id
-  // (NullTokenizer's: the last id, as in Megatron).
-  std::optional<int64_t> vocab_size = f.vocab_size, eod_token_id = f.eod_token_id;
-  if (f.tokenizer.is_null()) {
-    if (!eod_token_id && vocab_size) eod_token_id = *vocab_size - 1;
-  } else if (f.tokenizer.given()) {
-    const auto tokenizer = f.tokenizer.open();
-    if (!vocab_size) vocab_size = tokenizer->vocab_size();
-    if (!eod_token_id) eod_token_id = tokenizer->eod_id();
-  }
-  const auto& o = f.options;
-  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
-  auto datasets = nlohmann::json::array();
-  for (size_t d = 0; d < blend.prefixes.size(); ++d) {
-    nlohmann::json dataset = {{"path", blend.prefixes[d]}};
-    if (blend.weights) dataset["weight"] = (*blend.weights)[d];
-    datasets.push_back(dataset);
-  }
-  return {{"kind", "megatron"},
-          {"datasets", datasets},
-          {"split", f.split},
-          {"seq_length", o.seq_length},
-          {"train_samples", o.train_samples ? o.train_samples : o.train_iters * global_batch},
-          {"seed", f.seed},
-          {"vocab_size", vocab_size.value_or(0)},  // none given: refused when opened
-          {"eod_mask_loss", f.eod_mask_loss},
-          {"eod_token_id", eod_token_id ? nlohmann::json(*eod_token_id) : nlohmann::json()}};
-}
-
 }  // namespace
 
 void add_train_flags(CLI::App& cmd, TrainFlags& f) {
@@ -263,7 +172,7 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   add_schedule_flags(cmd, f.options);
   add_run_flags(cmd, f);
-  add_data_flags(cmd, f);
+  add_train_data_flags(cmd, f);
   add_model_flags(cmd, f.model);
   add_parallel_flags(cmd, f);
   add_megatron_flags(cmd);
@@ -282,7 +191,7 @@ std::vector<std::string> settle_train_flags(TrainFlags& f) {
   } else if (f.tokenizer.given()) {
     f.tokenizer.open();  // a bad type or file is refused before anything is built
   }
-  if (f.mock_data && !f.data_path.empty()) fail("--mock-data and --data-path: give one data source");
+  if (f.mock_data && !f.data.data_path.empty()) fail("--mock-data and --data-path: give one data source");
 
   if (f.model.define_a_model() || !f.model_config.empty()) use_megatron_training_defaults(f);
   auto& o = f.options;
@@ -299,49 +208,49 @@ std::vector<std::string> settle_train_flags(TrainFlags& f) {
   return notes;
 }
 
-nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size) {
-  if (f.data_path.empty()) {
+nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder) {
+  if (f.data.data_path.empty()) {
     for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id", "--data-format"})
       if (f.given(flag)) fail(flag, ": applies to --data-path");
     if (f.tokenizer.given() && !f.tokenizer.is_null())
-      fail("--tokenizer-type ", f.tokenizer.type, ": applies to --data-path (", f.mock_data ? "--mock-data" : "the synthetic task",
-           " has no text to tokenise)");
+      fail("--tokenizer-type ", f.tokenizer.type, ": applies to --data-path (",
+           f.mock_data ? "--mock-data" : "the synthetic task", " has no text to tokenise)");
   }
   if (f.mock_data) {
     if (!f.vocab_size) fail("--mock-data: give the vocabulary of its random tokens with --vocab-size");
     return {{"kind", "random"}, {"vocab_size", *f.vocab_size}};
   }
-  if (f.data_path.empty())
+  if (f.data.data_path.empty())
     return {{"kind", "mqar"},
             {"vocab_size", train::MqarDefaults{}.vocab_size},
             {"num_kv_pairs", f.mqar_kv_pairs},
             {"seed", f.seed}};
-  if (f.data_path.size() > 1 || names_indexed_dataset(f, f.data_path[0])) return indexed_data_spec(f, data_parallel_size);
-  for (const char* flag : {"--eod-mask-loss", "--eod-token-id"})
-    if (f.given(flag)) fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0], " is a file");
-  if (f.tokenizer.given() && !f.tokenizer.is_null())
-    fail("--tokenizer-type ", f.tokenizer.type, ": --data-path ", f.data_path[0], " is a file, read as ",
-         f.data_format == "text" ? "bytes" : "token ids", "; tokenise text into an indexed dataset with strata preprocess");
-  if (f.tokenizer.is_null() && f.data_format == "text")
-    fail("--tokenizer-type ", TokenizerFlags::kNull, ": the data must be token ids: give --data-format uint16 or uint32");
-  nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path[0]}};
-  if (f.data_format != "text") {
-    if (!f.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
-    spec["vocab_size"] = *f.vocab_size;
+  const auto& o = f.options;
+  const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
+  DataSpecSettings settings{.seq_length = o.seq_length,
+                            .train_samples = o.train_samples ? o.train_samples : o.train_iters * global_batch,
+                            .seed = f.seed,
+                            .vocab_size = f.vocab_size};
+  if (f.tokenizer.is_null()) {
+    if (f.vocab_size) settings.fallback_eod_token_id = *f.vocab_size - 1;
+  } else if (f.tokenizer.given()) {
+    settings.tokenizer = [&f] { return f.tokenizer.open(); };
+  } else if (const auto type = tokenizer_folder ? text::tokenizer_type_in(*tokenizer_folder) : std::nullopt) {
+    settings.tokenizer = [type, folder = *tokenizer_folder] { return text::open_tokenizer(*type, folder); };
   }
-  if (f.given("--split")) set_file_split(f, spec);
+  auto spec = tools::data_spec_from_flags(f.data, settings);
+  if (spec.value("kind", "") == "megatron") return spec;
+  if (f.tokenizer.given() && !f.tokenizer.is_null())
+    fail("--tokenizer-type ", f.tokenizer.type, ": --data-path ", f.data.data_path[0], " is a file, read as ",
+         f.data.data_format == "text" ? "bytes" : "token ids", "; tokenise text into an indexed dataset with strata preprocess");
+  if (f.tokenizer.is_null() && f.data.data_format == "text")
+    fail("--tokenizer-type ", TokenizerFlags::kNull, ": the data must be token ids: give --data-format uint16 or uint32");
   return spec;
 }
 
-void set_file_split(const TrainFlags& f, nlohmann::json& spec) {
-  const auto fractions = split_fractions(f.split);
-  spec["held_out_fraction"] = fractions[1];
-  spec.erase("test_fraction");
-  if (fractions[2] > 0.0) spec["test_fraction"] = fractions[2];
-}
-
 int64_t model_vocab_size(const TrainFlags& f, int64_t data_vocab_size) {
-  const bool synthetic = f.data_path.empty() && !f.mock_data;
+  const bool synthetic = f.data.data_path.empty() && !f.mock_data;
   const int64_t multiple = f.make_vocab_size_divisible_by.value_or(synthetic ? 1 : 128);
   const int64_t vocab = f.vocab_size.value_or(data_vocab_size);
   return (vocab + multiple - 1) / multiple * multiple;

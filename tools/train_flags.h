@@ -4,9 +4,11 @@
 // checkpoint (train_setup.cpp).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 
+#include "data_flags.h"
 #include "model_flags.h"
 #include "strata/core/config.h"
 #include "strata/model/pipeline_split.h"
@@ -27,15 +29,8 @@ struct TrainFlags {
   // Data (Megatron's --data-path, --split, --vocab-size, --make-vocab-size-divisible-by,
   // --tokenizer-type / --tokenizer-model, --mock-data, --eod-mask-loss; strata's --data-format,
   // --eod-token-id and --mqar-kv-pairs).
-  // --data-path: a text or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ...".
-  std::vector<std::string> data_path;
-  std::string data_format = "text";
-  // Megatron's default for indexed datasets; a text or token file holds out its last 5 % unless
-  // --split is given.
-  std::string split = "969,30,1";
+  DataFlags data;  // none: synthetic associative recall
   bool mock_data = false;
-  bool eod_mask_loss = false;
-  std::optional<int64_t> eod_token_id;
   TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
   std::optional<int64_t> vocab_size;
   std::optional<int64_t> make_vocab_size_divisible_by;  // Megatron's default 128 (docs/megatron.md)
@@ -65,11 +60,12 @@ std::vector<std::string> settle_train_flags(TrainFlags& flags);
 // The data the flags name, as open_data_source (train/data.h) reads it. A --data-path that names
 // Megatron indexed datasets (PREFIX.bin and PREFIX.idx exist) builds its samples for this run's
 // --train-samples, or --train-iters x global batch (--global-batch-size, or --micro-batch-size x
-// data_parallel_size).
-nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size);
-
-// A text or token file's spec (`spec`) split by --split: its held-out and test fractions.
-void set_file_split(const TrainFlags& flags, nlohmann::json& spec);
+// data_parallel_size). Indexed data takes the vocabulary and EOD id the flags leave out from
+// --tokenizer-model (NullTokenizer: --vocab-size, its last id the EOD), else from the tokenizer in
+// `tokenizer_folder` (the one that came with the starting weights: an --load-hf folder's, a
+// checkpoint's tokenizer/).
+nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size,
+                                    const std::optional<std::filesystem::path>& tokenizer_folder = std::nullopt);
 
 // The model's vocabulary for data of `data_vocab_size` tokens: --vocab-size if given, padded to a
 // multiple of --make-vocab-size-divisible-by (Megatron's 128; the synthetic task is not padded

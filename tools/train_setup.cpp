@@ -49,11 +49,11 @@ Json resumed_indexed_spec(const TrainFlags& f, Json saved, int64_t data_parallel
       }
     saved["datasets"] = datasets;
   }
-  if (f.given("--split")) saved["split"] = f.split;
+  if (f.given("--split")) saved["split"] = f.data.split;
   if (f.given("--seed")) saved["seed"] = f.seed;
   if (f.given("--vocab-size")) saved["vocab_size"] = *f.vocab_size;
   if (f.given("--eod-mask-loss")) saved["eod_mask_loss"] = true;
-  if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.eod_token_id;
+  if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.data.eod_token_id;
   if (f.tokenizer.given() && !f.tokenizer.is_null() && !f.given("--vocab-size"))
     saved["vocab_size"] = f.tokenizer.open()->vocab_size();
   return saved;
@@ -67,16 +67,16 @@ Json resumed_data_spec(const TrainFlags& f, Json saved, int64_t data_parallel_si
   if (f.given("--data-path")) {
     auto now = data_spec_from_flags(f, data_parallel_size);
     if (!file || now.value("kind", "") == "megatron") return now;  // another source: the trainer says so
-    if (!same_path(f.data_path[0], saved.value("path", ""))) {
+    if (!same_path(f.data.data_path[0], saved.value("path", ""))) {
       // Another file: compared with the checkpoint's data by content (a moved file is the same data).
-      saved["path"] = f.data_path[0];
+      saved["path"] = f.data.data_path[0];
       saved.erase("fingerprint");
       saved.erase("size");
     }
   }
-  if (f.given("--data-format")) saved["kind"] = f.data_format;
+  if (f.given("--data-format")) saved["kind"] = f.data.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
-  if (f.given("--split") && file) set_file_split(f, saved);  // compared with the checkpoint's
+  if (f.given("--split") && file) set_file_split(f.data, saved);  // compared with the checkpoint's
   if (f.given("--mqar-kv-pairs") && kind == "mqar") saved["num_kv_pairs"] = f.mqar_kv_pairs;
   if (f.given("--seed") && kind == "mqar") saved["seed"] = f.seed;
   return saved;
@@ -114,18 +114,26 @@ void restore_options(TrainFlags& f, const Json& run, const std::string& source) 
   keep("--clip-grad", o.clip_grad, saved.clip_grad);
 }
 
+// The tokenizer the flags name, else the one in `folder` (an HF model folder or a checkpoint's
+// tokenizer/), else none.
+std::vector<text::TokenizerFile> run_tokenizer(const TrainFlags& f, const std::optional<std::filesystem::path>& folder) {
+  if (f.tokenizer.is_null()) return {};  // the data are ids: no tokenizer to keep
+  if (f.tokenizer.given()) return text::tokenizer_files(f.tokenizer.type, f.tokenizer.model);
+  if (!folder) return {};
+  const auto type = text::tokenizer_type_in(*folder);
+  return type ? text::tokenizer_files(*type, *folder) : std::vector<text::TokenizerFile>{};
+}
+
 TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
   if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
   if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
   if (const auto flag = f.model.first_given(); !flag.empty())
     fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
-  std::filesystem::path dir = f.load_hf;
-  if (!std::filesystem::exists(dir / "config.json") && std::filesystem::exists(dir / "model" / "config.json"))
-    dir /= "model";  // an hf-check fixture folder
+  const auto dir = hf::hf_model_dir(f.load_hf);
   auto hf = hf::load_hf_model(dir);
-  TrainSetup setup{hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path"),
-                   hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string())};
-  return setup;
+  return {hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size, dir), "--data-path"),
+          hf.model->canonical_state_dict(), cat("a new run from the HF model in ", dir.string()), {},
+          run_tokenizer(f, dir)};
 }
 
 }  // namespace
@@ -151,13 +159,14 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   auto& o = f.options;
   const bool resumes = !o.load.empty() && !train::load_starts_fresh(o);
   if (!resumes || o.finetune) {
-    auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size), "--data-path");
+    const auto tokenizer_folder = resumes ? train::checkpoint_tokenizer_dir(o.load) : std::nullopt;
+    auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size, tokenizer_folder), "--data-path");
     TransformerConfig c = new_run_base(f, data->vocab_size());
     if (resumes) c = saved_config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
     auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
     return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
-            std::move(resolved.warnings)};
+            std::move(resolved.warnings), run_tokenizer(f, tokenizer_folder)};
   }
 
   const auto saved = train::read_checkpoint(o.load);
@@ -175,7 +184,8 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},
-          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings)};
+          cat("resumes ", o.load, " at iteration ", saved.state.iteration), std::move(resolved.warnings),
+          run_tokenizer(f, train::checkpoint_tokenizer_dir(o.load))};
 }
 
 }  // namespace strata::tools

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "strata/core/config.h"
+#include "strata/text/tokenizer_files.h"
 #include "strata/train/data.h"
 #include "train_flags.h"
 
@@ -20,6 +21,8 @@ struct TrainSetup {
   std::map<std::string, at::Tensor> initial_weights;  // canonical names; --load-hf's model
   std::string origin;  // "a new run", "resumes runs/a at iteration 60", ...
   std::vector<std::string> warnings;  // what resolving the layer settings said (model/layer_allocation.h)
+  // The run's tokenizer: the flags', else the --load-hf folder's or the loaded checkpoint's.
+  std::vector<text::TokenizerFile> tokenizer;
 };
 
 // `data_parallel_size` resolves the global batch for the resume check (the trainer checks again).

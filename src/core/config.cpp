@@ -90,9 +90,10 @@ void validate_moe(const TransformerConfig& c) {
   if (c.moe_shared_expert_intermediate_size < 0)
     fail("TransformerConfig.moe_shared_expert_intermediate_size = ", c.moe_shared_expert_intermediate_size,
          ": expected a positive value, or 0 for no shared expert");
-  if (c.moe_router_score_function != "softmax" && c.moe_router_score_function != "sigmoid")
+  if (c.moe_router_score_function != "softmax" && c.moe_router_score_function != "sigmoid" &&
+      c.moe_router_score_function != "sqrtsoftplus")
     fail("TransformerConfig.moe_router_score_function = '", c.moe_router_score_function,
-         "': expected softmax or sigmoid");
+         "': expected softmax, sigmoid or sqrtsoftplus");
   if (c.moe_shared_expert_gate && c.moe_shared_expert_intermediate_size == 0)
     fail("TransformerConfig.moe_shared_expert_gate = true: there is no shared expert to gate ",
          "(moe_shared_expert_intermediate_size = 0)");
@@ -112,7 +113,7 @@ void require_frequency(const LayerFrequency& f, const char* field) {
 // model/layer_allocation.h places them. A ratio config is taken to have Mamba2 layers (only ratios
 // that leave none would not).
 struct KindsInUse {
-  bool mamba, gated_delta_net, latent_attention, sparse_attention, moe;
+  bool mamba, gated_delta_net, latent_attention, sparse_attention, moe, shared_kv_attention, compressed_indexer;
 };
 
 KindsInUse kinds_in_use(const TransformerConfig& c) {
@@ -123,13 +124,17 @@ KindsInUse kinds_in_use(const TransformerConfig& c) {
             .gated_delta_net = p.find('G') != std::string::npos || is_linear_attention_variant(c.experimental_attention_variant),
             .latent_attention = p.find_first_of("+AD") != std::string::npos,
             .sparse_attention = p.find('D') != std::string::npos,
-            .moe = p.find('E') != std::string::npos || c.num_moe_experts != 0};
+            .moe = p.find('E') != std::string::npos || c.num_moe_experts != 0,
+            .shared_kv_attention = p.find_first_of("WCH") != std::string::npos,
+            .compressed_indexer = p.find('C') != std::string::npos};
   const bool sparse = c.experimental_attention_variant == "dsa";
   return {.mamba = false,
           .gated_delta_net = is_linear_attention_variant(c.experimental_attention_variant),
           .latent_attention = sparse || c.multi_latent_attention,
           .sparse_attention = sparse,
-          .moe = c.num_moe_experts != 0};
+          .moe = c.num_moe_experts != 0,
+          .shared_kv_attention = false,
+          .compressed_indexer = false};
 }
 
 bool contains(const std::vector<std::string>& list, const std::string& value) {
@@ -272,6 +277,33 @@ void validate_latent_attention(const TransformerConfig& c, bool sparse) {
          ": expected at least qk_pos_emb_head_dim = ", c.qk_pos_emb_head_dim, " (the indexer rotates that many dimensions)");
 }
 
+void validate_shared_kv_attention(const TransformerConfig& c, bool indexed) {
+  require_positive(c.q_lora_rank, "q_lora_rank");
+  require_positive(c.sliding_window_size, "sliding_window_size");
+  require_positive(c.csa_compress_rate, "csa_compress_rate");
+  require_positive(c.hca_compress_rate, "hca_compress_rate");
+  require_positive(c.qk_pos_emb_head_dim, "qk_pos_emb_head_dim");
+  if (c.qk_pos_emb_head_dim % 2 != 0 || c.qk_pos_emb_head_dim > c.kv_channels)
+    fail("TransformerConfig.qk_pos_emb_head_dim = ", c.qk_pos_emb_head_dim,
+         ": expected an even value of at most kv_channels = ", c.kv_channels, " (RoPE rotates pairs of each head's last channels)");
+  if (c.num_query_groups != 1)
+    fail("TransformerConfig.num_query_groups = ", c.num_query_groups,
+         ": shared-KV attention (W, C, H layers) has one key/value head; expected 1");
+  require_positive(c.attention_output_groups, "attention_output_groups");
+  require_positive(c.attention_output_lora_rank, "attention_output_lora_rank");
+  if (c.num_attention_heads % c.attention_output_groups != 0)
+    fail("TransformerConfig.attention_output_groups = ", c.attention_output_groups,
+         ": must divide num_attention_heads = ", c.num_attention_heads, " (each group projects whole heads)");
+  require_finite_positive(c.compress_rotary_base, "compress_rotary_base");
+  validate(c.compress_rotary_scaling, "TransformerConfig.compress_rotary_scaling");
+  if (!indexed) return;
+  require_positive(c.dsa_indexer_n_heads, "dsa_indexer_n_heads");
+  require_positive(c.dsa_indexer_topk, "dsa_indexer_topk");
+  if (c.dsa_indexer_head_dim < c.qk_pos_emb_head_dim)
+    fail("TransformerConfig.dsa_indexer_head_dim = ", c.dsa_indexer_head_dim,
+         ": expected at least qk_pos_emb_head_dim = ", c.qk_pos_emb_head_dim, " (the indexer rotates that many channels)");
+}
+
 void validate(const TransformerConfig& c) {
   require_positive(c.num_layers, "num_layers");
   if (c.num_layers > kMaxLayers)
@@ -292,6 +324,10 @@ void validate(const TransformerConfig& c) {
   if (kinds.latent_attention) validate_latent_attention(c, kinds.sparse_attention);
   if (kinds.gated_delta_net) validate_gated_delta_net(c);
   if (kinds.moe) validate_moe(c);
+  if (kinds.shared_kv_attention) validate_shared_kv_attention(c, kinds.compressed_indexer);
+  if (!(c.activation_func_clamp_value >= 0.0) || !std::isfinite(c.activation_func_clamp_value))
+    fail("TransformerConfig.activation_func_clamp_value = ", c.activation_func_clamp_value,
+         ": expected a finite value > 0, or 0 for no clamp");
   if (c.num_attention_heads % c.num_query_groups != 0)
     fail("TransformerConfig.num_query_groups = ", c.num_query_groups,
          ": must divide num_attention_heads = ", c.num_attention_heads);

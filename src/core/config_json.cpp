@@ -206,6 +206,7 @@ const std::map<std::string, Field>& fields() {
                             [](TransformerConfig& c, const Json& v, const std::string& where) {
                               c.activation_func = parse_activation(typed<std::string>(v, where, text), where);
                             }};
+    t["activation_func_clamp_value"] = plain(&TransformerConfig::activation_func_clamp_value, number);
     t["rotary_base"] = plain(&TransformerConfig::rotary_base, number);
     t["rotary_percent"] = plain(&TransformerConfig::rotary_percent, number);
     t["rotary_scaling"] = {[](const TransformerConfig& c) { return rotary_scaling_json(c.rotary_scaling); },
@@ -246,6 +247,17 @@ const std::map<std::string, Field>& fields() {
     t["dsa_indexer_head_dim"] = size_or_unset(&TransformerConfig::dsa_indexer_head_dim);
     t["dsa_indexer_topk"] = size_or_unset(&TransformerConfig::dsa_indexer_topk);
     t["num_moe_experts"] = size_or_unset(&TransformerConfig::num_moe_experts);
+    t["sliding_window_size"] = plain(&TransformerConfig::sliding_window_size, integer);
+    t["csa_compress_rate"] = plain(&TransformerConfig::csa_compress_rate, integer);
+    t["hca_compress_rate"] = plain(&TransformerConfig::hca_compress_rate, integer);
+    t["compress_rotary_base"] = plain(&TransformerConfig::compress_rotary_base, number);
+    t["compress_rotary_scaling"] = {
+        [](const TransformerConfig& c) { return rotary_scaling_json(c.compress_rotary_scaling); },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          c.compress_rotary_scaling = rotary_scaling_from_json(v, where);
+        }};
+    t["attention_output_groups"] = plain(&TransformerConfig::attention_output_groups, integer);
+    t["attention_output_lora_rank"] = plain(&TransformerConfig::attention_output_lora_rank, integer);
     t["moe_router_topk"] = plain(&TransformerConfig::moe_router_topk, integer);
     t["moe_ffn_hidden_size"] = size_or_unset(&TransformerConfig::moe_ffn_hidden_size);
     t["moe_shared_expert_intermediate_size"] = size_or_unset(&TransformerConfig::moe_shared_expert_intermediate_size);

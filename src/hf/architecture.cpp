@@ -2,23 +2,47 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/deepseek_v32.h"
+#include "strata/hf/deepseek_v4.h"
 #include "strata/hf/nemotron_h.h"
 #include "strata/hf/qwen3.h"
 #include "strata/hf/qwen3_next.h"
 #include "strata/io/safetensors.h"
+#include "strata/model/build_model.h"
 
 namespace strata::hf {
 
 namespace {
-constexpr const char* kSupported = "qwen3, nemotron_h, qwen3_next, deepseek_v32";
+constexpr const char* kSupported = "qwen3, nemotron_h, qwen3_next, deepseek_v32, deepseek_v4";
+}
+
+HfLayout hf_layout(const io::HfConfig& config) {
+  if (const auto* qwen3 = std::get_if<io::Qwen3Config>(&config)) {
+    auto c = qwen3_transformer_config(*qwen3);
+    return {"qwen3", c, qwen3_tensor_map(c)};
+  }
+  if (const auto* next = std::get_if<io::Qwen3NextConfig>(&config)) {
+    auto c = qwen3_next_transformer_config(*next);
+    return {"qwen3_next", c, qwen3_next_tensor_map(c)};
+  }
+  if (const auto* nemotron_h = std::get_if<io::NemotronHConfig>(&config)) {
+    auto c = nemotron_h_transformer_config(*nemotron_h);
+    return {"nemotron_h", c, nemotron_h_tensor_map(c)};
+  }
+  if (const auto* v32 = std::get_if<io::DeepseekV32Config>(&config)) {
+    auto c = deepseek_v32_transformer_config(*v32);
+    return {"deepseek_v32", c, deepseek_v32_tensor_map(c)};
+  }
+  if (const auto* v4 = std::get_if<io::DeepseekV4Config>(&config)) {
+    auto c = deepseek_v4_transformer_config(*v4);
+    return {"deepseek_v4", c, deepseek_v4_tensor_map(c)};
+  }
+  fail("architecture ", io::model_type(config), " is not supported yet (supported: ", kSupported, ")");
 }
 
 HfModel build_hf_model(const io::HfConfig& config) {
-  if (const auto* qwen3 = std::get_if<io::Qwen3Config>(&config)) return build_qwen3(*qwen3);
-  if (const auto* next = std::get_if<io::Qwen3NextConfig>(&config)) return build_qwen3_next(*next);
-  if (const auto* nemotron_h = std::get_if<io::NemotronHConfig>(&config)) return build_nemotron_h(*nemotron_h);
-  if (const auto* v32 = std::get_if<io::DeepseekV32Config>(&config)) return build_deepseek_v32(*v32);
-  fail("architecture ", io::model_type(config), " is not supported yet (supported: ", kSupported, ")");
+  auto layout = hf_layout(config);
+  auto model_config = std::make_shared<const TransformerConfig>(std::move(layout.config));
+  return {layout.model_type, model_config, build_language_model(model_config), std::move(layout.tensor_map)};
 }
 
 namespace {
@@ -42,6 +66,13 @@ HfModel load_hf_model(const std::filesystem::path& dir) {
                                       checkpoint.names(), dir.string());
   hf.model->load_canonical_state_dict(tensors, dir.string());
   return hf;
+}
+
+std::filesystem::path hf_model_dir(const std::filesystem::path& dir) {
+  std::error_code error;
+  if (!std::filesystem::exists(dir / "config.json", error) && std::filesystem::exists(dir / "model" / "config.json", error))
+    return dir / "model";
+  return dir;
 }
 
 }  // namespace strata::hf

@@ -2,8 +2,8 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/hf/layer_schedule.h"
 #include "strata/hf/rope_scaling.h"
-#include "strata/model/build_model.h"
 #include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
@@ -140,6 +140,63 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
   return c;
 }
 
+io::DeepseekV32Config deepseek_v32_hf_config(const TransformerConfig& c) {
+  const auto pairs = mixer_pairs(resolve_layer_pattern(c).layers, "deepseek_v32");
+  io::DeepseekV32Config hf;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (pairs[i].first != SequenceMixerKind::DeepSeekSparseAttention)
+      fail("deepseek_v32: layer ", i, " is ", name(pairs[i].first),
+           "; every DeepSeek-V3.2 layer is DeepSeek sparse attention");
+    hf.mlp_layer_types.push_back(pairs[i].second == ChannelMixerKind::MoE ? "sparse" : "dense");
+  }
+  hf.num_hidden_layers = int64_t(pairs.size());
+  hf.layer_types.assign(pairs.size(), "deepseek_sparse_attention");
+  hf.first_k_dense_replace = 0;
+  while (hf.first_k_dense_replace < hf.num_hidden_layers && hf.mlp_layer_types[hf.first_k_dense_replace] == "dense")
+    ++hf.first_k_dense_replace;
+  hf.num_nextn_predict_layers = int64_t(resolve_mtp_depths(c).size());
+  hf.vocab_size = c.vocab_size;
+  hf.hidden_size = c.hidden_size;
+  hf.num_attention_heads = c.num_attention_heads;
+  hf.rms_norm_eps = c.layernorm_epsilon;
+  hf.tie_word_embeddings = c.share_embeddings_and_output_weights;
+  hf.hidden_act = hf_activation_name(c.activation_func);
+  hf.q_lora_rank = c.q_lora_rank;
+  hf.kv_lora_rank = c.kv_lora_rank;
+  hf.qk_nope_head_dim = c.qk_head_dim;
+  hf.qk_rope_head_dim = c.qk_pos_emb_head_dim;
+  hf.v_head_dim = c.v_head_dim;
+  hf.attention_bias = false;
+  hf.rope = rope_parameters_from(c.rotary_base, 1.0, c.rotary_scaling);
+  hf.index_n_heads = c.dsa_indexer_n_heads;
+  hf.index_head_dim = c.dsa_indexer_head_dim;
+  hf.index_topk = c.dsa_indexer_topk;
+  hf.intermediate_size = c.ffn_hidden_size;
+  hf.mlp_bias = false;
+  hf.n_group = 1;
+  hf.topk_group = 1;
+  hf.norm_topk_prob = c.moe_router_norm_topk_prob;
+  if (hf.first_k_dense_replace == hf.num_hidden_layers) {  // no MoE layer: HF's (DeepSeek-V3's) defaults, unused
+    hf.n_routed_experts = 256;
+    hf.num_experts_per_tok = 8;
+    hf.moe_intermediate_size = 2048;
+    hf.n_shared_experts = 1;
+    hf.routed_scaling_factor = 2.5;
+    return hf;
+  }
+  hf.n_routed_experts = c.num_moe_experts;
+  hf.num_experts_per_tok = c.moe_router_topk;
+  hf.moe_intermediate_size = c.moe_ffn_hidden_size;
+  // DeepSeek's shared expert is n_shared_experts experts wide.
+  const auto shared = c.moe_shared_expert_intermediate_size, expert = c.moe_ffn_hidden_size;
+  if (shared % expert != 0)
+    fail("deepseek_v32: moe_shared_expert_intermediate_size ", shared, " is not a multiple of moe_ffn_hidden_size ",
+         expert, " (DeepSeek's shared expert is n_shared_experts x moe_intermediate_size wide)");
+  hf.n_shared_experts = shared / expert;
+  hf.routed_scaling_factor = c.moe_router_topk_scaling_factor;
+  return hf;
+}
+
 // One HF decoder layer (model.layers.<i>.) as strata's fused [D-] / [DE] layer under `st_prefix`
 // ("decoder." or an MTP depth's "mtp.layers.<d>.mtp_model_layer.").
 void add_decoder_layer(TensorMap& map, const TransformerConfig& c, const PatternLayer& layer,
@@ -182,12 +239,6 @@ TensorMap deepseek_v32_tensor_map(const TransformerConfig& c) {
                   hf + "shared_head.head.weight");
   }
   return map;
-}
-
-HfModel build_deepseek_v32(const io::DeepseekV32Config& hf) {
-  auto config = std::make_shared<const TransformerConfig>(deepseek_v32_transformer_config(hf));
-  auto model = build_language_model(config);
-  return {"deepseek_v32", config, model, deepseek_v32_tensor_map(*config)};
 }
 
 }  // namespace strata::hf

@@ -32,6 +32,7 @@ HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device, cons
   loss.backward();
 
   result.logits_rel = relative_error(logits, reference.load("logits"));
+  result.logits = logits.detach().cpu();
   result.loss_abs = std::abs(loss.item<double>() - reference.load("loss").item<double>());
 
   // Buffers (the MoE expert bias) and parameters the loss does not reach (DSA's indexer) get no

@@ -4,7 +4,7 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
-#include "strata/model/build_model.h"
+#include "strata/hf/layer_schedule.h"
 #include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
@@ -115,6 +115,63 @@ TransformerConfig nemotron_h_transformer_config(const io::NemotronHConfig& hf) {
   return c;
 }
 
+io::NemotronHConfig nemotron_h_hf_config(const TransformerConfig& c) {
+  io::NemotronHConfig hf;
+  for (const auto& layer : resolve_layer_pattern(c).layers) {
+    if (layer.sequence) {
+      if (*layer.sequence != SequenceMixerKind::Mamba2 && *layer.sequence != SequenceMixerKind::Attention)
+        fail("nemotron_h: canonical layer ", layer.sequence_canonical(), " is ", name(*layer.sequence),
+             "; Nemotron-H layers are Mamba2, attention or MLP");
+      hf.layers_block_type.push_back(*layer.sequence == SequenceMixerKind::Mamba2 ? "linear_attention"
+                                                                                  : "full_attention");
+    }
+    if (layer.channel) {
+      if (*layer.channel != ChannelMixerKind::Mlp)
+        fail("nemotron_h: canonical layer ", layer.channel_canonical(), " is ", name(*layer.channel),
+             "; Nemotron-H layers are Mamba2, attention or MLP (strata builds no Nemotron-H MoE)");
+      hf.layers_block_type.push_back("mlp");
+    }
+  }
+  hf.vocab_size = c.vocab_size;
+  hf.hidden_size = c.hidden_size;
+  hf.layer_norm_epsilon = c.layernorm_epsilon;
+  hf.tie_word_embeddings = c.share_embeddings_and_output_weights;
+  hf.num_attention_heads = c.num_attention_heads;
+  hf.num_key_value_heads = c.num_query_groups;
+  hf.head_dim = c.kv_channels;
+  hf.attention_bias = false;
+  hf.mamba_num_heads = c.mamba_heads();
+  hf.mamba_head_dim = c.mamba_head_dim;
+  hf.n_groups = c.mamba_num_groups;
+  hf.ssm_state_size = c.mamba_state_dim;
+  hf.conv_kernel = c.mamba_conv_kernel_dim;
+  hf.chunk_size = c.mamba_chunk_size;
+  const auto inner = hf.mamba_num_heads * hf.mamba_head_dim;
+  hf.expand = inner % c.hidden_size == 0 ? inner / c.hidden_size : 2;  // informational: HF sizes by the heads
+  hf.mamba_hidden_act = "silu";
+  hf.use_conv_bias = c.mamba_conv_bias;
+  hf.mamba_proj_bias = false;
+  hf.use_bias = c.mamba_proj_bias;
+  hf.time_step_min = c.mamba_time_step_min;
+  hf.time_step_max = c.mamba_time_step_max;
+  hf.time_step_floor = c.mamba_time_step_floor;
+  const auto lower = c.mamba_time_step_limit_min <= c.mamba_time_step_min ? 0.0 : c.mamba_time_step_limit_min;
+  hf.time_step_limit = {lower, c.mamba_time_step_limit_max};
+  hf.intermediate_size = c.ffn_hidden_size;
+  hf.mlp_hidden_act = hf_activation_name(c.activation_func);
+  hf.mlp_bias = false;
+  hf.n_routed_experts = 8;
+  hf.n_shared_experts = 1;
+  hf.num_experts_per_tok = 2;
+  hf.moe_intermediate_size = 7688;
+  hf.moe_shared_expert_intermediate_size = 7688;
+  hf.n_group = 1;
+  hf.topk_group = 1;
+  hf.norm_topk_prob = true;
+  hf.routed_scaling_factor = 1.0;
+  return hf;
+}
+
 TensorMap nemotron_h_tensor_map(const TransformerConfig& c) {
   TensorMap map;
   map.rename("embedding.word_embeddings.weight", "backbone.embeddings.weight");
@@ -141,12 +198,6 @@ TensorMap nemotron_h_tensor_map(const TransformerConfig& c) {
   }
   add_final_norm_and_output(map, c, "backbone.norm_f.weight");
   return with_runtime_names(map);
-}
-
-HfModel build_nemotron_h(const io::NemotronHConfig& hf) {
-  auto config = std::make_shared<const TransformerConfig>(nemotron_h_transformer_config(hf));
-  auto model = build_language_model(config);
-  return {"nemotron_h", config, model, nemotron_h_tensor_map(*config)};
 }
 
 }  // namespace strata::hf

@@ -2,8 +2,9 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
+#include "strata/hf/layer_schedule.h"
 #include "strata/hf/rope_scaling.h"
-#include "strata/model/build_model.h"
+#include "strata/model/layer_allocation.h"
 
 namespace strata::hf {
 
@@ -38,6 +39,28 @@ TransformerConfig qwen3_transformer_config(const io::Qwen3Config& hf) {
   return c;
 }
 
+io::Qwen3Config qwen3_hf_config(const TransformerConfig& c) {
+  const auto pairs = mixer_pairs(resolve_layer_pattern(c).layers, "qwen3");
+  for (size_t i = 0; i < pairs.size(); ++i)
+    if (pairs[i] != std::pair{SequenceMixerKind::Attention, ChannelMixerKind::Mlp})
+      fail("qwen3: layer ", i, " is ", name(pairs[i].first), " + ", name(pairs[i].second),
+           "; every Qwen3 layer is attention + a dense MLP");
+  io::Qwen3Config hf;
+  hf.vocab_size = c.vocab_size;
+  hf.hidden_size = c.hidden_size;
+  hf.intermediate_size = c.ffn_hidden_size;
+  hf.num_hidden_layers = int64_t(pairs.size());
+  hf.num_attention_heads = c.num_attention_heads;
+  hf.num_key_value_heads = c.num_query_groups;
+  hf.head_dim = c.kv_channels;
+  hf.rms_norm_eps = c.layernorm_epsilon;
+  hf.rope = rope_parameters_from(c.rotary_base, c.rotary_percent, c.rotary_scaling);
+  hf.tie_word_embeddings = c.share_embeddings_and_output_weights;
+  hf.attention_bias = false;
+  hf.hidden_act = hf_activation_name(c.activation_func);
+  return hf;
+}
+
 TensorMap qwen3_tensor_map(const TransformerConfig& c) {
   TensorMap map;
   map.rename("embedding.word_embeddings.weight", "model.embed_tokens.weight");
@@ -58,12 +81,6 @@ TensorMap qwen3_tensor_map(const TransformerConfig& c) {
   }
   add_final_norm_and_output(map, c, "model.norm.weight");
   return map;
-}
-
-HfModel build_qwen3(const io::Qwen3Config& hf) {
-  auto config = std::make_shared<const TransformerConfig>(qwen3_transformer_config(hf));
-  auto model = build_language_model(config);
-  return {"qwen3", config, model, qwen3_tensor_map(*config)};
 }
 
 }  // namespace strata::hf

@@ -4,8 +4,8 @@
 
 #include "strata/core/error.h"
 #include "strata/hf/common_maps.h"
-#include "strata/model/build_model.h"
 #include "strata/hf/gated_delta_net_layout.h"
+#include "strata/hf/layer_schedule.h"
 #include "strata/hf/rope_scaling.h"
 #include "strata/model/layer_allocation.h"
 
@@ -121,6 +121,48 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
   return c;
 }
 
+io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
+  const auto pairs = mixer_pairs(resolve_layer_pattern(c).layers, "qwen3_next");
+  io::Qwen3NextConfig hf;
+  auto& base = hf.base;
+  base.vocab_size = c.vocab_size;
+  base.hidden_size = c.hidden_size;
+  base.intermediate_size = c.ffn_hidden_size;
+  base.num_hidden_layers = int64_t(pairs.size());
+  base.num_attention_heads = c.num_attention_heads;
+  base.num_key_value_heads = c.num_query_groups;
+  base.head_dim = c.kv_channels;
+  base.rms_norm_eps = c.layernorm_epsilon;
+  base.rope = rope_parameters_from(c.rotary_base, c.rotary_percent, c.rotary_scaling);
+  base.tie_word_embeddings = c.share_embeddings_and_output_weights;
+  base.attention_bias = false;
+  base.hidden_act = hf_activation_name(c.activation_func);
+  bool has_moe = false, has_linear_attention = false;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto [sequence, channel] = pairs[i];
+    if (sequence != SequenceMixerKind::GatedDeltaNet && sequence != SequenceMixerKind::Attention)
+      fail("qwen3_next: layer ", i, " is ", name(sequence), "; Qwen3-Next layers are Gated DeltaNet or attention");
+    hf.layer_types.push_back(sequence == SequenceMixerKind::GatedDeltaNet ? "linear_attention" : "full_attention");
+    if (channel == ChannelMixerKind::Mlp) hf.mlp_only_layers.push_back(int64_t(i));
+    has_moe = has_moe || channel == ChannelMixerKind::MoE;
+    has_linear_attention = has_linear_attention || sequence == SequenceMixerKind::GatedDeltaNet;
+  }
+  hf.decoder_sparse_step = 1;
+  // Sizes of a kind of layer the model lacks are HF's defaults, which then size nothing.
+  hf.linear_conv_kernel_dim = has_linear_attention ? c.linear_conv_kernel_dim : 4;
+  hf.linear_key_head_dim = has_linear_attention ? c.linear_key_head_dim : 128;
+  hf.linear_value_head_dim = has_linear_attention ? c.linear_value_head_dim : 128;
+  hf.linear_num_key_heads = has_linear_attention ? c.linear_num_key_heads : 16;
+  hf.linear_num_value_heads = has_linear_attention ? c.linear_num_value_heads : 32;
+  hf.num_experts = has_moe ? c.num_moe_experts : 512;
+  hf.num_experts_per_tok = has_moe ? c.moe_router_topk : 10;
+  hf.moe_intermediate_size = has_moe ? c.moe_ffn_hidden_size : 512;
+  hf.shared_expert_intermediate_size = has_moe ? c.moe_shared_expert_intermediate_size : 512;
+  hf.norm_topk_prob = c.moe_router_norm_topk_prob;
+  hf.router_aux_loss_coef = c.moe_aux_loss_coeff;
+  return hf;
+}
+
 TensorMap qwen3_next_tensor_map(const TransformerConfig& c) {
   const auto pattern = resolve_layer_pattern(c);
   TensorMap map;
@@ -149,12 +191,6 @@ TensorMap qwen3_next_tensor_map(const TransformerConfig& c) {
   }
   add_final_norm_and_output(map, c, "model.norm.weight");
   return map;
-}
-
-HfModel build_qwen3_next(const io::Qwen3NextConfig& hf) {
-  auto config = std::make_shared<const TransformerConfig>(qwen3_next_transformer_config(hf));
-  auto model = build_language_model(config);
-  return {"qwen3_next", config, model, qwen3_next_tensor_map(*config)};
 }
 
 }  // namespace strata::hf

@@ -29,4 +29,37 @@ RotaryScaling rotary_scaling_from_hf(const io::RopeParameters& rope, std::string
   return s;
 }
 
+io::RopeParameters rope_parameters_from(double rope_theta, double partial_rotary_factor, const RotaryScaling& s) {
+  io::RopeParameters rope;
+  rope.rope_theta = rope_theta;
+  rope.partial_rotary_factor = partial_rotary_factor;
+  const RotaryScaling defaults;
+  switch (s.kind) {
+    case RotaryScalingKind::None: break;
+    case RotaryScalingKind::Linear:
+      rope.rope_type = "linear";
+      rope.factor = s.factor;
+      break;
+    case RotaryScalingKind::Yarn:
+      rope.rope_type = "yarn";
+      rope.factor = s.factor;
+      rope.original_max_position_embeddings = s.original_max_position_embeddings;
+      rope.beta_fast = s.beta_fast;
+      rope.beta_slow = s.beta_slow;
+      if (s.truncate != defaults.truncate) rope.truncate = s.truncate;
+      if (s.mscale != 0.0) rope.mscale = s.mscale;
+      if (s.mscale_all_dim != 0.0) rope.mscale_all_dim = s.mscale_all_dim;
+      rope.attention_factor = s.attention_factor;
+      break;
+    case RotaryScalingKind::Llama3:
+      rope.rope_type = "llama3";
+      rope.factor = s.factor;
+      rope.original_max_position_embeddings = s.original_max_position_embeddings;
+      rope.low_freq_factor = s.low_freq_factor;
+      rope.high_freq_factor = s.high_freq_factor;
+      break;
+  }
+  return rope;
+}
+
 }  // namespace strata::hf

@@ -70,8 +70,9 @@ void hc_combine_backward(Dtype, const void*, const void*, const void*, const flo
   no_kernels("hc_combine_backward");
 }
 
-void chunk_state_scan(const float*, const float*, const float*, const float*, const float*, const float*, float*,
-                      float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, float, float, bool, Stream) {
+void chunk_state_scan(const float*, const float*, const float*, const float*, const float*, const float*,
+                      const int64_t*, int64_t, float*, float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                      float, float, bool, Stream) {
   no_kernels("chunk_state_scan");
 }
 
@@ -86,17 +87,23 @@ void gated_rms_norm_backward(Dtype, Dtype, const void*, const void*, RowStrides,
   no_kernels("gated_rms_norm_backward");
 }
 
-void causal_conv1d_silu_forward(Dtype, const void*, int64_t, int64_t, const void*, void*, int64_t, int64_t, int64_t,
-                                int64_t, Stream) {
+void causal_conv1d_silu_forward(Dtype, const void*, int64_t, int64_t, const void*, void*, const int64_t*, int64_t,
+                                int64_t, int64_t, int64_t, int64_t, Stream) {
   no_kernels("causal_conv1d_silu_forward");
 }
 
-void causal_conv1d_silu_backward(Dtype, const void*, const void*, int64_t, int64_t, const void*, void*, float*, int64_t,
-                                 int64_t, int64_t, int64_t, Stream) {
+void causal_conv1d_silu_backward(Dtype, const void*, const void*, int64_t, int64_t, const void*, void*, float*,
+                                 const int64_t*, int64_t, int64_t, int64_t, int64_t, int64_t, Stream) {
   no_kernels("causal_conv1d_silu_backward");
 }
 
 void unit_lower_inverse(const float*, float*, int64_t, int64_t, Stream) { no_kernels("unit_lower_inverse"); }
+
+void gated_delta_rule_step(Dtype, const float*, HeadStrides, const float*, HeadStrides, const void*, HeadStrides,
+                           const float*, HeadStrides, const void*, HeadStrides, float*, void*, int64_t, int64_t,
+                           int64_t, int64_t, Stream) {
+  no_kernels("gated_delta_rule_step");
+}
 
 }  // namespace strata::kernels::launch
 

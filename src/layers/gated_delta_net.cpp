@@ -7,6 +7,7 @@
 #include "strata/core/dtype.h"
 #include "strata/core/error.h"
 #include "strata/kernels/causal_conv1d.h"
+#include "strata/kernels/gated_delta_rule_step.h"
 #include "strata/kernels/gated_rms_norm.h"
 #include "strata/layers/gated_delta_rule.h"
 
@@ -82,13 +83,16 @@ Builder<slots::SelfAttention> GatedDeltaNet::builder(GatedDeltaNetSubmodules sub
 }
 
 MixerOutput GatedDeltaNet::forward(const at::Tensor& hidden, ForwardContext& ctx) {
-  if (!ctx.cache) return mix(hidden, nullptr, Form::chunked);
+  if (!ctx.cache) return mix(hidden, nullptr, Form::chunked, ctx.cu_seqlens);
+  if (ctx.cu_seqlens)
+    fail("GatedDeltaNet: packed documents (cu_seqlens) with a decoding cache: the cache holds one state per row, "
+         "expected one or the other");
   auto& state = ctx.cache->state<GatedDeltaNetState>(layer_number_);
-  return mix(hidden, &state, hidden.size(1) == 1 ? Form::recurrent : Form::chunked);
+  return mix(hidden, &state, hidden.size(1) == 1 ? Form::recurrent : Form::chunked, std::nullopt);
 }
 
 MixerOutput GatedDeltaNet::forward_recurrent(const at::Tensor& hidden, GatedDeltaNetState& state) {
-  return mix(hidden, &state, Form::recurrent);
+  return mix(hidden, &state, Form::recurrent, std::nullopt);
 }
 
 GatedDeltaNetState GatedDeltaNet::initial_state(int64_t batch, at::Device device) const {
@@ -99,7 +103,8 @@ GatedDeltaNetState GatedDeltaNet::initial_state(int64_t batch, at::Device device
   return state;
 }
 
-MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* state, Form form) {
+MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* state, Form form,
+                               const std::optional<at::Tensor>& cu_seqlens) {
   const auto batch = hidden.size(0), seq = hidden.size(1);
   const auto key_size = num_key_heads_ * key_head_dim_, value_size = num_value_heads_ * value_head_dim_;
   const auto conv_channels = conv1d_->weight.size(0);
@@ -122,9 +127,10 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
                           /*dilation=*/1, /*groups=*/conv_channels);
     conv_out = at::silu(conv_out).transpose(1, 2);
   } else {
-    // Zero history: the fused op reads the slice of in_proj's output in place and writes
-    // [B, T, channels] directly (its twin, off CUDA, is the padded at::conv1d).
-    conv_out = kernels::causal_conv1d_silu(parts[0], conv1d_->weight);
+    // Zero history (at each document's start when packed): the fused op reads the slice of
+    // in_proj's output in place and writes [B, T, channels] directly (its twin, off CUDA, is the
+    // padded at::conv1d).
+    conv_out = kernels::causal_conv1d_silu(parts[0], conv1d_->weight, cu_seqlens);
   }
   auto qkv = conv_out.split_with_sizes({key_size, key_size, value_size}, -1);
 
@@ -149,12 +155,23 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   auto beta = at::sigmoid(b);
   auto g = -at::exp(at_least_float(A_log_)) * at::softplus(at_least_float(a) + dt_bias_);
 
-  auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
-  auto rule = form == Form::chunked ? gated_delta_rule_chunked(q, k, v, g, beta, chunk_size_, initial)
-                                    : gated_delta_rule_recurrent(q, k, v, g, beta, initial);
-  if (state) update_state(state->recurrent, rule.final_state);
+  at::Tensor out;  // [B, T, H, Dv]
+  if (form == Form::recurrent && seq == 1) {
+    // One new token (decoding): the fused step reads and writes the cached state once, in place.
+    if (!state->recurrent.defined())
+      state->recurrent = at::zeros({batch, num_value_heads_, key_head_dim_, value_head_dim_}, g.options());
+    auto token = [](const at::Tensor& t) { return t.select(1, 0); };
+    out = kernels::gated_delta_rule_step_(token(q), token(k), token(v), token(g), token(beta), state->recurrent)
+              .unsqueeze(1);
+  } else {
+    auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
+    auto rule = form == Form::chunked ? gated_delta_rule_chunked(q, k, v, g, beta, chunk_size_, initial, cu_seqlens)
+                                      : gated_delta_rule_recurrent(q, k, v, g, beta, initial);
+    if (state) update_state(state->recurrent, rule.final_state);
+    out = rule.out;
+  }
 
-  auto gated = out_norm_->forward(rule.out, z.reshape({batch, seq, num_value_heads_, value_head_dim_}));
+  auto gated = out_norm_->forward(out, z.reshape({batch, seq, num_value_heads_, value_head_dim_}));
   return out_proj_->forward(gated.flatten(2));
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
+#include "strata/kernels/packed_documents.h"
 #include "strata/kernels/unit_lower_inverse.h"
 #include "strata/layers/delta_rule_chunk_states.h"
 #include "strata/layers/tf32_matmul.h"
@@ -21,7 +22,7 @@ struct RuleDims {
 std::string shape_of(const at::Tensor& t) { return cat(t.sizes()); }
 
 RuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      const at::Tensor& g, const at::Tensor& beta, const std::optional<at::Tensor>& initial_state) {
+                      const at::Tensor& g, const at::Tensor& beta) {
   if (k.dim() != 4) fail(fn, ": k must be [B, T, H, Dk], got shape ", shape_of(k));
   if (v.dim() != 4) fail(fn, ": v must be [B, T, H, Dv], got shape ", shape_of(v));
   const RuleDims d{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
@@ -35,10 +36,15 @@ RuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, 
     fail(fn, ": g must be [B, T, H] = ", at::IntArrayRef(per_token), ", got shape ", shape_of(g));
   if (beta.sizes() != per_token)
     fail(fn, ": beta must be [B, T, H] = ", at::IntArrayRef(per_token), ", got shape ", shape_of(beta));
-  if (initial_state && initial_state->sizes() != at::IntArrayRef{d.batch, d.heads, d.key_dim, d.value_dim})
-    fail(fn, ": initial_state must be [B, H, Dk, Dv] = [", d.batch, ", ", d.heads, ", ", d.key_dim, ", ", d.value_dim,
-         "], got shape ", shape_of(*initial_state));
   return d;
+}
+
+// One state per row of the batch, or per document when packed: `rows` of them.
+void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const RuleDims& d,
+                         int64_t rows, bool packed) {
+  if (initial_state && initial_state->sizes() != at::IntArrayRef{rows, d.heads, d.key_dim, d.value_dim})
+    fail(fn, ": initial_state must be [", packed ? "N" : "B", ", H, Dk, Dv] = [", rows, ", ", d.heads, ", ", d.key_dim,
+         ", ", d.value_dim, "], got shape ", shape_of(*initial_state));
 }
 
 // float32, unless an input is float64 (then float64, so tests can check the algebra exactly).
@@ -54,9 +60,10 @@ at::Tensor heads_first(const at::Tensor& t, at::ScalarType dtype) {
   return t.transpose(1, 2).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
 }
 
-at::Tensor start_state(const std::optional<at::Tensor>& initial_state, const RuleDims& d, const at::Tensor& like) {
+at::Tensor start_state(const std::optional<at::Tensor>& initial_state, int64_t rows, const RuleDims& d,
+                       const at::Tensor& like) {
   if (initial_state) return initial_state->to(like.scalar_type());
-  return at::zeros({d.batch, d.heads, d.key_dim, d.value_dim}, like.options());
+  return at::zeros({rows, d.heads, d.key_dim, d.value_dim}, like.options());
 }
 
 // [B, H, T, ...] -> [B, H, T / chunk, chunk, ...] after zero-padding T up to a multiple of chunk.
@@ -72,6 +79,38 @@ at::Tensor into_chunks(const at::Tensor& t, int64_t chunk) {
   shape[2] = padded.size(2) / chunk;
   shape.insert(shape.begin() + 3, chunk);
   return padded.reshape(shape);
+}
+
+// Where packed documents go in the chunk layout: each document starts a chunk and is padded to
+// whole chunks, document d taking chunks chunk_offsets[d] .. chunk_offsets[d + 1] - 1.
+struct DocumentChunks {
+  std::vector<int64_t> chunk_offsets;  // N + 1
+  at::Tensor slot_of_token;            // int64 [T]: token t's place in the flattened [chunks * chunk] steps
+  int64_t chunks;
+};
+
+DocumentChunks document_chunks(const std::vector<int64_t>& bounds, int64_t chunk, at::Device device) {
+  DocumentChunks layout{{0}, at::Tensor(), 0};
+  std::vector<int64_t> slots(bounds.back());
+  for (size_t doc = 0; doc + 1 < bounds.size(); ++doc) {
+    const auto first_slot = layout.chunk_offsets.back() * chunk;
+    for (int64_t t = bounds[doc]; t < bounds[doc + 1]; ++t) slots[t] = first_slot + (t - bounds[doc]);
+    layout.chunk_offsets.push_back(layout.chunk_offsets.back() + (bounds[doc + 1] - bounds[doc] + chunk - 1) / chunk);
+  }
+  layout.chunks = layout.chunk_offsets.back();
+  layout.slot_of_token = at::tensor(slots, at::kLong).to(device);
+  return layout;
+}
+
+// [1, H, T, ...] -> [1, H, chunks, chunk, ...] in the documents' chunk layout; the padding steps
+// are zeros, which neither decay nor write the state (as into_chunks' are).
+at::Tensor into_document_chunks(const at::Tensor& t, const DocumentChunks& layout, int64_t chunk) {
+  auto shape = t.sizes().vec();
+  shape[2] = layout.chunks * chunk;
+  auto steps = at::zeros(shape, t.options()).index_copy(2, layout.slot_of_token, t);
+  shape[2] = layout.chunks;
+  shape.insert(shape.begin() + 3, chunk);
+  return steps.view(shape);
 }
 
 // decay_log[..., i, j] = G[i] - G[j] with G the cumulative sum of g within the chunk: the log of
@@ -92,9 +131,16 @@ at::Tensor pairwise_log_decay(const at::Tensor& g) {
 
 DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                          const at::Tensor& g, const at::Tensor& beta, int64_t chunk_size,
-                                         const std::optional<at::Tensor>& initial_state) {
-  const auto d = check_inputs("gated_delta_rule_chunked", q, k, v, g, beta, initial_state);
-  if (chunk_size < 1) fail("gated_delta_rule_chunked: chunk_size must be positive, got ", chunk_size);
+                                         const std::optional<at::Tensor>& initial_state,
+                                         const std::optional<at::Tensor>& cu_seqlens) {
+  const auto fn = "gated_delta_rule_chunked";
+  const auto d = check_inputs(fn, q, k, v, g, beta);
+  if (chunk_size < 1) fail(fn, ": chunk_size must be positive, got ", chunk_size);
+  std::optional<DocumentChunks> documents;
+  if (cu_seqlens)
+    documents = document_chunks(kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq), chunk_size, q.device());
+  const auto state_rows = documents ? static_cast<int64_t>(documents->chunk_offsets.size()) - 1 : d.batch;
+  check_initial_state(fn, initial_state, d, state_rows, documents.has_value());
   const auto dtype = compute_dtype(q, k, v);
   // Every product runs in the compute dtype whatever autocast says (U and W feed the state every
   // later chunk reads; autocast would also cast each float32 operand to bf16 first). Where out
@@ -104,11 +150,15 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   const bool tf32 = reduced_output && dtype == at::kFloat;
   const auto product = [tf32](const at::Tensor& a, const at::Tensor& b) { return matmul_tf32_if(tf32, a, b); };
   // Shapes below: [B, H, N chunks, C steps, ...].
-  auto qc = into_chunks(heads_first(q, dtype), chunk_size);
-  auto kc = into_chunks(heads_first(k, dtype), chunk_size);
-  auto vc = into_chunks(heads_first(v, dtype), chunk_size);
-  auto gc = into_chunks(heads_first(g, dtype), chunk_size);  // [B, H, N, C]
-  auto bc = into_chunks(heads_first(beta, dtype), chunk_size).unsqueeze(-1);
+  const auto chunked = [&](const at::Tensor& t) {
+    auto wide = heads_first(t, dtype);
+    return documents ? into_document_chunks(wide, *documents, chunk_size) : into_chunks(wide, chunk_size);
+  };
+  auto qc = chunked(q);
+  auto kc = chunked(k);
+  auto vc = chunked(v);
+  auto gc = chunked(g);  // [B, H, N, C]
+  auto bc = chunked(beta).unsqueeze(-1);
 
   auto decay = at::exp(pairwise_log_decay(gc));                     // [.., C, C], zero above the diagonal
   auto decay_from_start = at::exp(gc.cumsum(-1)).unsqueeze(-1);      // through step i, from the chunk start
@@ -133,17 +183,25 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   auto q_from_start = qc * decay_from_start;
   auto k_to_end = kc * decay_to_end;
 
-  // The one sequential part: the state entering each chunk, and each chunk's corrections.
-  auto states = delta_rule_chunk_states(U, W, k_to_end, decay_whole, start_state(initial_state, d, qc), tf32);
+  // The one sequential part: the state entering each chunk, and each chunk's corrections. Packed
+  // documents are segments of the scan, each starting from its own state ([N, B = 1, H, ...]).
+  auto initial = start_state(initial_state, state_rows, d, qc);
+  auto states = documents ? delta_rule_chunk_states(U, W, k_to_end, decay_whole, initial.unsqueeze(1), tf32,
+                                                    documents->chunk_offsets)
+                          : delta_rule_chunk_states(U, W, k_to_end, decay_whole, initial, tf32);
   auto out = product(q_from_start, states.entering) + product(scores, states.delta);
-  out = out.flatten(2, 3).narrow(2, 0, d.seq).transpose(1, 2);
-  return {out.to(v.scalar_type()), states.final_state};
+  out = out.flatten(2, 3);
+  out = documents ? out.index_select(2, documents->slot_of_token) : out.narrow(2, 0, d.seq);
+  auto final_state = documents ? states.final_state.squeeze(1) : states.final_state;
+  return {out.transpose(1, 2).to(v.scalar_type()), final_state};
 }
 
-DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                           const at::Tensor& g, const at::Tensor& beta,
-                                           const std::optional<at::Tensor>& initial_state) {
-  const auto d = check_inputs("gated_delta_rule_recurrent", q, k, v, g, beta, initial_state);
+namespace {
+
+// The definition, token by token, for the rows of a batch.
+DeltaRuleOutput recurrent_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                               const at::Tensor& beta, const std::optional<at::Tensor>& initial_state,
+                               const RuleDims& d) {
   const auto dtype = compute_dtype(q, k, v);
   auto qh = heads_first(q, dtype).unsqueeze(-2);  // [B, H, T, 1, Dk]: row vectors for matmul
   auto kh = heads_first(k, dtype).unsqueeze(-2);
@@ -151,7 +209,7 @@ DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor
   auto decay = at::exp(heads_first(g, dtype)).unsqueeze(-1).unsqueeze(-1);  // [B, H, T, 1, 1]
   auto bh = heads_first(beta, dtype).unsqueeze(-1);                         // [B, H, T, 1]
 
-  auto state = start_state(initial_state, d, vh);
+  auto state = start_state(initial_state, d.batch, d, vh);
   std::vector<at::Tensor> outs;
   outs.reserve(d.seq);
   for (int64_t t = 0; t < d.seq; ++t) {
@@ -164,6 +222,35 @@ DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor
   }
   auto out = at::stack(outs, 1);  // [B, T, H, Dv]
   return {out.to(v.scalar_type()), state};
+}
+
+}  // namespace
+
+DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const at::Tensor& g, const at::Tensor& beta,
+                                           const std::optional<at::Tensor>& initial_state,
+                                           const std::optional<at::Tensor>& cu_seqlens) {
+  const auto fn = "gated_delta_rule_recurrent";
+  const auto d = check_inputs(fn, q, k, v, g, beta);
+  if (!cu_seqlens) {
+    check_initial_state(fn, initial_state, d, d.batch, false);
+    return recurrent_rows(q, k, v, g, beta, initial_state, d);
+  }
+  const auto bounds = kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq);
+  const auto documents = static_cast<int64_t>(bounds.size()) - 1;
+  check_initial_state(fn, initial_state, d, documents, true);
+  // Each document on its own, from its own state.
+  std::vector<at::Tensor> outs, finals;
+  for (int64_t doc = 0; doc < documents; ++doc) {
+    const auto first = bounds[doc], length = bounds[doc + 1] - bounds[doc];
+    auto part = [&](const at::Tensor& t) { return t.narrow(1, first, length); };
+    auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
+    auto rule = recurrent_rows(part(q), part(k), part(v), part(g), part(beta), start,
+                               RuleDims{1, length, d.heads, d.key_dim, d.value_dim});
+    outs.push_back(rule.out);
+    finals.push_back(rule.final_state);
+  }
+  return {at::cat(outs, 1), at::cat(finals, 0)};
 }
 
 }  // namespace strata

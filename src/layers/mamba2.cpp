@@ -75,6 +75,7 @@ Builder<slots::SelfAttention> Mamba2Mixer::builder(Mamba2Submodules submodules) 
 }
 
 MixerOutput Mamba2Mixer::forward(const at::Tensor& hidden, ForwardContext& ctx) {
+  refuse_packed_documents(ctx, "Mamba2Mixer");
   if (!ctx.cache) return mix(hidden, nullptr, Form::chunked);
   auto& state = ctx.cache->state<Mamba2State>(layer_number_);
   return mix(hidden, &state, hidden.size(1) == 1 ? Form::recurrent : Form::chunked);

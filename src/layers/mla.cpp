@@ -78,6 +78,7 @@ Builder<slots::SelfAttention> MultiLatentAttention::builder(MlaSubmodules submod
 }
 
 MixerOutput MultiLatentAttention::forward(const at::Tensor& hidden, ForwardContext& ctx) {
+  refuse_packed_documents(ctx, "MultiLatentAttention");
   const auto batch = hidden.size(0), seq = hidden.size(1);
   LatentAttentionInputs inputs{.hidden = hidden};
   at::Tensor q;

@@ -16,9 +16,20 @@ at::Tensor activate(const at::Tensor& x, Activation activation) {
   return x;
 }
 
+at::Tensor gated_activation(const at::Tensor& gate_up, Activation activation, double clamp_value) {
+  auto halves = gate_up.chunk(2, -1);
+  if (clamp_value > 0.0) {
+    halves[0] = halves[0].clamp_max(clamp_value);
+    halves[1] = halves[1].clamp(-clamp_value, clamp_value);
+  }
+  return activate(halves[0], activation) * halves[1];
+}
+
 Mlp::Mlp(std::shared_ptr<const TransformerConfig> config, const MlpSubmodules& sub, int64_t ffn_hidden_size,
          bool is_expert, const ProcessGroups& pg)
-    : activation_(config->activation_func), gated_(config->gated_linear_unit) {
+    : activation_(config->activation_func),
+      gated_(config->gated_linear_unit),
+      clamp_value_(config->activation_func_clamp_value) {
   const auto& c = *config;
   linear_fc1_ = register_module("linear_fc1", sub.linear_fc1(ColumnLinearArgs{
       .config = config, .input_size = c.hidden_size, .output_size = gated_ ? 2 * ffn_hidden_size : ffn_hidden_size,
@@ -40,11 +51,10 @@ Builder<slots::Mlp> Mlp::as_mlp_submodule(MlpSubmodules submodules) {
 
 MixerOutput Mlp::forward(const at::Tensor& hidden, ForwardContext&) {
   auto h = linear_fc1_->forward(hidden).output;
-  if (gated_ && activation_ == Activation::SiLU) {
-    h = kernels::swiglu(h);  // the fused kernel on CUDA; elsewhere the same ops as below
+  if (gated_ && activation_ == Activation::SiLU && clamp_value_ == 0.0) {
+    h = kernels::swiglu(h);  // the fused kernel on CUDA; elsewhere the same ops as gated_activation
   } else if (gated_) {
-    auto gate_up = h.chunk(2, -1);
-    h = activate(gate_up[0], activation_) * gate_up[1];
+    h = gated_activation(h, activation_, clamp_value_);
   } else {
     h = activate(h, activation_);
   }

@@ -19,7 +19,11 @@ GroupedLinear::GroupedLinear(int64_t num_experts, int64_t input_size, int64_t ou
 at::Tensor GroupedLinear::forward(const at::Tensor& x, int64_t expert) { return at::linear(x, weight_[expert]); }
 
 GroupedExperts::GroupedExperts(const TransformerConfig& c, const ProcessGroups& pg)
-    : num_experts_(c.num_moe_experts), pg_(pg), activation_(c.activation_func), gated_(c.gated_linear_unit) {
+    : num_experts_(c.num_moe_experts),
+      pg_(pg),
+      activation_(c.activation_func),
+      gated_(c.gated_linear_unit),
+      clamp_value_(c.activation_func_clamp_value) {
   const auto ffn = c.moe_ffn_hidden_size;
   if (ffn <= 0) fail("moe_ffn_hidden_size = ", ffn, ": the experts' hidden size must be positive");
   if (num_experts_ % pg.ep_size() != 0)
@@ -36,8 +40,7 @@ GroupedExperts::GroupedExperts(const TransformerConfig& c, const ProcessGroups& 
 at::Tensor GroupedExperts::expert_mlp(const at::Tensor& x, int64_t expert) {
   auto h = linear_fc1_->forward(x, expert);
   if (gated_) {
-    auto gate_up = h.chunk(2, -1);
-    h = activate(gate_up[0], activation_) * gate_up[1];
+    h = gated_activation(h, activation_, clamp_value_);
   } else {
     h = activate(h, activation_);
   }

@@ -16,7 +16,8 @@ constexpr double kTinyDenominator = 1e-20;
 RouterScoreFunction parse_router_score_function(const std::string& value) {
   if (value == "softmax") return RouterScoreFunction::Softmax;
   if (value == "sigmoid") return RouterScoreFunction::Sigmoid;
-  fail("moe_router_score_function: '", value, "' is not a score function; valid values: softmax, sigmoid");
+  if (value == "sqrtsoftplus") return RouterScoreFunction::SqrtSoftplus;
+  fail("moe_router_score_function: '", value, "' is not a score function; valid values: softmax, sigmoid, sqrtsoftplus");
 }
 
 TopKRouter::TopKRouter(const TransformerConfig& c)
@@ -43,8 +44,8 @@ Routing TopKRouter::forward(const at::Tensor& x) {
     scores = at::softmax(logits, -1);
     routing.probs = scores;
   } else {
-    scores = at::sigmoid(logits);
-    // Sigmoid scores are independent per expert; the load-balancing loss wants a distribution.
+    scores = score_function_ == RouterScoreFunction::Sigmoid ? at::sigmoid(logits) : at::sqrt(at::softplus(logits));
+    // These scores are independent per expert; the load-balancing loss wants a distribution.
     routing.probs = scores / (scores.sum(-1, true) + kTinyDenominator);
   }
 

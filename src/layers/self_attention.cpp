@@ -48,6 +48,7 @@ Builder<slots::SelfAttention> SelfAttention::builder(SelfAttentionSubmodules sub
 }
 
 MixerOutput SelfAttention::forward(const at::Tensor& hidden, ForwardContext& ctx) {
+  refuse_packed_documents(ctx, "SelfAttention");
   auto projected = linear_qkv_->forward(hidden).output;
   // Under sequence parallelism the projection gathered the whole sequence: take T from it.
   const auto batch = projected.size(0), seq = projected.size(1);

@@ -9,7 +9,7 @@ namespace strata {
 
 namespace {
 
-constexpr const char* kValidSymbols = "M G * D + (sequence mixers; A is read as +), - E (channel mixers), | / [ ]";
+constexpr const char* kValidSymbols = "M G * D + W C H (sequence mixers; A is read as +), - E (channel mixers), | / [ ]";
 
 std::optional<SequenceMixerKind> sequence_kind(char c) {
   switch (c) {
@@ -19,6 +19,9 @@ std::optional<SequenceMixerKind> sequence_kind(char c) {
     case 'D': return SequenceMixerKind::DeepSeekSparseAttention;
     case '+':
     case 'A': return SequenceMixerKind::MultiLatentAttention;
+    case 'W': return SequenceMixerKind::SlidingWindowAttention;
+    case 'C': return SequenceMixerKind::CompressedSparseAttention;
+    case 'H': return SequenceMixerKind::HeavilyCompressedAttention;
     default: return std::nullopt;
   }
 }
@@ -185,6 +188,9 @@ char symbol(SequenceMixerKind kind) {
     case SequenceMixerKind::GatedDeltaNet: return 'G';
     case SequenceMixerKind::DeepSeekSparseAttention: return 'D';
     case SequenceMixerKind::MultiLatentAttention: return '+';
+    case SequenceMixerKind::SlidingWindowAttention: return 'W';
+    case SequenceMixerKind::CompressedSparseAttention: return 'C';
+    case SequenceMixerKind::HeavilyCompressedAttention: return 'H';
   }
   return '?';
 }
@@ -198,6 +204,9 @@ std::string name(SequenceMixerKind kind) {
     case SequenceMixerKind::GatedDeltaNet: return "Gated DeltaNet";
     case SequenceMixerKind::DeepSeekSparseAttention: return "DeepSeek sparse attention";
     case SequenceMixerKind::MultiLatentAttention: return "multi-latent attention";
+    case SequenceMixerKind::SlidingWindowAttention: return "sliding-window attention";
+    case SequenceMixerKind::CompressedSparseAttention: return "compressed sparse attention";
+    case SequenceMixerKind::HeavilyCompressedAttention: return "heavily compressed attention";
   }
   return "?";
 }

@@ -67,6 +67,28 @@ int64_t latent_attention(const TransformerConfig& c, bool sparse) {
   return count;
 }
 
+// A KV compressor (layers/kv_compressor.h) of `width` channels pooling windows of `rate` tokens;
+// an overlapping one projects two series.
+int64_t kv_compressor(const TransformerConfig& c, int64_t width, int64_t rate, bool overlapping) {
+  const auto projected = (overlapping ? 2 : 1) * width;
+  return 2 * c.hidden_size * projected + rate * projected + norm(c, width);
+}
+
+// DeepSeek-V4's shared-KV attention (layers/shared_kv_attention.h): W, or with the compressor of
+// C (and its indexer) or H.
+int64_t shared_kv_attention(const TransformerConfig& c, SequenceMixerKind kind) {
+  const auto h = c.hidden_size, heads = c.num_attention_heads, d = c.kv_channels, q = c.q_lora_rank;
+  const auto groups = c.attention_output_groups, rank = c.attention_output_lora_rank;
+  int64_t count = h * q + norm(c, q) + q * heads * d + h * d + norm(c, d) + heads + rank * heads * d + groups * rank * h;
+  if (kind == SequenceMixerKind::HeavilyCompressedAttention) count += kv_compressor(c, d, c.hca_compress_rate, false);
+  if (kind == SequenceMixerKind::CompressedSparseAttention) {
+    const auto n = c.dsa_indexer_n_heads, di = c.dsa_indexer_head_dim;
+    count += kv_compressor(c, d, c.csa_compress_rate, true) + kv_compressor(c, di, c.csa_compress_rate, true) +
+             q * n * di + h * n;
+  }
+  return count;
+}
+
 int64_t mixture_of_experts(const TransformerConfig& c) {
   const auto h = c.hidden_size, experts = c.num_moe_experts, ffn = c.moe_ffn_hidden_size;
   int64_t count = experts * h +                                            // router
@@ -84,6 +106,9 @@ int64_t sequence_mixer(const TransformerConfig& c, SequenceMixerKind kind) {
     case SequenceMixerKind::Mamba2: return mamba2(c);
     case SequenceMixerKind::MultiLatentAttention: return latent_attention(c, false);
     case SequenceMixerKind::DeepSeekSparseAttention: return latent_attention(c, true);
+    case SequenceMixerKind::SlidingWindowAttention:
+    case SequenceMixerKind::CompressedSparseAttention:
+    case SequenceMixerKind::HeavilyCompressedAttention: return shared_kv_attention(c, kind);
   }
   return 0;
 }

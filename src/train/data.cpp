@@ -71,6 +71,10 @@ Batch TokenStreamData::held_out(int64_t index, int64_t batch_size, int64_t seq_l
   return windows(train_tokens_, held_out_tokens_, static_cast<uint64_t>(index * batch_size), batch_size, seq_length);
 }
 
+std::optional<int64_t> TokenStreamData::held_out_sequences(int64_t seq_length) const {
+  return static_cast<int64_t>(held_out_tokens_ / static_cast<uint64_t>(seq_length));
+}
+
 namespace {
 // The size of a data file, or an error that names it (std::filesystem's own says little).
 uint64_t data_file_size(const std::filesystem::path& path) {

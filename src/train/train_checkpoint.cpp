@@ -1,6 +1,7 @@
 #include "strata/train/train_checkpoint.h"
 
 #include <fstream>
+#include <sstream>
 
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
@@ -25,6 +26,14 @@ void require_finite_weights(const LanguageModel& model, const fs::path& save_dir
   }
 }
 
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path.string(), ": cannot open the tokenizer file to copy it into the checkpoint");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
 }  // namespace
 
 void save_training_checkpoint(const fs::path& save_dir, const LanguageModel& model, const AdamW& optimizer,
@@ -43,6 +52,8 @@ void save_training_checkpoint(const fs::path& save_dir, const LanguageModel& mod
                                      {"config", to_json(model.config())},
                                      {"run", state.run}};
         io::write_file_atomically(dir / "state.json", json.dump(2) + "\n");
+        if (!state.tokenizer.empty()) fs::create_directories(dir / "tokenizer");
+        for (const auto& file : state.tokenizer) io::write_file_atomically(dir / "tokenizer" / file.name, read_bytes(file.source));
       },
       after_step);
 }
@@ -122,5 +133,12 @@ TrainingState load_training_checkpoint(const fs::path& load_dir, LanguageModel& 
 nlohmann::json checkpoint_config(const fs::path& load_dir) { return read_checkpoint(load_dir).config; }
 
 fs::path latest_checkpoint_dir(const fs::path& load_dir) { return tracked_checkpoint_dir(load_dir); }
+
+std::optional<fs::path> checkpoint_tokenizer_dir(const fs::path& load_dir) {
+  const auto dir = tracked_checkpoint_dir(load_dir) / "tokenizer";
+  std::error_code error;
+  if (fs::is_directory(dir, error)) return dir;
+  return std::nullopt;
+}
 
 }  // namespace strata::train

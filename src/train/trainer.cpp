@@ -188,7 +188,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   int64_t saved = -1;  // the iteration this run last saved
   auto save = [&](int64_t step) {
     saved = step;
-    const TrainingState state{step, data.position(), identity};
+    const TrainingState state{step, data.position(), identity, o.tokenizer};
     if (parallel_run) {
       parallel_run->save_checkpoint(o.save, optimizer, state);
     } else {

@@ -10,14 +10,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 data=$fixtures/megatron_indexed
 tokenizer=(--tokenizer-type HuggingFaceTokenizer --tokenizer-model "$fixtures/bytelevel_bpe")
 
-refused() {
-  local expect=$1
-  shift
-  if "$strata" "$@" > out.txt 2> err.txt; then
-    echo "accepted: $*"; cat out.txt; exit 1
-  fi
-  grep -qF -- "$expect" err.txt || { echo "expected '$expect' from: $*"; cat err.txt; exit 1; }
-}
+source "$(dirname "$0")/expect_refusal.sh"
 
 # preprocess: Megatron's bytes, one worker or three.
 for workers in 1 3; do

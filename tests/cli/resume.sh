@@ -10,15 +10,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 model=(--hidden-size 32 --ffn-hidden-size 64 --kv-channels 8 --eval-iters 1)
 head -c 30000 "$fixtures/../../../README.md" > corpus.txt
 
-# Refused: the command, then a message it must print (a fixed string).
-refused() {
-  local expect=$1
-  shift
-  if "$strata" "$@" > out.txt 2> err.txt; then
-    echo "accepted: $*"; cat out.txt; exit 1
-  fi
-  grep -qF -- "$expect" err.txt || { echo "expected '$expect' from: $*"; cat err.txt; exit 1; }
-}
+source "$(dirname "$0")/expect_refusal.sh"
 # The first logged step of a metrics file after line N.
 first_step_after() { tail -n +"$(($2 + 1))" "$1" | grep -m1 '"loss"' | grep -o '"step":[0-9]*' | grep -o '[0-9]*'; }
 

@@ -82,6 +82,45 @@ TEST(CausalConv1dKernel, ReferenceMatchesTheFormulaAndItsGradients) {
   }
 }
 
+// Packed documents: the twin with cu_seqlens is the formula applied to each document alone (its
+// own causal zeros), values and both gradients; documents shorter than K and of length 1 included.
+TEST(CausalConv1dKernel, ReferenceWithDocumentsIsTheFormulaPerDocument) {
+  auto opts = at::TensorOptions().device(strata::testing::test_device()).dtype(at::kDouble);
+  const std::vector<int64_t> bounds{0, 1, 3, 10, 11, 20};
+  for (int64_t width : {1, 2, 4}) {
+    auto x = at::randn({1, 20, 5}, opts) * 1.5;
+    auto w = at::randn({5, 1, width}, opts) * 0.7;
+    auto g = at::randn({1, 20, 5}, opts);
+    auto run = forward_backward(
+        [&](const auto& in) { return causal_conv1d_silu_reference(in[0], in[1], at::tensor(bounds, at::kLong)); },
+        {x, w}, g);
+    std::vector<at::Tensor> outs, grad_xs;
+    auto grad_w = at::zeros_like(w);
+    for (size_t d = 0; d + 1 < bounds.size(); ++d) {
+      auto part = [&](const at::Tensor& t) { return t.narrow(1, bounds[d], bounds[d + 1] - bounds[d]); };
+      const auto want = formula(part(x), w, part(g));
+      outs.push_back(want.out);
+      grad_xs.push_back(want.grad_x);
+      grad_w = grad_w + want.grad_w;
+    }
+    const auto what = strata::cat("K ", width);
+    EXPECT_LT(relative_error(run.output, at::cat(outs, 1)), 1e-12) << what;
+    EXPECT_LT(relative_error(run.grads[0], at::cat(grad_xs, 1)), 1e-12) << what;
+    EXPECT_LT(relative_error(run.grads[1], grad_w), 1e-12) << what;
+    if (width > 1) {  // the comparison would see a conv reaching across documents
+      EXPECT_GT(relative_error(formula(x, w, g).out, at::cat(outs, 1)), 1e-3) << what;
+    }
+  }
+}
+
+TEST(CausalConv1dKernel, RejectsDocumentsThatDoNotCoverTheRow) {
+  const auto message = strata::testing::error_of(
+      [] { causal_conv1d_silu(at::randn({1, 9, 6}), at::randn({6, 1, 4}), at::tensor({0, 4, 8}, at::kLong)); });
+  EXPECT_NE(message.find("causal_conv1d_silu_reference: cu_seqlens must run from 0 to T = 9, got [0, 4, 8]"),
+            std::string::npos)
+      << message;
+}
+
 TEST(CausalConv1dKernel, DispatchRunsTheTwinOffCuda) {
   auto x = at::randn({2, 9, 24}).narrow(-1, 0, 16);  // rows wider than the channels, as in the layer
   auto w = at::randn({16, 1, 4});
@@ -140,7 +179,9 @@ TEST(CausalConv1dKernel, CudaKernelMatchesReference) {
             auto w = at::randn({channels, 1, width}, at::TensorOptions().device(at::kCUDA)) * 0.5;
             auto g = at::randn({2, seq, channels}, source.options());
             auto op = [&](auto conv) {
-              return [&, conv](const std::vector<at::Tensor>& in) { return conv(view_of(layout, in[0], channels), in[1]); };
+              return [&, conv](const std::vector<at::Tensor>& in) {
+                return conv(view_of(layout, in[0], channels), in[1], std::nullopt);
+              };
             };
             auto kernel = forward_backward(op(causal_conv1d_silu_cuda), {source, w}, g);
             auto twin = forward_backward(op(causal_conv1d_silu_reference), {source, w}, g);
@@ -149,6 +190,42 @@ TEST(CausalConv1dKernel, CudaKernelMatchesReference) {
             const auto what = strata::cat(dtype, " C ", channels, " K ", width, " T ", seq, " layout ",
                                           static_cast<int>(layout));
             ASSERT_TRUE(kernel.output.is_contiguous()) << what;
+            testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, what + " out");
+            testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], what + " grad_x");
+            testing::expect_as_accurate_as_twin(kernel.grads[1], twin.grads[1], ref.grads[1], what + " grad_w");
+          }
+        }
+      }
+    }
+  }
+}
+
+// Packed documents on the kernels: boundaries inside a thread's run, at a run's first step, across
+// the 128-step time tiles, documents of one step and shorter than K, many documents in one tile.
+TEST(CausalConv1dKernel, CudaKernelMatchesReferenceWithDocuments) {
+  const std::vector<std::vector<int64_t>> all_bounds{
+      {0, 300}, {0, 1, 2, 3, 16, 17, 128, 129, 130, 255, 300}, {0, 7, 64, 200, 299, 300}};
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (int64_t channels : {7, 1000}) {
+      for (int64_t width : {2, 4}) {
+        for (const auto& bounds : all_bounds) {
+          for (auto layout : {Layout::contiguous, Layout::wide_rows}) {
+            auto source = source_for(layout, 300, channels, at::TensorOptions().device(at::kCUDA).dtype(dtype))
+                              .narrow(0, 0, 1) * 2;
+            auto w = at::randn({channels, 1, width}, at::TensorOptions().device(at::kCUDA)) * 0.5;
+            auto g = at::randn({1, 300, channels}, source.options());
+            auto cu_seqlens = at::tensor(bounds, at::TensorOptions().dtype(at::kLong).device(at::kCUDA));
+            auto op = [&](auto conv) {
+              return [&, conv](const std::vector<at::Tensor>& in) {
+                return conv(view_of(layout, in[0], channels), in[1], cu_seqlens);
+              };
+            };
+            auto kernel = forward_backward(op(causal_conv1d_silu_cuda), {source, w}, g);
+            auto twin = forward_backward(op(causal_conv1d_silu_reference), {source, w}, g);
+            auto ref = forward_backward(op(causal_conv1d_silu_reference),
+                                        {source.to(at::kDouble), w.to(at::kDouble)}, g.to(at::kDouble));
+            const auto what = strata::cat(dtype, " C ", channels, " K ", width, " cu_seqlens ",
+                                          at::IntArrayRef(bounds), " layout ", static_cast<int>(layout));
             testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, what + " out");
             testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], what + " grad_x");
             testing::expect_as_accurate_as_twin(kernel.grads[1], twin.grads[1], ref.grads[1], what + " grad_w");
@@ -175,7 +252,9 @@ TEST(CausalConv1dKernel, LayerCallUnderAutocastIsAsAccurateAsTheTwin) {
   auto w = at::randn({channels, 1, 4}, at::TensorOptions().device(at::kCUDA)) * 0.5;
   auto g = at::randn({2, seq, channels}, source.options());
   auto op = [&](auto conv) {
-    return [&, conv](const std::vector<at::Tensor>& in) { return conv(in[0].narrow(-1, 0, channels), in[1]); };
+    return [&, conv](const std::vector<at::Tensor>& in) {
+      return conv(in[0].narrow(-1, 0, channels), in[1], std::nullopt);
+    };
   };
   auto ref = forward_backward(op(causal_conv1d_silu_reference), {source.to(at::kDouble), w.to(at::kDouble)},
                               g.to(at::kDouble));

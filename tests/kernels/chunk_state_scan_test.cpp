@@ -82,6 +82,28 @@ TEST(ChunkStateScanKernel, CudaKernelMatchesTheTwinInBothDirections) {
       }
 }
 
+// Segments (packed documents): a block per (segment, sequence-head pair), empty segments included.
+TEST(ChunkStateScanKernel, CudaKernelMatchesTheTwinWithSegments) {
+  for (const auto& offsets : {std::vector<int64_t>{0, 6}, std::vector<int64_t>{0, 1, 1, 4, 6},
+                              std::vector<int64_t>{0, 2, 3, 4, 5, 6}})
+    for (bool reverse : {false, true}) {
+      const auto segments = static_cast<int64_t>(offsets.size()) - 1;
+      auto in = random_scan_inputs(6, 64, 128, 40, cuda(at::kFloat));
+      for (auto* t : {&in.y_init, &in.a, &in.b, &in.decay, &in.x_add}) *t = t->narrow(0, 0, 1);
+      in.x0 = at::randn({segments, 1, 3, 128, 40}, cuda(at::kFloat));
+      in.chunk_offsets = at::tensor(offsets, at::kLong);
+      in.reverse = reverse;
+      ASSERT_TRUE(chunk_state_scan_kernel_applies(in));
+      auto kernel = chunk_state_scan_cuda(in);
+      auto twin = chunk_state_scan_reference(in);
+      auto ref = chunk_state_scan_reference(as_dtype(in, at::kDouble));
+      const auto what = strata::cat("chunk_offsets ", at::IntArrayRef(offsets), reverse ? " reverse" : " forward");
+      testing::expect_as_accurate_as_twin(kernel.states, twin.states, ref.states, what + " states");
+      testing::expect_as_accurate_as_twin(kernel.y, twin.y, ref.y, what + " y");
+      testing::expect_as_accurate_as_twin(kernel.x_final, twin.x_final, ref.x_final, what + " x_final");
+    }
+}
+
 // The whole chunked rule on CUDA (kernel scans forward and backward) against its float64 run,
 // as accurate as the same rule with every chunk_state_scan on the twin would be: the recurrent
 // form, which shares no code with the chunked one, is that yardstick.
@@ -103,6 +125,48 @@ TEST(ChunkStateScanKernel, ChunkedDeltaRuleOnTheKernelMatchesFloat64) {
   auto kernel = testing::forward_backward(chunked, inputs, g);
   auto twin = testing::forward_backward(recurrent, inputs, g);
   auto ref = testing::forward_backward(chunked, inputs64, g.to(at::kDouble));
+  testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, "out");
+  const char* names[] = {"q", "k", "v", "g", "beta"};
+  for (size_t i = 0; i < inputs.size(); ++i)
+    testing::expect_as_accurate_as_twin(kernel.grads[i], twin.grads[i], ref.grads[i], std::string("d ") + names[i]);
+}
+
+// Packed documents through the whole chunked rule on CUDA (the kernel scans forward and backward
+// over segments): as accurate against the float64 documents run one by one as the float32
+// recurrent form over the same packed row.
+TEST(ChunkStateScanKernel, ChunkedDeltaRuleWithDocumentsOnTheKernelMatchesFloat64) {
+  const int64_t seq = 300, heads = 4, key_dim = 128, value_dim = 64;
+  const std::vector<int64_t> bounds{0, 1, 65, 190, 191, 300};
+  auto unit = [&](int64_t dim) {
+    auto x = at::randn({1, seq, heads, dim}, cuda(at::kFloat));
+    return x / x.norm(2, -1, /*keepdim=*/true);
+  };
+  std::vector<at::Tensor> inputs = {unit(key_dim) / std::sqrt(static_cast<double>(key_dim)), unit(key_dim),
+                                    at::randn({1, seq, heads, value_dim}, cuda(at::kFloat)),
+                                    at::log_sigmoid(at::randn({1, seq, heads}, cuda(at::kFloat)) + 2),
+                                    at::sigmoid(at::randn({1, seq, heads}, cuda(at::kFloat)))};
+  auto g = at::randn({1, seq, heads, value_dim}, cuda(at::kFloat));
+  auto cu_seqlens = at::tensor(bounds, cuda(at::kLong));
+  auto chunked = [&](const auto& in) {
+    return gated_delta_rule_chunked(in[0], in[1], in[2], in[3], in[4], 64, std::nullopt, cu_seqlens).out;
+  };
+  auto recurrent = [&](const auto& in) {
+    return gated_delta_rule_recurrent(in[0], in[1], in[2], in[3], in[4], std::nullopt, cu_seqlens).out;
+  };
+  auto one_by_one = [&](const auto& in) {
+    std::vector<at::Tensor> outs;
+    for (size_t d = 0; d + 1 < bounds.size(); ++d) {
+      std::vector<at::Tensor> part;
+      for (const auto& t : in) part.push_back(t.narrow(1, bounds[d], bounds[d + 1] - bounds[d]));
+      outs.push_back(gated_delta_rule_chunked(part[0], part[1], part[2], part[3], part[4], 64, std::nullopt).out);
+    }
+    return at::cat(outs, 1);
+  };
+  std::vector<at::Tensor> inputs64;
+  for (const auto& t : inputs) inputs64.push_back(t.to(at::kDouble));
+  auto kernel = testing::forward_backward(chunked, inputs, g);
+  auto twin = testing::forward_backward(recurrent, inputs, g);
+  auto ref = testing::forward_backward(one_by_one, inputs64, g.to(at::kDouble));
   testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, "out");
   const char* names[] = {"q", "k", "v", "g", "beta"};
   for (size_t i = 0; i < inputs.size(); ++i)

@@ -102,6 +102,72 @@ TEST(ChunkStateScan, ReverseScanIsTheScanOfTheReversedChunks) {
   EXPECT_TRUE(at::allclose(reverse.x_final, forward.x_final, 1e-12, 1e-12));
 }
 
+// Segments (packed documents) are independent scans: the twin over all chunks with offsets equals
+// the scan of each segment's chunks alone from its own x0, in both directions; an empty segment
+// hands its x0 straight to x_final.
+TEST(ChunkStateScan, SegmentsAreIndependentScans) {
+  auto in = random_states_inputs(7, 3, 4, 2, float64_options());
+  const std::vector<int64_t> offsets{0, 2, 2, 3, 7};
+  auto x0 = at::randn({4, 2, 3, 4, 2}, float64_options());
+  auto x_add = at::randn({2, 3, 7, 4, 2}, float64_options());
+  for (bool reverse : {false, true}) {
+    kernels::ChunkScanInputs packed{.x0 = x0, .y_init = in.U, .a = in.W, .b = in.k_to_end, .decay = in.chunk_decay,
+                                    .x_add = x_add, .y_sign = -1.0, .x_sign = 0.5, .reverse = reverse,
+                                    .chunk_offsets = at::tensor(offsets, at::kLong)};
+    auto whole = chunk_state_scan_reference(packed);
+    ASSERT_EQ(whole.x_final.sizes(), x0.sizes());
+    for (int64_t s = 0; s + 1 < static_cast<int64_t>(offsets.size()); ++s) {
+      const auto first = offsets[s], count = offsets[s + 1] - offsets[s];
+      const auto what = strata::cat(reverse ? "reverse" : "forward", ", segment ", s);
+      if (count == 0) {
+        EXPECT_TRUE(at::equal(whole.x_final[s], x0[s])) << what;
+        continue;
+      }
+      auto part = [&](const at::Tensor& t, int64_t dim) { return t.narrow(dim, first, count); };
+      auto alone = chunk_state_scan_reference({.x0 = x0[s], .y_init = part(in.U, 2), .a = part(in.W, 2),
+                                               .b = part(in.k_to_end, 2), .decay = part(in.chunk_decay, 2),
+                                               .x_add = part(x_add, 2), .y_sign = -1.0, .x_sign = 0.5,
+                                               .reverse = reverse});
+      EXPECT_TRUE(at::allclose(part(whole.states, 2), alone.states, 1e-12, 1e-12)) << what;
+      EXPECT_TRUE(at::allclose(part(whole.y, 2), alone.y, 1e-12, 1e-12)) << what;
+      EXPECT_TRUE(at::allclose(whole.x_final[s], alone.x_final, 1e-12, 1e-12)) << what;
+    }
+  }
+}
+
+// With segments the hand-written backward (a reverse scan over the same segments) still matches
+// autograd through the forward twin, every input's gradient, each initial state's included.
+TEST(DeltaRuleChunkStates, HandWrittenBackwardMatchesAutogradWithSegments) {
+  auto in = random_states_inputs(6, 4, 5, 3, float64_options());
+  in.U = in.U.narrow(0, 0, 1);
+  in.W = in.W.narrow(0, 0, 1);
+  in.k_to_end = in.k_to_end.narrow(0, 0, 1);
+  in.chunk_decay = in.chunk_decay.narrow(0, 0, 1);
+  const std::vector<int64_t> offsets{0, 1, 4, 6};
+  in.initial = at::randn({3, 1, 3, 5, 3}, float64_options());
+  std::vector<at::Tensor> leaves, reference_leaves;
+  for (const auto& t : in.all()) {
+    leaves.push_back(t.clone().requires_grad_(true));
+    reference_leaves.push_back(t.clone().requires_grad_(true));
+  }
+  auto weight_entering = at::randn({1, 3, 6, 5, 3}, float64_options());
+  auto weight_delta = at::randn_like(in.U), weight_final = at::randn_like(in.initial);
+  auto loss = [&](const at::Tensor& entering, const at::Tensor& delta, const at::Tensor& final_state) {
+    return (entering * weight_entering).sum() + (delta * weight_delta).sum() + (final_state * weight_final).sum();
+  };
+  auto out = delta_rule_chunk_states(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], false, offsets);
+  ASSERT_EQ(out.final_state.sizes(), in.initial.sizes());
+  auto grads = torch::autograd::grad({loss(out.entering, out.delta, out.final_state)}, leaves);
+  auto ref = chunk_state_scan_reference({.x0 = reference_leaves[4], .y_init = reference_leaves[0],
+                                         .a = reference_leaves[1], .b = reference_leaves[2],
+                                         .decay = reference_leaves[3], .y_sign = -1.0, .x_sign = 1.0,
+                                         .chunk_offsets = at::tensor(offsets, at::kLong)});
+  auto ref_grads = torch::autograd::grad({loss(ref.states, ref.y, ref.x_final)}, reference_leaves);
+  for (size_t i = 0; i < grads.size(); ++i)
+    EXPECT_TRUE(at::allclose(grads[i], ref_grads[i], 1e-10, 1e-10))
+        << "input " << i << ": " << (grads[i] - ref_grads[i]).abs().max();
+}
+
 // tf32_products changes only how the backward's two gradient products round: nothing off CUDA,
 // TF32's 2^-11 steps on CUDA. Values and every gradient stay within that of the float32 path.
 TEST(DeltaRuleChunkStates, Tf32ProductsChangeTheBackwardOnlyByTf32Rounding) {
@@ -145,6 +211,23 @@ TEST(DeltaRuleChunkStates, RejectsInputsThatDoNotFitW) {
   bad = in;
   bad.initial = in.initial.to(at::kFloat);
   expect_error(bad, "every input must have W's dtype Double, got Float");
+
+  auto expect_segments_error = [&](const std::vector<int64_t>& offsets, const at::Tensor& initial,
+                                   const std::string& expected) {
+    EXPECT_NE(strata::testing::error_of([&] {
+                delta_rule_chunk_states(in.U, in.W, in.k_to_end, in.chunk_decay, initial, false, offsets);
+              }).find(expected),
+              std::string::npos)
+        << expected;
+  };
+  auto per_segment = in.initial.unsqueeze(0).expand({2, -1, -1, -1, -1});
+  expect_segments_error({0, 1}, per_segment, "chunk_offsets must run from 0 to the chunk count 2, got [0, 1]");
+  expect_segments_error({0, 2, 1, 2}, per_segment, "chunk_offsets must not decrease, got 2 then 1 at segment 1");
+  expect_segments_error({0, 1, 2}, in.initial.unsqueeze(0).expand({3, -1, -1, -1, -1}),
+                        "with 2 segments initial must be [2, ..., Dk, Dv], got shape [3, 2, 3, 6, 3]");
+  expect_segments_error({0, 1, 2}, in.initial,
+                        "with segments initial must be [S, B, H, Dk, Dv] with [B, H, Dk] = [2, 3, 6], got shape "
+                        "[2, 3, 6, 3]");
 }
 
 }  // namespace

@@ -6,41 +6,19 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
-#include "strata/backends/local_backend.h"
+#include "gated_delta_net_fixture.h"
 #include "strata/core/error.h"
 #include "strata/hf/gated_delta_net_layout.h"
 #include "strata/io/safetensors.h"
 #include "strata/layers/gated_delta_rule.h"
-#include "test_util.h"
 
 namespace strata {
 namespace {
 
-double relative_error(const at::Tensor& actual, const at::Tensor& expected) {
-  return ((actual.to(at::kDouble) - expected.to(at::kDouble)).norm() / expected.to(at::kDouble).norm()).item<double>();
-}
-
-struct RuleInputs {
-  at::Tensor q, k, v, g, beta, initial_state;
-};
-
-// Inputs as the mixer produces them: unit-norm q and k, q scaled by 1/sqrt(Dk), log decays of
-// mixed magnitude (times decay_scale; some steps forget almost everything), beta in (0, 1).
-RuleInputs random_rule_inputs(int64_t seq, at::TensorOptions options, double decay_scale = 1.0) {
-  const int64_t batch = 2, heads = 3, key_dim = 8, value_dim = 6;
-  auto unit = [&](int64_t dim) {
-    auto x = at::randn({batch, seq, heads, dim}, options);
-    return x / x.norm(2, -1, /*keepdim=*/true);
-  };
-  return {unit(key_dim) / std::sqrt(static_cast<double>(key_dim)), unit(key_dim),
-          at::randn({batch, seq, heads, value_dim}, options),
-          -decay_scale * at::exp(at::randn({batch, seq, heads}, options)) *
-              at::softplus(at::randn({batch, seq, heads}, options)),
-          at::sigmoid(at::randn({batch, seq, heads}, options)), at::randn({batch, heads, key_dim, value_dim}, options)};
-}
+using testing::qwen3_next_config;
+using testing::qwen3_next_mixer;
+using testing::random_rule_inputs;
+using testing::relative_error;
 
 TEST(GatedDeltaRule, ChunkedMatchesRecurrentWithGradients) {
   const auto device = testing::test_device();
@@ -151,47 +129,6 @@ TEST(GatedDeltaRule, RejectsAMisshapedInitialState) {
   }
 }
 
-// The Qwen3-Next fixture's linear-attention settings, read from its config.json.
-std::shared_ptr<TransformerConfig> qwen3_next_config() {
-  std::ifstream file(testing::fixture("qwen3_next") + "/model/config.json");
-  auto json = nlohmann::json::parse(file);
-  auto c = std::make_shared<TransformerConfig>();
-  testing::use_llama_style(*c);
-  c->num_layers = json["num_hidden_layers"];
-  c->hidden_size = json["hidden_size"];
-  c->linear_conv_kernel_dim = json["linear_conv_kernel_dim"];
-  c->linear_key_head_dim = json["linear_key_head_dim"];
-  c->linear_value_head_dim = json["linear_value_head_dim"];
-  c->linear_num_key_heads = json["linear_num_key_heads"];
-  c->linear_num_value_heads = json["linear_num_value_heads"];
-  c->layernorm_epsilon = json["rms_norm_eps"];
-  return c;
-}
-
-const std::string kHfPrefix = "model.layers.0.linear_attn.";
-
-// Layer 0's mixer with the fixture's weights, converted to strata's names and layout.
-std::shared_ptr<GatedDeltaNet> qwen3_next_mixer(at::Device device) {
-  auto config = qwen3_next_config();
-  auto mixer = std::make_shared<GatedDeltaNet>(LayerArgs{.config = config}, gated_delta_net_submodules(LocalBackend{}));
-  auto checkpoint = io::SafetensorsFile::open(testing::fixture("qwen3_next") + "/model/model.safetensors");
-  auto load_hf = [&](const std::string& name) { return checkpoint.load(kHfPrefix + name); };
-  const auto& c = *config;
-  std::map<std::string, at::Tensor> weights{
-      {"in_proj.weight", hf::gdn_in_proj_from_hf(load_hf("in_proj_qkvz.weight"), load_hf("in_proj_ba.weight"),
-                                                 c.linear_num_key_heads, c.linear_num_value_heads,
-                                                 c.linear_key_head_dim, c.linear_value_head_dim)},
-      {"conv1d.weight", load_hf("conv1d.weight")},
-      {"dt_bias", load_hf("dt_bias")},
-      {"A_log", load_hf("A_log")},
-      {"out_norm.weight", load_hf("norm.weight")},
-      {"out_proj.weight", load_hf("out_proj.weight")}};
-  at::NoGradGuard no_grad;
-  for (auto& param : mixer->named_parameters()) param.value().copy_(weights.at(param.key()));
-  mixer->to(device);
-  return mixer;
-}
-
 TEST(GatedDeltaNet, HasTheCanonicalParameters) {
   auto mixer = qwen3_next_mixer(at::kCPU);
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -235,8 +172,8 @@ TEST(GatedDeltaNet, MatchesHfQwen3Next) {
   auto mixer = qwen3_next_mixer(device);
   auto reference = io::SafetensorsFile::open(testing::fixture("qwen3_next") + "/reference.safetensors");
   // [2, 100, 64]: T = 100 is not a multiple of the chunk size 64.
-  auto input = reference.load("capture." + kHfPrefix + "in_proj_qkvz.in0").to(device);
-  auto expected = reference.load("capture." + kHfPrefix + "out0");
+  auto input = reference.load("capture." + testing::kQwen3NextLayerPrefix + "in_proj_qkvz.in0").to(device);
+  auto expected = reference.load("capture." + testing::kQwen3NextLayerPrefix + "out0");
   ForwardContext ctx;
   auto out = mixer->forward(input, ctx).output.cpu();
   EXPECT_LE(relative_error(out, expected), 1e-5);
@@ -249,7 +186,7 @@ TEST(GatedRmsNorm, MatchesHfQwen3NextRMSNormGated) {
   const auto nk = config->linear_num_key_heads, nv = config->linear_num_value_heads;
   const auto dk = config->linear_key_head_dim, dv = config->linear_value_head_dim;
   auto reference = io::SafetensorsFile::open(testing::fixture("qwen3_next") + "/reference.safetensors");
-  auto qkvz = reference.load("capture." + kHfPrefix + "in_proj_qkvz.out0");  // [2, 100, 192]
+  auto qkvz = reference.load("capture." + testing::kQwen3NextLayerPrefix + "in_proj_qkvz.out0");  // [2, 100, 192]
   // Per key head [q, k, v, z]; z is the last nv/nk * dv of each group, value heads in order.
   auto z = qkvz.unflatten(-1, {nk, 2 * dk + 2 * (nv / nk) * dv}).narrow(-1, 2 * dk + (nv / nk) * dv, (nv / nk) * dv);
   auto gate = z.reshape({-1, dv});  // [800, 16], rows ordered (batch, token, value head) like the input
@@ -258,10 +195,10 @@ TEST(GatedRmsNorm, MatchesHfQwen3NextRMSNormGated) {
   auto checkpoint = io::SafetensorsFile::open(testing::fixture("qwen3_next") + "/model/model.safetensors");
   {
     at::NoGradGuard no_grad;
-    norm.named_parameters()["weight"].copy_(checkpoint.load(kHfPrefix + "norm.weight"));
+    norm.named_parameters()["weight"].copy_(checkpoint.load(testing::kQwen3NextLayerPrefix + "norm.weight"));
   }
-  auto out = norm.forward(reference.load("capture." + kHfPrefix + "norm.in0"), gate);
-  EXPECT_LE(relative_error(out, reference.load("capture." + kHfPrefix + "norm.out0")), 1e-6);
+  auto out = norm.forward(reference.load("capture." + testing::kQwen3NextLayerPrefix + "norm.in0"), gate);
+  EXPECT_LE(relative_error(out, reference.load("capture." + testing::kQwen3NextLayerPrefix + "norm.out0")), 1e-6);
 }
 
 TEST(GatedDeltaNet, DecodingTokenByTokenMatchesTheSequence) {

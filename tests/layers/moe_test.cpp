@@ -337,6 +337,31 @@ TEST(TopKRouter, ExpertBiasChangesSelectionButNotWeights) {
   EXPECT_TRUE(at::allclose(biased.probs, unbiased.probs));
 }
 
+TEST(TopKRouter, SqrtSoftplusScoresAreRenormalisedAndScaled) {
+  at::manual_seed(4);
+  auto config = moe_config(2, "sqrtsoftplus", true);
+  config->moe_router_topk_scaling_factor = 1.5;
+  TopKRouter router(*config);
+  auto x = at::randn({16, config->hidden_size}, at::kDouble);
+  auto routing = router.forward(x.to(at::kFloat));
+  // DeepSeek-V4: score_e = sqrt(softplus(x . w_e)); the top 2 scores, over their sum, times 1.5.
+  auto scores = at::sqrt(at::softplus(at::matmul(x, router.named_parameters()["weight"].to(at::kDouble).t())));
+  auto top = at::topk(scores, 2, -1);
+  EXPECT_TRUE(at::equal(std::get<0>(std::get<1>(top).sort(-1)), std::get<0>(routing.indices.sort(-1))));
+  auto expected = scores.gather(1, routing.indices);
+  expected = expected / expected.sum(-1, true) * 1.5;
+  EXPECT_TRUE(at::allclose(routing.weights.to(at::kDouble), expected, 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(routing.probs.sum(-1), at::ones({16}), 1e-6, 1e-6));
+}
+
+TEST(Mlp, ClampedSwiGluClampsTheGateAboveAndUpOnBothSides) {
+  auto gate_up = at::tensor({20.0, -20.0, 3.0, 20.0, -20.0, -3.0}, at::kDouble).view({1, 6});
+  auto out = gated_activation(gate_up, Activation::SiLU, 10.0);
+  // gates (20, -20, 3) -> (10, -20, 3); ups (20, -20, -3) -> (10, -10, -3).
+  auto expected = at::silu(at::tensor({10.0, -20.0, 3.0}, at::kDouble)) * at::tensor({10.0, -10.0, -3.0}, at::kDouble);
+  EXPECT_TRUE(at::allclose(out, expected.view({1, 3}), 1e-12, 1e-12));
+}
+
 // ---- Config errors -------------------------------------------------------------------------
 
 TEST(MoE, BadConfigValuesAreNamed) {

@@ -3,11 +3,8 @@
 // single process unchanged.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
+#include "parallel/checkpoint_across_layouts.h"
 #include "parallel/rank_harness.h"
-#include "parallel/training_comparison.h"
-#include "strata/model/checkpoint.h"
 
 namespace strata {
 namespace {
@@ -20,41 +17,7 @@ std::shared_ptr<const TransformerConfig> two_stage_gpt() {
 
 TEST(ParallelCheckpoint, LoadsAndSavesAcrossLayouts) {
   testing::run_ranks(4, [](parallel::World& world) {
-    const auto config = two_stage_gpt();
-    const auto dir = std::filesystem::temp_directory_path() / ("strata_layout_" + std::string(std::getenv("MASTER_PORT")));
-    const auto ids = at::randint(0, config->vocab_size, {2, 8}, at::make_generator<at::CPUGeneratorImpl>(4), at::kLong);
-    auto pg = parallel::make_process_groups(world, {.tensor_parallel = 2, .pipeline_parallel = 2});
-
-    at::manual_seed(1);
-    auto single = build_language_model(config);
-    const auto reference = single->forward(ids);
-    if (world.rank() == 0) save_model_weights(*single, dir / "single");
-    parallel::barrier(pg.world, "test barrier");
-
-    // One process -> tp 2 x pp 2: every tensor arrives whole, the logits agree.
-    at::manual_seed(2);
-    auto part = parallel::build_parallel_language_model(config, pg);
-    parallel::load_parallel_model_weights(*part, dir / "single");
-    const auto whole = parallel::gather_canonical_state_dict(*part);
-    const auto expected = single->canonical_state_dict();
-    ASSERT_EQ(whole.size(), expected.size());
-    for (const auto& [name, t] : expected) EXPECT_TRUE(at::equal(whole.at(name), t)) << name;
-    const auto logits = testing::pipeline_logits(*part, ids);
-    if (pg.pp_rank() == 1) {
-      EXPECT_LT((logits - reference).abs().max().item<double>(), 1e-5);
-    } else {
-      EXPECT_FALSE(logits.defined());
-    }
-
-    // tp 2 x pp 2 -> one process: the same tensors, so the very same logits.
-    parallel::save_parallel_model_weights(*part, dir / "parallel");
-    at::manual_seed(3);
-    auto reloaded = build_language_model(config);
-    load_model_weights(*reloaded, dir / "parallel");
-    EXPECT_TRUE(at::equal(reloaded->forward(ids), reference));
-
-    parallel::barrier(pg.world, "test barrier");
-    if (world.rank() == 0) std::filesystem::remove_all(dir);
+    testing::expect_checkpoints_cross_layout(world, two_stage_gpt(), {.tensor_parallel = 2, .pipeline_parallel = 2});
   });
 }
 

@@ -4,11 +4,9 @@
 // pp 2 x vp 2 load into one process and the other way round.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
+#include "parallel/checkpoint_across_layouts.h"
 #include "parallel/rank_harness.h"
 #include "parallel/training_comparison.h"
-#include "strata/model/checkpoint.h"
 
 namespace strata {
 namespace {
@@ -142,42 +140,8 @@ TEST(VirtualPipeline, TensorAndSequenceParallelOverVirtualStagesTrainAsOneProces
 
 TEST(VirtualPipeline, CheckpointsCrossBetweenVirtualStagesAndOneProcess) {
   run_ranks(2, [](parallel::World& world) {
-    const auto config = std::shared_ptr<const TransformerConfig>(gpt("[*-]|*-|[*-]|*-"));
-    const auto dir = std::filesystem::temp_directory_path() / ("strata_vpp_" + std::string(std::getenv("MASTER_PORT")));
-    const auto ids = at::randint(0, config->vocab_size, {2, 8}, at::make_generator<at::CPUGeneratorImpl>(4), at::kLong);
-    auto pg = parallel::make_process_groups(world, {.pipeline_parallel = 2});
-
-    at::manual_seed(1);
-    auto single = build_language_model(config);
-    const auto reference = single->forward(ids);
-    if (world.rank() == 0) save_model_weights(*single, dir / "single");
-    parallel::barrier(pg.world, "test barrier");
-
-    // One process -> pp 2 x vp 2: every tensor arrives, the logits agree.
-    at::manual_seed(2);
-    auto part = parallel::build_parallel_language_model(config, pg);
-    ASSERT_EQ(part->num_model_chunks(), 2);
-    parallel::load_parallel_model_weights(*part, dir / "single");
-    const auto whole = parallel::gather_canonical_state_dict(*part);
-    const auto expected = single->canonical_state_dict();
-    ASSERT_EQ(whole.size(), expected.size());
-    for (const auto& [name, t] : expected) EXPECT_TRUE(at::equal(whole.at(name), t)) << name;
-    const auto logits = testing::pipeline_logits(*part, ids);
-    if (pg.pp_rank() == 1) {
-      EXPECT_LT((logits - reference).abs().max().item<double>(), 1e-5);
-    } else {
-      EXPECT_FALSE(logits.defined());
-    }
-
-    // pp 2 x vp 2 -> one process: the same tensors, so the very same logits.
-    parallel::save_parallel_model_weights(*part, dir / "parallel");
-    at::manual_seed(3);
-    auto reloaded = build_language_model(config);
-    load_model_weights(*reloaded, dir / "parallel");
-    EXPECT_TRUE(at::equal(reloaded->forward(ids), reference));
-
-    parallel::barrier(pg.world, "test barrier");
-    if (world.rank() == 0) std::filesystem::remove_all(dir);
+    testing::expect_checkpoints_cross_layout(world, gpt("[*-]|*-|[*-]|*-"), {.pipeline_parallel = 2},
+                                             /*model_chunks=*/2);
   });
 }
 

@@ -85,6 +85,9 @@ struct TransformerConfig {
   bool add_qkv_bias = false;       // the q/k/v projection's bias alone (add_bias_linear implies it)
   bool gated_linear_unit = false;  // fc1 holds [gate; up], act(gate) * up
   Activation activation_func = Activation::GELU;
+  // With a gated linear unit: clamp the gate to at most this and the up half to [-this, this]
+  // before act(gate) * up (Megatron's name; DeepSeek-V4's swiglu_limit). 0: no clamp.
+  double activation_func_clamp_value = 0.0;
 
   // Rotary position embedding.
   double rotary_base = 10000.0;
@@ -154,13 +157,32 @@ struct TransformerConfig {
   int64_t dsa_indexer_head_dim = 0;  // its first qk_pos_emb_head_dim dimensions are rotated
   int64_t dsa_indexer_topk = 0;
 
+  // DeepSeek-V4's shared-KV attention (pattern symbols W, C and H; strata's extension,
+  // docs/layer_patterns.md; HF DeepSeek-V4's names in comments). One key/value head of
+  // kv_channels channels is both key and value for all num_attention_heads query heads; queries
+  // come from a q_lora_rank latent; RoPE rotates the last qk_pos_emb_head_dim channels of every
+  // head in interleaved pairs; each head has a learned sink logit; every query sees the
+  // sliding_window_size newest keys (itself included). C and H layers add compressed entries
+  // (learned pooling of csa_compress_rate / hca_compress_rate tokens) rotated with
+  // compress_rotary_base and compress_rotary_scaling, as are their raw keys; W layers rotate with
+  // rotary_base. C layers read the dsa_indexer_topk entries a compressed lightning indexer
+  // (dsa_indexer_n_heads heads of dsa_indexer_head_dim) picks. The heads' outputs project to the
+  // hidden size through attention_output_groups groups of attention_output_lora_rank each.
+  int64_t sliding_window_size = 0;          // sliding_window
+  int64_t csa_compress_rate = 4;            // compress_rates.compressed_sparse_attention
+  int64_t hca_compress_rate = 128;          // compress_rates.heavily_compressed_attention
+  double compress_rotary_base = 160000.0;   // compress_rope_theta
+  RotaryScaling compress_rotary_scaling;    // rope_parameters.compress
+  int64_t attention_output_groups = 0;      // o_groups
+  int64_t attention_output_lora_rank = 0;   // o_lora_rank
+
   // Mixture of experts (Megatron's moe_* names).
   int64_t num_moe_experts = 0;
   int64_t moe_router_topk = 2;
   int64_t moe_ffn_hidden_size = 0;  // 0: ffn_hidden_size
   int64_t moe_shared_expert_intermediate_size = 0;  // 0: no shared expert
   bool moe_shared_expert_gate = false;              // sigmoid(x . w) scales the shared expert (Qwen)
-  std::string moe_router_score_function = "softmax";  // "softmax" or "sigmoid"
+  std::string moe_router_score_function = "softmax";  // "softmax", "sigmoid" or "sqrtsoftplus" (DeepSeek-V4)
   bool moe_router_norm_topk_prob = true;            // renormalise the top-k weights to sum to 1
   double moe_router_topk_scaling_factor = 1.0;      // multiplies the routed weights (DeepSeek)
   bool moe_router_enable_expert_bias = false;       // aux-loss-free balancing bias (DeepSeek-V3)
@@ -221,5 +243,8 @@ void validate_mamba(const TransformerConfig& config);
 // The MLA fields (validate() runs it when the model has MLA or DSA layers, '+' or 'D'), and with
 // `sparse` the dsa_indexer_* fields too (a D).
 void validate_latent_attention(const TransformerConfig& config, bool sparse);
+// The shared-KV attention fields (validate() runs it when the model has a W, C or H layer), and
+// with `indexed` the dsa_indexer_* fields too (a C).
+void validate_shared_kv_attention(const TransformerConfig& config, bool indexed);
 
 }  // namespace strata

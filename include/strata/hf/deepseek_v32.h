@@ -23,6 +23,9 @@ std::string deepseek_v32_layer_pattern(const io::DeepseekV32Config& config);
 // linear, yarn and llama3, group-limited routing).
 TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& config);
 TensorMap deepseek_v32_tensor_map(const TransformerConfig& config);
-HfModel build_deepseek_v32(const io::DeepseekV32Config& config);
+// For export: the DeepSeek-V3.2 config of a model whose layers are DSA + (MLP or MoE) pairs, MTP
+// depths included. Routing is written ungrouped (n_group = topk_group = 1); a model without MoE
+// layers keeps HF's default MoE sizes, which then size nothing.
+io::DeepseekV32Config deepseek_v32_hf_config(const TransformerConfig& config);
 
 }  // namespace strata::hf

@@ -24,6 +24,7 @@ struct HfCheckResult {
   double grad_rel_max = 0.0;
   std::vector<std::pair<std::string, double>> grad_rel;  // per HF parameter, worst first
   bool pass = false;
+  at::Tensor logits;  // strata's, on the CPU (scripts/check_hf_export.py compares them with HF's)
 };
 
 HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device = at::kCPU,

@@ -11,6 +11,9 @@ TransformerConfig nemotron_h_transformer_config(const io::NemotronHConfig& confi
 // HF layer i is canonical layer i. The checkpoint's tensors are under backbone.*, HF's modules
 // (and so its gradients) under model.*.
 TensorMap nemotron_h_tensor_map(const TransformerConfig& config);
-HfModel build_nemotron_h(const io::NemotronHConfig& config);
+// For export: the Nemotron-H config of a model whose canonical layers are Mamba2, attention and
+// MLP layers. HF's PyTorch path floors dt at time_step_min: a lower limit at or below it is
+// written as HF's default 0. The MoE fields keep HF's defaults (strata builds no Nemotron-H MoE).
+io::NemotronHConfig nemotron_h_hf_config(const TransformerConfig& config);
 
 }  // namespace strata::hf

@@ -7,6 +7,8 @@ namespace strata::hf {
 
 TransformerConfig qwen3_transformer_config(const io::Qwen3Config& config);
 TensorMap qwen3_tensor_map(const TransformerConfig& config);
-HfModel build_qwen3(const io::Qwen3Config& config);
+// For export: the Qwen3 config of a model whose layers are attention + dense MLP pairs; every
+// other field is copied for export to compare (hf/export.h), the layers are checked here.
+io::Qwen3Config qwen3_hf_config(const TransformerConfig& config);
 
 }  // namespace strata::hf

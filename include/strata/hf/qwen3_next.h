@@ -16,6 +16,9 @@ std::string qwen3_next_layer_pattern(const io::Qwen3NextConfig& config);
 TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& config);
 // Errors name a layer of the config's pattern that is not one fused sequence + channel mixer pair.
 TensorMap qwen3_next_tensor_map(const TransformerConfig& config);
-HfModel build_qwen3_next(const io::Qwen3NextConfig& config);
+// For export: the Qwen3-Next config of a model whose layers are (Gated DeltaNet or attention) +
+// (MLP or MoE) pairs. Dense layers are listed in mlp_only_layers; the sizes of a kind of layer the
+// model lacks (MoE, Gated DeltaNet) are HF's defaults, which then size nothing.
+io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& config);
 
 }  // namespace strata::hf

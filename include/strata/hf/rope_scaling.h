@@ -12,4 +12,9 @@ namespace strata::hf {
 // ("dynamic", "longrope", ...) fails, naming it; `arch` ("qwen3", ...) begins every error.
 RotaryScaling rotary_scaling_from_hf(const io::RopeParameters& rope, std::string_view arch);
 
+// The inverse, for export: HF's RoPE fields for strata's theta, rotated fraction and scaling. The
+// fields that hold HF's default and that HF's files
+// leave out (YaRN's truncate true, an unset mscale) are left out.
+io::RopeParameters rope_parameters_from(double rope_theta, double partial_rotary_factor, const RotaryScaling& scaling);
+
 }  // namespace strata::hf

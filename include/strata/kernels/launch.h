@@ -111,18 +111,23 @@ constexpr bool chunk_state_scan_fits(int64_t key_dim, int64_t chunk) {
 }
 
 // The chunked delta rule's hand-off between chunks, as a scan over the `chunks` chunks of each of
-// `batch_heads` (sequence, head) pairs, all float32 and contiguous:
-//   X = x0                                    x0 [batch_heads, key_dim, value_dim]
+// `pairs` (sequence, head) pairs, all float32 and contiguous:
+//   X = x0                                    x0 [pairs, key_dim, value_dim]
 //   for n = 0 .. chunks - 1 (reverse: from the last):
-//     states[n] = X                           states [batch_heads, chunks, key_dim, value_dim]
-//     y[n] = y_init[n] + y_sign a[n] X        y, y_init [batch_heads, chunks, chunk, value_dim]
+//     states[n] = X                           states [pairs, chunks, key_dim, value_dim]
+//     y[n] = y_init[n] + y_sign a[n] X        y, y_init [pairs, chunks, chunk, value_dim]
 //     X = decay[n] X + x_sign b[n]^T y[n] + x_add[n]   a, b [.., chunks, chunk, key_dim]; decay [.., chunks]
 //   x_final = X
-// x_add may be null (zero). key_dim and chunk within chunk_state_scan_fits; a and b 16-byte aligned. The forward and the backward of strata::delta_rule_chunk_states.
+// With chunk_offsets (int64 [segments + 1], from 0 to chunks, nondecreasing) each pair's chunks
+// form segments, scanned independently: segment s covers chunks chunk_offsets[s] ..
+// chunk_offsets[s + 1] - 1, starts from x0[s][pair] and ends in x_final[s][pair] (x0 and x_final
+// [segments, pairs, key_dim, value_dim]); without, segments is ignored. x_add may be null (zero).
+// key_dim and chunk within chunk_state_scan_fits; a and b 16-byte aligned. The forward and the
+// backward of strata::delta_rule_chunk_states.
 void chunk_state_scan(const float* x0, const float* y_init, const float* a, const float* b, const float* decay,
-                      const float* x_add, float* states, float* y, float* x_final, int64_t batch_heads, int64_t chunks,
-                      int64_t chunk, int64_t key_dim, int64_t value_dim, float y_sign, float x_sign, bool reverse,
-                      Stream stream);
+                      const float* x_add, const int64_t* chunk_offsets, int64_t segments, float* states, float* y,
+                      float* x_final, int64_t pairs, int64_t chunks, int64_t chunk, int64_t key_dim,
+                      int64_t value_dim, float y_sign, float x_sign, bool reverse, Stream stream);
 
 // Largest row length (head dimension) the gated RMSNorm kernels take; larger rows run the twin.
 constexpr int64_t kMaxGatedRmsNormDim = 1024;
@@ -166,18 +171,23 @@ inline int64_t causal_conv1d_partial_rows(int64_t batch, int64_t seq) {
 // dtype, contiguous; width in 1..kMaxConvWidth), x being zero before t = 0:
 //   out[b, t, c] = silu(dtype(sum_j weight[c, j] x[b, t - (width - 1) + j, c]))
 // out contiguous [batch, seq, channels]. float32 math; the sum is rounded to the dtype before the
-// SiLU, as the twin's conv output is.
+// SiLU, as the twin's conv output is. With cu_seqlens (packed documents: int64 [documents + 1] on
+// the device, 0 = cu_seqlens[0] < ... < cu_seqlens[documents] = seq, batch 1) x is also zero before
+// each document's first token; null for none.
 void causal_conv1d_silu_forward(Dtype dtype, const void* x, int64_t stride_b, int64_t stride_t, const void* weight,
-                                void* out, int64_t batch, int64_t seq, int64_t channels, int64_t width, Stream stream);
+                                void* out, const int64_t* cu_seqlens, int64_t documents, int64_t batch, int64_t seq,
+                                int64_t channels, int64_t width, Stream stream);
 
 // The backward from grad_out (contiguous [batch, seq, channels]), recomputing the conv: with
 // grad_pre = dtype(grad_out * silu'(pre)), grad_x (contiguous, like out) = sum_j weight[c, j]
-// grad_pre[b, t + (width - 1) - j, c], and the weight gradient as float32 partial sums
-// grad_w_partial [causal_conv1d_partial_rows(batch, seq), channels, width] of grad_pre * x over
-// each row's (sequence, time tile) (sum them over dim 0). Deterministic: every sum has a fixed order.
+// grad_pre[b, t + (width - 1) - j, c] (terms from the same document only), and the weight
+// gradient as float32 partial sums grad_w_partial [causal_conv1d_partial_rows(batch, seq),
+// channels, width] of grad_pre * x over each row's (sequence, time tile) (sum them over dim 0).
+// Deterministic: every sum has a fixed order.
 void causal_conv1d_silu_backward(Dtype dtype, const void* grad_out, const void* x, int64_t stride_b, int64_t stride_t,
-                                 const void* weight, void* grad_x, float* grad_w_partial, int64_t batch, int64_t seq,
-                                 int64_t channels, int64_t width, Stream stream);
+                                 const void* weight, void* grad_x, float* grad_w_partial, const int64_t* cu_seqlens,
+                                 int64_t documents, int64_t batch, int64_t seq, int64_t channels, int64_t width,
+                                 Stream stream);
 
 // Largest matrix size unit_lower_inverse takes; larger ones run the twin.
 constexpr int64_t kMaxUnitLowerInverseSize = 128;
@@ -187,5 +197,26 @@ constexpr int64_t kMaxUnitLowerInverseSize = 128;
 // lower triangular: exact zeros above the diagonal, ones on it. The forward of
 // strata::kernels::unit_lower_inverse.
 void unit_lower_inverse(const float* a, float* t, int64_t count, int64_t n, Stream stream);
+
+// Widest key (Dk) the decoding step kernel takes: each of its threads keeps Dk / 8 rows of one
+// state column in registers. Wider keys run the twin.
+constexpr int64_t kMaxDeltaStepKeyDim = 256;
+
+// Element strides of the batch and head dimensions of a [B, H, ...] input (its last dimension,
+// if any, contiguous).
+struct HeadStrides {
+  int64_t batch, head;
+};
+
+// One decoding step of the gated delta rule for each (sequence b, head h), in float32, on the
+// state S = state[b, h] (float32, contiguous [batch, heads, key_dim, value_dim], advanced in place):
+//   S = exp(g) S;   u = beta (v - S^T k);   S = S + k u^T;   out = dtype(S^T q)
+// q, k [B, H, key_dim] and g [B, H] float32; v [B, H, value_dim] and beta [B, H] in `dtype`; out
+// contiguous [B, H, value_dim] in `dtype`. key_dim up to kMaxDeltaStepKeyDim. The forward of
+// strata::kernels::gated_delta_rule_step (inference only: no backward).
+void gated_delta_rule_step(Dtype dtype, const float* q, HeadStrides q_strides, const float* k, HeadStrides k_strides,
+                           const void* v, HeadStrides v_strides, const float* g, HeadStrides g_strides,
+                           const void* beta, HeadStrides beta_strides, float* state, void* out, int64_t batch,
+                           int64_t heads, int64_t key_dim, int64_t value_dim, Stream stream);
 
 }  // namespace strata::kernels::launch

@@ -12,6 +12,9 @@
 // STRATA_FUSED_KERNELS=0.
 #include <ATen/ATen.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "strata/kernels/chunk_state_scan.h"
 
 namespace strata {
@@ -19,7 +22,7 @@ namespace strata {
 struct DeltaRuleChunkStates {
   at::Tensor entering;     // [B, H, N, Dk, Dv]: S_n, the state as chunk n starts
   at::Tensor delta;        // [B, H, N, C, Dv]: delta_n, the corrections chunk n writes
-  at::Tensor final_state;  // [B, H, Dk, Dv]: S_N
+  at::Tensor final_state;  // [B, H, Dk, Dv] ([S, B, H, Dk, Dv] with segments): S_N, or each segment's last
 };
 
 // U [B, H, N, C, Dv], W and k_to_end [B, H, N, C, Dk], chunk_decay [B, H, N], initial
@@ -27,9 +30,14 @@ struct DeltaRuleChunkStates {
 // tf32_products: the backward's two gradient products (W's and k_to_end's) run on TF32 tensor
 // cores (tf32_matmul.h), for a rule whose output is bf16 or fp16 anyway; the scan itself stays
 // float32.
+// chunk_offsets (packed documents): S + 1 offsets from 0 to N, segment s the chunks
+// chunk_offsets[s] .. chunk_offsets[s + 1] - 1 of every (B, H); the state restarts from initial[s]
+// (then [S, B, H, Dk, Dv]) at each segment's first chunk, and final_state[s] is the state after
+// its last. Empty: one sequence per (B, H).
 DeltaRuleChunkStates delta_rule_chunk_states(const at::Tensor& U, const at::Tensor& W, const at::Tensor& k_to_end,
                                              const at::Tensor& chunk_decay, const at::Tensor& initial,
-                                             bool tf32_products = false);
+                                             bool tf32_products = false,
+                                             const std::vector<int64_t>& chunk_offsets = {});
 
 // The scan as a loop over chunks in differentiable ATen ops: the kernel's twin.
 kernels::ChunkScanResult chunk_state_scan_reference(const kernels::ChunkScanInputs& in);

@@ -10,6 +10,8 @@
 // them per key head, see hf/gated_delta_net_layout.h), conv1d.weight [2 nk dk + nv dv, 1, K]
 // (no bias), dt_bias [nv], A_log [nv], out_norm.weight [dv], out_proj.weight [hidden, nv dv].
 // Shapes come from the config's linear_* fields, the norm's epsilon from layernorm_epsilon.
+#include <optional>
+
 #include "strata/layers/gated_delta_net_slots.h"
 #include "strata/spec/backend.h"
 
@@ -58,12 +60,14 @@ class GatedDeltaNet : public SequenceMixer {
   static Builder<slots::SelfAttention> builder(GatedDeltaNetSubmodules submodules);
 
   // Training / prefill: the whole sequence through the chunked delta rule. Without ctx.cache it
-  // starts from a zero state; with it, it continues the cached state and advances it (one-token
-  // decode steps then take the recurrent form).
+  // starts from a zero state, or with ctx.cu_seqlens from a zero state (and a zero conv history)
+  // at each packed document's start; with it, it continues the cached state and advances it
+  // (one-token decode steps then take the fused recurrent step, kernels/gated_delta_rule_step.h).
   MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
 
   // Decoding: hidden [B, T, hidden] continues the sequences in `state` through the recurrent
-  // form; state (conv inputs and delta-rule state) is advanced past the T tokens.
+  // form (the fused step for T = 1); state (conv inputs and delta-rule state) is advanced past the
+  // T tokens, the delta-rule state in place where the step's CUDA kernel runs.
   MixerOutput forward_recurrent(const at::Tensor& hidden, GatedDeltaNetState& state);
 
   // Zero conv and delta-rule state for `batch` sequences, as before the first token.
@@ -71,8 +75,10 @@ class GatedDeltaNet : public SequenceMixer {
 
  private:
   enum class Form { chunked, recurrent };
-  // The mixer from `state` (null: from zeros, nothing kept), advancing it when given.
-  MixerOutput mix(const at::Tensor& hidden, GatedDeltaNetState* state, Form form);
+  // The mixer from `state` (null: from zeros, nothing kept), advancing it when given; cu_seqlens
+  // (packed documents) only without a state.
+  MixerOutput mix(const at::Tensor& hidden, GatedDeltaNetState* state, Form form,
+                  const std::optional<at::Tensor>& cu_seqlens);
 
   int64_t layer_number_;
   int64_t num_key_heads_, num_value_heads_, key_head_dim_, value_head_dim_;

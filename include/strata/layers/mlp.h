@@ -25,11 +25,16 @@ class Mlp : public ChannelMixer {
  private:
   Activation activation_;
   bool gated_;
+  double clamp_value_;
   std::shared_ptr<LinearModule> linear_fc1_;
   std::shared_ptr<LinearModule> linear_fc2_;
 };
 
 // act(x) for the configured activation.
 at::Tensor activate(const at::Tensor& x, Activation activation);
+
+// act(gate) * up from fc1's output [..., 2F] = [gate; up]; with clamp_value > 0 (DeepSeek-V4's
+// swiglu_limit) the gate is first clamped to at most clamp_value and up to [-clamp_value, clamp_value].
+at::Tensor gated_activation(const at::Tensor& gate_up, Activation activation, double clamp_value);
 
 }  // namespace strata

@@ -47,6 +47,7 @@ class GroupedExperts : public torch::nn::Module {
   ProcessGroups pg_;
   Activation activation_;
   bool gated_;
+  double clamp_value_;
   std::shared_ptr<GroupedLinear> linear_fc1_;
   std::shared_ptr<GroupedLinear> linear_fc2_;
 };

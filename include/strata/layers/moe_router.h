@@ -11,9 +11,10 @@
 
 namespace strata {
 
-enum class RouterScoreFunction { Softmax, Sigmoid };
+// Softmax over the experts, or per expert sigmoid(logit) or sqrt(softplus(logit)) (DeepSeek-V4).
+enum class RouterScoreFunction { Softmax, Sigmoid, SqrtSoftplus };
 
-// "softmax" / "sigmoid"; errors name moe_router_score_function and list the valid values.
+// "softmax" / "sigmoid" / "sqrtsoftplus"; errors name moe_router_score_function and list the valid values.
 RouterScoreFunction parse_router_score_function(const std::string& value);
 
 struct Routing {

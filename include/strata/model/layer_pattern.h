@@ -9,6 +9,8 @@
 //   /  starts a multi-token-prediction (MTP) depth; every depth repeats one pattern
 //   [..] fuses a sequence mixer and the channel mixer after it into one TransformerLayer
 //        (strata's extension, as in Megatron-LM PR #4463)
+//   W  sliding-window attention    C  compressed sparse attention    H  heavily compressed attention
+//        (DeepSeek-V4's three shared-KV attention kinds; strata's extension, layers/shared_kv_attention.h)
 //   A  strata's former symbol for MLA, still read (old configs and checkpoints carry it); `+` is printed
 //
 // Every symbol is one canonical layer (checkpoints number layers as if nothing were fused), so a
@@ -24,7 +26,16 @@
 
 namespace strata {
 
-enum class SequenceMixerKind { Mamba2, Attention, GatedDeltaNet, DeepSeekSparseAttention, MultiLatentAttention };
+enum class SequenceMixerKind {
+  Mamba2,
+  Attention,
+  GatedDeltaNet,
+  DeepSeekSparseAttention,
+  MultiLatentAttention,
+  SlidingWindowAttention,
+  CompressedSparseAttention,
+  HeavilyCompressedAttention,
+};
 enum class ChannelMixerKind { Mlp, MoE };
 
 char symbol(SequenceMixerKind kind);

@@ -15,6 +15,7 @@
 #include "strata/layers/mlp.h"
 #include "strata/layers/moe.h"
 #include "strata/layers/self_attention.h"
+#include "strata/layers/shared_kv_attention.h"
 #include "strata/model/language_model.h"
 #include "strata/model/transformer_block.h"
 
@@ -84,6 +85,12 @@ LayerRegistry default_layer_registry(const B& backend, const TransformerConfig& 
   registry.set(ChannelMixerKind::MoE, MoE::builder(moe_submodules(backend, config)));
   registry.set(SequenceMixerKind::MultiLatentAttention, MultiLatentAttention::builder(mla_submodules(backend)));
   registry.set(SequenceMixerKind::DeepSeekSparseAttention, MultiLatentAttention::builder(dsa_submodules(backend)));
+  registry.set(SequenceMixerKind::SlidingWindowAttention,
+               SharedKvAttention::builder(shared_kv_attention_submodules(backend, CompressedBranch::None)));
+  registry.set(SequenceMixerKind::CompressedSparseAttention,
+               SharedKvAttention::builder(shared_kv_attention_submodules(backend, CompressedBranch::Sparse)));
+  registry.set(SequenceMixerKind::HeavilyCompressedAttention,
+               SharedKvAttention::builder(shared_kv_attention_submodules(backend, CompressedBranch::Heavy)));
   return registry;
 }
 

@@ -34,7 +34,18 @@ struct ForwardContext {
   // reports each depth's loss here. Without labels (evaluation, generation) MTP does not run.
   std::optional<at::Tensor> labels;
   std::vector<at::Tensor> mtp_losses;
+  // Packed documents (kernels/packed_documents.h): a batch of one row holding documents back to
+  // back, cu_seqlens [N + 1] their offsets. Gated DeltaNet restarts its conv and state at each
+  // document; the other sequence mixers refuse it (refuse_packed_documents) until they do the same.
+  std::optional<at::Tensor> cu_seqlens;
 };
+
+// For sequence mixers that would mix tokens across documents: packed documents are refused.
+inline void refuse_packed_documents(const ForwardContext& ctx, const char* mixer) {
+  if (ctx.cu_seqlens)
+    fail(mixer, ": packed documents (ForwardContext::cu_seqlens) are not supported; only Gated DeltaNet keeps "
+                "documents apart so far");
+}
 
 class NormModule : public torch::nn::Module {
  public:

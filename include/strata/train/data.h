@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,12 @@ class DataSource {
  public:
   virtual ~DataSource() = default;
   virtual Batch next(int64_t batch_size, int64_t seq_length) = 0;
-  // The index-th evaluation batch; the same every time it is asked for.
+  // The index-th evaluation batch; the same every time it is asked for. Row r of batch i is the
+  // held-out sequence i * batch_size + r, wrapping around the held-out split.
   virtual Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const = 0;
+  // How many distinct sequences of seq_length the held-out split holds before it wraps around;
+  // none for synthetic data, which never repeats.
+  virtual std::optional<int64_t> held_out_sequences(int64_t seq_length) const = 0;
   virtual uint64_t position() const = 0;  // how far next() has read
   virtual void seek(uint64_t position) = 0;
   virtual int64_t vocab_size() const = 0;
@@ -55,6 +60,7 @@ class TokenStreamData : public DataSource {
  public:
   Batch next(int64_t batch_size, int64_t seq_length) override;
   Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
+  std::optional<int64_t> held_out_sequences(int64_t seq_length) const override;
   uint64_t position() const override { return position_; }
   void seek(uint64_t position) override { position_ = position; }
   void check_fits(int64_t seq_length, bool evaluates) const override;
@@ -133,6 +139,7 @@ class MqarData : public DataSource {
   MqarData(int64_t vocab_size, int64_t num_kv_pairs, uint64_t seed);
   Batch next(int64_t batch_size, int64_t seq_length) override;
   Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
+  std::optional<int64_t> held_out_sequences(int64_t /*seq_length*/) const override { return std::nullopt; }
   uint64_t position() const override { return position_; }
   void seek(uint64_t position) override { position_ = position; }
   int64_t vocab_size() const override { return vocab_size_; }
@@ -153,6 +160,7 @@ class RandomTokenData : public DataSource {
   explicit RandomTokenData(int64_t vocab_size);
   Batch next(int64_t batch_size, int64_t seq_length) override;
   Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
+  std::optional<int64_t> held_out_sequences(int64_t /*seq_length*/) const override { return std::nullopt; }
   uint64_t position() const override { return position_; }
   void seek(uint64_t position) override { position_ = position; }
   int64_t vocab_size() const override { return vocab_size_; }

@@ -43,6 +43,7 @@ class MegatronData : public DataSource {
 
   Batch next(int64_t batch_size, int64_t seq_length) override;
   Batch held_out(int64_t index, int64_t batch_size, int64_t seq_length) const override;
+  std::optional<int64_t> held_out_sequences(int64_t /*seq_length*/) const override { return valid_.size; }
   uint64_t position() const override { return position_; }
   void seek(uint64_t position) override { position_ = position; }
   int64_t vocab_size() const override { return spec_.vocab_size; }

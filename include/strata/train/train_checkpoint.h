@@ -5,6 +5,7 @@
 //   SAVE/iter_0000060/optimizer.safetensors   AdamW state by canonical parameter name
 //   SAVE/iter_0000060/rng.safetensors         RNG states
 //   SAVE/iter_0000060/state.json              iteration, data position, model config, run identity
+//   SAVE/iter_0000060/tokenizer/              the run's tokenizer files, when it has a tokenizer
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <string_view>
 
 #include "strata/model/language_model.h"
+#include "strata/text/tokenizer_files.h"
 #include "strata/train/optimizer.h"
 
 namespace strata::train {
@@ -21,6 +23,10 @@ struct TrainingState {
   int64_t iteration = 0;
   uint64_t data_position = 0;
   nlohmann::json run;  // run_identity.h; null in checkpoints written before strata saved it
+  // The run's tokenizer (--tokenizer-model, an --load-hf folder's, or the resumed checkpoint's),
+  // copied into each checkpoint for generate, eval and export. Not read back by a load: it is
+  // where the files lie, not the run's state.
+  std::vector<text::TokenizerFile> tokenizer;
 };
 
 // Refuses weights that hold NaN or infinity (a diverged run must not overwrite a good checkpoint).
@@ -53,6 +59,8 @@ TrainingState load_training_checkpoint(const std::filesystem::path& load_dir, La
 
 // The model config a checkpoint was saved with (state.json), for `strata generate`.
 nlohmann::json checkpoint_config(const std::filesystem::path& load_dir);
+// The tokenizer/ folder of the latest checkpoint, when its run had a tokenizer.
+std::optional<std::filesystem::path> checkpoint_tokenizer_dir(const std::filesystem::path& load_dir);
 std::filesystem::path latest_checkpoint_dir(const std::filesystem::path& load_dir);
 
 }  // namespace strata::train

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "strata/model/language_model.h"
+#include "strata/text/tokenizer_files.h"
 #include "strata/train/data.h"
 #include "strata/train/lr_schedule.h"
 #include "strata/train/optimizer.h"
@@ -49,6 +50,7 @@ struct TrainOptions {
   bool override_opt_param_scheduler = false;  // a resumed run may change the schedule (Megatron's flag)
   int64_t save_interval = 0;  // 0: save only at the end
   std::string metrics;        // JSONL path
+  std::vector<text::TokenizerFile> tokenizer;  // copied into every checkpoint (train_checkpoint.h)
   int64_t log_interval = 1;
   int64_t eval_interval = 0;  // 0: evaluate only at the end
   int64_t eval_iters = 2;     // global batches per evaluation; 0: no evaluation (Megatron's meaning)
