@@ -23,6 +23,16 @@ int main(int argc, char** argv) {
   c.ffn_hidden_size = 2816;
   c.vocab_size = 32768;
   c.layernorm_epsilon = 1e-6;
+  // The Llama-style block PyTorch's side builds (where Megatron's defaults differ).
+  c.position_embedding_type = strata::PositionEmbeddingType::Rope;
+  c.normalization = strata::Normalization::RMSNorm;
+  c.add_bias_linear = false;
+  c.gated_linear_unit = true;
+  c.activation_func = strata::Activation::SiLU;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.share_embeddings_and_output_weights = false;
+  c.fp32_residual_connection = true;
   strata::train::TrainOptions o;
   o.seq_length = 2048;
   o.micro_batch_size = 8;
@@ -45,7 +55,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", o.train_iters, "measured steps plus warmup");
   app.add_option("--warmup", warmup, "steps left out of the measurement");
   app.add_option("--device", device);
-  app.add_flag("--recompute", o.recompute);
+  bool recompute = false;
+  app.add_flag("--recompute", recompute, "full recompute: each layer's activations rerun in backward");
   int64_t streams = 0;
   app.add_option("--hyper-connections", streams, "mHC with this many residual streams (0: plain residual)");
   app.add_option("--fp32-residual-connection", c.fp32_residual_connection,
@@ -54,9 +65,10 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", profile, "also print to stderr the kernels of 3 more steps by GPU time (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
   if (streams > 0) {
-    c.enable_hyper_connections = true;
-    c.num_residual_streams = streams;
+    c.enable_mhc_connections = true;
+    c.mhc_num_residual_streams = streams;
   }
+  if (recompute) c.recompute_granularity = "full";
   c.num_query_groups = c.num_attention_heads;
   if (!pattern.empty()) {
     c.hybrid_layer_pattern = pattern;

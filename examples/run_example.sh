@@ -11,5 +11,5 @@ run_example() {
   "${STRATA:-$repo/build/strata}" train --model-config "$here/model.json" \
     --data-path "$repo/tests/fixtures/text/megatron_indexed/corpus_uint16" --split 90,10,0 \
     --tokenizer-type HuggingFaceTokenizer --tokenizer-model "$repo/tests/fixtures/text/bytelevel_bpe" \
-    --seq-length 64 --micro-batch-size 8 --global-batch-size 16 --eval-iters 2 "$@"
+    --seq-length 64 --micro-batch-size 8 --global-batch-size 16 --eval-iters 2 --log-interval 1 "$@"
 }

@@ -100,12 +100,13 @@ seed_layer_pattern() {
 seed_model_config() {
   local i=0 config
   for config in \
-    '{"num_layers":2,"hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":2,"kv_channels":8,"vocab_size":64}' \
+    '{"num_layers":2,"hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":2,"kv_channels":8,"vocab_size":64,"max_position_embeddings":64}' \
     '{"num_layers":6,"hybrid_layer_pattern":"[G-][*-]M-","hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":4,"kv_channels":8,"vocab_size":64,"mamba_head_dim":16,"mamba_num_groups":2}' \
     '{"num_layers":3,"moe_layer_freq":[1,0,1],"linear_attention_freq":2,"hidden_size":16,"ffn_hidden_size":16,"num_attention_heads":2,"num_query_groups":1,"kv_channels":8,"vocab_size":32,"num_moe_experts":4}' \
     '{"num_layers":2,"hybrid_layer_pattern":"D-","hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":4,"kv_channels":8,"vocab_size":64,"q_lora_rank":16,"kv_lora_rank":16,"qk_head_dim":8,"qk_pos_emb_head_dim":4,"v_head_dim":8,"dsa_indexer_n_heads":2,"dsa_indexer_head_dim":8,"dsa_indexer_topk":4}' \
     '{"num_layers":1,"hidden_size":8,"ffn_hidden_size":8,"num_attention_heads":1,"num_query_groups":1,"kv_channels":8,"vocab_size":8,"rotary_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":4096,"attention_factor":null}}' \
-    '{"num_layers":1,"hidden_size":8,"ffn_hidden_size":8,"num_attention_heads":1,"num_query_groups":1,"kv_channels":8,"vocab_size":8,"enable_hyper_connections":true,"mamba_time_step_limit_max":null}' \
+    '{"num_layers":1,"hidden_size":8,"ffn_hidden_size":8,"num_attention_heads":1,"num_query_groups":1,"kv_channels":8,"vocab_size":8,"enable_mhc_connections":true,"mamba_time_step_limit_max":null}' \
+    '{"num_layers":1,"hidden_size":8,"num_attention_heads":1,"kv_channels":null,"vocab_size":8,"position_embedding_type":"rope","enable_mhc_connections":true,"recompute_granularity":"selective","recompute_modules":["mhc"]}' \
     '{"num_layers":6,"experimental_attention_variant":"gdn","linear_attention_freq":"([1]*2+[0])*2","moe_layer_freq":null,"hidden_size":16,"ffn_hidden_size":16,"num_attention_heads":2,"num_query_groups":1,"kv_channels":8,"vocab_size":32,"num_moe_experts":4,"moe_ffn_hidden_size":8,"linear_key_head_dim":8,"linear_value_head_dim":8,"linear_num_key_heads":1,"linear_num_value_heads":2}' \
     '{"num_layers":10,"hybrid_attention_ratio":0.3,"hybrid_mlp_ratio":0.3,"hidden_size":32,"ffn_hidden_size":64,"num_attention_heads":4,"num_query_groups":4,"kv_channels":8,"vocab_size":64,"mamba_head_dim":16,"mamba_num_groups":2}' \
     '{"num_layers":"2"}' '[]' '{"num_layers":2,' '{"bogus":1}'; do

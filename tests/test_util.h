@@ -44,8 +44,24 @@ inline at::Device test_device() {
   return env && std::string(env) == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
 }
 
+// The block the unit tests were written for, wherever Megatron's defaults (TransformerConfig's)
+// differ: rotary positions, RMSNorm, no biases, SwiGLU, no dropout, an untied output layer and a
+// float32 residual under autocast.
+inline void use_llama_style(TransformerConfig& c) {
+  c.position_embedding_type = PositionEmbeddingType::Rope;
+  c.normalization = Normalization::RMSNorm;
+  c.add_bias_linear = false;
+  c.gated_linear_unit = true;
+  c.activation_func = Activation::SiLU;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.share_embeddings_and_output_weights = false;
+  c.fp32_residual_connection = true;
+}
+
 inline std::shared_ptr<TransformerConfig> small_config() {
   auto c = std::make_shared<TransformerConfig>();
+  use_llama_style(*c);
   c->num_layers = 2;
   c->hidden_size = 32;
   c->ffn_hidden_size = 48;

@@ -4,6 +4,7 @@
 
 #include "flag_checks.h"
 #include "strata/core/error.h"
+#include "strata/core/parse_number.h"
 #include "strata/io/megatron_indexed.h"
 #include "strata/train/megatron_blend.h"
 
@@ -14,7 +15,9 @@ void add_data_flags(CLI::App& cmd, DataFlags& f, const std::string& data_path_he
   cmd.add_option("--data-path", f.data_path, data_path_help);
   cmd.add_option("--data-format", f.data_format, "text (bytes as tokens), uint16 or uint32 (token files)")
       ->check(CLI::IsMember({"text", "uint16", "uint32"}));
-  cmd.add_option("--split", f.split, "train,valid,test shares of each indexed dataset's documents");
+  cmd.add_option("--split", f.split,
+                 "train,valid,test weights: of each indexed dataset's documents (default 969,30,1), or of a text or "
+                 "token file in order (default: the last 5% held out)");
   cmd.add_flag("--eod-mask-loss", f.eod_mask_loss, "indexed data: no loss on the prediction made at an EOD token");
   cmd.add_option("--eod-token-id", f.eod_token_id,
                  "the end-of-document token's id (for --eod-mask-loss; default: the tokenizer's)")
@@ -22,6 +25,29 @@ void add_data_flags(CLI::App& cmd, DataFlags& f, const std::string& data_path_he
 }
 
 namespace {
+
+// Megatron's --split "train,valid,test" (or with '/'): the weights, normalised.
+std::vector<double> split_fractions(const std::string& text) {
+  std::vector<double> weights;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const auto end = text.find_first_of(",/", start);
+    const auto part = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    weights.push_back(parse_finite_double(part, cat("--split '", text, "' weight")));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (weights.size() > 3) fail("--split '", text, "': expected at most 3 weights (train, validation, test)");
+  weights.resize(3, 0.0);
+  double sum = 0.0;
+  for (auto w : weights) {
+    if (w < 0.0) fail("--split '", text, "': weight ", w, " is negative");
+    sum += w;
+  }
+  if (!(weights[0] > 0.0)) fail("--split '", text, "': expected a positive training weight");
+  for (auto& w : weights) w /= sum;
+  return weights;
+}
 
 bool exists(const std::string& path) {
   std::error_code error;
@@ -58,6 +84,7 @@ nlohmann::json indexed_data_spec(const DataFlags& f, const DataSpecSettings& s) 
     if (!vocab_size) vocab_size = tokenizer->vocab_size();
     if (!eod_token_id) eod_token_id = tokenizer->eod_id();
   }
+  if (!eod_token_id) eod_token_id = s.fallback_eod_token_id;
   auto datasets = nlohmann::json::array();
   for (size_t d = 0; d < blend.prefixes.size(); ++d) {
     nlohmann::json dataset = {{"path", blend.prefixes[d]}};
@@ -79,16 +106,22 @@ nlohmann::json indexed_data_spec(const DataFlags& f, const DataSpecSettings& s) 
 
 nlohmann::json data_spec_from_flags(const DataFlags& f, const DataSpecSettings& s) {
   if (f.data_path.size() > 1 || names_indexed_dataset(f, f.data_path.at(0))) return indexed_data_spec(f, s);
-  for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id"})
-    if (f.given(flag))
-      fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0],
-           " is a file (text and token files hold out their last 5 %)");
+  for (const char* flag : {"--eod-mask-loss", "--eod-token-id"})
+    if (f.given(flag)) fail(flag, ": applies to Megatron indexed datasets; --data-path ", f.data_path[0], " is a file");
   nlohmann::json spec = {{"kind", f.data_format}, {"path", f.data_path[0]}};
   if (f.data_format != "text") {
     if (!s.vocab_size) fail("--data-format ", f.data_format, ": give the tokenizer's --vocab-size");
     spec["vocab_size"] = *s.vocab_size;
   }
+  if (f.given("--split")) set_file_split(f, spec);
   return spec;
+}
+
+void set_file_split(const DataFlags& f, nlohmann::json& spec) {
+  const auto fractions = split_fractions(f.split);
+  spec["held_out_fraction"] = fractions[1];
+  spec.erase("test_fraction");
+  if (fractions[2] > 0.0) spec["test_fraction"] = fractions[2];
 }
 
 }  // namespace strata::tools

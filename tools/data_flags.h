@@ -1,7 +1,7 @@
 #pragma once
 // The data flags strata train and strata eval share (Megatron's names): --data-path names a text
-// or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ..." divided by --split; the spec
-// they make is what open_data_source (train/data.h) opens.
+// or token file, or Megatron indexed datasets "[W1] P1 [W2] P2 ..."; --split divides either; the
+// spec they make is what open_data_source (train/data.h) opens.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +19,9 @@ namespace strata::tools {
 struct DataFlags {
   std::vector<std::string> data_path;
   std::string data_format = "text";
-  std::string split = "969,30,1";  // Megatron's default for --data-path
+  // Megatron's default for indexed datasets; a text or token file holds out its last 5 % unless
+  // --split is given.
+  std::string split = "969,30,1";
   bool eod_mask_loss = false;
   std::optional<int64_t> eod_token_id;
 
@@ -39,11 +41,16 @@ struct DataSpecSettings {
   std::optional<int64_t> vocab_size;  // token files need it; indexed data takes the tokenizer's otherwise
   // Opens the tokenizer that supplies the vocabulary and EOD id of indexed data; empty: none.
   std::function<std::unique_ptr<text::Tokenizer>()> tokenizer;
+  // The EOD id when neither --eod-token-id nor a tokenizer gives one (NullTokenizer's last id).
+  std::optional<int64_t> fallback_eod_token_id;
 };
 
-// The spec of a non-empty --data-path: a file's ({"kind": --data-format, "path"}), or indexed
-// datasets'. A word that names both a file and an indexed dataset, half an indexed dataset, or
-// nothing is refused, as are the indexed-data flags beside a file.
+// The spec of a non-empty --data-path: a file's ({"kind": --data-format, "path"}, split by --split
+// when given), or indexed datasets'. A word that names both a file and an indexed dataset, half an
+// indexed dataset, or nothing is refused, as are --eod-mask-loss and --eod-token-id beside a file.
 nlohmann::json data_spec_from_flags(const DataFlags& flags, const DataSpecSettings& settings);
+
+// A text or token file's spec (`spec`) split by --split: its held-out and test fractions.
+void set_file_split(const DataFlags& flags, nlohmann::json& spec);
 
 }  // namespace strata::tools

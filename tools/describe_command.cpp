@@ -42,12 +42,16 @@ struct Description {
 
 // The config train would start a new run from: the default model or --load's checkpoint, under
 // --model-config and the flags; resolved and checked as train checks it.
-Description describe(const TrainFlags& f) {
+Description describe(const TrainFlags& given) {
+  TrainFlags f = given;
+  settle_train_flags(f);  // refused flags are refused as train refuses them; its notes concern the run
   if (!f.load_hf.empty())
     fail("--load-hf ", f.load_hf, ": strata describe reads no HF model (it would have to build it); describe a ",
          "--model-config");
-  auto base = train::default_model_config();
-  if (!f.options.load.empty()) base = config_from_json(train::checkpoint_config(f.options.load), "--load " + f.options.load);
+  // The data only tells the vocabulary (a new run's), as train reads it.
+  auto base = f.options.load.empty()
+                  ? new_run_base(f, train::open_data_source(data_spec_from_flags(f, 1), "--data-path")->vocab_size())
+                  : saved_config_from_json(train::checkpoint_config(f.options.load), "--load " + f.options.load);
   Description d{.resolved = resolve_layer_settings(model_config_from_flags(f, base))};
   const auto& config = d.resolved.config;
   validate(config);

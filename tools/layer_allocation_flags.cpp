@@ -28,6 +28,16 @@ void add_frequency(CLI::App& cmd, const std::string& flag, std::optional<LayerFr
 
 }  // namespace
 
+std::string LayerAllocationFlags::first_given() const {
+  if (experimental_attention_variant) return "--experimental-attention-variant";
+  if (linear_attention_freq) return "--linear-attention-freq";
+  if (moe_layer_freq) return "--moe-layer-freq";
+  if (multi_latent_attention) return "--multi-latent-attention";
+  if (hybrid_attention_ratio) return "--hybrid-attention-ratio";
+  if (hybrid_mlp_ratio) return "--hybrid-mlp-ratio";
+  return "";
+}
+
 void add_layer_allocation_flags(CLI::App& cmd, LayerAllocationFlags& f) {
   cmd.add_option("--experimental-attention-variant", f.experimental_attention_variant,
                  "without a pattern: gdn (Gated DeltaNet where --linear-attention-freq says) or dsa (DeepSeek sparse "

@@ -17,6 +17,8 @@ struct LayerAllocationFlags {
   std::optional<LayerFrequency> linear_attention_freq, moe_layer_freq;
   std::optional<double> hybrid_attention_ratio, hybrid_mlp_ratio;
   bool multi_latent_attention = false;  // a flag can only turn it on; a config file can turn it off
+  // The first of these flags given ("" when none).
+  std::string first_given() const;
 };
 
 void add_layer_allocation_flags(CLI::App& command, LayerAllocationFlags& flags);

@@ -24,7 +24,7 @@ std::shared_ptr<LanguageModel> load_model(const ModelSource& source) {
   if (!train::latest_iteration(source.load))
     fail("--load ", source.load, ": ", train::describe_non_checkpoint(source.load));
   auto config =
-      std::make_shared<const TransformerConfig>(config_from_json(train::checkpoint_config(source.load), source.load));
+      std::make_shared<const TransformerConfig>(saved_config_from_json(train::checkpoint_config(source.load), source.load));
   auto model = build_language_model(config);
   load_model_weights(*model, train::latest_checkpoint_dir(source.load));
   return model;

@@ -25,20 +25,29 @@ Json or_null(const std::optional<int64_t>& value) { return value ? Json(*value) 
 Json training_options(const TrainFlags& f) {
   const auto& o = f.options;
   return {{"train_iters", o.train_iters},
+          {"train_samples", o.train_samples},
           {"micro_batch_size", o.micro_batch_size},
           {"global_batch_size", o.global_batch_size},
           {"seq_length", o.seq_length},
           {"lr", o.lr},
           {"min_lr", o.min_lr},
+          {"lr_decay_style", o.lr_decay_style},
+          {"lr_warmup_init", o.lr_warmup_init},
+          {"lr_warmup_fraction", o.lr_warmup_fraction ? Json(*o.lr_warmup_fraction) : Json(nullptr)},
           {"lr_warmup_iters", o.lr_warmup_iters},
           {"lr_decay_iters", o.lr_decay_iters},
+          {"lr_wsd_decay_style", o.lr_wsd_decay_style},
+          {"lr_wsd_decay_iters", o.lr_wsd_decay_iters},
+          {"lr_warmup_samples", o.lr_warmup_samples},
+          {"lr_decay_samples", o.lr_decay_samples},
+          {"lr_wsd_decay_samples", o.lr_wsd_decay_samples},
           {"weight_decay", o.adam.weight_decay},
+          {"apply_wd_to_qk_layernorm", o.adam.apply_wd_to_qk_layernorm},
           {"adam_beta1", o.adam.beta1},
           {"adam_beta2", o.adam.beta2},
           {"adam_eps", o.adam.eps},
           {"clip_grad", o.clip_grad},
           {"bf16", o.bf16},
-          {"recompute_granularity", f.recompute_granularity},
           {"save", o.save},
           {"load", o.load},
           {"load_hf", f.load_hf},
@@ -64,7 +73,12 @@ Json training_options(const TrainFlags& f) {
           {"expert_model_parallel_size", f.layout.expert_parallel},
           {"sequence_parallel", f.layout.sequence_parallel},
           {"distributed_backend", f.distributed_backend},
-          {"distributed_timeout_minutes", f.distributed_timeout_minutes}};
+          {"distributed_timeout_minutes", f.distributed_timeout_minutes},
+          {"split", f.data.split},
+          {"tokenizer_type", f.tokenizer.type},
+          {"tokenizer_model", f.tokenizer.model},
+          {"make_vocab_size_divisible_by",
+           f.make_vocab_size_divisible_by ? Json(*f.make_vocab_size_divisible_by) : Json(nullptr)}};
 }
 
 std::string shown(const Json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }

@@ -10,7 +10,8 @@ std::unique_ptr<text::Tokenizer> TokenizerFlags::open() const {
 }
 
 void add_tokenizer_flags(CLI::App& cmd, TokenizerFlags& flags) {
-  cmd.add_option("--tokenizer-type", flags.type, "HuggingFaceTokenizer (tokenizer.json) or SentencePieceTokenizer (tokenizer.model)");
+  cmd.add_option("--tokenizer-type", flags.type, "HuggingFaceTokenizer (tokenizer.json) or SentencePieceTokenizer (tokenizer.model; also spelled "
+                 "GPTSentencePieceTokenizer or Llama2Tokenizer)");
   cmd.add_option("--tokenizer-model", flags.model, "the tokenizer file, or a folder holding it");
 }
 

@@ -23,6 +23,7 @@ namespace strata::tools {
 namespace {
 
 int run_train(TrainFlags& f) {
+  const auto notes = settle_train_flags(f);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(f.distributed_timeout_minutes * 60e3));
   parallel::check_nproc(f.nproc, parallel::parse_comm_backend(f.distributed_backend));
   if (parallel::should_launch(f.nproc)) return parallel::launch_this_command(f.nproc, timeout);
@@ -33,7 +34,6 @@ int run_train(TrainFlags& f) {
   if (!logs) o.metrics.clear();
   o.device = parse_device(f.device);
   if (run && o.device.is_cuda()) o.device = at::Device(at::kCUDA, run->local_rank);
-  o.recompute = f.recompute_granularity == "full";
   refuse_outputs_over_inputs(f);
   train::refuse_load_without_checkpoint(o);
   train::refuse_save_over_another_run(o);
@@ -46,13 +46,20 @@ int run_train(TrainFlags& f) {
     for (const auto& warning : setup.warnings) std::fprintf(stderr, "strata: warning: %s\n", warning.c_str());
   train::check_train_options(o);  // once a resumed run's options hold the checkpoint's values
   validate(*setup.config);         // before its size is estimated: a bad layer count must not allocate
+  const auto& config = *setup.config;
+  // Megatron asserts it whatever the position embedding; a rope or none model may leave the size unset.
+  const bool table = config.position_embedding_type == PositionEmbeddingType::LearnedAbsolute;
+  if ((table || config.max_position_embeddings > 0) && o.seq_length > config.max_position_embeddings)
+    fail("--seq-length ", o.seq_length, ": longer than ", table ? "the learned position table, " : "",
+         "--max-position-embeddings ", config.max_position_embeddings);
   setup.data->check_fits(o.seq_length, o.eval_iters > 0);
   // Checked in every process, a single one included (flags that need pipeline ranks are refused there).
   const auto split = resolve_pipeline_split(resolve_layer_pattern(*setup.config), f.layout.pipeline_parallel,
                                             f.pipeline_split);
   const auto shards = run ? f.layout.tensor_parallel * f.layout.pipeline_parallel : 1;
   const auto ranks_sharing_memory = run && o.device.is_cpu() ? run->world->size() : 1;
-  train::check_memory_fits(train::estimate_training_memory(*setup.config, o.micro_batch_size, o.seq_length, o.recompute,
+  const bool recompute = setup.config->recompute_granularity == "full";
+  train::check_memory_fits(train::estimate_training_memory(*setup.config, o.micro_batch_size, o.seq_length, recompute,
                                                            o.bf16, shards),
                            ranks_sharing_memory, o.device, o.micro_batch_size, o.seq_length);
   auto model = run ? parallel::build_parallel_language_model(setup.config, run->groups, split)
@@ -72,6 +79,7 @@ int run_train(TrainFlags& f) {
                 resolve_layer_pattern(*setup.config).layers_text().c_str(), mtp.c_str(), static_cast<long long>(parameters),
                 run ? cat(" on rank 0 of ", run->world->size()).c_str() : "", setup.data->describe().c_str());
     log_run_configuration(f, *setup.config, *setup.data, setup.origin);
+    for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
   }
   o.tokenizer = setup.tokenizer;
   auto result = train::train(*model, *setup.data, o);

@@ -3,46 +3,72 @@
 #include <filesystem>
 
 #include "flag_checks.h"
+#include "megatron_flags.h"
+#include "strata/core/error.h"
 #include "strata/text/tokenizer_files.h"
-#include "strata/model/layer_pattern.h"
 
 namespace strata::tools {
 
-void add_train_flags(CLI::App& cmd, TrainFlags& f) {
-  f.command = &cmd;
-  auto& o = f.options;
-  cmd.option_defaults()->always_capture_default();
+namespace {
+
+void add_schedule_flags(CLI::App& cmd, train::TrainOptions& o) {
   const auto count = integer_at_least(0), positive = integer_at_least(1);
   const auto probability = real_in(0.0, 1.0, /*max_open=*/true);
   cmd.add_option("--train-iters", o.train_iters, "train up to this iteration (a resumed run continues to it)")
       ->check(positive);
+  cmd.add_option("--train-samples", o.train_samples,
+                 "train on this many sequences: --train-samples / global batch iterations (sample-based schedule)")
+      ->check(positive);
+  cmd.add_option("--lr", o.lr, "peak learning rate")->check(real_above(0.0));
+  cmd.add_option("--min-lr", o.min_lr, "learning rate at the end of the decay")->check(real_at_least(0.0));
+  cmd.add_option("--lr-decay-style", o.lr_decay_style,
+                 "constant, linear (Megatron's default), cosine (the default run's), inverse-square-root or WSD")
+      ->check(CLI::IsMember({"constant", "linear", "cosine", "inverse-square-root", "WSD"}));
+  cmd.add_option("--lr-decay-iters", o.lr_decay_iters, "decay length (0: --train-iters)")->check(count);
+  cmd.add_option("--lr-decay-samples", o.lr_decay_samples, "decay length in sequences (default: --train-samples)")
+      ->check(positive);
+  cmd.add_option("--lr-warmup-iters", o.lr_warmup_iters, "linear warmup steps")->check(count);
+  cmd.add_option("--lr-warmup-samples", o.lr_warmup_samples, "linear warmup in sequences")->check(count);
+  cmd.add_option_function<double>(
+         "--lr-warmup-fraction", [&o](const double& v) { o.lr_warmup_fraction = v; },
+         "warmup as this fraction of the decay length")
+      ->check(real_in(0.0, 1.0));
+  cmd.add_option("--lr-warmup-init", o.lr_warmup_init, "learning rate warmup starts from")->check(real_at_least(0.0));
+  cmd.add_option("--lr-wsd-decay-style", o.lr_wsd_decay_style,
+                 "WSD's final decay: exponential, linear, cosine or minus_sqrt")
+      ->check(CLI::IsMember({"exponential", "linear", "cosine", "minus_sqrt"}));
+  cmd.add_option("--lr-wsd-decay-iters", o.lr_wsd_decay_iters, "WSD's final decay length")->check(positive);
+  cmd.add_option("--lr-wsd-decay-samples", o.lr_wsd_decay_samples, "WSD's final decay length in sequences")
+      ->check(positive);
+  cmd.add_option("--weight-decay", o.adam.weight_decay, "AdamW weight decay (matrices only)")
+      ->check(real_at_least(0.0));
+  cmd.add_flag("--apply-wd-to-qk-layernorm", o.adam.apply_wd_to_qk_layernorm, "weight decay on the q/k norms too");
+  cmd.add_option("--adam-beta1", o.adam.beta1, "AdamW decay rate of the gradient mean")->check(probability);
+  cmd.add_option("--adam-beta2", o.adam.beta2, "AdamW decay rate of the squared-gradient mean")->check(probability);
+  cmd.add_option("--adam-eps", o.adam.eps, "AdamW denominator floor")->check(real_above(0.0));
+  cmd.add_option("--clip-grad", o.clip_grad, "global gradient-norm clip (0: off)")->check(real_at_least(0.0));
+}
+
+void add_run_flags(CLI::App& cmd, TrainFlags& f) {
+  auto& o = f.options;
+  const auto count = integer_at_least(0), positive = integer_at_least(1);
   cmd.add_option("--micro-batch-size", o.micro_batch_size, "sequences per forward pass (per data-parallel rank)")
       ->check(positive);
   cmd.add_option("--global-batch-size", o.global_batch_size,
                  "sequences per step, accumulated over micro-batches (0: one micro-batch per data-parallel rank)")
       ->check(count);
   cmd.add_option("--seq-length", o.seq_length, "tokens per sequence")->check(integer_at_least(2));
-  cmd.add_option("--lr", o.lr, "peak learning rate")->check(real_above(0.0));
-  cmd.add_option("--min-lr", o.min_lr, "learning rate at the end of the cosine decay")->check(real_at_least(0.0));
-  cmd.add_option("--lr-warmup-iters", o.lr_warmup_iters, "linear warmup steps")->check(count);
-  cmd.add_option("--lr-decay-iters", o.lr_decay_iters, "cosine decay length (0: --train-iters)")->check(count);
-  cmd.add_option("--weight-decay", o.adam.weight_decay, "AdamW weight decay (matrices only)")->check(real_at_least(0.0));
-  cmd.add_option("--adam-beta1", o.adam.beta1, "AdamW decay rate of the gradient mean")->check(probability);
-  cmd.add_option("--adam-beta2", o.adam.beta2, "AdamW decay rate of the squared-gradient mean")->check(probability);
-  cmd.add_option("--adam-eps", o.adam.eps, "AdamW denominator floor")->check(real_above(0.0));
-  cmd.add_option("--clip-grad", o.clip_grad, "global gradient-norm clip (0: off)")->check(real_at_least(0.0));
   cmd.add_flag("--bf16", o.bf16, "bfloat16 autocast (CUDA)");
-  cmd.add_option("--fp32-residual-connection", f.fp32_residual_connection,
-                 "true (default): under --bf16 the residual stream stays float32; false: bfloat16");
-  cmd.add_option("--recompute-granularity", f.recompute_granularity, "full: recompute layer activations in backward")
-      ->check(CLI::IsMember({"full"}));
   cmd.add_option("--save", o.save, "checkpoint folder (refused when it holds another run)");
   cmd.add_option("--load", o.load,
                  "resume the run in this checkpoint folder: flags left out are taken from it, flags that contradict "
                  "it are refused");
   cmd.add_flag("--finetune", o.finetune, "take only the weights of --load: a new run from iteration 0, any data");
-  cmd.add_flag("--override-opt_param-scheduler", o.override_opt_param_scheduler,
+  cmd.add_flag("--override-opt_param-scheduler,--override-opt-param-scheduler", o.override_opt_param_scheduler,
                "a resumed run takes --lr, --min-lr, warmup, decay, AdamW and clip flags from the command line");
+  cmd.add_flag("--use-checkpoint-opt_param-scheduler,--use-checkpoint-opt-param-scheduler",
+               f.use_checkpoint_opt_param_scheduler,
+               "a resumed run takes its schedule from the checkpoint, whatever the schedule flags say");
   cmd.add_option("--load-hf", f.load_hf, "start a new run from an HF model folder (config.json + safetensors)");
   cmd.add_option("--save-interval", o.save_interval, "save every N steps (0: only at the end)")->check(count);
   cmd.add_option("--metrics", o.metrics,
@@ -51,7 +77,7 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--log-interval", o.log_interval, "log every N steps")->check(positive);
   cmd.add_option("--eval-interval", o.eval_interval, "evaluate on held-out data every N steps (0: only at the end)")
       ->check(count);
-  cmd.add_option("--eval-iters", o.eval_iters, "held-out batches per evaluation (0: no evaluation)")->check(count);
+  cmd.add_option("--eval-iters", o.eval_iters, "held-out global batches per evaluation (0: no evaluation)")->check(count);
   cmd.add_flag("--exit-signal-handler", o.exit_signal_handler,
                "on SIGTERM or SIGINT, save and stop at the next step boundary (always on; Megatron's flag)");
   cmd.add_option("--exit-duration-in-mins", o.exit_duration_in_mins,
@@ -62,42 +88,30 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(count);
   cmd.add_option("--seed", f.seed, "seed for initialisation and synthetic data")->check(unsigned_integer());
   cmd.add_option("--device", f.device, "cpu or cuda");
-  cmd.add_option("--model-config", f.model_config, "model config JSON (Megatron TransformerConfig field names)");
+  cmd.add_option("--model-config", f.model_config,
+                 "model config JSON (Megatron TransformerConfig field names; unset fields take its defaults)");
+}
+
+void add_train_data_flags(CLI::App& cmd, TrainFlags& f) {
+  const auto positive = integer_at_least(1);
   add_data_flags(cmd, f.data,
                  "training data: a text or token file, or Megatron indexed datasets \"[W1] PREFIX1 [W2] PREFIX2 ...\" "
                  "(PREFIX.bin/.idx; default: synthetic associative recall)");
+  cmd.add_flag("--mock-data", f.mock_data, "random tokens of --vocab-size instead of --data-path");
   add_tokenizer_flags(cmd, f.tokenizer);
+  cmd.add_option_function<int64_t>(
+         "--vocab-size", [&f](const int64_t& v) { f.vocab_size = v; },
+         "vocabulary (token files and NullTokenizer: the data's; default: the tokenizer's)")
+      ->check(positive);
+  cmd.add_option_function<int64_t>(
+         "--make-vocab-size-divisible-by", [&f](const int64_t& v) { f.make_vocab_size_divisible_by = v; },
+         "pad the model's vocabulary to a multiple of this (default 128; the synthetic task: 1)")
+      ->check(positive);
   cmd.add_option("--mqar-kv-pairs", f.mqar_kv_pairs, "key-value pairs per recall sequence")->check(positive);
-  cmd.add_option("--hybrid-layer-pattern", f.hybrid_layer_pattern,
-                 "layer pattern, e.g. \"[*-][G-]\" (docs/layer_patterns.md)");
-  cmd.add_option("--num-layers", f.num_layers,
-                 "layers: attention+MLP layers without a pattern (a pattern's own count wins, with a warning)")
-      ->check(positive);
-  add_layer_allocation_flags(cmd, f.layer_allocation);
-  cmd.add_option("--hidden-size", f.hidden_size, "model width")->check(positive);
-  cmd.add_option("--ffn-hidden-size", f.ffn_hidden_size, "MLP inner width")->check(positive);
-  cmd.add_option("--num-attention-heads", f.num_attention_heads, "query heads")->check(positive);
-  cmd.add_option("--num-query-groups", f.num_query_groups, "key/value heads (GQA)")->check(positive);
-  cmd.add_option("--kv-channels", f.kv_channels, "per-head dimension")->check(positive);
-  cmd.add_option("--vocab-size", f.vocab_size, "vocabulary (token files: the tokenizer's)")->check(positive);
-  cmd.add_flag("--enable-hyper-connections", f.enable_hyper_connections,
-               "mHC residual streams on every layer (docs/hyper_connections.md)");
-  cmd.add_option("--num-residual-streams", f.num_residual_streams, "mHC streams n")->check(positive);
-  cmd.add_option("--mhc-sinkhorn-iterations", f.mhc_sinkhorn_iterations, "Sinkhorn-Knopp iterations of mHC's map")
-      ->check(positive);
-  cmd.add_option("--mhc-eps", f.mhc_eps, "mHC's floor of the pre map and Sinkhorn's denominators")
-      ->check(real_at_least(0.0));
-  cmd.add_option("--mhc-init-gating-factor", f.mhc_init_gating_factor, "initial scale of mHC's maps")
-      ->check(finite_real());
-  cmd.add_option("--mhc-recompute-num-layers", f.mhc_recompute_num_layers,
-                 "recompute the mHC maps of the first N layers in backward")
-      ->check(count);
-  cmd.add_option("--mtp-num-layers", f.mtp_num_layers,
-                 "multi-token prediction depths (a hybrid pattern gives them after '/')")
-      ->check(count);
-  cmd.add_option("--mtp-loss-scaling-factor", f.mtp_loss_scaling_factor,
-                 "weight of the mean MTP loss in the training loss (default 0.1)")
-      ->check(real_at_least(0.0));
+}
+
+void add_parallel_flags(CLI::App& cmd, TrainFlags& f) {
+  const auto positive = integer_at_least(1);
   cmd.add_option("--nproc", f.nproc, "start this many ranks on this machine (a parallel run over c10d)")
       ->check(positive);
   cmd.add_option("--tensor-model-parallel-size", f.layout.tensor_parallel, "ranks that split each layer's weights")
@@ -120,16 +134,93 @@ void add_train_flags(CLI::App& cmd, TrainFlags& f) {
       ->check(positive);
   cmd.add_option("--expert-model-parallel-size", f.layout.expert_parallel, "ranks that split each MoE layer's experts")
       ->check(positive);
-  cmd.add_flag("--sequence-parallel", f.layout.sequence_parallel, "split norms and residuals along the sequence over tp");
+  cmd.add_flag("--sequence-parallel", f.layout.sequence_parallel,
+               "split norms and residuals along the sequence over tp");
   cmd.add_option("--distributed-backend", f.distributed_backend, "gloo (CPU) or nccl (CUDA)")
       ->check(CLI::IsMember({"gloo", "nccl"}));
   cmd.add_option("--distributed-timeout-minutes", f.distributed_timeout_minutes,
                  "how long the rendezvous and each collective may wait for another rank")
       ->check(real_above(0.0));
+  cmd.add_option_function<int64_t>(
+         "--ddp-bucket-size", [&f](const int64_t& v) { f.ddp_bucket_size = v; },
+         "parameters per data-parallel gradient all-reduce bucket (default: 25 MB of float32)")
+      ->check(positive);
+}
+
+// Megatron's defaults for the training settings a command line that defines its model leaves out,
+// where the embedded default run keeps its own (a short demo schedule; docs/megatron.md).
+void use_megatron_training_defaults(TrainFlags& f) {
+  auto& o = f.options;
+  const auto set = [&](const char* flag, auto& value, auto megatron_default) {
+    if (!f.given(flag)) value = megatron_default;
+  };
+  set("--weight-decay", o.adam.weight_decay, 0.01);
+  set("--adam-beta2", o.adam.beta2, 0.999);
+  set("--min-lr", o.min_lr, 0.0);
+  set("--lr-warmup-iters", o.lr_warmup_iters, int64_t{0});
+  set("--lr-decay-style", o.lr_decay_style, std::string("linear"));
+  set("--eval-iters", o.eval_iters, int64_t{100});
+  set("--log-interval", o.log_interval, int64_t{100});
+}
+
+}  // namespace
+
+void add_train_flags(CLI::App& cmd, TrainFlags& f) {
+  f.command = &cmd;
+  cmd.option_defaults()->always_capture_default();
+  // As in Megatron (argparse), a flag given twice takes its last value.
+  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  add_schedule_flags(cmd, f.options);
+  add_run_flags(cmd, f);
+  add_train_data_flags(cmd, f);
+  add_model_flags(cmd, f.model);
+  add_parallel_flags(cmd, f);
+  add_megatron_flags(cmd);
+}
+
+std::vector<std::string> settle_train_flags(TrainFlags& f) {
+  auto notes = megatron_flag_notes(*f.command);
+  if (f.given("--mhc-recompute-layer-num"))
+    notes.push_back(
+        "--mhc-recompute-layer-num: not applied: strata reruns each hyper-connection's maps in its own backward (a "
+        "block of one), which gives the same outputs and gradients");
+  if (f.tokenizer.is_null()) {
+    if (!f.tokenizer.model.empty())
+      fail("--tokenizer-model ", f.tokenizer.model, ": ", TokenizerFlags::kNull, " reads no tokenizer file");
+    if (!f.vocab_size) fail("--tokenizer-type ", TokenizerFlags::kNull, ": give the vocabulary with --vocab-size");
+  } else if (f.tokenizer.given()) {
+    f.tokenizer.open();  // a bad type or file is refused before anything is built
+  }
+  if (f.mock_data && !f.data.data_path.empty()) fail("--mock-data and --data-path: give one data source");
+
+  if (f.model.define_a_model() || !f.model_config.empty()) use_megatron_training_defaults(f);
+  auto& o = f.options;
+  if (f.given("--train-samples")) {
+    if (f.given("--train-iters"))
+      fail("--train-iters and --train-samples: give one (iteration- or sample-based training, as in Megatron)");
+    if (!f.given("--lr-warmup-iters")) o.lr_warmup_iters = 0;  // the default run's warmup is in iterations
+  }
+  if (o.override_opt_param_scheduler && f.use_checkpoint_opt_param_scheduler)
+    fail("--override-opt_param-scheduler and --use-checkpoint-opt_param-scheduler: give one");
+  if (f.use_checkpoint_opt_param_scheduler && o.load.empty())
+    fail("--use-checkpoint-opt_param-scheduler: applies to a resumed run; give its checkpoint with --load");
+  if (f.ddp_bucket_size) o.grad_bucket_bytes = *f.ddp_bucket_size * static_cast<int64_t>(sizeof(float));
+  return notes;
 }
 
 nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_size,
                                     const std::optional<std::filesystem::path>& tokenizer_folder) {
+  if (f.data.data_path.empty()) {
+    for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id", "--data-format"})
+      if (f.given(flag)) fail(flag, ": applies to --data-path");
+    if (f.tokenizer.given() && !f.tokenizer.is_null())
+      fail("--tokenizer-type ", f.tokenizer.type, ": applies to --data-path (",
+           f.mock_data ? "--mock-data" : "the synthetic task", " has no text to tokenise)");
+  }
+  if (f.mock_data) {
+    if (!f.vocab_size) fail("--mock-data: give the vocabulary of its random tokens with --vocab-size");
+    return {{"kind", "random"}, {"vocab_size", *f.vocab_size}};
+  }
   if (f.data.data_path.empty())
     return {{"kind", "mqar"},
             {"vocab_size", train::MqarDefaults{}.vocab_size},
@@ -137,37 +228,32 @@ nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_s
             {"seed", f.seed}};
   const auto& o = f.options;
   const int64_t global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
-  DataSpecSettings settings{o.seq_length, o.train_iters * global_batch, f.seed, f.vocab_size, {}};
-  if (f.tokenizer.given()) {
+  DataSpecSettings settings{.seq_length = o.seq_length,
+                            .train_samples = o.train_samples ? o.train_samples : o.train_iters * global_batch,
+                            .seed = f.seed,
+                            .vocab_size = f.vocab_size};
+  if (f.tokenizer.is_null()) {
+    if (f.vocab_size) settings.fallback_eod_token_id = *f.vocab_size - 1;
+  } else if (f.tokenizer.given()) {
     settings.tokenizer = [&f] { return f.tokenizer.open(); };
   } else if (const auto type = tokenizer_folder ? text::tokenizer_type_in(*tokenizer_folder) : std::nullopt) {
     settings.tokenizer = [type, folder = *tokenizer_folder] { return text::open_tokenizer(*type, folder); };
   }
-  return tools::data_spec_from_flags(f.data, settings);
+  auto spec = tools::data_spec_from_flags(f.data, settings);
+  if (spec.value("kind", "") == "megatron") return spec;
+  if (f.tokenizer.given() && !f.tokenizer.is_null())
+    fail("--tokenizer-type ", f.tokenizer.type, ": --data-path ", f.data.data_path[0], " is a file, read as ",
+         f.data.data_format == "text" ? "bytes" : "token ids", "; tokenise text into an indexed dataset with strata preprocess");
+  if (f.tokenizer.is_null() && f.data.data_format == "text")
+    fail("--tokenizer-type ", TokenizerFlags::kNull, ": the data must be token ids: give --data-format uint16 or uint32");
+  return spec;
 }
 
-TransformerConfig apply_model_flags(const TrainFlags& f, TransformerConfig c) {
-  if (f.hybrid_layer_pattern) c.hybrid_layer_pattern = *f.hybrid_layer_pattern;
-  if (f.num_layers) c.num_layers = *f.num_layers;
-  if (f.hybrid_layer_pattern && !f.num_layers)  // a pattern names its own layer count
-    c.num_layers = parse_layer_pattern(c.hybrid_layer_pattern).num_canonical_layers();
-  apply_layer_allocation_flags(f.layer_allocation, f.hybrid_layer_pattern.has_value(), c);
-  if (f.hidden_size) c.hidden_size = *f.hidden_size;
-  if (f.ffn_hidden_size) c.ffn_hidden_size = *f.ffn_hidden_size;
-  if (f.num_attention_heads) c.num_attention_heads = *f.num_attention_heads;
-  if (f.num_query_groups) c.num_query_groups = *f.num_query_groups;
-  if (f.kv_channels) c.kv_channels = *f.kv_channels;
-  if (f.vocab_size) c.vocab_size = *f.vocab_size;
-  if (f.enable_hyper_connections) c.enable_hyper_connections = true;
-  if (f.num_residual_streams) c.num_residual_streams = *f.num_residual_streams;
-  if (f.mhc_sinkhorn_iterations) c.mhc_sinkhorn_iterations = *f.mhc_sinkhorn_iterations;
-  if (f.mhc_eps) c.mhc_eps = *f.mhc_eps;
-  if (f.mhc_init_gating_factor) c.mhc_init_gating_factor = *f.mhc_init_gating_factor;
-  if (f.mhc_recompute_num_layers) c.mhc_recompute_num_layers = *f.mhc_recompute_num_layers;
-  if (f.fp32_residual_connection) c.fp32_residual_connection = *f.fp32_residual_connection;
-  if (f.mtp_num_layers) c.mtp_num_layers = *f.mtp_num_layers;
-  if (f.mtp_loss_scaling_factor) c.mtp_loss_scaling_factor = *f.mtp_loss_scaling_factor;
-  return c;
+int64_t model_vocab_size(const TrainFlags& f, int64_t data_vocab_size) {
+  const bool synthetic = f.data.data_path.empty() && !f.mock_data;
+  const int64_t multiple = f.make_vocab_size_divisible_by.value_or(synthetic ? 1 : 128);
+  const int64_t vocab = f.vocab_size.value_or(data_vocab_size);
+  return (vocab + multiple - 1) / multiple * multiple;
 }
 
 }  // namespace strata::tools

@@ -1,21 +1,21 @@
 #pragma once
-// The flags of `strata train` (Megatron's names where Megatron has one), and what the command
-// line gave: on resume, what it leaves out comes from the checkpoint (train_resume.cpp).
+// The flags of `strata train` (Megatron-LM's names, types and defaults where Megatron has one;
+// docs/megatron.md), and what the command line gave: on resume, what it leaves out comes from the
+// checkpoint (train_setup.cpp).
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 
+#include "data_flags.h"
+#include "model_flags.h"
 #include "strata/core/config.h"
 #include "strata/model/pipeline_split.h"
 #include "strata/parallel/layout.h"
 #include "strata/train/data.h"
 #include "strata/train/default_run.h"
 #include "strata/train/trainer.h"
-#include "data_flags.h"
-#include "layer_allocation_flags.h"
 #include "tokenizer_flags.h"
 
 namespace strata::tools {
@@ -25,28 +25,25 @@ struct TrainFlags {
   std::string device = "cpu";
   std::string model_config;
   std::string load_hf;
+  bool use_checkpoint_opt_param_scheduler = false;  // a resumed run takes the checkpoint's schedule
+  // Data (Megatron's --data-path, --split, --vocab-size, --make-vocab-size-divisible-by,
+  // --tokenizer-type / --tokenizer-model, --mock-data, --eod-mask-loss; strata's --data-format,
+  // --eod-token-id and --mqar-kv-pairs).
   DataFlags data;  // none: synthetic associative recall
+  bool mock_data = false;
   TokenizerFlags tokenizer;  // indexed data: the vocabulary size and EOD id unless given
+  std::optional<int64_t> vocab_size;
+  std::optional<int64_t> make_vocab_size_divisible_by;  // Megatron's default 128 (docs/megatron.md)
   int64_t mqar_kv_pairs = train::MqarDefaults{}.num_kv_pairs;
   uint64_t seed = 1234;
-  std::string recompute_granularity;
-  // Model overrides, applied on top of the config file (or the default model).
-  std::optional<std::string> hybrid_layer_pattern;
-  std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_attention_heads, num_query_groups,
-      kv_channels, vocab_size;
-  LayerAllocationFlags layer_allocation;  // without a pattern: variant, frequencies, ratios
-  bool enable_hyper_connections = false;  // a flag can only turn mHC on; a config file can turn it off
-  std::optional<int64_t> num_residual_streams, mhc_sinkhorn_iterations, mhc_recompute_num_layers;
-  std::optional<double> mhc_eps, mhc_init_gating_factor;
-  std::optional<bool> fp32_residual_connection;
-  std::optional<int64_t> mtp_num_layers;
-  std::optional<double> mtp_loss_scaling_factor;
+  ModelFlags model;
   // Parallelism (Megatron's flag names); docs/parallelism.md.
   int nproc = 1;
   parallel::ParallelLayout layout;
   PipelineSplitFlags pipeline_split;  // virtual and uneven pipeline stages
   std::string distributed_backend = "gloo";
   double distributed_timeout_minutes = 10.0;
+  std::optional<int64_t> ddp_bucket_size;  // parameters per gradient all-reduce bucket
 
   CLI::App* command = nullptr;
   bool given(const std::string& flag) const { return command->count(flag) > 0; }
@@ -55,16 +52,24 @@ struct TrainFlags {
 // Registers every flag of `strata train` on `command`, bound to `flags`.
 void add_train_flags(CLI::App& command, TrainFlags& flags);
 
+// After parsing, before anything runs: Megatron's defaults for what a command line that defines its
+// model leaves out (ModelFlags::define_a_model), Megatron's rules between the flags, and the notes
+// of the Megatron flags accepted without being applied (megatron_flags.h), one line each.
+std::vector<std::string> settle_train_flags(TrainFlags& flags);
+
 // The data the flags name, as open_data_source (train/data.h) reads it. A --data-path that names
 // Megatron indexed datasets (PREFIX.bin and PREFIX.idx exist) builds its samples for this run's
-// --train-iters x global batch (--global-batch-size, or --micro-batch-size x data_parallel_size).
-// Indexed data takes the vocabulary and EOD id the flags leave out from --tokenizer-model, else from
-// the tokenizer in `tokenizer_folder` (the one that came with the starting weights: an --load-hf
-// folder's, a checkpoint's tokenizer/).
+// --train-samples, or --train-iters x global batch (--global-batch-size, or --micro-batch-size x
+// data_parallel_size). Indexed data takes the vocabulary and EOD id the flags leave out from
+// --tokenizer-model (NullTokenizer: --vocab-size, its last id the EOD), else from the tokenizer in
+// `tokenizer_folder` (the one that came with the starting weights: an --load-hf folder's, a
+// checkpoint's tokenizer/).
 nlohmann::json data_spec_from_flags(const TrainFlags& flags, int64_t data_parallel_size,
                                     const std::optional<std::filesystem::path>& tokenizer_folder = std::nullopt);
 
-// Applies the model flags on top of `base`.
-TransformerConfig apply_model_flags(const TrainFlags& flags, TransformerConfig base);
+// The model's vocabulary for data of `data_vocab_size` tokens: --vocab-size if given, padded to a
+// multiple of --make-vocab-size-divisible-by (Megatron's 128; the synthetic task is not padded
+// unless the flag is given).
+int64_t model_vocab_size(const TrainFlags& flags, int64_t data_vocab_size);
 
 }  // namespace strata::tools

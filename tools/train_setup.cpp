@@ -25,13 +25,6 @@ Json read_json_file(const std::string& path, const char* flag) {
   }
 }
 
-const std::vector<std::string> kModelFlags = {
-    "--hybrid-layer-pattern", "--num-layers",       "--hidden-size",      "--ffn-hidden-size",
-    "--num-attention-heads",  "--num-query-groups", "--kv-channels",      "--vocab-size",
-    "--enable-hyper-connections", "--num-residual-streams", "--mhc-sinkhorn-iterations", "--mhc-eps",
-    "--mhc-init-gating-factor", "--mtp-num-layers", "--experimental-attention-variant", "--linear-attention-freq",
-    "--moe-layer-freq", "--multi-latent-attention", "--hybrid-attention-ratio", "--hybrid-mlp-ratio"};
-
 bool same_path(const std::string& a, const std::string& b) {
   std::error_code error;
   return std::filesystem::equivalent(a, b, error);
@@ -61,14 +54,16 @@ Json resumed_indexed_spec(const TrainFlags& f, Json saved, int64_t data_parallel
   if (f.given("--vocab-size")) saved["vocab_size"] = *f.vocab_size;
   if (f.given("--eod-mask-loss")) saved["eod_mask_loss"] = true;
   if (f.given("--eod-token-id")) saved["eod_token_id"] = *f.data.eod_token_id;
-  if (f.tokenizer.given() && !f.given("--vocab-size")) saved["vocab_size"] = f.tokenizer.open()->vocab_size();
+  if (f.tokenizer.given() && !f.tokenizer.is_null() && !f.given("--vocab-size"))
+    saved["vocab_size"] = f.tokenizer.open()->vocab_size();
   return saved;
 }
 
 // The data of a resumed run: the checkpoint's, with what the flags give on top.
 Json resumed_data_spec(const TrainFlags& f, Json saved, int64_t data_parallel_size) {
   if (saved.value("kind", "") == "megatron") return resumed_indexed_spec(f, std::move(saved), data_parallel_size);
-  const bool file = saved.value("kind", "") != "mqar";
+  const auto kind = saved.value("kind", "");
+  const bool file = kind != "mqar" && kind != "random";
   if (f.given("--data-path")) {
     auto now = data_spec_from_flags(f, data_parallel_size);
     if (!file || now.value("kind", "") == "megatron") return now;  // another source: the trainer says so
@@ -81,8 +76,9 @@ Json resumed_data_spec(const TrainFlags& f, Json saved, int64_t data_parallel_si
   }
   if (f.given("--data-format")) saved["kind"] = f.data.data_format;
   if (f.given("--vocab-size") && file && saved["kind"] != "text") saved["vocab_size"] = *f.vocab_size;
-  if (f.given("--mqar-kv-pairs") && !file) saved["num_kv_pairs"] = f.mqar_kv_pairs;
-  if (f.given("--seed") && !file) saved["seed"] = f.seed;
+  if (f.given("--split") && file) set_file_split(f.data, saved);  // compared with the checkpoint's
+  if (f.given("--mqar-kv-pairs") && kind == "mqar") saved["num_kv_pairs"] = f.mqar_kv_pairs;
+  if (f.given("--seed") && kind == "mqar") saved["seed"] = f.seed;
   return saved;
 }
 
@@ -94,20 +90,34 @@ void restore_options(TrainFlags& f, const Json& run, const std::string& source) 
   if (!f.given("--global-batch-size")) o.global_batch_size = run.at("global_batch_size").get<int64_t>();
   train::TrainOptions saved;
   train::apply_schedule(run.at("schedule"), saved, source);
-  if (!f.given("--lr")) o.lr = saved.lr;
-  if (!f.given("--min-lr")) o.min_lr = saved.min_lr;
-  if (!f.given("--lr-warmup-iters")) o.lr_warmup_iters = saved.lr_warmup_iters;
-  if (!f.given("--lr-decay-iters")) o.lr_decay_iters = saved.lr_decay_iters;
-  if (!f.given("--weight-decay")) o.adam.weight_decay = saved.adam.weight_decay;
-  if (!f.given("--adam-beta1")) o.adam.beta1 = saved.adam.beta1;
-  if (!f.given("--adam-beta2")) o.adam.beta2 = saved.adam.beta2;
-  if (!f.given("--adam-eps")) o.adam.eps = saved.adam.eps;
-  if (!f.given("--clip-grad")) o.clip_grad = saved.clip_grad;
+  // --use-checkpoint-opt_param-scheduler: the checkpoint's schedule whatever the flags say.
+  const auto keep = [&](const char* flag, auto& value, const auto& saved_value) {
+    if (f.use_checkpoint_opt_param_scheduler || !f.given(flag)) value = saved_value;
+  };
+  keep("--lr", o.lr, saved.lr);
+  keep("--min-lr", o.min_lr, saved.min_lr);
+  keep("--lr-decay-style", o.lr_decay_style, saved.lr_decay_style);
+  keep("--lr-warmup-init", o.lr_warmup_init, saved.lr_warmup_init);
+  keep("--lr-warmup-fraction", o.lr_warmup_fraction, saved.lr_warmup_fraction);
+  keep("--lr-warmup-iters", o.lr_warmup_iters, saved.lr_warmup_iters);
+  keep("--lr-decay-iters", o.lr_decay_iters, saved.lr_decay_iters);
+  keep("--lr-wsd-decay-style", o.lr_wsd_decay_style, saved.lr_wsd_decay_style);
+  keep("--lr-wsd-decay-iters", o.lr_wsd_decay_iters, saved.lr_wsd_decay_iters);
+  keep("--lr-warmup-samples", o.lr_warmup_samples, saved.lr_warmup_samples);
+  keep("--lr-decay-samples", o.lr_decay_samples, saved.lr_decay_samples);
+  keep("--lr-wsd-decay-samples", o.lr_wsd_decay_samples, saved.lr_wsd_decay_samples);
+  keep("--weight-decay", o.adam.weight_decay, saved.adam.weight_decay);
+  keep("--apply-wd-to-qk-layernorm", o.adam.apply_wd_to_qk_layernorm, saved.adam.apply_wd_to_qk_layernorm);
+  keep("--adam-beta1", o.adam.beta1, saved.adam.beta1);
+  keep("--adam-beta2", o.adam.beta2, saved.adam.beta2);
+  keep("--adam-eps", o.adam.eps, saved.adam.eps);
+  keep("--clip-grad", o.clip_grad, saved.clip_grad);
 }
 
 // The tokenizer the flags name, else the one in `folder` (an HF model folder or a checkpoint's
 // tokenizer/), else none.
 std::vector<text::TokenizerFile> run_tokenizer(const TrainFlags& f, const std::optional<std::filesystem::path>& folder) {
+  if (f.tokenizer.is_null()) return {};  // the data are ids: no tokenizer to keep
   if (f.tokenizer.given()) return text::tokenizer_files(f.tokenizer.type, f.tokenizer.model);
   if (!folder) return {};
   const auto type = text::tokenizer_type_in(*folder);
@@ -117,8 +127,8 @@ std::vector<text::TokenizerFile> run_tokenizer(const TrainFlags& f, const std::o
 TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
   if (!f.options.load.empty()) fail("--load-hf ", f.load_hf, ": give either --load-hf or --load, not both");
   if (!f.model_config.empty()) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop --model-config");
-  for (const auto& flag : kModelFlags)
-    if (f.given(flag)) fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
+  if (const auto flag = f.model.first_given(); !flag.empty())
+    fail("--load-hf ", f.load_hf, ": the HF config defines the model; drop ", flag);
   const auto dir = hf::hf_model_dir(f.load_hf);
   auto hf = hf::load_hf_model(dir);
   return {hf.config, train::open_data_source(data_spec_from_flags(f, data_parallel_size, dir), "--data-path"),
@@ -128,10 +138,20 @@ TrainSetup from_hf(TrainFlags& f, int64_t data_parallel_size) {
 
 }  // namespace
 
+TransformerConfig new_run_base(const TrainFlags& f, int64_t data_vocab_size) {
+  TransformerConfig c = !f.model_config.empty()      ? TransformerConfig{}
+                        : f.model.define_a_model() ? megatron_flag_defaults()
+                                                   : train::default_model_config();
+  c.vocab_size = model_vocab_size(f, data_vocab_size);
+  return c;
+}
+
 TransformerConfig model_config_from_flags(const TrainFlags& f, TransformerConfig base) {
   if (!f.model_config.empty())
     base = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, std::move(base));
-  return apply_model_flags(f, std::move(base));
+  base = apply_model_flags(f.model, std::move(base));
+  derive_unset_fields(base);
+  return base;
 }
 
 TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
@@ -141,9 +161,8 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
   if (!resumes || o.finetune) {
     const auto tokenizer_folder = resumes ? train::checkpoint_tokenizer_dir(o.load) : std::nullopt;
     auto data = train::open_data_source(data_spec_from_flags(f, data_parallel_size, tokenizer_folder), "--data-path");
-    TransformerConfig c = train::default_model_config();
-    c.vocab_size = data->vocab_size();
-    if (resumes) c = config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
+    TransformerConfig c = new_run_base(f, data->vocab_size());
+    if (resumes) c = saved_config_from_json(train::checkpoint_config(o.load), "--load " + o.load);
     auto resolved = resolve_layer_settings(model_config_from_flags(f, c));
     return {std::make_shared<const TransformerConfig>(std::move(resolved.config)), std::move(data), {},
             resumes ? cat("a new run from the weights in ", o.load, " (--finetune)") : "a new run",
@@ -152,7 +171,7 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
 
   const auto saved = train::read_checkpoint(o.load);
   const auto source = "--load " + o.load;
-  auto resolved = resolve_layer_settings(model_config_from_flags(f, config_from_json(saved.config, source)));
+  auto resolved = resolve_layer_settings(model_config_from_flags(f, saved_config_from_json(saved.config, source)));
   auto c = std::move(resolved.config);
   std::unique_ptr<train::DataSource> data;
   if (saved.state.run.is_null()) {  // written before strata saved the run: only the model is known
@@ -161,7 +180,7 @@ TrainSetup set_up_run(TrainFlags& f, int64_t data_parallel_size) {
     data = train::open_data_source(resumed_data_spec(f, saved.state.run.at("data"), data_parallel_size), source);
     restore_options(f, saved.state.run, source);
     const auto global_batch = o.global_batch_size ? o.global_batch_size : o.micro_batch_size * data_parallel_size;
-    train::check_resumable(to_json(config_from_json(saved.config, source)), saved.state.run, to_json(c),
+    train::check_resumable(to_json(saved_config_from_json(saved.config, source)), saved.state.run, to_json(c),
                            train::run_identity(*data, o, global_batch), o.override_opt_param_scheduler, source);
   }
   return {std::make_shared<const TransformerConfig>(c), std::move(data), {},

@@ -28,8 +28,14 @@ struct TrainSetup {
 // `data_parallel_size` resolves the global batch for the resume check (the trainer checks again).
 TrainSetup set_up_run(TrainFlags& flags, int64_t data_parallel_size);
 
-// `base` (the default model, or a checkpoint's), under the --model-config file, under the model
-// flags; its layer settings not yet resolved (model/layer_allocation.h).
+// The model a new run starts from before its config file and flags: Megatron's defaults when the
+// run names a config file (TransformerConfig's) or its flags define the model (ModelFlags's), else
+// the embedded default model; its vocabulary the data's (`data_vocab_size`), padded as Megatron pads.
+TransformerConfig new_run_base(const TrainFlags& flags, int64_t data_vocab_size);
+
+// `base` (new_run_base, or a checkpoint's model), under the --model-config file, under the model
+// flags, its unset sizes derived (derive_unset_fields); its layer settings not yet resolved
+// (model/layer_allocation.h).
 TransformerConfig model_config_from_flags(const TrainFlags& flags, TransformerConfig base);
 
 }  // namespace strata::tools

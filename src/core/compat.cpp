@@ -5,15 +5,14 @@
 namespace strata::compat {
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        bool causal, double scale) {
+                                        bool causal, double scale, double dropout_p) {
 #if STRATA_TORCH_AT_LEAST(2, 1)
   const auto tq = q.size(-2), tk = k.size(-2);
-  if (!causal || tq == tk)
-    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal, scale);
+  if (!causal || tq == tk) return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout_p, causal, scale);
   // With cached keys (tk > tq) the causal mask aligns to the bottom right; SDPA's is_causal
   // aligns top left, so the mask is given explicitly (true = may attend).
   auto allowed = at::ones({tq, tk}, q.options().dtype(at::kBool)).tril(tk - tq);
-  return at::scaled_dot_product_attention(q, k, v, allowed, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  return at::scaled_dot_product_attention(q, k, v, allowed, dropout_p, /*is_causal=*/false, scale);
 #else
   auto scores = at::matmul(q, k.transpose(-2, -1)) * scale;
   if (causal) {
@@ -22,18 +21,22 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
     auto mask = at::ones({tq, tk}, q.options().dtype(at::kBool)).triu(tk - tq + 1);
     scores = scores.masked_fill(mask, -std::numeric_limits<double>::infinity());
   }
-  return at::matmul(at::softmax(scores, -1), v);
+  auto probs = at::softmax(scores, -1);
+  if (dropout_p > 0.0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  return at::matmul(probs, v);
 #endif
 }
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        const at::Tensor& allowed, double scale) {
+                                        const at::Tensor& allowed, double scale, double dropout_p) {
 #if STRATA_TORCH_AT_LEAST(2, 1)
-  return at::scaled_dot_product_attention(q, k, v, allowed, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  return at::scaled_dot_product_attention(q, k, v, allowed, dropout_p, /*is_causal=*/false, scale);
 #else
   auto scores = (at::matmul(q, k.transpose(-2, -1)) * scale).masked_fill(allowed.logical_not(),
                                                                          -std::numeric_limits<double>::infinity());
-  return at::matmul(at::softmax(scores, -1), v);
+  auto probs = at::softmax(scores, -1);
+  if (dropout_p > 0.0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  return at::matmul(probs, v);
 #endif
 }
 

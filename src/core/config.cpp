@@ -1,5 +1,6 @@
 #include "strata/core/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -19,6 +20,15 @@ std::string to_string(Activation a) {
   return "?";
 }
 
+std::string to_string(PositionEmbeddingType p) {
+  switch (p) {
+    case PositionEmbeddingType::LearnedAbsolute: return "learned_absolute";
+    case PositionEmbeddingType::Rope: return "rope";
+    case PositionEmbeddingType::None: return "none";
+  }
+  return "?";
+}
+
 Normalization parse_normalization(const std::string& value, const std::string& field) {
   if (value == "RMSNorm") return Normalization::RMSNorm;
   if (value == "LayerNorm") return Normalization::LayerNorm;
@@ -29,6 +39,12 @@ Activation parse_activation(const std::string& value, const std::string& field) 
   for (auto a : {Activation::SiLU, Activation::GELU, Activation::ReLU, Activation::SquaredReLU})
     if (to_string(a) == value) return a;
   fail(field, ": unknown activation '", value, "' (expected silu, gelu, relu or squared_relu)");
+}
+
+PositionEmbeddingType parse_position_embedding_type(const std::string& value, const std::string& field) {
+  for (auto p : {PositionEmbeddingType::LearnedAbsolute, PositionEmbeddingType::Rope, PositionEmbeddingType::None})
+    if (to_string(p) == value) return p;
+  fail(field, ": unknown position embedding type '", value, "' (expected learned_absolute, rope or none)");
 }
 
 int64_t TransformerConfig::rotary_dim() const {
@@ -120,6 +136,38 @@ KindsInUse kinds_in_use(const TransformerConfig& c) {
           .shared_kv_attention = false,
           .compressed_indexer = false};
 }
+
+bool contains(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// Megatron's checks of the recompute_* fields, and what strata implements of them.
+void validate_recompute(const TransformerConfig& c) {
+  const auto& granularity = c.recompute_granularity;
+  if (granularity != "" && granularity != "full" && granularity != "selective")
+    fail("TransformerConfig.recompute_granularity = '", granularity, "': expected full, selective or empty (none)");
+  if (c.recompute_method != "" && c.recompute_method != "uniform" && c.recompute_method != "block")
+    fail("TransformerConfig.recompute_method = '", c.recompute_method, "': expected uniform, block or empty");
+  if (!c.recompute_method.empty() && granularity != "full")
+    fail("TransformerConfig.recompute_method = '", c.recompute_method,
+         "': applies to recompute_granularity full, not '", granularity, "'");
+  if (c.recompute_method == "uniform" && c.recompute_num_layers < 1)
+    fail("TransformerConfig.recompute_num_layers = ", c.recompute_num_layers,
+         ": recompute_method uniform recomputes groups of this many layers; expected at least 1");
+  if (c.recompute_num_layers < 0)
+    fail("TransformerConfig.recompute_num_layers = ", c.recompute_num_layers, ": expected a value >= 0");
+  if (c.recompute_num_layers != 0 && c.recompute_method.empty())
+    fail("TransformerConfig.recompute_num_layers = ", c.recompute_num_layers,
+         ": needs recompute_method uniform or block (recompute_granularity full)");
+  if (granularity != "selective") return;
+  for (const auto& module : c.recompute_modules)
+    if (module != "mhc")
+      fail("TransformerConfig.recompute_modules holds '", module, "': strata recomputes only 'mhc' selectively ",
+           "(use recompute_granularity full for whole layers)");
+  if (contains(c.recompute_modules, "mhc") && !c.enable_mhc_connections)
+    fail("TransformerConfig.recompute_modules holds 'mhc' but enable_mhc_connections is false: there are no ",
+         "hyper-connections to recompute");
+}
 }  // namespace
 
 bool is_linear_attention_variant(const std::string& variant) { return variant == "gdn" || variant == "gated_delta_net"; }
@@ -148,6 +196,28 @@ void validate_layer_allocation(const TransformerConfig& c) {
     fail("TransformerConfig.hybrid_layer_pattern \"", c.hybrid_layer_pattern,
          "\" cannot be used together with hybrid_attention_ratio or hybrid_mlp_ratio (deprecated ratios: give the "
          "pattern alone), as in Megatron");
+}
+
+bool TransformerConfig::recomputes_mhc() const {
+  return recompute_granularity == "selective" && contains(recompute_modules, "mhc");
+}
+
+void derive_unset_fields(TransformerConfig& c) {
+  if (c.ffn_hidden_size == 0) {
+    const bool swiglu = c.gated_linear_unit && c.activation_func == Activation::SiLU;
+    // --swiglu keeps the parameter count near a 4h MLP's with two input projections, in units of 64.
+    c.ffn_hidden_size = swiglu ? static_cast<int64_t>(static_cast<double>(8 * c.hidden_size) / 3.0 / 64.0) * 64
+                               : 4 * c.hidden_size;
+  }
+  if (c.kv_channels == 0) {
+    if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+      fail("TransformerConfig.kv_channels unset: derived as hidden_size / num_attention_heads, but hidden_size = ",
+           c.hidden_size, " is not a positive multiple of num_attention_heads = ", c.num_attention_heads,
+           "; set kv_channels");
+    c.kv_channels = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.num_query_groups == 0) c.num_query_groups = c.num_attention_heads;
+  if (c.moe_ffn_hidden_size == 0 && c.num_moe_experts > 0) c.moe_ffn_hidden_size = c.ffn_hidden_size;
 }
 
 int64_t TransformerConfig::mamba_heads() const {
@@ -244,6 +314,10 @@ void validate(const TransformerConfig& c) {
   require_positive(c.num_query_groups, "num_query_groups");
   require_positive(c.kv_channels, "kv_channels");
   require_positive(c.vocab_size, "vocab_size");
+  if (c.position_embedding_type == PositionEmbeddingType::LearnedAbsolute)
+    require_positive(c.max_position_embeddings, "max_position_embeddings (the rows of learned_absolute's table)");
+  if (c.max_position_embeddings < 0)
+    fail("TransformerConfig.max_position_embeddings = ", c.max_position_embeddings, ": expected a value >= 0");
   validate_layer_allocation(c);
   const auto kinds = kinds_in_use(c);
   if (kinds.mamba) validate_mamba(c);
@@ -268,16 +342,18 @@ void validate(const TransformerConfig& c) {
   if (c.mtp_num_layers < 0 || c.mtp_num_layers > kMaxLayers)
     fail("TransformerConfig.mtp_num_layers = ", c.mtp_num_layers, ": expected 0 (no MTP) to ", kMaxLayers);
   require_finite_at_least(c.mtp_loss_scaling_factor, 0.0, "mtp_loss_scaling_factor");
-  if (c.enable_hyper_connections) {  // the mHC fields matter only when it is on
-    require_positive(c.num_residual_streams, "num_residual_streams");
+  if (c.enable_mhc_connections) {  // the mHC fields matter only when it is on
+    require_positive(c.mhc_num_residual_streams, "mhc_num_residual_streams");
     require_positive(c.mhc_sinkhorn_iterations, "mhc_sinkhorn_iterations");
     if (!(c.mhc_eps >= 0.0) || !std::isfinite(c.mhc_eps))
       fail("TransformerConfig.mhc_eps = ", c.mhc_eps, ": expected a finite value >= 0");
     if (!std::isfinite(c.mhc_init_gating_factor))
       fail("TransformerConfig.mhc_init_gating_factor = ", c.mhc_init_gating_factor, ": expected a finite value");
-    if (c.mhc_recompute_num_layers < 0)
-      fail("TransformerConfig.mhc_recompute_num_layers = ", c.mhc_recompute_num_layers, ": expected a value >= 0");
+    if (c.mhc_recompute_layer_num < 0)
+      fail("TransformerConfig.mhc_recompute_layer_num = ", c.mhc_recompute_layer_num,
+           ": expected a positive value, or 0 (None) for one recompute block");
   }
+  validate_recompute(c);
 }
 
 }  // namespace strata

@@ -49,6 +49,22 @@ FieldOf<Struct> plain(T Struct::*member, const char* expected) {
           }};
 }
 
+// A size whose 0 means unset (Megatron's None, which a Megatron config writes as null).
+Field size_or_unset(int64_t TransformerConfig::*member) {
+  return {[member](const TransformerConfig& c) { return Json(c.*member); },
+          [member](TransformerConfig& c, const Json& v, const std::string& where) {
+            c.*member = v.is_null() ? 0 : typed<int64_t>(v, where, "an integer, or null for unset");
+          }};
+}
+
+// A choice whose empty value means unset (null in a Megatron config).
+Field text_or_unset(std::string TransformerConfig::*member) {
+  return {[member](const TransformerConfig& c) { return Json(c.*member); },
+          [member](TransformerConfig& c, const Json& v, const std::string& where) {
+            c.*member = v.is_null() ? "" : typed<std::string>(v, where, "a string, or null for unset");
+          }};
+}
+
 // An upper bound that may be infinite: JSON has no infinity, so null stands for it.
 Field upper_bound(double TransformerConfig::*member) {
   return {[member](const TransformerConfig& c) { return std::isinf(c.*member) ? Json(nullptr) : Json(c.*member); },
@@ -165,11 +181,17 @@ const std::map<std::string, Field>& fields() {
     t["hybrid_attention_ratio"] = plain(&TransformerConfig::hybrid_attention_ratio, number);
     t["hybrid_mlp_ratio"] = plain(&TransformerConfig::hybrid_mlp_ratio, number);
     t["hidden_size"] = plain(&TransformerConfig::hidden_size, integer);
-    t["ffn_hidden_size"] = plain(&TransformerConfig::ffn_hidden_size, integer);
+    t["ffn_hidden_size"] = size_or_unset(&TransformerConfig::ffn_hidden_size);
     t["num_attention_heads"] = plain(&TransformerConfig::num_attention_heads, integer);
-    t["num_query_groups"] = plain(&TransformerConfig::num_query_groups, integer);
-    t["kv_channels"] = plain(&TransformerConfig::kv_channels, integer);
+    t["num_query_groups"] = size_or_unset(&TransformerConfig::num_query_groups);
+    t["kv_channels"] = size_or_unset(&TransformerConfig::kv_channels);
     t["vocab_size"] = plain(&TransformerConfig::vocab_size, integer);
+    t["position_embedding_type"] = {
+        [](const TransformerConfig& c) { return Json(to_string(c.position_embedding_type)); },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          c.position_embedding_type = parse_position_embedding_type(typed<std::string>(v, where, text), where);
+        }};
+    t["max_position_embeddings"] = size_or_unset(&TransformerConfig::max_position_embeddings);
     t["normalization"] = {[](const TransformerConfig& c) { return Json(to_string(c.normalization)); },
                           [](TransformerConfig& c, const Json& v, const std::string& where) {
                             c.normalization = parse_normalization(typed<std::string>(v, where, text), where);
@@ -203,7 +225,7 @@ const std::map<std::string, Field>& fields() {
     t["linear_num_key_heads"] = plain(&TransformerConfig::linear_num_key_heads, integer);
     t["linear_num_value_heads"] = plain(&TransformerConfig::linear_num_value_heads, integer);
     t["linear_chunk_size"] = plain(&TransformerConfig::linear_chunk_size, integer);
-    t["mamba_num_heads"] = plain(&TransformerConfig::mamba_num_heads, integer);
+    t["mamba_num_heads"] = size_or_unset(&TransformerConfig::mamba_num_heads);
     t["mamba_head_dim"] = plain(&TransformerConfig::mamba_head_dim, integer);
     t["mamba_state_dim"] = plain(&TransformerConfig::mamba_state_dim, integer);
     t["mamba_num_groups"] = plain(&TransformerConfig::mamba_num_groups, integer);
@@ -216,14 +238,15 @@ const std::map<std::string, Field>& fields() {
     t["mamba_time_step_floor"] = plain(&TransformerConfig::mamba_time_step_floor, number);
     t["mamba_time_step_limit_min"] = plain(&TransformerConfig::mamba_time_step_limit_min, number);
     t["mamba_time_step_limit_max"] = upper_bound(&TransformerConfig::mamba_time_step_limit_max);
-    t["q_lora_rank"] = plain(&TransformerConfig::q_lora_rank, integer);
+    t["q_lora_rank"] = size_or_unset(&TransformerConfig::q_lora_rank);
     t["kv_lora_rank"] = plain(&TransformerConfig::kv_lora_rank, integer);
     t["qk_head_dim"] = plain(&TransformerConfig::qk_head_dim, integer);
     t["qk_pos_emb_head_dim"] = plain(&TransformerConfig::qk_pos_emb_head_dim, integer);
     t["v_head_dim"] = plain(&TransformerConfig::v_head_dim, integer);
-    t["dsa_indexer_n_heads"] = plain(&TransformerConfig::dsa_indexer_n_heads, integer);
-    t["dsa_indexer_head_dim"] = plain(&TransformerConfig::dsa_indexer_head_dim, integer);
-    t["dsa_indexer_topk"] = plain(&TransformerConfig::dsa_indexer_topk, integer);
+    t["dsa_indexer_n_heads"] = size_or_unset(&TransformerConfig::dsa_indexer_n_heads);
+    t["dsa_indexer_head_dim"] = size_or_unset(&TransformerConfig::dsa_indexer_head_dim);
+    t["dsa_indexer_topk"] = size_or_unset(&TransformerConfig::dsa_indexer_topk);
+    t["num_moe_experts"] = size_or_unset(&TransformerConfig::num_moe_experts);
     t["sliding_window_size"] = plain(&TransformerConfig::sliding_window_size, integer);
     t["csa_compress_rate"] = plain(&TransformerConfig::csa_compress_rate, integer);
     t["hca_compress_rate"] = plain(&TransformerConfig::hca_compress_rate, integer);
@@ -235,26 +258,69 @@ const std::map<std::string, Field>& fields() {
         }};
     t["attention_output_groups"] = plain(&TransformerConfig::attention_output_groups, integer);
     t["attention_output_lora_rank"] = plain(&TransformerConfig::attention_output_lora_rank, integer);
-    t["num_moe_experts"] = plain(&TransformerConfig::num_moe_experts, integer);
     t["moe_router_topk"] = plain(&TransformerConfig::moe_router_topk, integer);
-    t["moe_ffn_hidden_size"] = plain(&TransformerConfig::moe_ffn_hidden_size, integer);
-    t["moe_shared_expert_intermediate_size"] = plain(&TransformerConfig::moe_shared_expert_intermediate_size, integer);
+    t["moe_ffn_hidden_size"] = size_or_unset(&TransformerConfig::moe_ffn_hidden_size);
+    t["moe_shared_expert_intermediate_size"] = size_or_unset(&TransformerConfig::moe_shared_expert_intermediate_size);
     t["moe_shared_expert_gate"] = plain(&TransformerConfig::moe_shared_expert_gate, boolean);
     t["moe_router_score_function"] = plain(&TransformerConfig::moe_router_score_function, text);
     t["moe_router_norm_topk_prob"] = plain(&TransformerConfig::moe_router_norm_topk_prob, boolean);
-    t["moe_router_topk_scaling_factor"] = plain(&TransformerConfig::moe_router_topk_scaling_factor, number);
+    t["moe_router_topk_scaling_factor"] = {
+        [](const TransformerConfig& c) { return Json(c.moe_router_topk_scaling_factor); },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {  // Megatron's None: no scaling
+          c.moe_router_topk_scaling_factor = v.is_null() ? 1.0 : typed<double>(v, where, "a number, or null for 1");
+        }};
     t["moe_router_enable_expert_bias"] = plain(&TransformerConfig::moe_router_enable_expert_bias, boolean);
     t["moe_aux_loss_coeff"] = plain(&TransformerConfig::moe_aux_loss_coeff, number);
-    t["mtp_num_layers"] = plain(&TransformerConfig::mtp_num_layers, integer);
+    t["mtp_num_layers"] = size_or_unset(&TransformerConfig::mtp_num_layers);
     t["mtp_loss_scaling_factor"] = plain(&TransformerConfig::mtp_loss_scaling_factor, number);
-    t["enable_hyper_connections"] = plain(&TransformerConfig::enable_hyper_connections, boolean);
-    t["num_residual_streams"] = plain(&TransformerConfig::num_residual_streams, integer);
+    t["enable_mhc_connections"] = plain(&TransformerConfig::enable_mhc_connections, boolean);
+    t["mhc_num_residual_streams"] = plain(&TransformerConfig::mhc_num_residual_streams, integer);
     t["mhc_sinkhorn_iterations"] = plain(&TransformerConfig::mhc_sinkhorn_iterations, integer);
     t["mhc_eps"] = plain(&TransformerConfig::mhc_eps, number);
     t["mhc_init_gating_factor"] = plain(&TransformerConfig::mhc_init_gating_factor, number);
-    t["mhc_recompute_num_layers"] = plain(&TransformerConfig::mhc_recompute_num_layers, integer);
+    t["mhc_recompute_layer_num"] = size_or_unset(&TransformerConfig::mhc_recompute_layer_num);
+    t["recompute_granularity"] = text_or_unset(&TransformerConfig::recompute_granularity);
+    t["recompute_method"] = text_or_unset(&TransformerConfig::recompute_method);
+    t["recompute_num_layers"] = size_or_unset(&TransformerConfig::recompute_num_layers);
+    t["recompute_modules"] = {[](const TransformerConfig& c) { return Json(c.recompute_modules); },
+                              [](TransformerConfig& c, const Json& v, const std::string& where) {
+                                if (v.is_null()) {  // Megatron's None: its default list
+                                  c.recompute_modules = TransformerConfig{}.recompute_modules;
+                                  return;
+                                }
+                                if (!v.is_array()) fail(where, " is ", v.dump(), ", expected a list of module names");
+                                c.recompute_modules.clear();
+                                for (const auto& e : v)
+                                  c.recompute_modules.push_back(typed<std::string>(e, where + " entry", text));
+                              }};
     return t;
   }();
+  return table;
+}
+
+// Names strata wrote before it took Megatron's (checkpoints and model configs keep loading): each
+// old name, and the fields it sets.
+struct Alias {
+  std::vector<std::string> replaced_by;
+  std::function<void(TransformerConfig&, const Json&, const std::string& where)> set;
+};
+
+const std::map<std::string, Alias>& aliases() {
+  static const std::map<std::string, Alias> table = {
+      {"enable_hyper_connections",
+       {{"enable_mhc_connections"}, fields().at("enable_mhc_connections").set}},
+      {"num_residual_streams", {{"mhc_num_residual_streams"}, fields().at("mhc_num_residual_streams").set}},
+      // "The first N layers of each stage recompute their maps": now the maps of every layer
+      // recompute (Megatron's selective "mhc"), which gives the same outputs and gradients to the
+      // bit and keeps less.
+      {"mhc_recompute_num_layers",
+       {{"recompute_granularity", "recompute_modules"},
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          if (typed<int64_t>(v, where, "an integer") <= 0) return;
+          c.recompute_granularity = "selective";
+          c.recompute_modules = {"mhc"};
+        }}},
+  };
   return table;
 }
 
@@ -269,6 +335,13 @@ Json to_json(const TransformerConfig& config) {
 TransformerConfig config_from_json(const Json& json, const std::string& source, TransformerConfig base) {
   if (!json.is_object()) fail(source, ": a model config must be a JSON object, got ", json.dump());
   for (const auto& [name, value] : json.items()) {
+    if (auto alias = aliases().find(name); alias != aliases().end()) {
+      for (const auto& field : alias->second.replaced_by)
+        if (json.contains(field))
+          fail(source, ": fields '", name, "' (strata's former name) and '", field, "' both given; keep '", field, "'");
+      alias->second.set(base, value, cat(source, ": field '", name, "' (now ", alias->second.replaced_by.front(), ")"));
+      continue;
+    }
     auto it = fields().find(name);
     if (it == fields().end()) {
       std::string valid;
@@ -278,6 +351,13 @@ TransformerConfig config_from_json(const Json& json, const std::string& source, 
     it->second.set(base, value, cat(source, ": field '", name, "'"));
   }
   return base;
+}
+
+TransformerConfig saved_config_from_json(const Json& json, const std::string& source) {
+  // Before position_embedding_type existed, every softmax attention layer rotated (rope).
+  TransformerConfig before_the_field;
+  before_the_field.position_embedding_type = PositionEmbeddingType::Rope;
+  return config_from_json(json, source, before_the_field);
 }
 
 }  // namespace strata

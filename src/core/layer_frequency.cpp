@@ -202,7 +202,10 @@ std::string to_string(const LayerFrequency& f) {
   if (f.every) return std::to_string(*f.every);
   if (f.explicit_list.empty()) return "";
   std::string out = "[";
-  for (size_t i = 0; i < f.explicit_list.size(); ++i) out += (i ? "," : "") + std::to_string(f.explicit_list[i]);
+  for (size_t i = 0; i < f.explicit_list.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(f.explicit_list[i]);
+  }
   return out + "]";
 }
 

@@ -109,6 +109,13 @@ TransformerConfig deepseek_v32_transformer_config(const io::DeepseekV32Config& h
   c.rotary_base = hf.rope.rope_theta;
   c.rotary_scaling = rotary_scaling;
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
+  c.position_embedding_type = PositionEmbeddingType::Rope;  // MLA rotates its own part whatever this says
+  // What HF's model does where Megatron's defaults differ: no biases, no dropout, a float32
+  // residual under autocast (docs/megatron.md).
+  c.add_bias_linear = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.fp32_residual_connection = true;
 
   c.q_lora_rank = hf.q_lora_rank;
   c.kv_lora_rank = hf.kv_lora_rank;

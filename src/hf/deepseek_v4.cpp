@@ -123,6 +123,13 @@ TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& hf)
   c.activation_func = parse_activation(hf.hidden_act, "deepseek_v4 config hidden_act");
   c.activation_func_clamp_value = hf.swiglu_limit;
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
+  c.position_embedding_type = PositionEmbeddingType::Rope;  // the attention rotates its own part whatever this says
+  // What HF's model does where Megatron's defaults differ: no biases, no dropout, a float32
+  // residual under autocast (docs/megatron.md).
+  c.add_bias_linear = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.fp32_residual_connection = true;
 
   c.q_lora_rank = hf.q_lora_rank;
   c.qk_pos_emb_head_dim = hf.qk_rope_head_dim;
@@ -149,8 +156,8 @@ TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& hf)
   c.moe_router_norm_topk_prob = true;
   c.moe_router_topk_scaling_factor = hf.routed_scaling_factor;
 
-  c.enable_hyper_connections = true;
-  c.num_residual_streams = hf.hc_mult;
+  c.enable_mhc_connections = true;
+  c.mhc_num_residual_streams = hf.hc_mult;
   c.mhc_sinkhorn_iterations = hf.hc_sinkhorn_iters;
   c.mhc_eps = hf.hc_eps;
   c.mhc_init_gating_factor = 1.0;  // HF initialises the maps' scales to 1

@@ -78,11 +78,17 @@ TransformerConfig nemotron_h_transformer_config(const io::NemotronHConfig& hf) {
   c.normalization = Normalization::RMSNorm;
   c.layernorm_epsilon = hf.layer_norm_epsilon;
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
-  // Attention: GQA without biases, q/k norms or positional encoding (no dimension rotates).
+  // What HF's model does where Megatron's defaults differ: no biases, no dropout, a float32
+  // residual under autocast (docs/megatron.md).
+  c.add_bias_linear = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.fp32_residual_connection = true;
+  // Attention: GQA without biases, q/k norms or positional encoding.
   c.num_attention_heads = hf.num_attention_heads;
   c.num_query_groups = hf.num_key_value_heads;
   c.kv_channels = hf.head_dim;
-  c.rotary_percent = 0.0;
+  c.position_embedding_type = PositionEmbeddingType::None;
   // MLP: up_proj -> activation -> down_proj, no gate.
   c.ffn_hidden_size = hf.intermediate_size;
   c.gated_linear_unit = false;

@@ -28,6 +28,13 @@ TransformerConfig qwen3_transformer_config(const io::Qwen3Config& hf) {
   c.rotary_percent = hf.rope.partial_rotary_factor;
   c.rotary_scaling = rotary_scaling_from_hf(hf.rope, "qwen3");
   c.share_embeddings_and_output_weights = hf.tie_word_embeddings;
+  c.position_embedding_type = PositionEmbeddingType::Rope;
+  // What HF's model does where Megatron's defaults differ: no biases, no dropout, a float32
+  // residual under autocast (docs/megatron.md).
+  c.add_bias_linear = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.fp32_residual_connection = true;
   validate(c);
   return c;
 }

@@ -92,6 +92,13 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
   c.rotary_percent = base.rope.partial_rotary_factor;
   c.rotary_scaling = rotary_scaling_from_hf(base.rope, "qwen3_next");
   c.share_embeddings_and_output_weights = base.tie_word_embeddings;
+  c.position_embedding_type = PositionEmbeddingType::Rope;
+  // What HF's model does where Megatron's defaults differ: no biases, no dropout, a float32
+  // residual under autocast (docs/megatron.md).
+  c.add_bias_linear = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  c.fp32_residual_connection = true;
   c.attention_output_gate = true;
 
   c.linear_conv_kernel_dim = hf.linear_conv_kernel_dim;

@@ -45,7 +45,7 @@ bool decodes_with_cuda_graph(const LanguageModel& model, at::Device device) {
   const char* env = std::getenv("STRATA_CUDA_GRAPHS");
   if (env != nullptr && std::string(env) == "0") return false;
   const auto& config = model.config();
-  if (config.enable_hyper_connections) return false;
+  if (config.enable_mhc_connections) return false;
   // The mixers whose decode step neither synchronises with the host nor replaces its state.
   const auto pattern = resolve_layer_pattern(config);
   if (!pattern.mtp.empty()) return false;

@@ -21,9 +21,7 @@ DsaCoreAttention::DsaCoreAttention(const CoreAttentionArgs& args, const DsaCoreA
     : scale_(args.softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(args.head_dim)))) {
   if (args.attn_mask_type != AttnMaskType::causal)
     fail("DeepSeek sparse attention (layer ", args.layer_number, "): only causal attention is supported");
-  if (args.config->attention_dropout > 0.0)
-    fail("DeepSeek sparse attention (layer ", args.layer_number, "): attention_dropout = ",
-         args.config->attention_dropout, " is not supported (expected 0)");
+  // attention_dropout is not applied, as in Megatron's DSAttention (which takes it and never uses it).
   indexer_ = register_module("indexer", sub.indexer(args));
 }
 

@@ -97,10 +97,11 @@ void validate(const HyperConnectionOptions& o) {
 }
 
 HyperConnectionOptions hyper_connection_options(const TransformerConfig& config) {
-  return {.num_residual_streams = config.num_residual_streams,
+  return {.num_residual_streams = config.mhc_num_residual_streams,
           .sinkhorn_iterations = config.mhc_sinkhorn_iterations,
           .eps = config.mhc_eps,
-          .init_gating_factor = config.mhc_init_gating_factor};
+          .init_gating_factor = config.mhc_init_gating_factor,
+          .recompute = config.recomputes_mhc()};
 }
 
 HyperConnection::HyperConnection(const LayerArgs& args, const HyperConnectionOptions& options)

@@ -39,9 +39,10 @@ MultiLatentAttention::MultiLatentAttention(const LayerArgs& args, const MlaSubmo
       rotary_(args.config->qk_pos_emb_head_dim, args.config->rotary_base, args.config->rotary_scaling) {
   const auto& c = *args.config;
   const auto q_head_dim = qk_head_dim_ + qk_pos_emb_head_dim_;
+  // As in Megatron, the down and up projections have no bias; linear_proj follows add_bias_linear.
   auto column = [&](const auto& builder, const char* name, int64_t input_size, int64_t output_size) {
     return register_module(name, builder(ColumnLinearArgs{
-        .config = args.config, .input_size = input_size, .output_size = output_size, .bias = c.add_bias_linear,
+        .config = args.config, .input_size = input_size, .output_size = output_size, .bias = false,
         .init_std = c.init_method_std, .name = name, .pg = args.pg}));
   };
   if (q_lora_rank_ > 0) {

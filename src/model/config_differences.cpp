@@ -27,19 +27,23 @@ const std::set<std::string>& not_compared() {
       "hybrid_layer_pattern", "num_layers", "mtp_num_layers", "experimental_attention_variant",
       "linear_attention_freq", "moe_layer_freq", "multi_latent_attention", "hybrid_attention_ratio",
       "hybrid_mlp_ratio", "hidden_dropout", "attention_dropout", "init_method_std", "fp32_residual_connection",
-      "mhc_recompute_num_layers", "linear_chunk_size", "mamba_chunk_size", "mamba_time_step_min",
+      "mhc_recompute_layer_num", "recompute_granularity", "recompute_method", "recompute_num_layers",
+      "recompute_modules", "linear_chunk_size", "mamba_chunk_size", "mamba_time_step_min",
       "mamba_time_step_max", "mamba_time_step_floor", "moe_aux_loss_coeff", "mtp_loss_scaling_factor"};
   return fields;
 }
 
-// Whether a layer of a model with these layer symbols (and hyper-connections or not) reads `field`.
-bool read_by_layers(const std::string& field, const std::string& layers, bool hyper_connections) {
+// Whether a model with these layer symbols and `config`'s hyper-connections and position embedding
+// reads `field`.
+bool read_by_model(const std::string& field, const std::string& layers, const TransformerConfig& config) {
   const auto has = [&](const char* kinds) { return layers.find_first_of(kinds) != std::string::npos; };
   if (starts_with(field, "mamba_")) return has("M");
   if (starts_with(field, "linear_")) return has("G");
   if (starts_with(field, "dsa_")) return has("D");
   if (starts_with(field, "moe_") || field == "num_moe_experts") return has("E");
-  if (starts_with(field, "mhc_") || field == "num_residual_streams") return hyper_connections;
+  if (starts_with(field, "mhc_")) return config.enable_mhc_connections;
+  // Only a learned table has rows to count.
+  if (field == "max_position_embeddings") return config.position_embedding_type == PositionEmbeddingType::LearnedAbsolute;
   if (field == "q_lora_rank" || field == "kv_lora_rank" || field == "qk_head_dim" || field == "qk_pos_emb_head_dim" ||
       field == "v_head_dim")
     return has("D+");
@@ -71,7 +75,7 @@ std::vector<ConfigDifference> model_differences(const TransformerConfig& ours, c
   if (layers != their_layers) out.push_back({"layers", nlohmann::json(layers).dump(), nlohmann::json(their_layers).dump()});
   const auto a = to_json(ours), b = to_json(theirs);
   for (const auto& [field, value] : a.items()) {
-    if (not_compared().count(field) || !read_by_layers(field, layers, ours.enable_hyper_connections)) continue;
+    if (not_compared().count(field) || !read_by_model(field, layers, ours)) continue;
     const auto other = b.value(field, nlohmann::json());
     if (value != other) out.push_back({field, value.dump(), other.dump()});
   }

@@ -31,7 +31,7 @@ LanguageModel::LanguageModel(std::shared_ptr<const TransformerConfig> config, co
     if (!(role.pre_process && role.post_process) || pg.tp_size() > 1)
       fail("multi-token prediction (", mtp_depths, " depths) with tensor or pipeline parallelism is not supported ",
            "yet: run it with data or expert parallelism");
-    if (config->enable_hyper_connections)
+    if (config->enable_mhc_connections)
       fail("multi-token prediction (", mtp_depths, " depths) with hyper-connections is not supported yet");
     torch::nn::ModuleList layers;
     for (const auto& depth : sub.mtp.depths) {
@@ -63,13 +63,23 @@ at::Tensor LanguageModel::forward_chunk(int chunk, const at::Tensor& input, Forw
   const int64_t offset = ctx.cache ? ctx.cache->sequence_length() : 0;
   // A later stage under sequence parallelism receives 1/tp of the positions.
   const int64_t seq = input.size(1) * (embeds || !pg_.splits_sequence() ? 1 : pg_.tp_size());
-  auto [cos, sin] = ctx.cache && ctx.cache->fixed_capacity() ? rotary_.tables(ctx.cache->positions())
-                                                              : rotary_.tables(seq, offset, input.device());
-  ctx.rotary_cos = cos;
-  ctx.rotary_sin = sin;
+  const bool fixed_capacity = ctx.cache && ctx.cache->fixed_capacity();
+  if (config_->position_embedding_type == PositionEmbeddingType::Rope) {
+    auto [cos, sin] = fixed_capacity ? rotary_.tables(ctx.cache->positions()) : rotary_.tables(seq, offset, input.device());
+    ctx.rotary_cos = cos;
+    ctx.rotary_sin = sin;
+  }
   auto hidden = input;
   if (embeds) {
-    hidden = embedding_->forward(input);
+    at::Tensor positions;
+    if (embedding_->has_position_table()) {
+      if (!fixed_capacity && offset + seq > config_->max_position_embeddings)
+        fail("position ", offset + seq - 1, " is past the learned position table: max_position_embeddings = ",
+             config_->max_position_embeddings);
+      positions = fixed_capacity ? ctx.cache->positions()
+                                 : at::arange(offset, offset + seq, input.options().dtype(at::kLong));
+    }
+    hidden = embedding_->forward(input, positions);
     if (pg_.splits_sequence()) hidden = parallel::scatter_to_sequence_parallel_region(hidden, pg_.tp);
   }
   hidden = decoder_->forward_chunk(static_cast<size_t>(chunk), hidden, ctx);
@@ -91,7 +101,14 @@ void LanguageModel::add_mtp_losses(at::Tensor hidden, const at::Tensor& input_id
     // The tokens `ahead` positions on; past the end, token 0 (Megatron's roll fills zeros).
     auto rolled = at::zeros_like(input_ids);
     if (seq > ahead) rolled.narrow(1, 0, seq - ahead).copy_(input_ids.narrow(1, ahead, seq - ahead));
-    hidden = mtp_[d]->forward(hidden, embedding_->forward(rolled), ctx);
+    // Megatron rolls the position ids the same way (zeros past the end).
+    at::Tensor rolled_positions;
+    if (embedding_->has_position_table()) {
+      const auto options = input_ids.options().dtype(at::kLong);
+      rolled_positions = at::zeros({seq}, options);
+      if (seq > ahead) rolled_positions.narrow(0, 0, seq - ahead).copy_(at::arange(ahead, seq, options));
+    }
+    hidden = mtp_[d]->forward(hidden, embedding_->forward(rolled, rolled_positions), ctx);
     // Position t predicts labels[t + 1 + ahead]: the loss's own shift on labels moved by `ahead`.
     const int64_t kept = seq - ahead;
     if (kept < 2) continue;  // no position has a label that far ahead

@@ -137,7 +137,7 @@ class PatternParser {
     auto sequence = sequence_kind(c);
     auto channel = channel_kind(c);
     if (!sequence && !channel)
-      error(pos, "'" + printable(c) + "' is not a valid layer symbol (valid: " + kValidSymbols + ")");
+      error(pos, cat("'", printable(c), "' is not a valid layer symbol (valid: ", kValidSymbols, ")"));
     if (!in_bracket) {
       add_layer(part, PatternLayer{.sequence = sequence, .channel = channel});
       return;

@@ -68,18 +68,9 @@ LanguageModelSubmodules language_model_spec(const LayerRegistry& registry, const
 }
 
 void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config) {
-  if (!config.enable_hyper_connections) return;
+  if (!config.enable_mhc_connections) return;
   const auto options = hyper_connection_options(config);
-  // Counted from the start of each model chunk: each is a pipeline stage of its own.
-  std::vector<size_t> chunk_sizes = block.chunk_sizes;
-  if (chunk_sizes.empty()) chunk_sizes.push_back(block.layers.size());
-  size_t i = 0;
-  for (auto size : chunk_sizes)
-    for (size_t in_chunk = 0; in_chunk < size; ++in_chunk, ++i) {
-      auto layer_options = options;
-      layer_options.recompute = static_cast<int64_t>(in_chunk) < config.mhc_recompute_num_layers;
-      block.layers.at(i).submodules.residual = hyper_connection(layer_options);
-    }
+  for (auto& layer : block.layers) layer.submodules.residual = hyper_connection(options);
   block.hyper_connections = BlockHyperConnections{
       .options = options,
       .expand = block.layers.empty() || block.layers.front().placement.first_canonical == 0,

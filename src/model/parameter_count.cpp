@@ -52,13 +52,14 @@ int64_t mamba2(const TransformerConfig& c) {
 
 int64_t latent_attention(const TransformerConfig& c, bool sparse) {
   const auto h = c.hidden_size, heads = c.num_attention_heads;
-  const bool bias = c.add_bias_linear;
   const auto q_head = c.qk_head_dim + c.qk_pos_emb_head_dim;
-  int64_t count = c.q_lora_rank > 0 ? linear(h, c.q_lora_rank, bias) + norm(c, c.q_lora_rank) +
-                                          linear(c.q_lora_rank, heads * q_head, bias)
-                                    : linear(h, heads * q_head, bias);
-  count += linear(h, c.kv_lora_rank + c.qk_pos_emb_head_dim, bias) + norm(c, c.kv_lora_rank) +
-           linear(c.kv_lora_rank, heads * (c.qk_head_dim + c.v_head_dim), bias) + linear(heads * c.v_head_dim, h, bias);
+  // The down and up projections have no bias; linear_proj follows add_bias_linear.
+  int64_t count = c.q_lora_rank > 0 ? linear(h, c.q_lora_rank, false) + norm(c, c.q_lora_rank) +
+                                          linear(c.q_lora_rank, heads * q_head, false)
+                                    : linear(h, heads * q_head, false);
+  count += linear(h, c.kv_lora_rank + c.qk_pos_emb_head_dim, false) + norm(c, c.kv_lora_rank) +
+           linear(c.kv_lora_rank, heads * (c.qk_head_dim + c.v_head_dim), false) +
+           linear(heads * c.v_head_dim, h, c.add_bias_linear);
   if (sparse) {  // the lightning indexer: no biases, a LayerNorm on its keys whatever the model's norm
     const auto n = c.dsa_indexer_n_heads, d = c.dsa_indexer_head_dim;
     count += c.q_lora_rank * n * d + h * d + 2 * d + h * n;
@@ -118,8 +119,8 @@ int64_t channel_mixer(const TransformerConfig& c, ChannelMixerKind kind) {
 
 // mHC's residual of one canonical layer: the maps' projection, base and three gating scales.
 int64_t hyper_connection(const TransformerConfig& c) {
-  if (!c.enable_hyper_connections) return 0;
-  const auto n = c.num_residual_streams, maps = 2 * n + n * n;
+  if (!c.enable_mhc_connections) return 0;
+  const auto n = c.mhc_num_residual_streams, maps = 2 * n + n * n;
   return maps * n * c.hidden_size + maps + 3;
 }
 
@@ -137,10 +138,11 @@ ParameterCount count_parameters(const TransformerConfig& c, const LayerPattern& 
   ParameterCount out;
   const auto h = c.hidden_size;
   out.embedding = c.vocab_size * h;
+  if (c.position_embedding_type == PositionEmbeddingType::LearnedAbsolute) out.embedding += c.max_position_embeddings * h;
   out.output_layer = c.share_embeddings_and_output_weights ? 0 : c.vocab_size * h;
   out.final_layernorm = norm(c, h);
-  if (c.enable_hyper_connections) {
-    const auto n = c.num_residual_streams;
+  if (c.enable_mhc_connections) {
+    const auto n = c.mhc_num_residual_streams;
     out.final_layernorm += n * n * h + n + 1;
   }
   const auto per_layer = norm(c, h) + hyper_connection(c);

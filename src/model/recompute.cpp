@@ -2,6 +2,8 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <optional>
+
 #include "strata/core/error.h"
 
 namespace strata {
@@ -12,12 +14,21 @@ namespace {
 struct Closure : torch::CustomClassHolder {
   std::function<std::vector<at::Tensor>(const at::Tensor&)> fn;
   at::Tensor cpu_rng_state;
+  std::optional<at::Device> cuda_device;  // the input's GPU, whose generator dropout draws from there
+  at::Tensor cuda_rng_state;
 };
+
+// A GPU's default generator, through LibTorch's device hooks (no CUDA headers needed).
+at::Generator cuda_generator(const at::Device& device) { return at::globalContext().defaultGenerator(device); }
 
 struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
                                                 c10::intrusive_ptr<Closure> closure) {
     closure->cpu_rng_state = at::detail::getDefaultCPUGenerator().get_state();
+    if (input.is_cuda()) {
+      closure->cuda_device = input.device();
+      closure->cuda_rng_state = cuda_generator(input.device()).get_state();
+    }
     torch::autograd::variable_list out;
     {
       at::NoGradGuard no_grad;
@@ -32,16 +43,23 @@ struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     auto input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     auto closure = c10::static_intrusive_pointer_cast<Closure>(ctx->saved_data["closure"].toCapsule());
-    // Replay with the forward's RNG state (dropout masks must match), then restore the stream.
+    // Replay with the forward's RNG states (dropout masks must match), then restore the streams.
     auto generator = at::detail::getDefaultCPUGenerator();
     const auto rng_now = generator.get_state();
     generator.set_state(closure->cpu_rng_state);
+    std::optional<at::Tensor> cuda_rng_now;
+    if (closure->cuda_device) {
+      auto gpu = cuda_generator(*closure->cuda_device);
+      cuda_rng_now = gpu.get_state();
+      gpu.set_state(closure->cuda_rng_state);
+    }
     torch::autograd::variable_list out;
     {
       at::AutoGradMode grad(true);
       out = closure->fn(input);
     }
     generator.set_state(rng_now);
+    if (cuda_rng_now) cuda_generator(*closure->cuda_device).set_state(*cuda_rng_now);
     if (out.size() != grad_outputs.size())
       fail("recompute: the replay returned ", out.size(), " outputs, the first run ", grad_outputs.size(),
            "; a recomputed function must return the same outputs each time");

@@ -1,10 +1,30 @@
 #include "strata/model/transformer_block.h"
 
+#include <algorithm>
+
 #include "strata/core/compat.h"
 #include "strata/core/error.h"
 #include "strata/model/recompute.h"
 
 namespace strata {
+
+namespace {
+
+// The [first, end) groups of a block's `layers` that config's full recompute reruns in backward.
+std::vector<std::pair<size_t, size_t>> full_recompute_groups(const TransformerConfig& c, size_t layers) {
+  std::vector<std::pair<size_t, size_t>> groups;
+  if (c.recompute_granularity != "full") return groups;
+  const auto n = static_cast<size_t>(c.recompute_num_layers);
+  if (c.recompute_method == "uniform") {
+    for (size_t first = 0; first < layers; first += n) groups.emplace_back(first, std::min(first + n, layers));
+  } else {
+    const size_t alone = c.recompute_method == "block" ? std::min(n, layers) : layers;
+    for (size_t i = 0; i < alone; ++i) groups.emplace_back(i, i + 1);
+  }
+  return groups;
+}
+
+}  // namespace
 
 TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> config,
                                    const TransformerBlockSubmodules& sub, const ProcessGroups& pg) {
@@ -23,6 +43,10 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
   if (chunk_begin_.back() != layers_.size())
     fail("transformer block: its model chunks hold ", chunk_begin_.back(), " layers, but the block has ", layers_.size());
   residual_in_autocast_dtype_ = !config->fp32_residual_connection;
+  // Each model chunk is a pipeline stage of its own, as Megatron's TransformerBlock per chunk.
+  for (size_t c = 0; c < num_chunks(); ++c)
+    for (auto [first, end] : full_recompute_groups(*config, chunk_begin_[c + 1] - chunk_begin_[c]))
+      recompute_groups_.emplace_back(chunk_begin_[c] + first, chunk_begin_[c] + end);
   if (const auto& hc = sub.hyper_connections) {
     if (hc->expand) expand_to_streams_ = hc->options.num_residual_streams;
     if (hc->contract)
@@ -49,31 +73,51 @@ at::Tensor TransformerBlock::forward_chunk(size_t chunk, const at::Tensor& hidde
   if (residual_in_autocast_dtype_ && hidden.is_cuda())
     if (const auto dtype = compat::cuda_autocast_dtype()) h = h.to(*dtype);
   if (first && expand_to_streams_) h = expand_streams(h, expand_to_streams_);
-  for (size_t i = chunk_begin_[chunk]; i < chunk_begin_[chunk + 1]; ++i) {
-    const auto& layer = layers_[i];
-    if (recompute_ && at::GradMode::is_enabled()) {
-      // The layer reads ctx's rotary tables, so a copy of ctx serves each run. The aux losses
-      // (MoE load balancing) it reports leave the recomputed region as extra outputs, so the
-      // loss they join trains the replayed layer.
-      auto replay = ctx;
-      replay.aux_losses.clear();
-      auto outputs = recompute(
-          [layer, replay](const at::Tensor& x) {
-            auto run = replay;
-            std::vector<at::Tensor> out{layer->forward(x, run)};
-            out.insert(out.end(), run.aux_losses.begin(), run.aux_losses.end());
-            return out;
-          },
-          h);
-      h = outputs.front();
-      ctx.aux_losses.insert(ctx.aux_losses.end(), outputs.begin() + 1, outputs.end());
-    } else {
-      h = layer->forward(h, ctx);
+  size_t next = chunk_begin_[chunk];  // the first layer of the chunk not run yet
+  const size_t chunk_end = chunk_begin_[chunk + 1];
+  const auto run_until = [&](size_t end) {
+    for (; next < end; ++next) h = layers_[next]->forward(h, ctx);
+  };
+  if (at::GradMode::is_enabled()) {
+    for (const auto& [group_first, group_end] : recompute_groups_) {
+      if (group_first < next || group_end > chunk_end) continue;  // another chunk's group
+      run_until(group_first);
+      h = recomputed_layers(group_first, group_end, h, ctx);
+      next = group_end;
     }
   }
+  run_until(chunk_end);
   if (!last) return h;
   if (hyper_connection_head_) h = hyper_connection_head_->forward(h);
   return final_layernorm_ ? final_layernorm_->forward(h) : h;
+}
+
+at::Tensor TransformerBlock::recomputed_layers(size_t first, size_t end, const at::Tensor& hidden,
+                                               ForwardContext& ctx) {
+  // The layers read ctx's rotary tables, so a copy of ctx serves each run. The aux losses (MoE
+  // load balancing) they report leave the recomputed region as extra outputs, so the loss they
+  // join trains the replayed layers.
+  std::vector<std::shared_ptr<TransformerLayer>> group(layers_.begin() + static_cast<std::ptrdiff_t>(first),
+                                                       layers_.begin() + static_cast<std::ptrdiff_t>(end));
+  auto replay = ctx;
+  replay.aux_losses.clear();
+  auto outputs = recompute(
+      [group, replay](const at::Tensor& x) {
+        auto run = replay;
+        std::vector<at::Tensor> out{x};
+        for (const auto& layer : group) out.front() = layer->forward(out.front(), run);
+        out.insert(out.end(), run.aux_losses.begin(), run.aux_losses.end());
+        return out;
+      },
+      hidden);
+  ctx.aux_losses.insert(ctx.aux_losses.end(), outputs.begin() + 1, outputs.end());
+  return outputs.front();
+}
+
+void TransformerBlock::set_recompute(bool on) {
+  recompute_groups_.clear();
+  if (on)
+    for (size_t i = 0; i < layers_.size(); ++i) recompute_groups_.emplace_back(i, i + 1);
 }
 
 namespace {

@@ -10,8 +10,11 @@ namespace strata::text {
 std::unique_ptr<Tokenizer> open_tokenizer(std::string_view type, const std::filesystem::path& model) {
   if (model.empty()) fail("--tokenizer-type ", type, " needs --tokenizer-model (a file or a folder)");
   if (type == "HuggingFaceTokenizer") return HfTokenizer::open(model);
-  if (type == "SentencePieceTokenizer") return open_sentencepiece(model);
-  fail("--tokenizer-type '", type, "' is not supported (strata reads HuggingFaceTokenizer and SentencePieceTokenizer)");
+  // Megatron-Core builds its three SentencePiece types with one library and the same settings.
+  if (type == "SentencePieceTokenizer" || type == "GPTSentencePieceTokenizer" || type == "Llama2Tokenizer")
+    return open_sentencepiece(model);
+  fail("--tokenizer-type '", type, "' is not supported (strata reads HuggingFaceTokenizer and SentencePieceTokenizer, ",
+       "alias GPTSentencePieceTokenizer or Llama2Tokenizer)");
 }
 
 namespace {

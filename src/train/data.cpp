@@ -15,12 +15,22 @@
 
 namespace strata::train {
 
-TokenStreamData::TokenStreamData(uint64_t num_tokens, double held_out_fraction, const std::string& source)
-    : held_out_fraction_(held_out_fraction), source_(source) {
+TokenStreamData::TokenStreamData(uint64_t num_tokens, double held_out_fraction, double test_fraction,
+                                 const std::string& source)
+    : held_out_fraction_(held_out_fraction), test_fraction_(test_fraction), source_(source) {
   if (held_out_fraction < 0.0 || held_out_fraction >= 1.0)
     fail(source, ": held-out fraction ", held_out_fraction, " must be in [0, 1)");
+  if (test_fraction < 0.0 || held_out_fraction + test_fraction >= 1.0)
+    fail(source, ": test fraction ", test_fraction, " must be >= 0 and leave a training part beside the held-out ",
+         held_out_fraction);
   held_out_tokens_ = static_cast<uint64_t>(static_cast<double>(num_tokens) * held_out_fraction);
-  train_tokens_ = num_tokens - held_out_tokens_;
+  const auto test_tokens = static_cast<uint64_t>(static_cast<double>(num_tokens) * test_fraction);
+  train_tokens_ = num_tokens - held_out_tokens_ - test_tokens;
+}
+
+void TokenStreamData::add_split(nlohmann::json& identity) const {
+  identity["held_out_fraction"] = held_out_fraction_;
+  if (test_fraction_ > 0.0) identity["test_fraction"] = test_fraction_;
 }
 
 Batch TokenStreamData::windows(uint64_t first, uint64_t span, uint64_t start, int64_t batch_size,
@@ -44,8 +54,9 @@ void TokenStreamData::check_fits(int64_t seq_length, bool evaluates) const {
     fail(source_, ": the training split holds ", train_tokens_, " tokens, fewer than one sequence of --seq-length ",
          seq_length);
   if (evaluates && held_out_tokens_ < length)
-    fail(source_, ": the held-out split (the last ", held_out_fraction_ * 100.0, "% of the file) holds ", held_out_tokens_,
-         " tokens, fewer than one sequence of --seq-length ", seq_length,
+    fail(source_, ": the held-out split (", test_fraction_ > 0.0 ? "" : "the last ", held_out_fraction_ * 100.0,
+         test_fraction_ > 0.0 ? "% of the file, after the training split" : "% of the file", ") holds ",
+         held_out_tokens_, " tokens, fewer than one sequence of --seq-length ", seq_length,
          ": use a longer file, a shorter --seq-length, or --eval-iters 0 to train without evaluation");
 }
 
@@ -82,8 +93,8 @@ std::string read_file(const std::filesystem::path& path) {
 }
 }  // namespace
 
-ByteTextData::ByteTextData(const std::filesystem::path& path, double held_out_fraction)
-    : TokenStreamData(data_file_size(path), held_out_fraction, path.string()),
+ByteTextData::ByteTextData(const std::filesystem::path& path, double held_out_fraction, double test_fraction)
+    : TokenStreamData(data_file_size(path), held_out_fraction, test_fraction, path.string()),
       bytes_(read_file(path)),
       path_(path),
       fingerprint_(io::file_fingerprint(path)) {}
@@ -91,11 +102,12 @@ ByteTextData::ByteTextData(const std::filesystem::path& path, double held_out_fr
 std::string ByteTextData::describe() const { return cat(path_.string(), " (", bytes_.size(), " bytes, byte tokens)"); }
 
 nlohmann::json ByteTextData::identity() const {
-  return {{"kind", "text"},
-          {"path", std::filesystem::absolute(path_).string()},
-          {"size", fingerprint_.size},
-          {"fingerprint", fingerprint_.hash},
-          {"held_out_fraction", held_out_fraction()}};
+  nlohmann::json out = {{"kind", "text"},
+                        {"path", std::filesystem::absolute(path_).string()},
+                        {"size", fingerprint_.size},
+                        {"fingerprint", fingerprint_.hash}};
+  add_split(out);
+  return out;
 }
 
 namespace {
@@ -113,12 +125,13 @@ uint64_t token_file_size(const std::filesystem::path& path, int bytes_per_token)
 }  // namespace
 
 TokenFileData::TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
-                             double held_out_fraction)
-    : TokenFileData(path, token_file_size(path, bytes_per_token), bytes_per_token, vocab_size, held_out_fraction) {}
+                             double held_out_fraction, double test_fraction)
+    : TokenFileData(path, token_file_size(path, bytes_per_token), bytes_per_token, vocab_size, held_out_fraction,
+                    test_fraction) {}
 
 TokenFileData::TokenFileData(const std::filesystem::path& path, uint64_t size, int bytes_per_token,
-                             int64_t vocab_size, double held_out_fraction)
-    : TokenStreamData(size / bytes_per_token, held_out_fraction, path.string()),
+                             int64_t vocab_size, double held_out_fraction, double test_fraction)
+    : TokenStreamData(size / bytes_per_token, held_out_fraction, test_fraction, path.string()),
       path_(path),
       fingerprint_(io::file_fingerprint(path)),
       size_(size),
@@ -174,12 +187,13 @@ std::string TokenFileData::describe() const {
 }
 
 nlohmann::json TokenFileData::identity() const {
-  return {{"kind", cat("uint", 8 * bytes_per_token_)},
-          {"path", std::filesystem::absolute(path_).string()},
-          {"vocab_size", vocab_size_},
-          {"size", fingerprint_.size},
-          {"fingerprint", fingerprint_.hash},
-          {"held_out_fraction", held_out_fraction()}};
+  nlohmann::json out = {{"kind", cat("uint", 8 * bytes_per_token_)},
+                        {"path", std::filesystem::absolute(path_).string()},
+                        {"vocab_size", vocab_size_},
+                        {"size", fingerprint_.size},
+                        {"fingerprint", fingerprint_.hash}};
+  add_split(out);
+  return out;
 }
 
 MqarData::MqarData(int64_t vocab_size, int64_t num_kv_pairs, uint64_t seed)

@@ -53,7 +53,7 @@ MemoryEstimate estimate_training_memory(const TransformerConfig& c, int64_t micr
   // recompute) plus two more hidden-size tensors per layer otherwise; mHC's streams multiply the
   // residual.
   const double tokens = static_cast<double>(micro_batch_size) * static_cast<double>(seq_length);
-  const double streams = c.enable_hyper_connections ? static_cast<double>(c.num_residual_streams) : 1.0;
+  const double streams = c.enable_mhc_connections ? static_cast<double>(c.mhc_num_residual_streams) : 1.0;
   const double element = bf16 ? 2.0 : 4.0;
   const double per_layer = h * (streams + (recompute ? 0.0 : 2.0)) * element;
   e.activation_bytes = tokens * (vocab * element + per_layer * static_cast<double>(pattern.num_canonical_layers()));

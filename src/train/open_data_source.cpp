@@ -71,11 +71,13 @@ std::unique_ptr<DataSource> open_data_source(const nlohmann::json& identity, con
     fields.invalid("kind", cat("is '", kind, "', expected text, uint16, uint32, megatron, mqar or random"));
   const auto path = fields.required<std::string>("path");
   const double held_out = fields.optional<double>("held_out_fraction", 0.05);
+  const double test = fields.optional<double>("test_fraction", 0.0);
   std::unique_ptr<DataSource> data;
   if (kind == "text") {
-    data = std::make_unique<ByteTextData>(path, held_out);
+    data = std::make_unique<ByteTextData>(path, held_out, test);
   } else {
-    data = std::make_unique<TokenFileData>(path, kind == "uint16" ? 2 : 4, fields.required<int64_t>("vocab_size"), held_out);
+    data = std::make_unique<TokenFileData>(path, kind == "uint16" ? 2 : 4, fields.required<int64_t>("vocab_size"),
+                                           held_out, test);
   }
   require_same_file(fields, path);
   return data;

@@ -11,8 +11,11 @@ namespace strata::train {
 AdamW::AdamW(std::map<std::string, at::Tensor> params, AdamWOptions options) : options_(options) {
   for (auto& [name, p] : params) {
     at::NoGradGuard no_grad;
-    // Megatron's rule: no weight decay for 1-D parameters (norm scales, biases, per-head scalars).
-    slots_.emplace(name, Slot{p, at::zeros_like(p, at::kFloat), at::zeros_like(p, at::kFloat), p.dim() >= 2});
+    // Megatron's rule: no weight decay for 1-D parameters (norm scales, biases, per-head scalars),
+    // except the q/k norms under --apply-wd-to-qk-layernorm (matched by name, as Megatron does).
+    const bool qk_norm = name.find("q_layernorm") != std::string::npos || name.find("k_layernorm") != std::string::npos;
+    const bool decay = p.dim() >= 2 || (options.apply_wd_to_qk_layernorm && qk_norm);
+    slots_.emplace(name, Slot{p, at::zeros_like(p, at::kFloat), at::zeros_like(p, at::kFloat), decay});
   }
 }
 

@@ -1,4 +1,5 @@
 // The range of every training option, checked before any work; each error names the flag.
+#include <array>
 #include <cmath>
 
 #include "strata/core/error.h"
@@ -24,6 +25,42 @@ void probability_below_one(double value, const char* flag) {
   if (!(value >= 0.0 && value < 1.0)) fail(flag, " ", value, ": expected a value in [0, 1)");
 }
 
+// Megatron's rules for the schedule's lengths: iteration- or sample-based, not both; a warmup
+// given as a fraction or as a length, not both; WSD's final decay given in the run's unit.
+void check_schedule_lengths(const TrainOptions& o) {
+  at_least(o.train_samples, 0, "--train-samples");
+  at_least(o.lr_decay_samples, 0, "--lr-decay-samples");
+  at_least(o.lr_warmup_samples, 0, "--lr-warmup-samples");
+  at_least(o.lr_wsd_decay_samples, 0, "--lr-wsd-decay-samples");
+  at_least(o.lr_wsd_decay_iters, 0, "--lr-wsd-decay-iters");
+  const bool samples = o.train_samples > 0;
+  using Lengths = std::array<std::pair<int64_t, const char*>, 3>;
+  const Lengths iteration_lengths = {{
+      {o.lr_decay_iters, "--lr-decay-iters"}, {o.lr_warmup_iters, "--lr-warmup-iters"},
+      {o.lr_wsd_decay_iters, "--lr-wsd-decay-iters"}}};
+  const Lengths sample_lengths = {{
+      {o.lr_decay_samples, "--lr-decay-samples"}, {o.lr_warmup_samples, "--lr-warmup-samples"},
+      {o.lr_wsd_decay_samples, "--lr-wsd-decay-samples"}}};
+  // Lengths of the other unit than the run's must be unset.
+  for (const auto& [value, flag] : samples ? iteration_lengths : sample_lengths)
+    if (value != 0)
+      fail(flag, " ", value, ": this run is ",
+           samples ? "sample-based (--train-samples" : "iteration-based (no --train-samples",
+           "); give the schedule's lengths in ", samples ? "samples" : "iterations");
+  if (o.lr_warmup_fraction) {
+    if (!(*o.lr_warmup_fraction >= 0.0 && *o.lr_warmup_fraction <= 1.0))
+      fail("--lr-warmup-fraction ", *o.lr_warmup_fraction, ": expected a value in [0, 1]");
+    if (o.lr_warmup_iters != 0 || o.lr_warmup_samples != 0)
+      fail("--lr-warmup-fraction ", *o.lr_warmup_fraction, ": give the warmup either as a fraction or as ",
+           samples ? "--lr-warmup-samples" : "--lr-warmup-iters", ", not both");
+  }
+  const auto style = parse_lr_decay_style(o.lr_decay_style, "--lr-decay-style");
+  parse_wsd_decay_style(o.lr_wsd_decay_style, "--lr-wsd-decay-style");
+  if (style == LrDecayStyle::WSD && (samples ? o.lr_wsd_decay_samples : o.lr_wsd_decay_iters) == 0)
+    fail("--lr-decay-style WSD: give the length of its final decay with ",
+         samples ? "--lr-wsd-decay-samples" : "--lr-wsd-decay-iters");
+}
+
 }  // namespace
 
 void check_train_options(const TrainOptions& o) {
@@ -38,6 +75,9 @@ void check_train_options(const TrainOptions& o) {
   if (o.min_lr > o.lr) fail("--min-lr ", o.min_lr, ": expected at most --lr ", o.lr);
   at_least(o.lr_warmup_iters, 0, "--lr-warmup-iters");
   at_least(o.lr_decay_iters, 0, "--lr-decay-iters");
+  finite_at_least(o.lr_warmup_init, 0.0, "--lr-warmup-init");
+  if (o.lr_warmup_init > o.lr) fail("--lr-warmup-init ", o.lr_warmup_init, ": expected at most --lr ", o.lr);
+  check_schedule_lengths(o);
   finite_at_least(o.adam.weight_decay, 0.0, "--weight-decay");
   probability_below_one(o.adam.beta1, "--adam-beta1");
   probability_below_one(o.adam.beta2, "--adam-beta2");

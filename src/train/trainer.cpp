@@ -1,5 +1,6 @@
 #include "strata/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -76,11 +77,18 @@ std::pair<at::Tensor, at::Tensor> forward_loss(LanguageModel& model, const Batch
   return {logits, loss};
 }
 
+// Micro-batches of --micro-batch-size x `dp` rows per evaluation: as in Megatron, each of
+// --eval-iters iterations reads a global batch.
+int64_t eval_micro_batches(const TrainOptions& o, int64_t dp) {
+  const int64_t per_iteration = o.global_batch_size ? o.global_batch_size / (o.micro_batch_size * dp) : 1;
+  return o.eval_iters * std::max<int64_t>(per_iteration, 1);
+}
+
 // A parallel run's evaluation: every data-parallel rank takes its rows of the same batches.
 EvalRecord evaluate_parallel(parallel::ParallelTraining& run, LanguageModel& model, const DataSource& data,
                              const TrainOptions& o, int64_t step) {
   std::vector<parallel::MicroBatch> batches;
-  for (int64_t i = 0; i < o.eval_iters; ++i) {
+  for (int64_t i = 0; i < eval_micro_batches(o, run.data_parallel_size()); ++i) {
     auto batch = data.held_out(i, o.micro_batch_size * run.data_parallel_size(), o.seq_length);
     batches.push_back({batch.input_ids, batch.labels});
   }
@@ -98,7 +106,8 @@ EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOpt
   at::NoGradGuard no_grad;
   model.eval();
   double loss = 0.0, accuracy = 0.0;
-  for (int64_t i = 0; i < o.eval_iters; ++i) {
+  const int64_t micro_batches = eval_micro_batches(o, 1);
+  for (int64_t i = 0; i < micro_batches; ++i) {
     auto batch = data.held_out(i, o.micro_batch_size, o.seq_length);
     ForwardContext ctx;
     auto [logits, l] = forward_loss(model, batch, o, ctx);
@@ -106,7 +115,7 @@ EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOpt
     accuracy += label_accuracy(logits, batch.labels);
   }
   model.train();
-  return {step, loss / static_cast<double>(o.eval_iters), accuracy / static_cast<double>(o.eval_iters)};
+  return {step, loss / static_cast<double>(micro_batches), accuracy / static_cast<double>(micro_batches)};
 }
 
 TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& given) {
@@ -125,10 +134,8 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
   data.check_fits(o.seq_length, evaluates);
   model.to(o.device);
   model.train();
-  model.decoder().set_recompute(o.recompute);
   auto params = model.canonical_state_dict();
   AdamW optimizer(params, o.adam);
-  const CosineSchedule schedule{o.lr, o.min_lr, o.lr_warmup_iters, o.lr_decay_iters ? o.lr_decay_iters : o.train_iters};
   // A model split over ranks trains through parallel::ParallelTraining (parallel/training.h).
   std::unique_ptr<parallel::ParallelTraining> parallel_run;
   if (model.process_groups().world) parallel_run = std::make_unique<parallel::ParallelTraining>(model, o.grad_bucket_bytes);
@@ -143,7 +150,10 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
          " per step of --micro-batch-size ", o.micro_batch_size, " x ", dp,
          " data-parallel ranks; the interleaved pipeline schedule (", model.num_model_chunks(),
          " virtual stages per rank) needs a multiple of --pipeline-model-parallel-size ", pp);
-  const auto identity = run_identity(data, o, accumulation * o.micro_batch_size * dp);
+  const int64_t global_batch = accumulation * o.micro_batch_size * dp;
+  const auto identity = run_identity(data, o, global_batch);
+  o.train_iters = train_iterations(o, global_batch);
+  const auto schedule = lr_schedule_of(o, global_batch);
 
   StopConditions stop_conditions(o, model.process_groups().world);
   int64_t first = 0;
@@ -158,7 +168,7 @@ TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& gi
     } else {
       const auto saved = read_checkpoint(o.load);
       if (!saved.state.run.is_null()) {
-        const auto saved_config = to_json(config_from_json(saved.config, (saved.dir / "state.json").string()));
+        const auto saved_config = to_json(saved_config_from_json(saved.config, (saved.dir / "state.json").string()));
         check_resumable(saved_config, saved.state.run, to_json(model.config()), identity, o.override_opt_param_scheduler,
                         "--load " + o.load);
       }

@@ -10,7 +10,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 
 # A model that every symbol can be built in: no pattern of its own, sizes for every kind.
 cat > model.json <<'EOF'
-{"hybrid_layer_pattern": "", "num_layers": 4, "hidden_size": 32, "ffn_hidden_size": 64,
+{"hybrid_layer_pattern": "", "num_layers": 4, "position_embedding_type": "rope", "hidden_size": 32, "ffn_hidden_size": 64,
  "num_attention_heads": 4, "num_query_groups": 2, "kv_channels": 8, "vocab_size": 64,
  "mamba_head_dim": 16, "mamba_num_groups": 2, "mamba_state_dim": 16,
  "linear_key_head_dim": 8, "linear_value_head_dim": 8, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
@@ -254,6 +254,8 @@ accepted --hybrid-layer-pattern 'M*M*M*' --pipeline-model-parallel-size 2 --deco
   -- stages='[[0],[1,2,3,4,5]]'
 refused_args "virtual pipeline stages need --pipeline-model-parallel-size above 1" --hybrid-layer-pattern 'M*M*' \
   --num-virtual-stages-per-pipeline-rank 2
+# Megatron flags train refuses are refused here too.
+refused_args "--fp16: refused: float16 training needs loss scaling" --fp16
 
 # Not portable, and why:
 #  - pattern_from_ratios with both ratios 0 ("MMMMMMMM", "M"): Megatron only calls it when a ratio

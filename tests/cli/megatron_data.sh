@@ -54,8 +54,8 @@ cp "$data/corpus_uint16.idx" both.idx && cp "$data/corpus_uint16.bin" both.bin &
 refused "both the file both and the indexed dataset both.bin/.idx exist" train "${model[@]}" --data-path both --train-iters 2
 refused "--eod-mask-loss: give the end-of-document token's id with --eod-token-id" \
   train "${model[@]}" --data-path "$data/corpus_uint16" --eod-mask-loss --train-iters 2
-refused "--split: applies to Megatron indexed datasets" train "${model[@]}" --data-path both --data-format text \
-  --split 90,10,0 --train-iters 2
+refused "--eod-mask-loss: applies to Megatron indexed datasets" train "${model[@]}" --data-path both --data-format text \
+  --eod-mask-loss --train-iters 2
 
 # Resuming restores the data and its position: 4 steps, then on to 6, equal to 6 in one go.
 common=(--eval-iters 0 --lr 0.005 --lr-decay-iters 6 --seed 5)

@@ -26,9 +26,10 @@ falls hybrid.jsonl mtp_losses
 
 cat > gpt.json <<'JSON'
 {"hybrid_layer_pattern": "", "num_layers": 2, "num_attention_heads": 4, "num_query_groups": 2,
- "qk_layernorm": true, "layernorm_epsilon": 1e-6}
+ "qk_layernorm": true, "layernorm_epsilon": 1e-6, "position_embedding_type": "rope",
+ "hidden_dropout": 0.0, "attention_dropout": 0.0}
 JSON
-"$strata" train "${small[@]}" --model-config gpt.json --mtp-num-layers 2 --mtp-loss-scaling-factor 0.3 \
+"$strata" train "${small[@]}" --model-config gpt.json --mtp-num-layers 2 --mtp-loss-scaling-factor 0.3 --log-interval 1 \
   --metrics gpt.jsonl --save gpt > gpt.log
 grep -qE '^model: pattern \[\*-\]\[\*-\]' gpt.log
 falls gpt.jsonl loss

@@ -66,17 +66,52 @@ refused "--experimental-attention-variant: gdn3 not in {" train --experimental-a
 refused "Gated DeltaNet-2 is not implemented in strata" \
   train --experimental-attention-variant gdn2 --linear-attention-freq 2
 refused "--hybrid-attention-ratio: value 1.5: expected a number in [0, 1]" train --hybrid-attention-ratio 1.5
-echo '{"rotary_base": 0}' > "$work/rotary_base.json"
+# A model config's unset fields take Megatron's defaults: these give the required ones.
+model='"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "position_embedding_type": "rope"'
+echo "{$model, \"rotary_base\": 0}" > "$work/rotary_base.json"
 refused "TransformerConfig.rotary_base = 0: expected a finite value > 0" train --model-config "$work/rotary_base.json"
-echo '{"init_method_std": -1}' > "$work/init_method_std.json"
+echo "{$model, \"init_method_std\": -1}" > "$work/init_method_std.json"
 refused "TransformerConfig.init_method_std = -1: expected a finite value >= 0" \
   train --model-config "$work/init_method_std.json"
-echo '{"hidden_dropout": 1.5}' > "$work/hidden_dropout.json"
+echo "{$model, \"hidden_dropout\": 1.5}" > "$work/hidden_dropout.json"
 refused "TransformerConfig.hidden_dropout = 1.5: expected a probability in [0, 1)" \
   train --model-config "$work/hidden_dropout.json"
+echo "{\"num_layers\": 2, \"hidden_size\": 32, \"num_attention_heads\": 4}" > "$work/no_table_size.json"
+refused "TransformerConfig.max_position_embeddings (the rows of learned_absolute's table) = 0: expected a positive" \
+  train --model-config "$work/no_table_size.json"
 pattern=$(printf '[*-]%.0s' $(seq 25000))
 refused "layer pattern of 100000 characters: longer than strata's limit of 80000" \
   train --hybrid-layer-pattern "$pattern"
+
+# Megatron's flags: what strata does not implement is refused with the reason, and Megatron's own
+# rules between flags hold (docs/megatron.md).
+megatron_model=(--num-layers 2 --hidden-size 32 --num-attention-heads 4)
+refused "--fp16: refused: float16 training needs loss scaling, which strata does not have; use --bf16" train --fp16
+refused "--moe-expert-capacity-factor: refused: token dropping is not implemented" \
+  train --moe-expert-capacity-factor 1.0
+refused "--tokenizer-type 'GPT2BPETokenizer' is not supported" \
+  train --tokenizer-type GPT2BPETokenizer --tokenizer-model tokenizer.json
+refused "--tokenizer-type NullTokenizer: give the vocabulary with --vocab-size" train --tokenizer-type NullTokenizer
+refused "--vocab-file: refused:" train --vocab-file vocab.json
+refused "--num-query-groups 2: applies with --group-query-attention" \
+  train "${megatron_model[@]}" --num-query-groups 2
+refused "--hybrid-override-pattern and --hybrid-layer-pattern cannot both be given" \
+  train --hybrid-override-pattern "*-" --hybrid-layer-pattern "*-"
+refused "--swiglu and --squared-relu: give one activation" train --swiglu --squared-relu
+refused "--position-embedding-type yarn: not implemented as flags" train --position-embedding-type yarn
+refused "--no-position-embedding is deprecated and works with --position-embedding-type rope only" \
+  train "${megatron_model[@]}" --no-position-embedding
+refused "TransformerConfig.recompute_modules holds 'core_attn'" train --recompute-activations
+refused "--train-iters and --train-samples: give one" train --train-iters 5 --train-samples 64
+refused "--lr-warmup-samples 10: this run is iteration-based (no --train-samples); give the schedule's lengths in" \
+  train --lr-warmup-samples 10
+refused "--lr-decay-style WSD: give the length of its final decay with --lr-wsd-decay-iters" train --lr-decay-style WSD
+refused "--expert-tensor-parallel-size: 2 not in {1}" train --expert-tensor-parallel-size 2
+refused "--split: applies to --data-path" train --split 99,1,0
+# A Megatron command line defines its model: Megatron's defaults fill the rest (learned absolute
+# positions need their table's size).
+refused "--seq-length 64: longer than the learned position table, --max-position-embeddings 32" \
+  train "${megatron_model[@]}" --max-position-embeddings 32 --seq-length 64
 
 # Data too short for one sequence: refused before step 1, so no metrics line is written.
 printf 'forty bytes of text, not enough for 64.\n' > "$work/short.txt"

@@ -16,6 +16,7 @@ namespace {
 
 TransformerConfig small_config() {
   TransformerConfig c;
+  testing::use_llama_style(c);
   c.num_layers = 2;
   c.hidden_size = 64;
   c.ffn_hidden_size = 128;
@@ -138,9 +139,9 @@ TEST(TransformerConfig, HyperConnectionFieldsAreCheckedWhenOn) {
   c.mhc_eps = kNaN;  // unused without mHC
   EXPECT_NO_THROW(validate(c));
   c = small_config();
-  c.enable_hyper_connections = true;
+  c.enable_mhc_connections = true;
   expect_each_refused(c, {
-      {"num_residual_streams = 0", [](auto& c) { c.num_residual_streams = 0; }},
+      {"mhc_num_residual_streams = 0", [](auto& c) { c.mhc_num_residual_streams = 0; }},
       {"mhc_sinkhorn_iterations = -1", [](auto& c) { c.mhc_sinkhorn_iterations = -1; }},
       {"mhc_eps = nan", [](auto& c) { c.mhc_eps = kNaN; }},
       {"mhc_eps = inf", [](auto& c) { c.mhc_eps = kInf; }},
@@ -148,7 +149,7 @@ TEST(TransformerConfig, HyperConnectionFieldsAreCheckedWhenOn) {
       {"mhc_init_gating_factor = nan", [](auto& c) { c.mhc_init_gating_factor = kNaN; }},
       {"mhc_init_gating_factor = inf", [](auto& c) { c.mhc_init_gating_factor = kInf; }},
       {"mhc_init_gating_factor = -inf", [](auto& c) { c.mhc_init_gating_factor = -kInf; }},
-      {"mhc_recompute_num_layers = -1", [](auto& c) { c.mhc_recompute_num_layers = -1; }},
+      {"mhc_recompute_layer_num = -1", [](auto& c) { c.mhc_recompute_layer_num = -1; }},
   });
 }
 

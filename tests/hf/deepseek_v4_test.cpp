@@ -95,8 +95,8 @@ TEST(HfDeepseekV4, ConfigBecomesFusedSharedKvAttentionLayers) {
   EXPECT_EQ(c.moe_router_score_function, "sqrtsoftplus");
   EXPECT_DOUBLE_EQ(c.moe_router_topk_scaling_factor, 1.5);
   EXPECT_DOUBLE_EQ(c.activation_func_clamp_value, 10.0);
-  EXPECT_TRUE(c.enable_hyper_connections);
-  EXPECT_EQ(c.num_residual_streams, 4);
+  EXPECT_TRUE(c.enable_mhc_connections);
+  EXPECT_EQ(c.mhc_num_residual_streams, 4);
 }
 
 TEST(HfDeepseekV4, ExportRoundTripsTheCheckpointUnderDeepSeeksNames) {

@@ -203,9 +203,9 @@ TEST(HfExport, RefusesModelsNoArchitectureMakes) {
   EXPECT_NE(refused.find("qwen3: layer 0 is Gated DeltaNet"), std::string::npos) << refused;
 
   auto mhc = *testing::small_config();
-  mhc.enable_hyper_connections = true;
+  mhc.enable_mhc_connections = true;
   const auto with_mhc = testing::error_of([&] { plan_hf_export(mhc, {}); });
-  EXPECT_NE(with_mhc.find("qwen3: enable_hyper_connections is true in this model, false in qwen3"), std::string::npos)
+  EXPECT_NE(with_mhc.find("qwen3: enable_mhc_connections is true in this model, false in qwen3"), std::string::npos)
       << with_mhc;
 
   auto mtp = *testing::small_config();

@@ -35,11 +35,11 @@ TEST(HfNemotronH, ConvertsTheConfig) {
   EXPECT_EQ(c.vocab_size, 256);
   EXPECT_EQ(c.layernorm_epsilon, 1e-5);
   EXPECT_FALSE(c.share_embeddings_and_output_weights);
-  // Attention: 4 query heads in 2 groups of head_dim 16, nothing rotates.
+  // Attention: 4 query heads in 2 groups of head_dim 16, no position encoding.
   EXPECT_EQ(c.num_attention_heads, 4);
   EXPECT_EQ(c.num_query_groups, 2);
   EXPECT_EQ(c.kv_channels, 16);
-  EXPECT_EQ(c.rotary_dim(), 0);
+  EXPECT_EQ(c.position_embedding_type, PositionEmbeddingType::None);
   EXPECT_FALSE(c.qk_layernorm);
   // MLP: relu2 without a gate.
   EXPECT_EQ(c.ffn_hidden_size, 128);

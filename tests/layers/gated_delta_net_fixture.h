@@ -60,6 +60,7 @@ inline std::shared_ptr<TransformerConfig> qwen3_next_config() {
   std::ifstream file(fixture("qwen3_next") + "/model/config.json");
   auto json = nlohmann::json::parse(file);
   auto c = std::make_shared<TransformerConfig>();
+  use_llama_style(*c);
   c->num_layers = json["num_hidden_layers"];
   c->hidden_size = json["hidden_size"];
   c->linear_conv_kernel_dim = json["linear_conv_kernel_dim"];

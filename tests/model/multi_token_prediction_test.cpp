@@ -118,6 +118,34 @@ TEST(MultiTokenPrediction, EachDepthPredictsItsTokenFromTheTokensBeforeIt) {
   EXPECT_NE(changed_at(p - 3)[1], base[1]);
 }
 
+// With learned absolute positions a depth embeds the tokens d ahead at their own positions, as
+// Megatron rolls the position ids with the input ids: depth 1's loss for label p (at position
+// p - 2) reads position row p - 1, which no main-decoder position up to p - 2 reads, and not row p.
+TEST(MultiTokenPrediction, ADepthEmbedsTheTokensAheadAtTheirPositions) {
+  auto config = with_pattern("[*-]/[*-]");
+  config->position_embedding_type = PositionEmbeddingType::LearnedAbsolute;
+  config->max_position_embeddings = 16;
+  auto model = local_model(config);
+  model->eval();
+  const int64_t p = 6;
+  auto tokens = at::randint(1, 64, {1, 10}, at::kLong);
+  auto labels = at::full({1, 10}, -100, at::kLong);
+  labels[0][p] = 17;
+  auto table = model->canonical_state_dict().at("embedding.position_embeddings.weight");
+  auto depth_loss = [&] {
+    ForwardContext ctx;
+    ctx.labels = labels;
+    model->forward(tokens, ctx);
+    return ctx.mtp_losses.at(0).item<double>();
+  };
+  const double base = depth_loss();
+  at::NoGradGuard no_grad;
+  table[p] += 1.0;
+  EXPECT_EQ(depth_loss(), base) << "depth 1 read the position of the token it predicts";
+  table[p - 1] += 1.0;
+  EXPECT_NE(depth_loss(), base) << "depth 1 did not embed the token ahead at its position";
+}
+
 TEST(MultiTokenPrediction, LeavesTheLogitsAloneAndAddsItsScaledMeanLoss) {
   auto config = with_pattern("[*-]/[*-]/[*-]");
   config->mtp_loss_scaling_factor = 0.3;

@@ -100,8 +100,8 @@ INSTANTIATE_TEST_SUITE_P(
         // MTP beside mHC is refused: these models have no '/'.
         Variant{"hyper_connections_and_tied_embeddings",
                 [](TransformerConfig& c) {
-                  c.enable_hyper_connections = true;
-                  c.num_residual_streams = 3;
+                  c.enable_mhc_connections = true;
+                  c.mhc_num_residual_streams = 3;
                   c.share_embeddings_and_output_weights = true;
                 },
                 {"[*-]G-M-E", "[+E]D-M-G-"}},

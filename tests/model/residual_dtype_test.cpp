@@ -19,7 +19,7 @@ std::shared_ptr<TransformerConfig> config_with(bool fp32_residual, bool hyper_co
   auto config = testing::small_config();
   config->hybrid_layer_pattern = "*-*-";
   config->num_layers = 4;
-  config->enable_hyper_connections = hyper_connections;
+  config->enable_mhc_connections = hyper_connections;
   config->fp32_residual_connection = fp32_residual;
   return config;
 }

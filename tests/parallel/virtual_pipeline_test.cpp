@@ -43,15 +43,31 @@ TEST(VirtualPipeline, VirtualStagesFlagSplitsAPatternWithoutMarksEvenly) {
   });
 }
 
+// Full recompute's block method counts from the start of each model chunk (each a stage of its
+// own, as in Megatron): the first layer of every chunk reruns in backward, and training is unchanged.
+TEST(VirtualPipeline, BlockRecomputePerChunkTrainsAsOneProcess) {
+  run_ranks(2, [](parallel::World& world) {
+    auto config = gpt("*-*-*-*-");
+    config->recompute_granularity = "full";
+    config->recompute_method = "block";
+    config->recompute_num_layers = 1;
+    auto c = compare_training(world, {.pipeline_parallel = 2}, config, /*micro_batch_size=*/1, /*accumulation=*/2,
+                              /*bucket_bytes=*/1024, {.num_virtual_stages_per_pipeline_rank = 2});
+    EXPECT_EQ(c.model_chunks, 2);
+    expect_same_training(c);
+  });
+}
+
 // mHC streams travel between the chunks; the first chunk of rank 0 expands them, the last chunk
-// of the last rank contracts them, and each chunk recomputes the maps of its first layer.
+// of the last rank contracts them, and every layer recomputes its maps (selective "mhc" recompute).
 TEST(VirtualPipeline, HybridLayersWithHyperConnectionsTrainAsOneProcess) {
   run_ranks(2, [](parallel::World& world) {
     auto config = testing::tiny_gpt("[M-]|[G-]|[*-]|[G-]");
     testing::use_small_hybrid_mixers(*config);
-    config->enable_hyper_connections = true;
-    config->num_residual_streams = 2;
-    config->mhc_recompute_num_layers = 1;
+    config->enable_mhc_connections = true;
+    config->mhc_num_residual_streams = 2;
+    config->recompute_granularity = "selective";
+    config->recompute_modules = {"mhc"};
     auto c = compare_training(world, {.pipeline_parallel = 2}, config, /*micro_batch_size=*/1, /*accumulation=*/2);
     EXPECT_EQ(c.model_chunks, 2);
     expect_same_training(c);

@@ -83,16 +83,6 @@ TEST(AdamW, Bfloat16MomentsAndAnInt32StepLoad) {
             std::string::npos);
 }
 
-TEST(CosineSchedule, WarmsUpThenDecaysToMin) {
-  CosineSchedule s{.lr = 1.0, .min_lr = 0.1, .warmup_iters = 4, .decay_iters = 14};
-  EXPECT_DOUBLE_EQ(s.at(0), 0.25);
-  EXPECT_DOUBLE_EQ(s.at(3), 1.0);
-  EXPECT_DOUBLE_EQ(s.at(4), 1.0);
-  EXPECT_NEAR(s.at(9), 0.55, 1e-12);  // halfway: min + (lr - min) / 2
-  EXPECT_DOUBLE_EQ(s.at(14), 0.1);
-  EXPECT_DOUBLE_EQ(s.at(100), 0.1);
-}
-
 TEST(PlotMetrics, DrawsLossAndAccuracyCurves) {
   auto path = std::filesystem::temp_directory_path() / ("strata_plot_" + std::to_string(::getpid()) + ".jsonl");
   std::ofstream(path) << "{\"step\":1,\"loss\":4.0,\"accuracy\":0.1}\n{\"step\":2,\"loss\":3.0,\"accuracy\":0.3}\n"

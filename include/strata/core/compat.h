@@ -14,12 +14,13 @@ namespace strata::compat {
 
 // Causal or full softmax attention over [B, heads, T, D] tensors. LibTorch >= 2.0 has a fused
 // scaled_dot_product_attention (flash / memory-efficient kernels on CUDA); 1.13 does not, so the
-// math is spelled out. Both compute softmax(q k^T * scale + mask) v in the input dtype.
+// math is spelled out. Both compute dropout(softmax(q k^T * scale + mask), dropout_p) v in the
+// input dtype (dropout_p > 0 only while training).
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        bool causal, double scale);
+                                        bool causal, double scale, double dropout_p = 0.0);
 // The same with an explicit boolean mask `allowed` [T, S] (true: may attend).
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                        const at::Tensor& allowed, double scale);
+                                        const at::Tensor& allowed, double scale, double dropout_p = 0.0);
 
 // bf16/fp16 autocast for CUDA ops while alive (the API moved between LibTorch 1.13 and 2.x).
 class CudaAutocast {

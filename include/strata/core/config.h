@@ -13,13 +13,19 @@ namespace strata {
 
 enum class Normalization { RMSNorm, LayerNorm };
 enum class Activation { SiLU, GELU, ReLU, SquaredReLU };
+// Megatron's --position-embedding-type: a learned table added to the token embedding, rotary
+// embeddings inside softmax attention, or neither (MLA and DSA rotate their own position part
+// whatever this says, as in Megatron).
+enum class PositionEmbeddingType { LearnedAbsolute, Rope, None };
 
 std::string to_string(Normalization);
 std::string to_string(Activation);
-// Parse "RMSNorm" / "LayerNorm" and "silu" / "gelu" / "relu" / "squared_relu"; `field` names the
-// setting in errors, which list the valid values.
+std::string to_string(PositionEmbeddingType);
+// Parse "RMSNorm" / "LayerNorm", "silu" / "gelu" / "relu" / "squared_relu" and "learned_absolute"
+// / "rope" / "none"; `field` names the setting in errors, which list the valid values.
 Normalization parse_normalization(const std::string& value, const std::string& field);
 Activation parse_activation(const std::string& value, const std::string& field);
+PositionEmbeddingType parse_position_embedding_type(const std::string& value, const std::string& field);
 
 // Megatron's per-layer frequency settings (linear_attention_freq, moe_layer_freq): an integer N
 // or one 0/1 entry per layer; unset when neither is given (core/layer_frequency.h reads text).
@@ -34,6 +40,9 @@ struct LayerFrequency {
 // typo such as 10^9 is refused at once instead of after minutes of building.
 constexpr int64_t kMaxLayers = 10'000;
 
+// Every default is Megatron-Core's (TransformerConfig, MLATransformerConfig, GPTModel) under the
+// same name; docs/megatron.md lists them and the few places strata differs. A size of 0 is
+// Megatron's None: unset, and derived by derive_unset_fields where Megatron derives it.
 struct TransformerConfig {
   // Shape.
   // With hybrid_layer_pattern: the number of pattern symbols (Megatron's hybrid models; the
@@ -55,23 +64,27 @@ struct TransformerConfig {
   double hybrid_attention_ratio = 0.0;
   double hybrid_mlp_ratio = 0.0;
   int64_t hidden_size = 0;
-  int64_t ffn_hidden_size = 0;
+  int64_t ffn_hidden_size = 0;      // 0: 4 * hidden_size (with --swiglu's units: 8/3, to a multiple of 64)
   int64_t num_attention_heads = 0;
-  int64_t num_query_groups = 0;  // key/value heads (GQA); equal to num_attention_heads for MHA
-  int64_t kv_channels = 0;       // per-head dimension
+  int64_t num_query_groups = 0;  // key/value heads (GQA); 0: num_attention_heads (MHA)
+  int64_t kv_channels = 0;       // per-head dimension; 0: hidden_size / num_attention_heads
   int64_t vocab_size = 0;
 
+  // Position embedding (Megatron's GPTModel arguments, here so a checkpoint names them).
+  PositionEmbeddingType position_embedding_type = PositionEmbeddingType::LearnedAbsolute;
+  int64_t max_position_embeddings = 0;  // rows of the learned table (required by learned_absolute)
+
   // Normalisation.
-  Normalization normalization = Normalization::RMSNorm;
+  Normalization normalization = Normalization::LayerNorm;
   double layernorm_epsilon = 1e-5;
   bool layernorm_zero_centered_gamma = false;  // weight stored as w - 1 (norm multiplies by 1 + w)
   bool qk_layernorm = false;                   // RMS/LayerNorm over each head of q and k
 
   // Linear layers and activation.
-  bool add_bias_linear = false;
-  bool add_qkv_bias = false;
-  bool gated_linear_unit = true;  // fc1 holds [gate; up], act(gate) * up
-  Activation activation_func = Activation::SiLU;
+  bool add_bias_linear = true;
+  bool add_qkv_bias = false;       // the q/k/v projection's bias alone (add_bias_linear implies it)
+  bool gated_linear_unit = false;  // fc1 holds [gate; up], act(gate) * up
+  Activation activation_func = Activation::GELU;
   // With a gated linear unit: clamp the gate to at most this and the up half to [-this, this]
   // before act(gate) * up (Megatron's name; DeepSeek-V4's swiglu_limit). 0: no clamp.
   double activation_func_clamp_value = 0.0;
@@ -82,17 +95,18 @@ struct TransformerConfig {
   RotaryScaling rotary_scaling;  // scaled RoPE (YaRN, ...) of every rotary table, MLA's included
 
   // Regularisation and initialisation.
-  double hidden_dropout = 0.0;
-  double attention_dropout = 0.0;
+  double hidden_dropout = 0.1;
+  double attention_dropout = 0.1;
   double init_method_std = 0.02;
 
   // Under bf16/fp16 autocast, whether the residual stream (mHC's n streams included) stays
   // float32, as in HF's models under autocast (true), or is kept in the autocast dtype (false:
   // Megatron's default with bf16 parameters). False halves the residual's memory traffic, which
   // dominates mHC's cost, at the price of bf16 rounding in every residual add.
-  bool fp32_residual_connection = true;
+  bool fp32_residual_connection = false;
 
-  bool share_embeddings_and_output_weights = false;
+  // Megatron's default ties them (--untie-embeddings-and-output-weights turns it off).
+  bool share_embeddings_and_output_weights = true;
 
   // Softmax attention: sigmoid output gate per head and channel (Qwen3-Next); q_proj then holds
   // [query; gate] per head.
@@ -100,10 +114,10 @@ struct TransformerConfig {
 
   // Gated DeltaNet (linear attention).
   int64_t linear_conv_kernel_dim = 4;
-  int64_t linear_key_head_dim = 0;
-  int64_t linear_value_head_dim = 0;
-  int64_t linear_num_key_heads = 0;
-  int64_t linear_num_value_heads = 0;
+  int64_t linear_key_head_dim = 128;
+  int64_t linear_value_head_dim = 128;
+  int64_t linear_num_key_heads = 16;
+  int64_t linear_num_value_heads = 32;
   int64_t linear_chunk_size = 64;  // chunk length of the chunked delta rule (training / prefill)
 
   // Mamba2 (pattern symbol M; Megatron's mamba_* names, HF Nemotron-H's in comments). Checked
@@ -132,11 +146,11 @@ struct TransformerConfig {
   // heads. The softmax scale is 1 / sqrt(qk_head_dim + qk_pos_emb_head_dim), times
   // yarn_mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim (rotary_frequencies.h).
   // Checked by validate() when the model has a + or a D layer, and by the mixer itself.
-  int64_t q_lora_rank = 0;           // query latent width; 0: queries projected from the input directly
-  int64_t kv_lora_rank = 0;          // key/value latent width
-  int64_t qk_head_dim = 0;           // qk_nope_head_dim
-  int64_t qk_pos_emb_head_dim = 0;   // qk_rope_head_dim: rotated by RoPE (rotary_base, rotary_scaling), all of it
-  int64_t v_head_dim = 0;
+  int64_t q_lora_rank = 512;         // query latent width; 0: queries projected from the input directly
+  int64_t kv_lora_rank = 512;        // key/value latent width
+  int64_t qk_head_dim = 128;         // qk_nope_head_dim
+  int64_t qk_pos_emb_head_dim = 64;  // qk_rope_head_dim: rotated by RoPE (rotary_base, rotary_scaling), all of it
+  int64_t v_head_dim = 128;
   // DeepSeek sparse attention (pattern symbol D): a lightning indexer scores every earlier key
   // for each query and MLA attends to the dsa_indexer_topk best (HF's index_* names).
   int64_t dsa_indexer_n_heads = 0;
@@ -165,7 +179,7 @@ struct TransformerConfig {
   // Mixture of experts (Megatron's moe_* names).
   int64_t num_moe_experts = 0;
   int64_t moe_router_topk = 2;
-  int64_t moe_ffn_hidden_size = 0;
+  int64_t moe_ffn_hidden_size = 0;  // 0: ffn_hidden_size
   int64_t moe_shared_expert_intermediate_size = 0;  // 0: no shared expert
   bool moe_shared_expert_gate = false;              // sigmoid(x . w) scales the shared expert (Qwen)
   std::string moe_router_score_function = "softmax";  // "softmax", "sigmoid" or "sqrtsoftplus" (DeepSeek-V4)
@@ -175,16 +189,27 @@ struct TransformerConfig {
   double moe_aux_loss_coeff = 0.0;                  // load-balancing loss weight
 
   // Manifold-constrained hyper-connections (mHC; Megatron's names, DeepSeek-V4's hc_* in
-  // comments): every layer's residual is a HyperConnection over num_residual_streams streams.
-  // See docs/hyper_connections.md.
-  bool enable_hyper_connections = false;
-  int64_t num_residual_streams = 4;       // hc_mult
+  // comments): every layer's residual is a HyperConnection over mhc_num_residual_streams
+  // streams. See docs/hyper_connections.md.
+  bool enable_mhc_connections = false;
+  int64_t mhc_num_residual_streams = 4;   // hc_mult
   int64_t mhc_sinkhorn_iterations = 20;   // hc_sinkhorn_iters
-  double mhc_eps = 1e-6;                  // hc_eps: floor of pre, Sinkhorn's denominators
+  double mhc_eps = 1e-6;                  // hc_eps: floor of pre, Sinkhorn's denominators (strata's)
   double mhc_init_gating_factor = 0.01;   // initial scale (alpha) of the maps
-  // The first N TransformerLayers of each pipeline stage recompute their mHC maps in backward
-  // instead of storing them (Megatron's recompute_method "block" counting; 0: none).
-  int64_t mhc_recompute_num_layers = 0;
+  // Megatron's recompute block size for the maps (0: None, one block). strata reruns each
+  // hyper-connection's maps in its own backward, the finest block there is: the field is checked
+  // as Megatron checks it and changes neither results nor what strata keeps.
+  int64_t mhc_recompute_layer_num = 0;
+
+  // Activation recompute (Megatron's recompute_* fields). "full" recomputes whole layers in
+  // backward: with recompute_method "uniform", groups of recompute_num_layers consecutive layers
+  // (strata's default when no method is given: each layer alone); with "block", the first
+  // recompute_num_layers layers of each pipeline stage, each alone. "selective" recomputes the
+  // recompute_modules; strata implements "mhc" (each hyper-connection's maps).
+  std::string recompute_granularity;  // "", "full" or "selective"
+  std::string recompute_method;       // "", "uniform" or "block"
+  int64_t recompute_num_layers = 0;   // 0: unset
+  std::vector<std::string> recompute_modules = {"core_attn"};
 
   // Multi-token prediction (Megatron's names; DeepSeek-V3's MTP): depth d (1-based) predicts
   // the token d + 1 positions ahead from the previous depth's hidden states and the embedding of
@@ -195,9 +220,18 @@ struct TransformerConfig {
 
   int64_t rotary_dim() const;  // kv_channels * rotary_percent, rounded down to an even number
   int64_t mamba_heads() const;  // mamba_num_heads, or the number expand = 2 gives when it is 0
+  bool recomputes_mhc() const;  // selective recompute with "mhc" among the modules
 };
 
+// Fills the sizes left 0 (Megatron's None) as Megatron derives them: ffn_hidden_size = 4 *
+// hidden_size, or int(8 * hidden_size / 3 / 64) * 64 for a SiLU gated linear unit (--swiglu);
+// kv_channels = hidden_size / num_attention_heads; num_query_groups = num_attention_heads;
+// moe_ffn_hidden_size = ffn_hidden_size when there are experts. Errors name the field that cannot
+// be derived and why.
+void derive_unset_fields(TransformerConfig& config);
+
 // Checks the fields are consistent; errors name the field, its value and what was expected.
+// Sizes left 0 are errors here: derive_unset_fields fills them first.
 void validate(const TransformerConfig& config);
 // The layer allocation fields alone (experimental_attention_variant, the frequencies, the ratios;
 // validate() runs it).

@@ -9,12 +9,13 @@ namespace strata {
 // Softmax attention of q [B, T, heads, D] over k [B, S, kv_heads, D] and v [B, S, kv_heads, Dv],
 // each key/value head repeated for its group of query heads; causal aligns the last query with
 // the last key. Returns [B, T, heads * Dv]. DotProductAttention and DeepSeek sparse attention
-// (when it selects every key) share it, so the two agree to the bit.
+// (when it selects every key) share it, so the two agree to the bit. dropout_p drops attention
+// probabilities (config.attention_dropout while training).
 at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
-                                   double scale);
+                                   double scale, double dropout_p = 0.0);
 // The same with an explicit mask `allowed` [T, S] (true: may attend) instead of causal.
 at::Tensor grouped_query_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& allowed, double scale);
+                                   const at::Tensor& allowed, double scale, double dropout_p = 0.0);
 
 class DotProductAttention : public CoreAttentionModule {
  public:

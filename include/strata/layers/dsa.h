@@ -15,7 +15,7 @@ struct DsaCoreAttentionSubmodules {
 
 class DsaCoreAttention : public LatentCoreAttentionModule {
  public:
-  // Errors name attention_dropout when it is not 0.
+  // config.attention_dropout is not applied (Megatron's DSAttention does not apply it either).
   DsaCoreAttention(const CoreAttentionArgs& args, const DsaCoreAttentionSubmodules& submodules);
 
   // The builder for MLA's core_attention slot.

@@ -33,7 +33,7 @@
 namespace strata {
 
 struct HyperConnectionOptions {
-  int64_t num_residual_streams = 4;  // n: DeepSeek-V4's hc_mult, Megatron's num_residual_streams
+  int64_t num_residual_streams = 4;  // n: DeepSeek-V4's hc_mult, Megatron's mhc_num_residual_streams
   int64_t sinkhorn_iterations = 20;  // hc_sinkhorn_iters, mhc_sinkhorn_iterations
   double eps = 1e-6;                 // hc_eps: floor of pre and Sinkhorn's denominators
   double init_gating_factor = 0.01;  // initial `scale`: Megatron's mhc_init_gating_factor default
@@ -43,8 +43,7 @@ struct HyperConnectionOptions {
 // Errors name the field, its value and what was expected.
 void validate(const HyperConnectionOptions& options);
 
-// The options config's mHC fields give (recompute off: which layers recompute is the block
-// spec's choice, config.mhc_recompute_num_layers).
+// The options config's mHC fields give (recompute: config's selective "mhc" recompute).
 HyperConnectionOptions hyper_connection_options(const TransformerConfig& config);
 
 // One half's per-token maps, float32.

@@ -1,6 +1,7 @@
 #pragma once
-// LanguageModel: embedding -> TransformerBlock (with rotary tables) -> output layer, Megatron's
-// GPTModel. The decoder's layers come from a block spec, so any hybrid stack fits.
+// LanguageModel: embedding -> TransformerBlock (with rotary tables under rope position
+// embeddings) -> output layer, Megatron's GPTModel. The decoder's layers come from a block spec,
+// so any hybrid stack fits.
 #include "strata/layers/embedding.h"
 #include "strata/layers/rotary.h"
 #include "strata/model/multi_token_prediction.h"

@@ -99,9 +99,9 @@ LayerRegistry default_layer_registry(const B& backend, const TransformerConfig& 
 TransformerBlockSubmodules block_spec(const LayerRegistry& registry, const std::vector<PatternLayer>& layers,
                                       bool with_final_layernorm = true);
 
-// mHC on `block` (a block_spec result) when config.enable_hyper_connections, for any pattern:
-// every layer's residual becomes a HyperConnection (the first config.mhc_recompute_num_layers
-// layers of each model chunk recompute their maps in backward); the block expands to the streams when it holds
+// mHC on `block` (a block_spec result) when config.enable_mhc_connections, for any pattern:
+// every layer's residual becomes a HyperConnection (recomputing its maps in backward under
+// config's selective "mhc" recompute); the block expands to the streams when it holds
 // canonical layer 0 (the first stage) and contracts them when it holds the final norm (the last).
 void add_hyper_connections(TransformerBlockSubmodules& block, const TransformerConfig& config);
 

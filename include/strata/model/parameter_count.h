@@ -13,7 +13,7 @@
 namespace strata {
 
 struct ParameterCount {
-  int64_t embedding = 0;
+  int64_t embedding = 0;        // the word embeddings, and the learned position table when there is one
   int64_t output_layer = 0;     // 0 when tied to the embedding (share_embeddings_and_output_weights)
   int64_t final_layernorm = 0;  // mHC's head that contracts the streams included
   // Per pattern symbol, over the main decoder: each canonical layer with its norm and, under mHC,

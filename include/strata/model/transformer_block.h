@@ -48,8 +48,9 @@ class TransformerBlock : public torch::nn::Module {
   at::Tensor forward_chunk(size_t chunk, const at::Tensor& hidden, ForwardContext& ctx);
   size_t num_chunks() const { return chunk_begin_.size() - 1; }
 
-  // Recompute each layer's activations in backward instead of storing them.
-  void set_recompute(bool on) { recompute_ = on; }
+  // Recompute each layer's activations in backward instead of storing them (on), or none (off),
+  // whatever config's recompute_* fields chose at construction.
+  void set_recompute(bool on);
 
   size_t num_layers() const { return layers_.size(); }
   TransformerLayer& layer(size_t i) { return *layers_[i]; }
@@ -60,13 +61,18 @@ class TransformerBlock : public torch::nn::Module {
   std::string runtime_name(const std::string& canonical) const;
 
  private:
+  // Layers [first, end) run as one recomputed unit: backward reruns them from `hidden`.
+  at::Tensor recomputed_layers(size_t first, size_t end, const at::Tensor& hidden, ForwardContext& ctx);
+
   std::vector<std::shared_ptr<TransformerLayer>> layers_;
   std::vector<PatternLayer> placements_;
   std::vector<size_t> chunk_begin_;  // chunk c holds layers [chunk_begin_[c], chunk_begin_[c + 1])
   std::shared_ptr<NormModule> final_layernorm_;  // null: identity
   int64_t expand_to_streams_ = 0;                 // 0: the input is already what the layers carry
   std::shared_ptr<HyperConnectionHead> hyper_connection_head_;  // null: nothing to contract
-  bool recompute_ = false;
+  // Layers recomputed in backward, as [first, end) groups each rerun as one unit (Megatron's full
+  // recompute: each layer alone, uniform groups, or the first layers of the stage).
+  std::vector<std::pair<size_t, size_t>> recompute_groups_;
   bool residual_in_autocast_dtype_ = false;  // !config.fp32_residual_connection
 };
 

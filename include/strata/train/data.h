@@ -5,7 +5,8 @@
 //   TokenFileData  pre-tokenised uint16 / uint32 tokens, memory-mapped, for large corpora
 //   MqarData       synthetic multi-query associative recall, needs no files
 //   RandomTokenData  uniform random tokens, for benchmarks and tests
-// Text and token files keep their last `held_out_fraction` for evaluation.
+// Text and token files keep their last `held_out_fraction` for evaluation (before a test part
+// that Megatron's --split may set aside, which strata does not read).
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -47,11 +48,12 @@ class DataSource {
 };
 
 // Opens the data an identity (or a spec without a fingerprint: {"kind": "text", "path": ...})
-// names: kinds "text", "uint16" / "uint32" (with "vocab_size"), "megatron" (indexed datasets,
-// megatron_data.h: "datasets" [{"path", "weight"}], "split", "seq_length", "train_samples",
-// "seed", "vocab_size", "eod_mask_loss", "eod_token_id"), "mqar" (with "vocab_size",
-// "num_kv_pairs", "seed") and "random" (with "vocab_size"). A file whose fingerprint differs from the identity's is refused:
-// `source` (a checkpoint) is named in that error.
+// names: kinds "text", "uint16" / "uint32" (with "vocab_size"; both with optional "held_out_fraction"
+// and "test_fraction"), "megatron" (indexed datasets, megatron_data.h: "datasets" [{"path",
+// "weight"}], "split", "seq_length", "train_samples", "seed", "vocab_size", "eod_mask_loss",
+// "eod_token_id"), "mqar" (with "vocab_size", "num_kv_pairs", "seed") and "random" (with
+// "vocab_size"). A file whose fingerprint differs from the identity's is refused: `source` (a
+// checkpoint) is named in that error.
 std::unique_ptr<DataSource> open_data_source(const nlohmann::json& identity, const std::string& source);
 
 class TokenStreamData : public DataSource {
@@ -64,14 +66,19 @@ class TokenStreamData : public DataSource {
   void check_fits(int64_t seq_length, bool evaluates) const override;
 
  protected:
-  TokenStreamData(uint64_t num_tokens, double held_out_fraction, const std::string& source);
+  // The file is [training | held out | test]: Megatron's --split order. The test part (0 unless
+  // a --split gives it) is never read: strata evaluates on the held-out part alone.
+  TokenStreamData(uint64_t num_tokens, double held_out_fraction, double test_fraction, const std::string& source);
   double held_out_fraction() const { return held_out_fraction_; }
+  double test_fraction() const { return test_fraction_; }
+  // The split fractions for identity(): test_fraction only when there is a test part.
+  void add_split(nlohmann::json& identity) const;
   virtual int64_t token(uint64_t index) const = 0;
 
  private:
   Batch windows(uint64_t first, uint64_t span, uint64_t start, int64_t batch_size, int64_t seq_length) const;
 
-  double held_out_fraction_;
+  double held_out_fraction_, test_fraction_;
   uint64_t train_tokens_, held_out_tokens_;
   uint64_t position_ = 0;
   std::string source_;
@@ -79,7 +86,7 @@ class TokenStreamData : public DataSource {
 
 class ByteTextData : public TokenStreamData {
  public:
-  ByteTextData(const std::filesystem::path& path, double held_out_fraction = 0.05);
+  ByteTextData(const std::filesystem::path& path, double held_out_fraction = 0.05, double test_fraction = 0.0);
   int64_t vocab_size() const override { return 256; }
   std::string describe() const override;
   nlohmann::json identity() const override;
@@ -97,7 +104,7 @@ class TokenFileData : public TokenStreamData {
  public:
   // bytes_per_token: 2 (uint16) or 4 (uint32); tokens must be below vocab_size.
   TokenFileData(const std::filesystem::path& path, int bytes_per_token, int64_t vocab_size,
-                double held_out_fraction = 0.05);
+                double held_out_fraction = 0.05, double test_fraction = 0.0);
   TokenFileData(const TokenFileData&) = delete;  // owns the mapping
   TokenFileData& operator=(const TokenFileData&) = delete;
   ~TokenFileData() override;
@@ -109,7 +116,7 @@ class TokenFileData : public TokenStreamData {
 
  private:
   TokenFileData(const std::filesystem::path& path, uint64_t size, int bytes_per_token, int64_t vocab_size,
-                double held_out_fraction);
+                double held_out_fraction, double test_fraction);
   int64_t token(uint64_t index) const override;
   void read_chunk(uint64_t first) const;  // tokens [first, first + kChunkTokens), fewer at the end
   std::filesystem::path path_;

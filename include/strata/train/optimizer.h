@@ -1,6 +1,7 @@
 #pragma once
 // AdamW (decoupled weight decay) over named parameters, with Megatron's two groups: matrices
-// decay, vectors (norm scales, biases, Mamba/DeltaNet per-head scalars) do not. The state is
+// decay, vectors (norm scales, biases, Mamba/DeltaNet per-head scalars) do not, but for the q/k
+// norms with apply_wd_to_qk_layernorm. The state is
 // keyed by the parameters' canonical names, so a checkpoint is independent of module layout.
 #include <ATen/ATen.h>
 
@@ -14,6 +15,7 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
+  bool apply_wd_to_qk_layernorm = false;  // the q/k norm scales decay too (Megatron's flag)
 };
 
 class AdamW {

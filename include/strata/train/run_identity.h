@@ -8,11 +8,12 @@
 //
 //   "run": {"data": DataSource::identity(), "seq_length": 64, "micro_batch_size": 16,
 //           "global_batch_size": 16,
-//           "schedule": {"lr": ..., "min_lr": ..., "lr_warmup_iters": ..., "lr_decay_iters": ...,
-//                        "weight_decay": ..., "adam_beta1": ..., "adam_beta2": ..., "adam_eps": ...,
-//                        "clip_grad": ...}}
+//           "schedule": {"lr": ..., "min_lr": ..., "lr_decay_style": ..., "lr_warmup_iters": ...,
+//                        "lr_decay_iters": ..., "lr_warmup_samples": ..., ..., "weight_decay": ...,
+//                        "adam_beta1": ..., "adam_beta2": ..., "adam_eps": ..., "clip_grad": ...}}
 // Keys are the flags' names with '_' for '-'. micro_batch_size is restored but free to change (the
-// data order depends only on the global batch); lr_decay_iters is the resolved length.
+// data order depends only on the global batch); lr_decay_iters (lr_decay_samples in a sample-based
+// run) is the resolved length, so a longer resumed run keeps the decay it started with.
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -29,7 +30,7 @@ namespace strata::train {
 nlohmann::json run_identity(const DataSource& data, const TrainOptions& options, int64_t global_batch_size);
 
 // The schedule fields of options as the identity spells them, and back.
-nlohmann::json schedule_identity(const TrainOptions& options, int64_t resolved_decay_iters);
+nlohmann::json schedule_identity(const TrainOptions& options);
 void apply_schedule(const nlohmann::json& schedule, TrainOptions& options, const std::string& source);
 
 // Model config fields that change numerics but not the weights: a resumed run may change them.

@@ -1,6 +1,6 @@
 #pragma once
-// The training loop: gradient accumulation over micro-batches, AdamW with warmup + cosine LR,
-// gradient clipping, optional bf16 autocast (CUDA) and activation recompute, MoE aux losses,
+// The training loop: gradient accumulation over micro-batches, AdamW with Megatron's LR schedules,
+// gradient clipping, optional bf16 autocast (CUDA), activation recompute (the model config's), MoE aux losses,
 // periodic evaluation on held-out data, JSONL metrics, atomic checkpoints and exact resume.
 #include <optional>
 #include <string>
@@ -9,6 +9,7 @@
 #include "strata/model/language_model.h"
 #include "strata/text/tokenizer_files.h"
 #include "strata/train/data.h"
+#include "strata/train/lr_schedule.h"
 #include "strata/train/optimizer.h"
 #include "strata/train/stop_conditions.h"
 
@@ -23,10 +24,23 @@ struct TrainOptions {
   double min_lr = 3e-4;
   int64_t lr_warmup_iters = 10;
   int64_t lr_decay_iters = 0;  // 0: train_iters
+  // The schedule's shape (Megatron's flags; train/lr_schedule.h). strata's default style is
+  // cosine, Megatron's linear: a Megatron command line gets linear (docs/megatron.md).
+  std::string lr_decay_style = "cosine";
+  double lr_warmup_init = 0.0;
+  std::optional<double> lr_warmup_fraction;  // warmup as a fraction of the decay length
+  std::string lr_wsd_decay_style = "exponential";
+  int64_t lr_wsd_decay_iters = 0;
+  // Sample-based training (0: unset): lengths in sequences, each turned into iterations by the
+  // global batch as Megatron does (train_iters = train_samples / global batch, rounded down).
+  // Given train_samples, the *_iters lengths above must be unset.
+  int64_t train_samples = 0;
+  int64_t lr_decay_samples = 0;  // 0: train_samples
+  int64_t lr_warmup_samples = 0;
+  int64_t lr_wsd_decay_samples = 0;
   AdamWOptions adam;
   double clip_grad = 1.0;
   bool bf16 = false;       // autocast to bfloat16 (CUDA only)
-  bool recompute = false;  // recompute each layer's activations in backward
   std::string save;  // refused when it holds another run (one that `load` does not resume)
   // A checkpoint folder to resume: the run must not contradict it (run_identity.h). A folder with
   // no checkpoint is an error, except when it is also `save` (a script that always resumes its own
@@ -39,7 +53,7 @@ struct TrainOptions {
   std::vector<text::TokenizerFile> tokenizer;  // copied into every checkpoint (train_checkpoint.h)
   int64_t log_interval = 1;
   int64_t eval_interval = 0;  // 0: evaluate only at the end
-  int64_t eval_iters = 2;     // 0: no evaluation (Megatron's meaning)
+  int64_t eval_iters = 2;     // global batches per evaluation; 0: no evaluation (Megatron's meaning)
   at::Device device = at::kCPU;
   bool progress = true;  // this process prints: the progress bar, evaluations, notes
   // A model split over ranks (parallel::build_parallel_language_model) trains data-, tensor-,
@@ -75,6 +89,12 @@ struct TrainResult {
   Stop stop;  // why the run ended before train_iters, if it did; stop.exit_code() for the command
 };
 
+// The learning-rate schedule of `options` for this global batch (sample lengths divided by it).
+LrSchedule lr_schedule_of(const TrainOptions& options, int64_t global_batch_size);
+// The iterations the run trains: train_iters, or train_samples / global batch for a sample-based
+// run (an error when that is 0).
+int64_t train_iterations(const TrainOptions& options, int64_t global_batch_size);
+
 // Every option is checked before any work (check_train_options); a step whose loss or gradient
 // norm is not finite stops the run with an error before the step is applied.
 TrainResult train(LanguageModel& model, DataSource& data, const TrainOptions& options);
@@ -92,7 +112,8 @@ void refuse_save_over_another_run(const TrainOptions& options);
 // always resumes its own folder starts its first run there, as in Megatron. The trainer says so.
 bool load_starts_fresh(const TrainOptions& options);
 
-// Mean loss and accuracy over `batches` held-out batches.
+// Mean loss and accuracy over options.eval_iters global batches of held-out data (Megatron's
+// evaluation iterations), read as micro-batches of options.micro_batch_size.
 EvalRecord evaluate(LanguageModel& model, const DataSource& data, const TrainOptions& options, int64_t step);
 
 }  // namespace strata::train

@@ -15,6 +15,7 @@ int main() {
   config->num_query_groups = 1;
   config->kv_channels = 4;
   config->vocab_size = 32;
+  config->max_position_embeddings = 16;  // Megatron's learned position table (its default embedding)
   strata::validate(*config);
   // RMSNorm of a constant row is 1 everywhere (unit weights): 8 ones per row, 3 rows.
   strata::RMSNorm norm({config, config->hidden_size, config->layernorm_epsilon});
