@@ -140,6 +140,9 @@ void add_numerics_flags(CLI::App& cmd, ModelFlags& f) {
       cmd, f, "--add-qkv-bias", [](Config& c) { c.add_qkv_bias = true; }, "a bias on the q/k/v projection");
   settled_switch(cmd, f, "--swiglu", f.swiglu, "gated linear unit with SiLU (default: GELU, no gate)");
   settled_switch(cmd, f, "--squared-relu", f.squared_relu, "squared ReLU activation");
+  value_flag<double>(cmd, f, "--activation-func-clamp-value", field(&Config::activation_func_clamp_value),
+                     "gated linear unit: clamp the gate to at most this and the up half to [-this, this]")
+      ->check(real_above(0.0));
   switch_flag(
       cmd, f, "--attention-output-gate", [](Config& c) { c.attention_output_gate = true; },
       "sigmoid gate on each attention head's output (Qwen3-Next)");
@@ -240,8 +243,8 @@ void add_mixer_flags(CLI::App& cmd, ModelFlags& f) {
       cmd, f, "--moe-shared-expert-gate", [](Config& c) { c.moe_shared_expert_gate = true; },
       "sigmoid gate on the shared expert");
   value_flag<std::string>(cmd, f, "--moe-router-score-function", field(&Config::moe_router_score_function),
-                          "softmax (default) or sigmoid")
-      ->check(CLI::IsMember({"softmax", "sigmoid"}));
+                          "softmax (default), sigmoid or sqrtsoftplus")
+      ->check(CLI::IsMember({"softmax", "sigmoid", "sqrtsoftplus"}));
   value_flag<double>(cmd, f, "--moe-router-topk-scaling-factor", field(&Config::moe_router_topk_scaling_factor),
                      "multiplies the routed weights (default: none)")
       ->check(real_above(0.0));

@@ -213,9 +213,6 @@ nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_s
   if (f.data.data_path.empty()) {
     for (const char* flag : {"--split", "--eod-mask-loss", "--eod-token-id", "--data-format"})
       if (f.given(flag)) fail(flag, ": applies to --data-path");
-    if (f.tokenizer.given() && !f.tokenizer.is_null())
-      fail("--tokenizer-type ", f.tokenizer.type, ": applies to --data-path (",
-           f.mock_data ? "--mock-data" : "the synthetic task", " has no text to tokenise)");
   }
   if (f.mock_data) {
     if (!f.vocab_size) fail("--mock-data: give the vocabulary of its random tokens with --vocab-size");
@@ -240,11 +237,7 @@ nlohmann::json data_spec_from_flags(const TrainFlags& f, int64_t data_parallel_s
     settings.tokenizer = [type, folder = *tokenizer_folder] { return text::open_tokenizer(*type, folder); };
   }
   auto spec = tools::data_spec_from_flags(f.data, settings);
-  if (spec.value("kind", "") == "megatron") return spec;
-  if (f.tokenizer.given() && !f.tokenizer.is_null())
-    fail("--tokenizer-type ", f.tokenizer.type, ": --data-path ", f.data.data_path[0], " is a file, read as ",
-         f.data.data_format == "text" ? "bytes" : "token ids", "; tokenise text into an indexed dataset with strata preprocess");
-  if (f.tokenizer.is_null() && f.data.data_format == "text")
+  if (spec.value("kind", "") != "megatron" && f.tokenizer.is_null() && f.data.data_format == "text")
     fail("--tokenizer-type ", TokenizerFlags::kNull, ": the data must be token ids: give --data-format uint16 or uint32");
   return spec;
 }

@@ -149,6 +149,8 @@ TransformerConfig new_run_base(const TrainFlags& f, int64_t data_vocab_size) {
 TransformerConfig model_config_from_flags(const TrainFlags& f, TransformerConfig base) {
   if (!f.model_config.empty())
     base = config_from_json(read_json_file(f.model_config, "--model-config"), f.model_config, std::move(base));
+  // --vocab-size is the data's vocabulary: it wins over the file's, as every flag does.
+  if (f.vocab_size) base.vocab_size = model_vocab_size(f, *f.vocab_size);
   base = apply_model_flags(f.model, std::move(base));
   derive_unset_fields(base);
   return base;

@@ -33,9 +33,9 @@ TrainSetup set_up_run(TrainFlags& flags, int64_t data_parallel_size);
 // the embedded default model; its vocabulary the data's (`data_vocab_size`), padded as Megatron pads.
 TransformerConfig new_run_base(const TrainFlags& flags, int64_t data_vocab_size);
 
-// `base` (new_run_base, or a checkpoint's model), under the --model-config file, under the model
-// flags, its unset sizes derived (derive_unset_fields); its layer settings not yet resolved
-// (model/layer_allocation.h).
+// `base` (new_run_base, or a checkpoint's model), under the --model-config file, under --vocab-size
+// (padded) and the model flags, its unset sizes derived (derive_unset_fields); its layer settings
+// not yet resolved (model/layer_allocation.h).
 TransformerConfig model_config_from_flags(const TrainFlags& flags, TransformerConfig base);
 
 }  // namespace strata::tools

@@ -53,8 +53,7 @@ done
 
 # 2. A model strata defined itself (Qwen3's shape: attention with q/k norms, SwiGLU MLPs) trained on
 #    an indexed dataset with a BPE tokenizer: exported as qwen3 with the tokenizer and its EOS.
-echo '{"qk_layernorm": true}' > qk_norms.json
-"$strata" train --hybrid-layer-pattern "*-*-" --model-config qk_norms.json --hidden-size 32 --ffn-hidden-size 64 \
+"$strata" train --hybrid-layer-pattern "*-*-" --qk-layernorm --hidden-size 32 --ffn-hidden-size 64 \
   --kv-channels 8 --seq-length 32 --micro-batch-size 8 --data-path "$corpus" \
   --tokenizer-type HuggingFaceTokenizer --tokenizer-model "$fixtures/text/bytelevel_bpe" --train-iters 4 --save native \
   > native.log 2>&1
