@@ -10,11 +10,14 @@ namespace strata::text {
 std::unique_ptr<Tokenizer> open_tokenizer(std::string_view type, const std::filesystem::path& model) {
   if (model.empty()) fail("--tokenizer-type ", type, " needs --tokenizer-model (a file or a folder)");
   if (type == "HuggingFaceTokenizer") return HfTokenizer::open(model);
-  // Megatron-Core builds its three SentencePiece types with one library and the same settings.
-  if (type == "SentencePieceTokenizer" || type == "GPTSentencePieceTokenizer" || type == "Llama2Tokenizer")
-    return open_sentencepiece(model);
+  if (is_sentencepiece_type(type)) return open_sentencepiece(model);
   fail("--tokenizer-type '", type, "' is not supported (strata reads HuggingFaceTokenizer and SentencePieceTokenizer, ",
        "alias GPTSentencePieceTokenizer or Llama2Tokenizer)");
+}
+
+bool is_sentencepiece_type(std::string_view type) {
+  // Megatron-Core builds its three SentencePiece types with one library and the same settings.
+  return type == "SentencePieceTokenizer" || type == "GPTSentencePieceTokenizer" || type == "Llama2Tokenizer";
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "strata/text/tokenizer_files.h"
 
 #include "strata/core/error.h"
+#include "strata/text/tokenizer.h"
 
 namespace strata::text {
 
@@ -9,9 +10,10 @@ namespace fs = std::filesystem;
 std::vector<TokenizerFile> tokenizer_files(std::string_view type, const fs::path& model) {
   std::string name;
   if (type == "HuggingFaceTokenizer") name = "tokenizer.json";
-  else if (type == "SentencePieceTokenizer") name = "tokenizer.model";
+  else if (is_sentencepiece_type(type)) name = "tokenizer.model";
   else
-    fail("--tokenizer-type '", type, "' is not supported (strata reads HuggingFaceTokenizer and SentencePieceTokenizer)");
+    fail("--tokenizer-type '", type, "' is not supported (strata reads HuggingFaceTokenizer and SentencePieceTokenizer, ",
+         "alias GPTSentencePieceTokenizer or Llama2Tokenizer)");
   std::error_code error;
   const fs::path file = fs::is_directory(model, error) ? model / name : model;
   if (!fs::is_regular_file(file, error))

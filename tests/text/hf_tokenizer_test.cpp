@@ -153,7 +153,7 @@ TEST(HfTokenizer, RefusesComponentsItCannotHonourByName) {
 TEST(Tokenizer, OpenRefusesUnknownTypesAndMissingFiles) {
   EXPECT_EQ(testing::error_of([] { open_tokenizer("GPT2BPETokenizer", "vocab.json"); }),
             "--tokenizer-type 'GPT2BPETokenizer' is not supported (strata reads HuggingFaceTokenizer and "
-            "SentencePieceTokenizer)");
+            "SentencePieceTokenizer, alias GPTSentencePieceTokenizer or Llama2Tokenizer)");
   EXPECT_EQ(testing::error_of([] { open_tokenizer("HuggingFaceTokenizer", "/nonexistent/tokenizer.json"); }),
             "--tokenizer-model /nonexistent/tokenizer.json: no such file (HuggingFaceTokenizer reads an HF tokenizer.json)");
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "strata/text/tokenizer.h"
+
 #include "test_util.h"
 
 namespace strata::text {
@@ -29,6 +31,20 @@ TEST(TokenizerFiles, TheTokenizerAndTheConfigBesideIt) {
             std::vector<std::string>{"tokenizer.json"});
   EXPECT_EQ(names_of(tokenizer_files("SentencePieceTokenizer", kText / "sentencepiece_bpe")),
             std::vector<std::string>{"tokenizer.model"});
+}
+
+// Megatron-Core builds GPTSentencePieceTokenizer and Llama2Tokenizer as SentencePieceTokenizer:
+// the same file travels, and the same tokenizer reads it.
+TEST(TokenizerFiles, MegatronsSentencePieceSpellingsAreOneTokenizer) {
+  for (const char* type : {"GPTSentencePieceTokenizer", "Llama2Tokenizer"}) {
+    EXPECT_EQ(names_of(tokenizer_files(type, kText / "sentencepiece_bpe")), std::vector<std::string>{"tokenizer.model"});
+    const auto spelled = open_tokenizer(type, kText / "sentencepiece_bpe");
+    const auto plain = open_tokenizer("SentencePieceTokenizer", kText / "sentencepiece_bpe");
+    EXPECT_EQ(spelled->vocab_size(), plain->vocab_size());
+    EXPECT_EQ(spelled->eod_id(), plain->eod_id());
+    const std::string text = "Megatron's tokenizers, 123 of them.";
+    EXPECT_EQ(spelled->encode(text, AddSpecialTokens::no), plain->encode(text, AddSpecialTokens::no));
+  }
 }
 
 TEST(TokenizerFiles, AFileKeepsTheNameHfLooksFor) {

@@ -52,10 +52,15 @@ class Tokenizer {
 // The --tokenizer-type values strata reads, as Megatron-LM spells them:
 //   HuggingFaceTokenizer    model: a tokenizer.json, or a folder holding one (and, beside it,
 //                           tokenizer_config.json for the EOS / BOS tokens)
-//   SentencePieceTokenizer  model: a SentencePiece tokenizer.model, or a folder holding one
+//   SentencePieceTokenizer  model: a SentencePiece tokenizer.model, or a folder holding one; also
+//                           spelled GPTSentencePieceTokenizer or Llama2Tokenizer, which
+//                           Megatron-Core builds with the same library and settings
 // Anything else, or a file strata cannot honour exactly (a tokenizer.json component it does not
 // implement), is refused with an Error that names it.
 std::unique_ptr<Tokenizer> open_tokenizer(std::string_view type, const std::filesystem::path& model);
+
+// Whether `type` names the SentencePiece tokenizer (any of its three spellings).
+bool is_sentencepiece_type(std::string_view type);
 
 // The tokenizer strata train uses for text without one: one token per UTF-8 byte, vocabulary
 // 256, no special tokens.
