@@ -88,7 +88,7 @@ if [ "$phase" != bench ]; then
   # Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both
   # run on the CPU machines. The multi-rank tests start CPU ranks over Gloo, and PyTorch's wheel
   # ships no Gloo headers: the CPU machines run them, bench/nccl_scaling.sh runs NCCL on 2+ GPUs.
-  multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling"
+  multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling|VirtualPipeline|UnevenPipeline|StopConditionsTest.Rank"
   step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
     --output-on-failure -j4
   for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32 deepseek_v4; do
