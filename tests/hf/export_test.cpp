@@ -178,7 +178,7 @@ TEST(HfExport, StrataModelsExportToTheArchitectureThatMakesThem) {
   mamba.hybrid_layer_pattern = "M-*-";
   mamba.num_layers = 4;
   mamba.qk_layernorm = false;
-  mamba.rotary_percent = 0.0;
+  mamba.position_embedding_type = PositionEmbeddingType::None;
   mamba.gated_linear_unit = false;
   mamba.activation_func = Activation::SquaredReLU;
   mamba.mamba_num_heads = 4;
