@@ -1,19 +1,33 @@
-"""Gated DeltaNet fwd+bwd at seq 4096, bf16: strata beside HF transformers' PyTorch path
-(Qwen3NextGatedDeltaNet with torch_chunk_gated_delta_rule) and, where it imports,
-flash-linear-attention's Triton chunk_gated_delta_rule (PYTHONPATH=.peers/flash-linear-attention).
-Same shapes as Qwen3-Next-80B's linear-attention layers. Prints a markdown table.
+"""Gated DeltaNet on the GPU, bf16: strata beside flash-linear-attention's Triton
+chunk_gated_delta_rule (the strongest peer a user can install; PYTHONPATH=--fla-path) and HF
+transformers' PyTorch path (Qwen3NextGatedDeltaNet with torch_chunk_gated_delta_rule). Shapes of
+Qwen3-Next-80B's linear-attention layers: batch 1, 32 value heads, 16 key heads, dk = dv = 128.
+Prints one markdown table of times, achieved TFLOP/s and share of the H100's dense bf16 peak, then
+a table of gradient errors against strata's float64 reference.
 
 HF's layer switches to fla's kernels whenever fla imports, so HF is measured in this process
 without fla on the path, and fla in a child process (--fla-only) with --fla-path on sys.path.
+
+flash-linear-attention refuses its backward on Hopper with Triton >= 3.4.0 and < 3.7.1 (its
+chunk_bwd_dqkwg guard, "incorrect results ... see #640"). For timing only, the child process
+turns that guard off, and the gradient table says whether the gradients it then computes agree
+with the float64 reference (strata_bench_gdn_grad_reference: the chunked rule's LibTorch twin in
+float64 on the same inputs and output gradient).
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
+
+H, HK, DK, DV, HIDDEN, CHUNK = 32, 16, 128, 128, 2048, 64
+PEAK_TFLOPS = 989.0  # H100 SXM dense bf16
+FLA = "flash-linear-attention (Triton)"
 
 
 def median_ms(fn, warmup=3, iters=10):
@@ -29,101 +43,196 @@ def median_ms(fn, warmup=3, iters=10):
     return sorted(times)[len(times) // 2]
 
 
-def gdn_inputs(T, H, Dk, Dv):
-    """Random delta-rule inputs, [1, T, H, ...], bf16 (g in float32), requiring gradients."""
-    q = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
-    k = torch.nn.functional.normalize(torch.randn(1, T, H, Dk, device="cuda", dtype=torch.bfloat16), dim=-1)
-    v = torch.randn(1, T, H, Dv, device="cuda", dtype=torch.bfloat16)
-    g = torch.nn.functional.logsigmoid(torch.randn(1, T, H, device="cuda"))
-    beta = torch.rand(1, T, H, device="cuda", dtype=torch.bfloat16)
-    return [t.requires_grad_() for t in (q, k, v, g, beta)]
+def rule_flop(T, backward):
+    """The chunked algorithm's matrix products, batch 1: per chunk and head 2 C^2 D each for k k^T,
+    W, U, q k^T and the in-chunk output, 2 C D^2 each for W S, the state update and q S; fwd+bwd
+    counts the backward as two products per forward product (3x the forward)."""
+    chunks = math.ceil(T / CHUNK)
+    forward = 2 * H * chunks * (5 * CHUNK * CHUNK * DK + 3 * CHUNK * DK * DV)
+    return 3 * forward if backward else forward
+
+
+def gdn_inputs(T, seed=0):
+    """Random delta-rule inputs, [1, T, H, ...], bf16 (g in float32), requiring gradients, and an output
+    gradient d_out; the same for every process given the same seed."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    rand = lambda *shape, dtype=torch.bfloat16: torch.randn(*shape, device="cuda", generator=gen).to(dtype)
+    q = torch.nn.functional.normalize(rand(1, T, H, DK), dim=-1)
+    k = torch.nn.functional.normalize(rand(1, T, H, DK), dim=-1)
+    v = rand(1, T, H, DV)
+    g = torch.nn.functional.logsigmoid(rand(1, T, H, dtype=torch.float32))
+    beta = torch.sigmoid(rand(1, T, H))
+    d_out = rand(1, T, H, DV) / math.sqrt(T * H * DV)
+    return [t.requires_grad_() for t in (q, k, v, g, beta)], d_out
+
+
+def relative_errors(tensors, reference, prefix):
+    """||x - ref|| / ||ref|| in float64 for out and each input gradient."""
+    errors = {}
+    for name in ("out", "q", "k", "v", "g", "beta"):
+        ref = reference[f"float64/{name}"].double()
+        errors[name] = ((tensors[f"{prefix}{name}"].double().cpu() - ref).norm() / ref.norm()).item()
+    return errors
+
+
+def run_strata(bench, T, kernels_on):
+    env = {**os.environ, "STRATA_FUSED_KERNELS": "1" if kernels_on else "0"}
+    out = subprocess.run([bench, "--seq-length", str(T)], check=True, capture_output=True, text=True, env=env)
+    return {r["what"]: r["ms"] for r in map(json.loads, out.stdout.strip().splitlines())}
+
+
+def hf_times(T, with_layer, with_backward):
+    """HF's PyTorch path: the layer fwd+bwd (with_layer) and the rule fwd+bwd."""
+    from transformers import Qwen3NextConfig
+    from transformers.models.qwen3_next import modeling_qwen3_next as hf
+
+    times = {}
+    if with_layer:
+        config = Qwen3NextConfig(hidden_size=HIDDEN, linear_num_key_heads=HK, linear_num_value_heads=H,
+                                 linear_key_head_dim=DK, linear_value_head_dim=DV, linear_conv_kernel_dim=4)
+        layer = hf.Qwen3NextGatedDeltaNet(config, layer_idx=0).cuda()
+        layer.chunk_gated_delta_rule = hf.torch_chunk_gated_delta_rule  # the PyTorch path, not fla's
+        x = torch.randn(1, T, HIDDEN, device="cuda", requires_grad=True)
+
+        def hf_layer():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = layer(x)
+            y.float().square().mean().backward()
+
+        times["layer fwd+bwd"] = median_ms(hf_layer)
+        del layer, x
+    if with_backward:
+        (q, k, v, g, beta), _ = gdn_inputs(T)
+
+        def hf_rule():
+            o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=CHUNK)
+            o.float().square().mean().backward()
+
+        times["delta rule fwd+bwd"] = median_ms(hf_rule)
+    torch.cuda.empty_cache()
+    return times
+
+
+def fla_child(args, T, fwd_only, check_files):
+    """Runs this script with --fla-only in a child process; returns its JSON lines."""
+    command = [sys.executable, __file__, "--fla-only", "--seq-lengths", str(T)]
+    if fwd_only:
+        command.append("--fwd-only")
+    if check_files:
+        command += ["--check", *check_files]
+    child = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": args.fla_path})
+    results = []
+    for line in child.stdout.strip().splitlines():
+        if line.startswith("{"):
+            results.append(json.loads(line))
+        else:
+            print(line)
+    if child.returncode != 0:
+        print(f"flash-linear-attention at T = {T} not measured:", child.stderr.strip().splitlines()[-3:])
+    return results
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--strata-bench", required=True)
-    p.add_argument("--seq-length", type=int, default=4096)
+    p.add_argument("--strata-bench", required=True, help="strata_bench_gdn")
+    p.add_argument("--grad-reference", default="",
+                   help="strata_bench_gdn_grad_reference (default: beside --strata-bench)")
+    p.add_argument("--seq-lengths", default="4096,16384,65536")
+    p.add_argument("--fwd-only-from", type=int, default=65536, help="from this T on, time forwards only")
+    p.add_argument("--check-up-to", type=int, default=16384, help="gradient check at T up to this")
     p.add_argument("--fla-path", default="", help="folder holding flash-linear-attention's fla package")
     args = p.parse_args()
-    T, H, Hk, Dk, Dv, hidden = args.seq_length, 32, 16, 128, 128, 2048
+    grad_reference = args.grad_reference or os.path.join(os.path.dirname(args.strata_bench),
+                                                         "strata_bench_gdn_grad_reference")
+    from safetensors.torch import load_file, save_file
 
-    def run_strata(kernels_on):
-        env = {**os.environ, "STRATA_FUSED_KERNELS": "1" if kernels_on else "0"}
-        out = subprocess.run([args.strata_bench, "--seq-length", str(T)], check=True, capture_output=True, text=True,
-                             env=env)
-        return {r["what"]: r["ms"] for r in map(json.loads, out.stdout.strip().splitlines())}
+    rows, checks = [], []  # rows: (T, what, implementation, ms)
+    workdir = tempfile.mkdtemp(prefix="compare_gdn_")
+    for index, T in enumerate(int(t) for t in args.seq_lengths.split(",")):
+        backward = T < args.fwd_only_from
+        strata, twins = run_strata(args.strata_bench, T, True), run_strata(args.strata_bench, T, False)
+        hf = hf_times(T, with_layer=index == 0, with_backward=backward and T <= 16384)
+        if index == 0:
+            rows += [(T, "layer fwd+bwd", "strata", strata["layer"]),
+                     (T, "layer fwd+bwd", "strata, kernels off", twins["layer"]),
+                     (T, "layer fwd+bwd", "HF PyTorch path", hf["layer fwd+bwd"])]
+        rows += [(T, "delta rule fwd", "strata", strata["delta_rule_fwd"]),
+                 (T, "delta rule fwd", "strata, kernels off", twins["delta_rule_fwd"])]
+        if backward:
+            rows += [(T, "delta rule fwd+bwd", "strata", strata["delta_rule"]),
+                     (T, "delta rule fwd+bwd", "strata, kernels off", twins["delta_rule"])]
+            if "delta rule fwd+bwd" in hf:
+                rows.append((T, "delta rule fwd+bwd", "HF PyTorch path", hf["delta rule fwd+bwd"]))
+        check_files = []
+        if backward and T <= args.check_up_to:
+            inputs, reference = os.path.join(workdir, f"inputs_{T}.safetensors"), os.path.join(workdir, f"ref_{T}.safetensors")
+            (q, k, v, g, beta), d_out = gdn_inputs(T)
+            save_file({"q": q, "k": k, "v": v, "g": g, "beta": beta, "d_out": d_out}, inputs)
+            subprocess.run([grad_reference, inputs, reference], check=True)
+            computed = load_file(reference)  # holds strata's bf16 results beside the float64 ones
+            checks.append((T, "strata (bf16 inputs)", relative_errors(computed, computed, "strata/")))
+            check_files = [inputs, reference]
+        if args.fla_path:
+            for r in fla_child(args, T, not backward, check_files):
+                if "errors" in r:
+                    checks.append((T, f"{FLA}, guard off", r["errors"]))
+                else:
+                    what = r["what"] + (", guard off" if "bwd" in r["what"] else "")
+                    rows.append((T, what, FLA, r["ms"]))
 
-    strata, twins = run_strata(True), run_strata(False)
+    print(f"Gated DeltaNet, batch 1, {H} value heads / {HK} key heads, dk = dv = {DK}, hidden {HIDDEN}, bf16, "
+          f"chunk {CHUNK}")
+    print(f"TFLOP/s counts the chunked algorithm's matrix products: forward 2 H N (5 C^2 D + 3 C D^2) for N = T / C "
+          f"chunks, fwd+bwd 3x that; % of {PEAK_TFLOPS:.0f} TFLOP/s (H100 dense bf16). 'guard off': fla's backward "
+          f"with its Triton-version guard turned off, timing only (see the gradient table).")
+    print("| T | what | implementation | ms | TFLOP/s | % of peak | strata speed-up |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    mine = {(T, what): ms for T, what, impl, ms in rows if impl == "strata"}
+    for T, what, impl, ms in rows:
+        base = what.removesuffix(", guard off")
+        if base.startswith("delta rule"):
+            tflops = rule_flop(T, "bwd" in base) / (ms * 1e-3) / 1e12
+            rate = f"{tflops:.1f} | {100 * tflops / PEAK_TFLOPS:.1f}%"
+        else:
+            rate = "— | —"
+        print(f"| {T} | {what} | {impl} | {ms:.3f} | {rate} | {ms / mine[(T, base)]:.2f}x |")
 
-    from transformers import Qwen3NextConfig
-    from transformers.models.qwen3_next import modeling_qwen3_next as hf
-
-    config = Qwen3NextConfig(hidden_size=hidden, linear_num_key_heads=Hk, linear_num_value_heads=H,
-                             linear_key_head_dim=Dk, linear_value_head_dim=Dv, linear_conv_kernel_dim=4)
-    layer = hf.Qwen3NextGatedDeltaNet(config, layer_idx=0).cuda()
-    layer.chunk_gated_delta_rule = hf.torch_chunk_gated_delta_rule  # the PyTorch path, not fla's
-    x = torch.randn(1, T, hidden, device="cuda", requires_grad=True)
-
-    def hf_layer():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            y = layer(x)
-        y.float().square().mean().backward()
-
-    rows = [("layer fwd+bwd", "strata", strata["layer"]), ("layer fwd+bwd", "strata, kernels off", twins["layer"]),
-            ("layer fwd+bwd", "HF PyTorch path", median_ms(hf_layer))]
-
-    q, k, v, g, beta = gdn_inputs(T, H, Dk, Dv)
-
-    def hf_rule():
-        o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=64)
-        o.float().square().mean().backward()
-
-    rows += [("delta rule fwd+bwd", "strata", strata["delta_rule"]),
-             ("delta rule fwd+bwd", "strata, kernels off", twins["delta_rule"]),
-             ("delta rule fwd+bwd", "HF PyTorch path", median_ms(hf_rule)),
-             ("delta rule fwd", "strata", strata["delta_rule_fwd"]),
-             ("state scan fwd+bwd", "strata", strata["state_scan"]),
-             ("state scan fwd+bwd", "strata, kernels off", twins["state_scan"])]
-    if args.fla_path:
-        child = subprocess.run([sys.executable, __file__, "--fla-only", "--seq-length", str(T)], capture_output=True,
-                               text=True, env={**os.environ, "PYTHONPATH": args.fla_path})
-        for line in child.stdout.strip().splitlines():
-            if line.startswith("{"):
-                r = json.loads(line)
-                rows.append((r["what"], "flash-linear-attention (Triton)", r["ms"]))
-            else:
-                print(line)
-        if child.returncode != 0:
-            print("flash-linear-attention not measured:", child.stderr.strip().splitlines()[-1:])
-
-    print(f"Gated DeltaNet, seq {T}, batch 1, {H} value heads / {Hk} key heads, dk=dv={Dk}, hidden {hidden}, bf16")
-    print("| what | implementation | ms | strata speed-up |")
-    print("| --- | --- | --- | --- |")
-    for what, impl, ms in rows:
-        mine = strata["layer" if what.startswith("layer") else "state_scan" if what.startswith("state")
-                      else "delta_rule" if "bwd" in what else "delta_rule_fwd"]
-        print(f"| {what} | {impl} | {ms:.2f} | {ms / mine:.2f}x |")
+    print("\nGradients against strata's float64 reference (||x - x64|| / ||x64||, same inputs and output gradient)")
+    print("| T | implementation | out | dq | dk | dv | dg | dbeta |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for T, impl, e in checks:
+        print(f"| {T} | {impl} | " + " | ".join(f"{e[n]:.1e}" for n in ("out", "q", "k", "v", "g", "beta")) + " |")
 
 
-def fla_only(T):
-    """fla's chunk_gated_delta_rule, forward and backward; prints one JSON line per measurement."""
+def fla_only(T, fwd_only, check):
+    """fla's chunk_gated_delta_rule, forward and backward; prints one JSON line per measurement, and
+    (check) its output and gradients' errors against the float64 reference."""
+    import fla.ops.common.chunk_o as chunk_o
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-    H, Dk, Dv = 32, 128, 128
-    q, k, v, g, beta = gdn_inputs(T, H, Dk, Dv)
-    print(json.dumps({"what": "delta rule fwd", "ms": median_ms(lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5))}))
 
-    def fwd_bwd():
-        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5)
-        o.float().square().mean().backward()
+    if not hasattr(chunk_o, "TRITON_ABOVE_3_4_0"):
+        print("flash-linear-attention's backward guard (chunk_o.TRITON_ABOVE_3_4_0) not found: left as it is")
+    chunk_o.TRITON_ABOVE_3_4_0 = False  # timing only: the guard's gradients are checked below
+    (q, k, v, g, beta), d_out = gdn_inputs(T)
+    rule = lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=1.0)[0]
+    print(json.dumps({"what": "delta rule fwd", "ms": median_ms(rule)}))
+    if fwd_only:
+        return
+    print(json.dumps({"what": "delta rule fwd+bwd", "ms": median_ms(lambda: rule().float().square().mean().backward())}))
+    if check:
+        from safetensors.torch import load_file
 
-    try:
-        print(json.dumps({"what": "delta rule fwd+bwd", "ms": median_ms(fwd_bwd)}))
-    except RuntimeError as e:  # fla refuses its backward on some Triton versions: say so
-        print(f"flash-linear-attention backward not measured: {e}")
+        x = {name: t.cuda().requires_grad_() for name, t in load_file(check[0]).items() if name != "d_out"}
+        out = chunk_gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], scale=1.0)[0]
+        out.backward(load_file(check[0])["d_out"].cuda())
+        computed = {"fla/out": out.detach(), **{f"fla/{n}": t.grad for n, t in x.items()}}
+        print(json.dumps({"errors": relative_errors(computed, load_file(check[1]), "fla/")}))
 
 
 if __name__ == "__main__":
     if "--fla-only" in sys.argv:
-        fla_only(int(sys.argv[sys.argv.index("--seq-length") + 1]))
+        argv = sys.argv
+        check = argv[argv.index("--check") + 1:argv.index("--check") + 3] if "--check" in argv else []
+        fla_only(int(argv[argv.index("--seq-lengths") + 1]), "--fwd-only" in argv, check)
     else:
         main()
