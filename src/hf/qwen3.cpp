@@ -45,11 +45,15 @@ io::Qwen3Config qwen3_hf_config(const TransformerConfig& c) {
     if (pairs[i] != std::pair{SequenceMixerKind::Attention, ChannelMixerKind::Mlp})
       fail("qwen3: layer ", i, " is ", name(pairs[i].first), " + ", name(pairs[i].second),
            "; every Qwen3 layer is attention + a dense MLP");
+  return qwen3_shared_hf_fields(c, int64_t(pairs.size()));
+}
+
+io::Qwen3Config qwen3_shared_hf_fields(const TransformerConfig& c, int64_t num_layers) {
   io::Qwen3Config hf;
   hf.vocab_size = c.vocab_size;
   hf.hidden_size = c.hidden_size;
   hf.intermediate_size = c.ffn_hidden_size;
-  hf.num_hidden_layers = int64_t(pairs.size());
+  hf.num_hidden_layers = num_layers;
   hf.num_attention_heads = c.num_attention_heads;
   hf.num_key_value_heads = c.num_query_groups;
   hf.head_dim = c.kv_channels;

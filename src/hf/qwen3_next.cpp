@@ -6,6 +6,7 @@
 #include "strata/hf/common_maps.h"
 #include "strata/hf/gated_delta_net_layout.h"
 #include "strata/hf/layer_schedule.h"
+#include "strata/hf/qwen3.h"
 #include "strata/hf/rope_scaling.h"
 #include "strata/model/layer_allocation.h"
 
@@ -124,19 +125,7 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
 io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
   const auto pairs = mixer_pairs(resolve_layer_pattern(c).layers, "qwen3_next");
   io::Qwen3NextConfig hf;
-  auto& base = hf.base;
-  base.vocab_size = c.vocab_size;
-  base.hidden_size = c.hidden_size;
-  base.intermediate_size = c.ffn_hidden_size;
-  base.num_hidden_layers = int64_t(pairs.size());
-  base.num_attention_heads = c.num_attention_heads;
-  base.num_key_value_heads = c.num_query_groups;
-  base.head_dim = c.kv_channels;
-  base.rms_norm_eps = c.layernorm_epsilon;
-  base.rope = rope_parameters_from(c.rotary_base, c.rotary_percent, c.rotary_scaling);
-  base.tie_word_embeddings = c.share_embeddings_and_output_weights;
-  base.attention_bias = false;
-  base.hidden_act = hf_activation_name(c.activation_func);
+  hf.base = qwen3_shared_hf_fields(c, int64_t(pairs.size()));
   bool has_moe = false, has_linear_attention = false;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const auto [sequence, channel] = pairs[i];
