@@ -214,6 +214,24 @@ pattern 'M*M-' pp=2 stages='[[0,1],[2,3]]' warning="without '|' over 2 pipeline 
 pattern 'M*M*M*M*' pp=4 stages='[[0,1],[2,3],[4,5],[6,7]]'
 pattern 'M*M*M*' pp=3 stages='[[0,1],[2,3],[4,5]]'
 refused 'M*M*M*' pp=4 "6 layers do not split evenly over 4 pipeline stages"
+# Uneven first and last stages (test_uneven_pp_*), only for patterns without '|'
+# (test_mutual_exclusivity_pipes_with_*).
+refused_args "cannot be given: the pattern already defines the pipeline layout" --hybrid-layer-pattern 'M*|M*' \
+  --pipeline-model-parallel-size 2 --decoder-first-pipeline-num-layers 1
+refused_args "cannot be given: the pattern already defines the pipeline layout" --hybrid-layer-pattern 'M*|M*' \
+  --pipeline-model-parallel-size 2 --decoder-last-pipeline-num-layers 1
+accepted --hybrid-layer-pattern 'M*M*M*' --pipeline-model-parallel-size 4 --decoder-first-pipeline-num-layers 3 \
+  -- stages='[[0,1,2],[3],[4],[5]]'
+accepted --hybrid-layer-pattern 'M*M*M*' --pipeline-model-parallel-size 4 --decoder-last-pipeline-num-layers 3 \
+  -- stages='[[0],[1],[2],[3,4,5]]'
+accepted --hybrid-layer-pattern 'M*M*M*M*' --pipeline-model-parallel-size 4 --decoder-first-pipeline-num-layers 1 \
+  --decoder-last-pipeline-num-layers 1 -- stages='[[0],[1,2,3],[4,5,6],[7]]'
+refused_args "the 7 layers between the uneven first and last stages do not split evenly over 3 pipeline stages" \
+  --hybrid-layer-pattern 'M*M*M*M*M' --pipeline-model-parallel-size 4 --decoder-first-pipeline-num-layers 2
+# test_vpp_with_no_pipes_raises: Megatron refuses virtual stages for a pattern without '|'; strata
+# splits its layers evenly over pp x vp stages, as for GPT models (docs/parallelism.md).
+accepted --hybrid-layer-pattern 'M*M*' --pipeline-model-parallel-size 2 --num-virtual-stages-per-pipeline-rank 2 \
+  -- stages='[[0],[1],[2],[3]]'
 
 # --- test_hybrid_block.py: layer kinds, and '*' beside MLA or DSA in one block.
 pattern 'M*-' layers='M*-'
@@ -263,8 +281,6 @@ refused_args "--fp16: refused: float16 training needs loss scaling" --fp16
 #  - the empty pattern "": an empty --hybrid-layer-pattern means no pattern in strata (GPT-style
 #    layers), as an unset one does in Megatron; the parser's own test is in layer_pattern_test.cpp;
 #  - a vp_stage out of range, and the two logging tests: describe shows every stage, logs nothing;
-#  - num_layers_in_first/last_pipeline_stage (6 tests) and VPP without '|' (1): strata has no
-#    --decoder-first/last-pipeline-num-layers or --num-virtual-stages-per-pipeline-rank yet;
 #  - get_layer_maps_from_layer_type_list (7 tests): per-kind indices of Megatron's inference
 #    caches, which strata keys by layer number; parse_hybrid_pattern(None), dataclass equality.
 echo "describe: $cases cases"
