@@ -18,6 +18,7 @@
 #include "strata/core/compat.h"
 #include "strata/core/config.h"
 #include "strata/core/error.h"
+#include "strata/core/llama_style.h"
 
 namespace strata::testing {
 
@@ -42,21 +43,6 @@ inline std::filesystem::path fresh_temp_dir(const std::string& name) {
 inline at::Device test_device() {
   const char* env = std::getenv("STRATA_TEST_DEVICE");
   return env && std::string(env) == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-}
-
-// The block the unit tests were written for, wherever Megatron's defaults (TransformerConfig's)
-// differ: rotary positions, RMSNorm, no biases, SwiGLU, no dropout, an untied output layer and a
-// float32 residual under autocast.
-inline void use_llama_style(TransformerConfig& c) {
-  c.position_embedding_type = PositionEmbeddingType::Rope;
-  c.normalization = Normalization::RMSNorm;
-  c.add_bias_linear = false;
-  c.gated_linear_unit = true;
-  c.activation_func = Activation::SiLU;
-  c.hidden_dropout = 0.0;
-  c.attention_dropout = 0.0;
-  c.share_embeddings_and_output_weights = false;
-  c.fp32_residual_connection = true;
 }
 
 inline std::shared_ptr<TransformerConfig> small_config() {

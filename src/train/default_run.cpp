@@ -1,5 +1,7 @@
 #include "strata/train/default_run.h"
 
+#include "strata/core/llama_style.h"
+
 namespace strata::train {
 
 TransformerConfig default_model_config() {
@@ -15,17 +17,7 @@ TransformerConfig default_model_config() {
   c.num_query_groups = 2;
   c.kv_channels = 16;
   c.vocab_size = MqarDefaults{}.vocab_size;
-  // A Llama-style block (where Megatron's defaults differ): rotary positions, RMSNorm, no biases,
-  // SwiGLU, no dropout, untied output layer, float32 residual under autocast.
-  c.position_embedding_type = PositionEmbeddingType::Rope;
-  c.normalization = Normalization::RMSNorm;
-  c.add_bias_linear = false;
-  c.gated_linear_unit = true;
-  c.activation_func = Activation::SiLU;
-  c.hidden_dropout = 0.0;
-  c.attention_dropout = 0.0;
-  c.share_embeddings_and_output_weights = false;
-  c.fp32_residual_connection = true;
+  use_llama_style(c);
   c.layernorm_epsilon = 1e-6;
   c.qk_layernorm = true;
   c.init_method_std = 0.02;

@@ -9,14 +9,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 corpus=$fixtures/text/megatron_indexed/corpus_uint16
 bpe=(--tokenizer-type HuggingFaceTokenizer --tokenizer-model "$fixtures/text/bytelevel_bpe")
 
-refused() {
-  local expect=$1
-  shift
-  if "$strata" "$@" > out.txt 2> err.txt; then
-    echo "accepted: $*"; cat out.txt; exit 1
-  fi
-  grep -qF -- "$expect" err.txt || { echo "expected '$expect' from: $*"; cat err.txt; exit 1; }
-}
+source "$(dirname "$0")/expect_refusal.sh"
 
 jq -r .text "$fixtures/text/megatron_indexed/documents.jsonl" > text.txt
 

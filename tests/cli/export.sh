@@ -11,14 +11,7 @@ bytes_bpe=(--tokenizer-type HuggingFaceTokenizer --tokenizer-model "$fixtures/te
 corpus=$fixtures/text/megatron_indexed/corpus_uint16
 shapes=(--seq-length 32 --micro-batch-size 2)
 
-refused() {
-  local expect=$1
-  shift
-  if "$strata" "$@" > out.txt 2> err.txt; then
-    echo "accepted: $*"; cat out.txt; exit 1
-  fi
-  grep -qF -- "$expect" err.txt || { echo "expected '$expect' from: $*"; cat err.txt; exit 1; }
-}
+source "$(dirname "$0")/expect_refusal.sh"
 loss_of() { "$strata" eval "$@" --json | jq -r .loss; }
 
 jq -r .text "$fixtures/text/megatron_indexed/documents.jsonl" > text.txt

@@ -16,7 +16,7 @@ namespace {
 
 TransformerConfig small_config() {
   TransformerConfig c;
-  testing::use_llama_style(c);
+  use_llama_style(c);
   c.num_layers = 2;
   c.hidden_size = 64;
   c.ffn_hidden_size = 128;

@@ -168,7 +168,7 @@ class DeepseekV4Layer0 : public ::testing::Test {
     std::ifstream file(testing::fixture("deepseek_v4") + "/model/config.json");
     const auto c = nlohmann::json::parse(file);
     config_ = std::make_shared<TransformerConfig>();
-    testing::use_llama_style(*config_);  // no dropout, as HF's model
+    use_llama_style(*config_);  // no dropout, as HF's model
     config_->hidden_size = c["hidden_size"];
     config_->layernorm_epsilon = c["rms_norm_eps"];
     options_ = {.num_residual_streams = c["hc_mult"], .sinkhorn_iterations = c["hc_sinkhorn_iters"], .eps = c["hc_eps"]};

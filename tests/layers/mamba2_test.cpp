@@ -84,7 +84,7 @@ std::shared_ptr<TransformerConfig> nemotron_h_config() {
   std::ifstream file(testing::fixture("nemotron_h") + "/model/config.json");
   auto json = nlohmann::json::parse(file);
   auto c = std::make_shared<TransformerConfig>();
-  testing::use_llama_style(*c);
+  use_llama_style(*c);
   c->num_layers = 1;
   c->hidden_size = json["hidden_size"];
   c->layernorm_epsilon = json["layer_norm_epsilon"];

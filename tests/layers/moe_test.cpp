@@ -55,7 +55,7 @@ std::string error_of(std::shared_ptr<TransformerConfig> config) {
 std::shared_ptr<TransformerConfig> qwen3_next_moe_config() {
   auto hf = std::get<io::Qwen3NextConfig>(io::read_hf_config(testing::fixture("qwen3_next") + "/model/config.json"));
   auto c = std::make_shared<TransformerConfig>();
-  testing::use_llama_style(*c);
+  use_llama_style(*c);
   c->num_layers = hf.base.num_hidden_layers;
   c->hidden_size = hf.base.hidden_size;
   c->activation_func = parse_activation(hf.base.hidden_act, "hidden_act");

@@ -19,7 +19,7 @@ namespace {
 // Widths at which the weight matrices dominate, as they do in real models.
 TransformerConfig moderate(const std::string& pattern) {
   TransformerConfig c;
-  testing::use_llama_style(c);
+  use_llama_style(c);
   c.hybrid_layer_pattern = pattern;
   c.num_layers = parse_layer_pattern(pattern).num_canonical_layers();
   c.hidden_size = 256;
