@@ -107,6 +107,9 @@ __device__ __forceinline__ void write_tile(const float* tile, T* to, int64_t str
   }
 }
 
+// The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
+Problem problem_of(const launch::GatedDeltaChunkForward& args);
+
 // The per-pass launchers, each dispatching on dtypes and head sizes.
 void launch_prepare(const Problem& p, cudaStream_t stream);
 void launch_states(const Problem& p, cudaStream_t stream);

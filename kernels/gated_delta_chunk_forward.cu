@@ -38,8 +38,18 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 }
 
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream) {
+  const auto problem = gdn::problem_of(args);
+  const auto cuda_stream = host::as_cuda(stream);
+  gdn::launch_prepare(problem, cuda_stream);
+  gdn::launch_states(problem, cuda_stream);
+  gdn::launch_output(problem, cuda_stream);
+}
+
+}  // namespace launch
+
+gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
   const auto fn = "gated_delta_chunk_forward";
-  if (!gated_delta_chunk_fits(args.key_dim, args.value_dim))
+  if (!launch::gated_delta_chunk_fits(args.key_dim, args.value_dim))
     fail(fn, ": key_dim ", args.key_dim, " and value_dim ", args.value_dim, "; the kernels are built for 128 and 128");
   if (args.batch < 1 || args.seq < 1 || args.heads < 1 || args.chunks < 1 || args.segments < 1)
     fail(fn, ": batch ", args.batch, ", seq ", args.seq, ", heads ", args.heads, ", chunks ", args.chunks,
@@ -50,9 +60,11 @@ void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream
   if (packed ? args.batch != 1 : (args.segments != args.batch || args.chunks != (args.seq + gdn::kChunk - 1) / gdn::kChunk))
     fail(fn, ": batch ", args.batch, ", seq ", args.seq, ", chunks ", args.chunks, ", segments ", args.segments,
          packed ? "; packed documents take batch 1" : "; expected chunks = ceil(seq / 64) and segments = batch");
-  if (args.chunks > 65535 || args.heads * args.batch > 65535 || args.seq * args.heads * args.batch > (int64_t{1} << 31))
-    fail(fn, ": ", args.chunks, " chunks, ", args.batch, " x ", args.heads, " (row, head) pairs, ", args.seq,
-         " tokens; expected at most 65535 chunks and pairs and 2^31 (row, token, head) triples");
+  if (args.chunks > 65535 || args.segments > 65535 || args.heads * args.batch > 65535 ||
+      args.seq * args.heads * args.batch > (int64_t{1} << 31))
+    fail(fn, ": ", args.chunks, " chunks, ", args.segments, " segments, ", args.batch, " x ", args.heads,
+         " (row, head) pairs, ", args.seq, " tokens; expected at most 65535 chunks, segments and pairs and 2^31 (row, ",
+         "token, head) triples");
   if (!rows_aligned(args.q, args.q_strides, args.qk_dtype) || !rows_aligned(args.k, args.k_strides, args.qk_dtype) ||
       !rows_aligned(args.v, args.v_strides, args.v_dtype) || !host::aligned(args.workspace, 256) ||
       !host::aligned(args.out, 16))
@@ -60,15 +72,10 @@ void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream
 
   const auto layout = workspace_layout(args.batch, args.heads, args.chunks, args.key_dim, args.value_dim);
   auto* base = static_cast<unsigned char*>(args.workspace);
-  const gdn::Problem problem{args, reinterpret_cast<float*>(base + layout.gates),
-                             reinterpret_cast<gdn::bf16*>(base + layout.w), reinterpret_cast<gdn::bf16*>(base + layout.u),
-                             reinterpret_cast<gdn::bf16*>(base + layout.k_to_end),
-                             reinterpret_cast<gdn::bf16*>(base + layout.states)};
-  const auto cuda_stream = host::as_cuda(stream);
-  gdn::launch_prepare(problem, cuda_stream);
-  gdn::launch_states(problem, cuda_stream);
-  gdn::launch_output(problem, cuda_stream);
+  return gdn::Problem{args, reinterpret_cast<float*>(base + layout.gates),
+                      reinterpret_cast<gdn::bf16*>(base + layout.w), reinterpret_cast<gdn::bf16*>(base + layout.u),
+                      reinterpret_cast<gdn::bf16*>(base + layout.k_to_end),
+                      reinterpret_cast<gdn::bf16*>(base + layout.states)};
 }
 
-}  // namespace launch
 }  // namespace strata::kernels
