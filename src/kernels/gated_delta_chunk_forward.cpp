@@ -13,18 +13,25 @@ bool kernel_dtype(at::ScalarType type) { return type == at::kFloat || type == at
 
 bool reduced(at::ScalarType type) { return type == at::kBFloat16 || type == at::kHalf; }
 
+// The element strides of t's batch, position and head dimensions; 0 for a dimension of size 1,
+// whose stride ATen leaves arbitrary and the kernels never step along.
+launch::RowStrides row_strides(const at::Tensor& t) {
+  const auto stride = [&](int64_t d) { return t.size(d) == 1 ? 0 : t.stride(d); };
+  return {stride(0), stride(1), stride(2)};
+}
+
 // t as the kernels read it: last dimension contiguous, rows (pointer and strides) 16-byte aligned.
 at::Tensor readable(const at::Tensor& t) {
   const auto size = static_cast<int64_t>(t.element_size());
-  const bool aligned = t.stride(-1) == 1 && reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0 &&
-                       (t.stride(0) * size) % 16 == 0 && (t.stride(1) * size) % 16 == 0 &&
-                       (t.stride(2) * size) % 16 == 0;
-  if (aligned) return t;
+  const auto rows_aligned = [&](const at::Tensor& x) {
+    const auto s = row_strides(x);
+    return (x.stride(-1) == 1 || x.size(-1) == 1) && reinterpret_cast<std::uintptr_t>(x.data_ptr()) % 16 == 0 &&
+           (s.batch * size) % 16 == 0 && (s.seq * size) % 16 == 0 && (s.head * size) % 16 == 0;
+  };
+  if (rows_aligned(t)) return t;
   auto copy = t.contiguous();  // may be t itself, at an unaligned offset
-  return reinterpret_cast<std::uintptr_t>(copy.data_ptr()) % 16 == 0 ? copy : copy.clone();
+  return rows_aligned(copy) ? copy : copy.clone();
 }
-
-launch::RowStrides row_strides(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
 // Packed documents in chunks: each chunk's (first token, length) and each document's first chunk,
 // int32 on `device`. A document of n tokens takes ceil(n / 64) chunks of its own.
