@@ -227,6 +227,100 @@ bool check_case(const char* name, int batch, int seq, int heads, double gate_sca
   return pass;
 }
 
+// Copies n values of a device array (float32 or bfloat16) to float64.
+template <class T>
+std::vector<double> fetch(const T* device, size_t n) {
+  std::vector<T> host(n);
+  CHECK_CUDA(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost));
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if constexpr (sizeof(T) == 2) out[i] = __bfloat162float(host[i]);
+    else out[i] = host[i];
+  }
+  return out;
+}
+
+// Each pass on its own against float64 versions of the arrays it should hand over (one row, no
+// documents), so that a failure above points at the pass that went wrong.
+bool check_passes(const Inputs& in) {
+  const int T = in.seq, H = in.heads, N = (T + gdn::kChunk - 1) / gdn::kChunk, C = gdn::kChunk;
+  DeviceRun run(in, false);
+  const auto p = gdn::problem_of(run.args);
+  const size_t steps = static_cast<size_t>(H) * N * C;
+  // float64 expectations, [H, N, C, ...] and [H, N, Dk, Dv].
+  std::vector<double> gates(steps), w(steps * kDim), u(steps * kDim), to_end(steps * kDim), delta(steps * kDim),
+      states(static_cast<size_t>(H) * N * kDim * kDim);
+  for (int h = 0; h < H; ++h) {
+    std::vector<double> S(kDim * kDim);
+    for (int e = 0; e < kDim * kDim; ++e) S[e] = in.initial.empty() ? 0.0 : in.initial[static_cast<size_t>(h) * kDim * kDim + e];
+    for (int c = 0; c < N; ++c) {
+      const size_t base = (static_cast<size_t>(h) * N + c) * C;
+      auto token = [&](int i) { return (static_cast<size_t>(c) * C + i) * H + h; };
+      auto real = [&](int i) { return c * C + i < T; };
+      std::vector<double> G(C), beta(C), A(C * C), Tm(C * C);
+      double sum = 0;
+      for (int i = 0; i < C; ++i) {
+        sum += real(i) ? in.g[token(i)] : 0.0;
+        G[i] = gates[base + i] = sum;
+        beta[i] = real(i) ? in.beta[token(i)] : 0.0;
+      }
+      auto key = [&](int i, int d) { return real(i) ? static_cast<double>(in.k[token(i) * kDim + d]) : 0.0; };
+      auto value = [&](int i, int d) { return real(i) ? static_cast<double>(in.v[token(i) * kDim + d]) : 0.0; };
+      for (int i = 0; i < C; ++i)
+        for (int j = 0; j < i; ++j) {
+          double dot = 0;
+          for (int d = 0; d < kDim; ++d) dot += key(i, d) * key(j, d);
+          A[i * C + j] = beta[i] * std::exp(G[i] - G[j]) * dot;
+        }
+      for (int col = 0; col < C; ++col)
+        for (int i = 0; i < C; ++i) {
+          double x = i == col ? 1.0 : 0.0;
+          for (int j = col; j < i; ++j) x -= A[i * C + j] * Tm[j * C + col];
+          Tm[i * C + col] = i < col ? 0.0 : x;
+        }
+      for (int i = 0; i < C; ++i)
+        for (int d = 0; d < kDim; ++d) {
+          double wi = 0, ui = 0;
+          for (int j = 0; j <= i; ++j) {
+            wi += Tm[i * C + j] * beta[j] * std::exp(G[j]) * key(j, d);
+            ui += Tm[i * C + j] * beta[j] * value(j, d);
+          }
+          w[(base + i) * kDim + d] = wi;
+          u[(base + i) * kDim + d] = ui;
+          to_end[(base + i) * kDim + d] = key(i, d) * std::exp(G[C - 1] - G[i]);
+        }
+      std::copy(S.begin(), S.end(), states.begin() + (static_cast<size_t>(h) * N + c) * kDim * kDim);
+      for (int i = 0; i < C; ++i)
+        for (int d = 0; d < kDim; ++d) {
+          double ws = 0;
+          for (int m = 0; m < kDim; ++m) ws += w[(base + i) * kDim + m] * S[m * kDim + d];
+          delta[(base + i) * kDim + d] = u[(base + i) * kDim + d] - ws;
+        }
+      for (auto& x : S) x *= std::exp(G[C - 1]);
+      for (int i = 0; i < C; ++i)
+        for (int m = 0; m < kDim; ++m)
+          for (int d = 0; d < kDim; ++d) S[m * kDim + d] += to_end[(base + i) * kDim + m] * delta[(base + i) * kDim + d];
+    }
+  }
+  bool pass = true;
+  auto report = [&](const char* what, const std::vector<double>& got, const std::vector<double>& want) {
+    const double error = relative_error(got, want);
+    pass &= error <= kTolerance;
+    std::printf("  pass check %-28s rel err %.2e  %s\n", what, error, error <= kTolerance ? "ok" : "FAIL");
+  };
+  gdn::launch_prepare(p, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  report("prepare: cumulative gates", fetch(p.gates, steps), gates);
+  report("prepare: W", fetch(p.w, steps * kDim), w);
+  report("prepare: U", fetch(p.u, steps * kDim), u);
+  report("prepare: k to chunk end", fetch(p.k_to_end, steps * kDim), to_end);
+  gdn::launch_states(p, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  report("states: entering states", fetch(p.states, states.size()), states);
+  report("states: corrections", fetch(p.u, steps * kDim), delta);
+  return pass;
+}
+
 // Median milliseconds of `fn` over 20 runs after 3, timed with CUDA events.
 template <class F>
 double median_ms(F&& fn) {
@@ -266,7 +360,7 @@ void time_forward(const Inputs& in, bool float_qk) {
 }  // namespace
 
 int main() {
-  bool pass = true;
+  bool pass = check_passes(random_inputs(1, 150, 2, 0.5, 0.0, true, {}, 99u));
   for (int seq : {1, 63, 64, 65, 200, 1000}) pass &= check_case("mixed gates, initial state", 2, seq, 3, 0.5, 0.0, true, false);
   pass &= check_case("gates near 1 (g ~ -1e-4), beta near 1", 2, 300, 2, 1e-4, 4.0, true, false);
   pass &= check_case("strong decay (g ~ -5), beta near 0", 2, 300, 2, 5.0, -4.0, true, false);
