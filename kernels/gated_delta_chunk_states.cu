@@ -3,8 +3,8 @@
 //   states[c] = S (bfloat16);   delta = U - W S (overwrites U, bfloat16);
 //   S = exp(G_last) S + k_to_end^T delta.
 // Value columns never mix, so a block owns one (segment, head) and kColumns value columns; its
-// 4 warps hold S (key_dim x kColumns, float32) in wmma accumulators across the whole walk, warp w
-// rows [w key_dim / 4, (w + 1) key_dim / 4). Each chunk's W, k_to_end and U slice are copied into
+// 8 warps hold S (key_dim x kColumns, float32) in wmma accumulators across the whole walk, warp w
+// rows [w key_dim / 8, (w + 1) key_dim / 8), and each computes one 16 x 16 tile of W S. Each chunk's W, k_to_end and U slice are copied into
 // shared memory asynchronously one chunk ahead (two buffers), so the loads overlap the previous
 // chunk's products. Both products run on tensor cores: W S with S rounded to bfloat16 (as the
 // output pass reads it), and the update with delta in bfloat16 (as flash-linear-attention does).
@@ -15,11 +15,11 @@
 namespace strata::kernels::gdn {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kColumns = 32;  // value columns per block
 constexpr int kColumnTiles = kColumns / kTile;
-static_assert(kChunk / kTile == kWarps, "each warp computes one 16-row block of W S");
+static_assert(kChunk / kTile * kColumnTiles == kWarps, "each warp computes one tile of W S");
 
 template <int kKeyDim>
 struct StatesLayout {
@@ -43,6 +43,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   using L = StatesLayout<kKeyDim>;
   constexpr int kRowTiles = kKeyDim / kTile / kWarps;  // row tiles of S per warp
   constexpr int kRows = kRowTiles * kTile;              // rows of S per warp
+  static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "S's rows split evenly over the warps");
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -131,29 +132,30 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     __syncthreads();  // this chunk's buffers and all of state16 in place; the other buffers free
     if (step + 1 < count) prefetch(step + 1, 1 - buffer);
 
-    // W S for rows [16 warp, 16 warp + 16).
+    // The warp's tile of W S: rows [16 tile_row, 16 tile_row + 16), columns [16 tile_column, ...).
+    const int tile_row = warp / kColumnTiles, tile_column = warp % kColumnTiles;
     const bf16* w = w_buffers + buffer * kKeyElements;
-#pragma unroll
-    for (int j = 0; j < kColumnTiles; ++j) {
+    {
       Accumulator acc;
       wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
       for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
         FragmentA a;
         FragmentB bm;
-        wmma::load_matrix_sync(a, w + warp * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-        wmma::load_matrix_sync(bm, state16 + kk * kTile * L::kSliceStride + j * kTile, L::kSliceStride);
+        wmma::load_matrix_sync(a, w + tile_row * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
+        wmma::load_matrix_sync(bm, state16 + kk * kTile * L::kSliceStride + tile_column * kTile, L::kSliceStride);
         wmma::mma_sync(acc, a, bm, acc);
       }
-      wmma::store_matrix_sync(product + warp * kTile * L::kFloatStride + j * kTile, acc, L::kFloatStride,
-                              wmma::mem_row_major);
+      wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc,
+                              L::kFloatStride, wmma::mem_row_major);
     }
     __syncwarp();
-    // delta = U - W S for the same rows: into shared memory for the update and over U.
+    // delta = U - W S on the same tile: into shared memory for the update and over U. Lane l
+    // takes half of the tile's row l / 2.
     const bf16* u = u_buffers + buffer * kSliceElements;
     bf16* corrections = p.u + n * kChunk * kValueDim + column0;
-    for (int e = lane; e < kTile * kColumns / 8; e += 32) {
-      const int row = warp * kTile + e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
+    {
+      const int row = tile_row * kTile + lane / 2, column = tile_column * kTile + (lane % 2) * 8;
       float x[8];
       device::load<bf16, 8>(u + row * L::kSliceStride + column, x);
 #pragma unroll
