@@ -25,26 +25,24 @@ namespace gdn = strata::kernels::gdn;
 
 constexpr int kDim = 128;  // Dk = Dv
 
-#define CHECK_CUDA(call)                                                                      \
-  do {                                                                                        \
-    const cudaError_t error = (call);                                                         \
-    if (error != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(error));     \
-      std::exit(2);                                                                           \
-    }                                                                                         \
+#define CHECK_CUDA(call)                                                                  \
+  do {                                                                                    \
+    const cudaError_t error = (call);                                                     \
+    if (error != cudaSuccess) {                                                           \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(error)); \
+      std::exit(2);                                                                       \
+    }                                                                                     \
   } while (0)
 
 // bfloat16 rounding on the host (round to nearest even), so the reference sees the kernel's inputs.
-float bf16_round(float x) {
-  return __bfloat162float(__float2bfloat16_rn(x));
-}
+float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 // Inputs as the layer hands them over: unit-norm k, unit-norm q over sqrt(Dk), all rounded to
 // bfloat16; g and beta float32 [B, T, H].
 struct Inputs {
   int batch, seq, heads;
   std::vector<float> q, k, v, g, beta, initial;  // initial empty: zeros
-  std::vector<int64_t> bounds;                    // packed documents' cu_seqlens, empty for none
+  std::vector<int64_t> bounds;                   // packed documents' cu_seqlens, empty for none
 };
 
 Inputs random_inputs(int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
@@ -234,8 +232,10 @@ std::vector<double> fetch(const T* device, size_t n) {
   CHECK_CUDA(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost));
   std::vector<double> out(n);
   for (size_t i = 0; i < n; ++i) {
-    if constexpr (sizeof(T) == 2) out[i] = __bfloat162float(host[i]);
-    else out[i] = host[i];
+    if constexpr (sizeof(T) == 2)
+      out[i] = __bfloat162float(host[i]);
+    else
+      out[i] = host[i];
   }
   return out;
 }
@@ -252,7 +252,8 @@ bool check_passes(const Inputs& in) {
       states(static_cast<size_t>(H) * N * kDim * kDim);
   for (int h = 0; h < H; ++h) {
     std::vector<double> S(kDim * kDim);
-    for (int e = 0; e < kDim * kDim; ++e) S[e] = in.initial.empty() ? 0.0 : in.initial[static_cast<size_t>(h) * kDim * kDim + e];
+    for (int e = 0; e < kDim * kDim; ++e)
+      S[e] = in.initial.empty() ? 0.0 : in.initial[static_cast<size_t>(h) * kDim * kDim + e];
     for (int c = 0; c < N; ++c) {
       const size_t base = (static_cast<size_t>(h) * N + c) * C;
       auto token = [&](int i) { return (static_cast<size_t>(c) * C + i) * H + h; };
@@ -299,7 +300,8 @@ bool check_passes(const Inputs& in) {
       for (auto& x : S) x *= std::exp(G[C - 1]);
       for (int i = 0; i < C; ++i)
         for (int m = 0; m < kDim; ++m)
-          for (int d = 0; d < kDim; ++d) S[m * kDim + d] += to_end[(base + i) * kDim + m] * delta[(base + i) * kDim + d];
+          for (int d = 0; d < kDim; ++d)
+            S[m * kDim + d] += to_end[(base + i) * kDim + m] * delta[(base + i) * kDim + d];
     }
   }
   bool pass = true;
@@ -361,7 +363,8 @@ void time_forward(const Inputs& in, bool float_qk) {
 
 int main() {
   bool pass = check_passes(random_inputs(1, 150, 2, 0.5, 0.0, true, {}, 99u));
-  for (int seq : {1, 63, 64, 65, 200, 1000}) pass &= check_case("mixed gates, initial state", 2, seq, 3, 0.5, 0.0, true, false);
+  for (int seq : {1, 63, 64, 65, 200, 1000})
+    pass &= check_case("mixed gates, initial state", 2, seq, 3, 0.5, 0.0, true, false);
   pass &= check_case("gates near 1 (g ~ -1e-4), beta near 1", 2, 300, 2, 1e-4, 4.0, true, false);
   pass &= check_case("strong decay (g ~ -5), beta near 0", 2, 300, 2, 5.0, -4.0, true, false);
   pass &= check_case("no initial state, q and k float32", 2, 200, 2, 0.5, 0.0, false, true);

@@ -57,7 +57,8 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
   const bool packed = args.chunk_tokens != nullptr;
   if (packed != (args.segment_chunks != nullptr))
     fail(fn, ": chunk_tokens and segment_chunks come together (packed documents) or not at all");
-  if (packed ? args.batch != 1 : (args.segments != args.batch || args.chunks != (args.seq + gdn::kChunk - 1) / gdn::kChunk))
+  if (packed ? args.batch != 1
+             : (args.segments != args.batch || args.chunks != (args.seq + gdn::kChunk - 1) / gdn::kChunk))
     fail(fn, ": batch ", args.batch, ", seq ", args.seq, ", chunks ", args.chunks, ", segments ", args.segments,
          packed ? "; packed documents take batch 1" : "; expected chunks = ceil(seq / 64) and segments = batch");
   if (args.chunks > 65535 || args.segments > 65535 || args.heads * args.batch > 65535 ||
@@ -72,8 +73,10 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
 
   const auto layout = workspace_layout(args.batch, args.heads, args.chunks, args.key_dim, args.value_dim);
   auto* base = static_cast<unsigned char*>(args.workspace);
-  return gdn::Problem{args, reinterpret_cast<float*>(base + layout.gates),
-                      reinterpret_cast<gdn::bf16*>(base + layout.w), reinterpret_cast<gdn::bf16*>(base + layout.u),
+  return gdn::Problem{args,
+                      reinterpret_cast<float*>(base + layout.gates),
+                      reinterpret_cast<gdn::bf16*>(base + layout.w),
+                      reinterpret_cast<gdn::bf16*>(base + layout.u),
                       reinterpret_cast<gdn::bf16*>(base + layout.k_to_end),
                       reinterpret_cast<gdn::bf16*>(base + layout.states)};
 }

@@ -20,9 +20,9 @@ struct OutputLayout {
   static constexpr int kScoreStride = float_stride<kChunk>, kScore16Stride = bf16_stride<kChunk>;
   static constexpr int queries = 0;
   static constexpr int keys = queries + aligned_bytes(kChunk * kKeyStride * 2);
-  static constexpr int state = keys + aligned_bytes(kChunk * kKeyStride * 2);        // [kKeyDim][kSliceStride]
-  static constexpr int delta = state + aligned_bytes(kKeyDim * kSliceStride * 2);    // [kChunk][kSliceStride]
-  static constexpr int scores = delta + aligned_bytes(kChunk * kSliceStride * 2);    // q k^T, float32
+  static constexpr int state = keys + aligned_bytes(kChunk * kKeyStride * 2);         // [kKeyDim][kSliceStride]
+  static constexpr int delta = state + aligned_bytes(kKeyDim * kSliceStride * 2);     // [kChunk][kSliceStride]
+  static constexpr int scores = delta + aligned_bytes(kChunk * kSliceStride * 2);     // q k^T, float32
   static constexpr int scores16 = scores + aligned_bytes(kChunk * kScoreStride * 4);  // P, bfloat16
   static constexpr int scratch = scores16 + aligned_bytes(kChunk * kScore16Stride * 2);
   static constexpr int gates = scratch + aligned_bytes(kWarps * kTile * kTile * 4);
@@ -97,8 +97,8 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   }
   __syncthreads();
 
-  V* out = static_cast<V*>(in.out) + ((static_cast<int64_t>(b) * in.seq + span.first) * in.heads + h) * kValueDim +
-           column0;
+  V* out =
+      static_cast<V*>(in.out) + ((static_cast<int64_t>(b) * in.seq + span.first) * in.heads + h) * kValueDim + column0;
   const int64_t out_row_stride = in.heads * kValueDim;
   for (int t = warp; t < kBlocks * (kColumns / kTile); t += kWarps) {
     const int ti = t / (kColumns / kTile), tj = t % (kColumns / kTile);

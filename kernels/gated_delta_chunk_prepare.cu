@@ -24,12 +24,12 @@ template <int kKeyDim, int kValueDim>
 struct PrepareLayout {
   static constexpr int kKeyStride = bf16_stride<kKeyDim>, kValueStride = bf16_stride<kValueDim>;
   static constexpr int kSquareStride = float_stride<kChunk>, kInverseStride = bf16_stride<kChunk>;
-  static constexpr int keys = 0;  // k, then beta exp(G) k (bfloat16)
-  static constexpr int values = keys + aligned_bytes(kChunk * kKeyStride * 2);        // v, then beta v
-  static constexpr int coupling = values + aligned_bytes(kChunk * kValueStride * 2);  // A (float32)
-  static constexpr int inverse = coupling + aligned_bytes(kChunk * kSquareStride * 4);  // T (float32)
-  static constexpr int inverse16 = inverse + aligned_bytes(kChunk * kSquareStride * 4);  // T (bfloat16)
-  static constexpr int partial = inverse16 + aligned_bytes(kChunk * kInverseStride * 2);  // sum_m A_im T_mj
+  static constexpr int keys = 0;                                                // k, then beta exp(G) k (bfloat16)
+  static constexpr int values = keys + aligned_bytes(kChunk * kKeyStride * 2);  // v, then beta v
+  static constexpr int coupling = values + aligned_bytes(kChunk * kValueStride * 2);          // A (float32)
+  static constexpr int inverse = coupling + aligned_bytes(kChunk * kSquareStride * 4);        // T (float32)
+  static constexpr int inverse16 = inverse + aligned_bytes(kChunk * kSquareStride * 4);       // T (bfloat16)
+  static constexpr int partial = inverse16 + aligned_bytes(kChunk * kInverseStride * 2);      // sum_m A_im T_mj
   static constexpr int scratch = partial + aligned_bytes((kBlocks - 1) * kTile * kTile * 4);  // a tile per warp
   static constexpr int gates = scratch + aligned_bytes(kWarps * kTile * kTile * 4);
   static constexpr int betas = gates + aligned_bytes(kChunk * 4);

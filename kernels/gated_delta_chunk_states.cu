@@ -4,9 +4,9 @@
 //   S = exp(G_last) S + k_to_end^T delta.
 // Value columns never mix, so a block owns one (segment, head) and kColumns value columns; its
 // 8 warps hold S (key_dim x kColumns, float32) in wmma accumulators across the whole walk, warp w
-// rows [w key_dim / 8, (w + 1) key_dim / 8), and each computes one 16 x 16 tile of W S. Each chunk's W, k_to_end and U slice are copied into
-// shared memory asynchronously one chunk ahead (two buffers), so the loads overlap the previous
-// chunk's products. Both products run on tensor cores: W S with S rounded to bfloat16 (as the
+// rows [w key_dim / 8, (w + 1) key_dim / 8), and each computes one 16 x 16 tile of W S. Each
+// chunk's W, k_to_end and U slice are copied into shared memory asynchronously one chunk ahead
+// (two buffers), so the loads overlap the previous chunk's products. Both products run on tensor cores: W S with S rounded to bfloat16 (as the
 // output pass reads it), and the update with delta in bfloat16 (as flash-linear-attention does).
 #include <cuda_pipeline.h>
 
@@ -27,10 +27,10 @@ struct StatesLayout {
   static constexpr int kFloatStride = float_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int w = 0;                                 // [2][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + 2 * kKeyBuffer;         // [2][kChunk][kKeyStride]
-  static constexpr int u = k_to_end + 2 * kKeyBuffer;         // [2][kChunk][kSliceStride]
-  static constexpr int state = u + 2 * kSliceBuffer;          // S, float32 [kKeyDim][kFloatStride]
+  static constexpr int w = 0;                          // [2][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + 2 * kKeyBuffer;  // [2][kChunk][kKeyStride]
+  static constexpr int u = k_to_end + 2 * kKeyBuffer;  // [2][kChunk][kSliceStride]
+  static constexpr int state = u + 2 * kSliceBuffer;   // S, float32 [kKeyDim][kFloatStride]
   static constexpr int state16 = state + aligned_bytes(kKeyDim * kFloatStride * 4);    // S, bfloat16
   static constexpr int product = state16 + aligned_bytes(kKeyDim * kSliceStride * 2);  // W S, float32
   static constexpr int delta = product + aligned_bytes(kChunk * kFloatStride * 4);     // bfloat16
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   using namespace nvcuda;
   using L = StatesLayout<kKeyDim>;
   constexpr int kRowTiles = kKeyDim / kTile / kWarps;  // row tiles of S per warp
-  constexpr int kRows = kRowTiles * kTile;              // rows of S per warp
+  constexpr int kRows = kRowTiles * kTile;             // rows of S per warp
   static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "S's rows split evenly over the warps");
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
@@ -74,8 +74,10 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     const bf16* u = p.u + n * kChunk * kValueDim + column0;
     for (int e = threadIdx.x; e < kChunk * kKeyDim / 8; e += kThreads) {
       const int row = e / (kKeyDim / 8), column = (e % (kKeyDim / 8)) * 8;
-      __pipeline_memcpy_async(w_buffers + buffer * kKeyElements + row * L::kKeyStride + column, w + row * kKeyDim + column, 16);
-      __pipeline_memcpy_async(k_buffers + buffer * kKeyElements + row * L::kKeyStride + column, k + row * kKeyDim + column, 16);
+      __pipeline_memcpy_async(w_buffers + buffer * kKeyElements + row * L::kKeyStride + column,
+                              w + row * kKeyDim + column, 16);
+      __pipeline_memcpy_async(k_buffers + buffer * kKeyElements + row * L::kKeyStride + column,
+                              k + row * kKeyDim + column, 16);
     }
     for (int e = threadIdx.x; e < kChunk * kColumns / 8; e += kThreads) {
       const int row = e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
@@ -99,8 +101,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   for (int i = 0; i < kRowTiles; ++i)
 #pragma unroll
     for (int j = 0; j < kColumnTiles; ++j)
-      wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile,
-                             L::kFloatStride, wmma::mem_row_major);
+      wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile, L::kFloatStride,
+                             wmma::mem_row_major);
 
   // The warp's rows of S into `state` (float32), as every warp's own rows are written and read
   // by that warp alone.
@@ -146,8 +148,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
         wmma::load_matrix_sync(bm, state16 + kk * kTile * L::kSliceStride + tile_column * kTile, L::kSliceStride);
         wmma::mma_sync(acc, a, bm, acc);
       }
-      wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc,
-                              L::kFloatStride, wmma::mem_row_major);
+      wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc, L::kFloatStride,
+                              wmma::mem_row_major);
     }
     __syncwarp();
     // delta = U - W S on the same tile: into shared memory for the update and over U. Lane l

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "kernel_test_util.h"
-#include "test_util.h"
 #include "strata/core/error.h"
 #include "strata/layers/gated_delta_rule.h"
+#include "test_util.h"
 
 namespace strata::kernels {
 namespace {
@@ -45,8 +45,8 @@ RuleInputs random_rule_inputs(int64_t batch, int64_t seq, int64_t heads, int64_t
 TEST(GatedDeltaChunkForward, DoesNotApplyOffCudaAndItsEntryPointSaysWhy) {
   auto in = random_rule_inputs(1, 70, 2, 128, Gates::mixed, at::TensorOptions().dtype(at::kBFloat16));
   EXPECT_FALSE(gated_delta_chunk_forward_applies(in.q, in.k, in.v, in.g, in.beta, 64, std::nullopt));
-  const auto message =
-      strata::testing::error_of([&] { gated_delta_chunk_forward_cuda(in.q, in.k, in.v, in.g, in.beta, std::nullopt, {}); });
+  const auto message = strata::testing::error_of(
+      [&] { gated_delta_chunk_forward_cuda(in.q, in.k, in.v, in.g, in.beta, std::nullopt, {}); });
   EXPECT_NE(message.find("gated_delta_chunk_forward_cuda"), std::string::npos) << message;
   EXPECT_TRUE(message.find("no CUDA kernels") != std::string::npos ||
               message.find("expected CUDA tensors") != std::string::npos)
