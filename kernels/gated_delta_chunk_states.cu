@@ -6,8 +6,9 @@
 // 8 warps hold S (key_dim x kColumns, float32) in wmma accumulators across the whole walk, warp w
 // rows [w key_dim / 8, (w + 1) key_dim / 8), and each computes one 16 x 16 tile of W S. Each
 // chunk's W, k_to_end and U slice are copied into shared memory asynchronously one chunk ahead
-// (two buffers), so the loads overlap the previous chunk's products. Both products run on tensor cores: W S with S rounded to bfloat16 (as the
-// output pass reads it), and the update with delta in bfloat16 (as flash-linear-attention does).
+// (two buffers), so the loads overlap the previous chunk's products. Both products run on tensor
+// cores: W S with S rounded to bfloat16 (as the output pass reads it), and the update with delta
+// in bfloat16 (as flash-linear-attention does).
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk.cuh"
