@@ -80,6 +80,7 @@ struct Case {
   Gates gates;
   bool initial;
   at::ScalarType qk_dtype;  // the layer hands float32 q and k; flash-linear-attention's callers bf16
+  at::ScalarType v_dtype = at::kBFloat16;
 };
 
 // The fused forward and the float64 recurrent form on the same (rounded) inputs.
@@ -111,16 +112,17 @@ TEST(GatedDeltaChunkForward, CudaKernelsMatchTheFloat64Recurrence) {
   cases.push_back({300, Gates::strong_decay, true, at::kBFloat16});
   cases.push_back({300, Gates::slow_decay, false, at::kFloat});
   cases.push_back({130, Gates::strong_decay, false, at::kFloat});
+  cases.push_back({200, Gates::mixed, true, at::kHalf, at::kHalf});
   for (const auto& c : cases) {
     auto in = random_rule_inputs(batch, c.seq, heads, dim, c.gates, cuda(at::kFloat));
     in.q = in.q.to(c.qk_dtype);
     in.k = in.k.to(c.qk_dtype);
-    in.v = in.v.to(at::kBFloat16);
+    in.v = in.v.to(c.v_dtype);
     auto initial = c.initial ? std::optional<at::Tensor>(0.1 * at::randn({batch, heads, dim, dim}, cuda(at::kFloat)))
                              : std::nullopt;
     expect_matches_recurrence(in, initial, std::nullopt, {},
                               strata::cat("T = ", c.seq, ", gates ", static_cast<int>(c.gates), ", q/k ", c.qk_dtype,
-                                          c.initial ? ", initial state" : ""));
+                                          ", v ", c.v_dtype, c.initial ? ", initial state" : ""));
   }
 }
 
