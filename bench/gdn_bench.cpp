@@ -70,10 +70,23 @@ int main(int argc, char** argv) {
     strata::bench::print_kernel_profile(stderr, "delta rule fwd+bwd", rule_step);
   }
 
+  // Without gradients (inference, prefill) the rule runs the fused tensor-core forward on CUDA
+  // (STRATA_FUSED_KERNELS=0 times its LibTorch twin instead): bf16 q and k as flash-linear-
+  // attention takes them, and float32 q and k in heads-first memory as the layer hands them over.
   const double rule_fwd_ms = strata::bench::median_ms(
       [&] {
         at::NoGradGuard no_grad;
         strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+      },
+      warmup, iters);
+  auto heads_first_f32 = [](const at::Tensor& t) {
+    return t.detach().to(at::kFloat).transpose(1, 2).contiguous().transpose(1, 2);
+  };
+  const auto q_layer = heads_first_f32(q), k_layer = heads_first_f32(k);
+  const double rule_fwd_layer_ms = strata::bench::median_ms(
+      [&] {
+        at::NoGradGuard no_grad;
+        strata::gated_delta_rule_chunked(q_layer, k_layer, v, g, beta, c.linear_chunk_size, std::nullopt);
       },
       warmup, iters);
 
@@ -93,7 +106,8 @@ int main(int argc, char** argv) {
       warmup, iters);
 
   for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms},
-                          std::pair{"delta_rule_fwd", rule_fwd_ms}, std::pair{"state_scan", scan_ms}})
+                          std::pair{"delta_rule_fwd", rule_fwd_ms},
+                          std::pair{"delta_rule_fwd_f32_qk", rule_fwd_layer_ms}, std::pair{"state_scan", scan_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
   return 0;
 }

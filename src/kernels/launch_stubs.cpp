@@ -105,6 +105,12 @@ void gated_delta_rule_step(Dtype, const float*, HeadStrides, const float*, HeadS
   no_kernels("gated_delta_rule_step");
 }
 
+int64_t gated_delta_chunk_workspace_bytes(int64_t, int64_t, int64_t, int64_t, int64_t) {
+  no_kernels("gated_delta_chunk_workspace_bytes");
+}
+
+void gated_delta_chunk_forward(const GatedDeltaChunkForward&, Stream) { no_kernels("gated_delta_chunk_forward"); }
+
 }  // namespace strata::kernels::launch
 
 #endif

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "strata/core/error.h"
+#include "strata/kernels/gated_delta_chunk_forward.h"
 #include "strata/kernels/packed_documents.h"
 #include "strata/kernels/unit_lower_inverse.h"
 #include "strata/layers/delta_rule_chunk_states.h"
@@ -136,11 +137,19 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   const auto fn = "gated_delta_rule_chunked";
   const auto d = check_inputs(fn, q, k, v, g, beta);
   if (chunk_size < 1) fail(fn, ": chunk_size must be positive, got ", chunk_size);
+  std::vector<int64_t> bounds;  // packed documents' cu_seqlens on the host, empty for none
+  if (cu_seqlens) bounds = kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq);
+  const auto state_rows = cu_seqlens ? static_cast<int64_t>(bounds.size()) - 1 : d.batch;
+  check_initial_state(fn, initial_state, d, state_rows, cu_seqlens.has_value());
+  // Inference and prefill (no gradient to record) of bf16/fp16 values on the GPU: the fused
+  // tensor-core forward (kernels/gated_delta_chunk_*.cu). Training keeps the differentiable path
+  // below, this function's twin, until a fused backward exists.
+  if (kernels::gated_delta_chunk_forward_applies(q, k, v, g, beta, chunk_size, initial_state)) {
+    auto fused = kernels::gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial_state, bounds);
+    return {fused.out, fused.final_state};
+  }
   std::optional<DocumentChunks> documents;
-  if (cu_seqlens)
-    documents = document_chunks(kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq), chunk_size, q.device());
-  const auto state_rows = documents ? static_cast<int64_t>(documents->chunk_offsets.size()) - 1 : d.batch;
-  check_initial_state(fn, initial_state, d, state_rows, documents.has_value());
+  if (cu_seqlens) documents = document_chunks(bounds, chunk_size, q.device());
   const auto dtype = compute_dtype(q, k, v);
   // Every product runs in the compute dtype whatever autocast says (U and W feed the state every
   // later chunk reads; autocast would also cast each float32 operand to bf16 first). Where out

@@ -219,4 +219,51 @@ void gated_delta_rule_step(Dtype dtype, const float* q, HeadStrides q_strides, c
                            const void* beta, HeadStrides beta_strides, float* state, void* out, int64_t batch,
                            int64_t heads, int64_t key_dim, int64_t value_dim, Stream stream);
 
+
+// The chunked gated delta rule's forward on tensor cores (kernels/gated_delta_chunk_*.cu), for
+// inference and prefill: no backward. Chunks of kGatedDeltaChunk tokens; key_dim and value_dim
+// within gated_delta_chunk_fits (the kernels are compiled for these head sizes).
+constexpr int64_t kGatedDeltaChunk = 64;
+constexpr bool gated_delta_chunk_fits(int64_t key_dim, int64_t value_dim) { return key_dim == 128 && value_dim == 128; }
+
+// Bytes of scratch the forward needs for `batch` rows of `chunks` chunks and `heads` heads: the
+// in-chunk cumulative gates (float32), W, U (overwritten by the corrections), k decayed to its
+// chunk's end and the state entering each chunk (bfloat16).
+int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim,
+                                          int64_t value_dim);
+
+// Per (row b, head h), with S [key_dim, value_dim] starting from initial_state (zeros when null):
+//   S = exp(g_t) S;  delta = beta_t (v_t - S^T k_t);  S = S + k_t delta^T;  out_t = S^T q_t
+// q, k [batch, seq, heads, key_dim] (qk_dtype) and v [batch, seq, heads, value_dim] (v_dtype) at
+// element strides *_strides, the last dimension contiguous, 16-byte aligned rows (pointer and
+// strides multiples of 16 bytes); g, beta float32 contiguous [batch, seq, heads]; out contiguous
+// [batch, seq, heads, value_dim] in v_dtype; final_state float32 [segments, heads, key_dim,
+// value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the state
+// is carried in float32 and handed to the output pass in bfloat16.
+// Without chunk_tokens, row b's tokens are split into `chunks` = ceil(seq / 64) chunks and
+// segments = batch. With packed documents (batch 1), chunk_tokens (int32 [chunks, 2], device)
+// gives each chunk's first token and length (no chunk spans two documents) and segment_chunks
+// (int32 [segments + 1], device, from 0 to chunks) the chunks of each document, whose state
+// starts from initial_state[segment]. `workspace` holds gated_delta_chunk_workspace_bytes, 256-byte
+// aligned.
+struct GatedDeltaChunkForward {
+  Dtype qk_dtype, v_dtype;
+  const void* q;
+  RowStrides q_strides;
+  const void* k;
+  RowStrides k_strides;
+  const void* v;
+  RowStrides v_strides;
+  const float* g;
+  const float* beta;
+  const float* initial_state;  // null for zeros
+  const int* chunk_tokens;     // null without packed documents
+  const int* segment_chunks;   // null without packed documents
+  void* out;
+  float* final_state;
+  void* workspace;
+  int64_t batch, seq, heads, key_dim, value_dim, chunks, segments;
+};
+void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
+
 }  // namespace strata::kernels::launch

@@ -10,7 +10,9 @@
 // decode steps take the fused step of kernels/gated_delta_rule_step.h); gated_delta_rule_chunked computes the same thing with matrix products inside
 // chunks (the WY / UT transform), batched over all chunks, and the state hand-off between chunks
 // (delta_rule_chunk_states.h: a scan over chunks, a CUDA kernel on GPUs).
-// Both compute in float32 (float64 inputs stay float64) and return out in v's dtype.
+// Both compute in float32 (float64 inputs stay float64) and return out in v's dtype. On CUDA, with
+// bf16/fp16 v and no gradient to record (inference, prefill), the chunked form runs fused
+// tensor-core kernels instead (kernels/gated_delta_chunk_forward.h: bf16 products, float32 state).
 //
 // Packed documents (variable-length training): with cu_seqlens (int64 or int32 [N + 1], Megatron's
 // and flash-linear-attention's convention: 0 = cu_seqlens[0] < cu_seqlens[1] < ... < cu_seqlens[N]

@@ -1,0 +1,380 @@
+// Standalone check of the fused chunked gated delta rule forward (kernels/gated_delta_chunk_*.cu),
+// without LibTorch: random inputs, the kernels against a float64 CPU run of the recurrence token
+// by token, then timings (cudaEvent, median of 20) at Qwen3-Next's shapes. Prints one line per
+// case and PASS or FAIL at the end. Build and run from the repository root:
+//   nvcc -std=c++20 -O3 -arch=sm_90 -I include -I kernels bench/gdn_fused_check.cu \
+//     kernels/gated_delta_chunk_*.cu -o /tmp/gdn_fused_check && /tmp/gdn_fused_check
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "gated_delta_chunk.cuh"
+
+namespace {
+
+using strata::kernels::launch::Dtype;
+using strata::kernels::launch::GatedDeltaChunkForward;
+namespace launch = strata::kernels::launch;
+namespace gdn = strata::kernels::gdn;
+
+constexpr int kDim = 128;  // Dk = Dv
+
+#define CHECK_CUDA(call)                                                                  \
+  do {                                                                                    \
+    const cudaError_t error = (call);                                                     \
+    if (error != cudaSuccess) {                                                           \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(error)); \
+      std::exit(2);                                                                       \
+    }                                                                                     \
+  } while (0)
+
+// bfloat16 rounding on the host (round to nearest even), so the reference sees the kernel's inputs.
+float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// Inputs as the layer hands them over: unit-norm k, unit-norm q over sqrt(Dk), all rounded to
+// bfloat16; g and beta float32 [B, T, H].
+struct Inputs {
+  int batch, seq, heads;
+  std::vector<float> q, k, v, g, beta, initial;  // initial empty: zeros
+  std::vector<int64_t> bounds;                   // packed documents' cu_seqlens, empty for none
+};
+
+Inputs random_inputs(int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
+                     std::vector<int64_t> bounds, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  Inputs in{batch, seq, heads};
+  const size_t rows = static_cast<size_t>(batch) * seq * heads;
+  auto unit_rows = [&](float scale) {
+    std::vector<float> x(rows * kDim);
+    for (size_t r = 0; r < rows; ++r) {
+      double norm = 0;
+      for (int d = 0; d < kDim; ++d) norm += std::pow(x[r * kDim + d] = normal(rng), 2);
+      for (int d = 0; d < kDim; ++d) x[r * kDim + d] = bf16_round(x[r * kDim + d] / std::sqrt(norm) * scale);
+    }
+    return x;
+  };
+  in.q = unit_rows(1.0f / std::sqrt(static_cast<float>(kDim)));
+  in.k = unit_rows(1.0f);
+  in.v.resize(rows * kDim);
+  for (auto& x : in.v) x = bf16_round(normal(rng));
+  in.g.resize(rows);
+  in.beta.resize(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    in.g[r] = static_cast<float>(-gate_scale * std::exp(0.5 * normal(rng)));
+    in.beta[r] = static_cast<float>(1.0 / (1.0 + std::exp(-(normal(rng) + beta_shift))));
+  }
+  const int states = bounds.empty() ? batch : static_cast<int>(bounds.size()) - 1;
+  if (initial) {
+    in.initial.resize(static_cast<size_t>(states) * heads * kDim * kDim);
+    for (auto& x : in.initial) x = 0.1f * normal(rng);
+  }
+  in.bounds = std::move(bounds);
+  return in;
+}
+
+struct Result {
+  std::vector<double> out, final_state;
+};
+
+// The recurrence token by token in float64, restarting at each document.
+Result reference(const Inputs& in) {
+  const int H = in.heads, T = in.seq;
+  std::vector<int64_t> bounds = in.bounds;
+  const int segments = bounds.empty() ? in.batch : static_cast<int>(bounds.size()) - 1;
+  Result r{std::vector<double>(static_cast<size_t>(in.batch) * T * H * kDim),
+           std::vector<double>(static_cast<size_t>(segments) * H * kDim * kDim)};
+  std::vector<double> S(kDim * kDim), kS(kDim), delta(kDim);
+  for (int s = 0; s < segments; ++s)
+    for (int h = 0; h < H; ++h) {
+      const int b = bounds.empty() ? s : 0;
+      const int first = bounds.empty() ? 0 : static_cast<int>(bounds[s]);
+      const int last = bounds.empty() ? T : static_cast<int>(bounds[s + 1]);
+      for (int e = 0; e < kDim * kDim; ++e)
+        S[e] = in.initial.empty() ? 0.0 : in.initial[(static_cast<size_t>(s) * H + h) * kDim * kDim + e];
+      for (int t = first; t < last; ++t) {
+        const size_t token = (static_cast<size_t>(b) * T + t) * H + h;
+        const float *q = &in.q[token * kDim], *k = &in.k[token * kDim], *v = &in.v[token * kDim];
+        const double decay = std::exp(static_cast<double>(in.g[token])), beta = in.beta[token];
+        for (auto& x : S) x *= decay;
+        std::fill(kS.begin(), kS.end(), 0.0);
+        for (int i = 0; i < kDim; ++i)
+          for (int j = 0; j < kDim; ++j) kS[j] += k[i] * S[i * kDim + j];
+        for (int j = 0; j < kDim; ++j) delta[j] = beta * (v[j] - kS[j]);
+        for (int i = 0; i < kDim; ++i)
+          for (int j = 0; j < kDim; ++j) S[i * kDim + j] += k[i] * delta[j];
+        for (int j = 0; j < kDim; ++j) {
+          double o = 0;
+          for (int i = 0; i < kDim; ++i) o += q[i] * S[i * kDim + j];
+          r.out[token * kDim + j] = o;
+        }
+      }
+      std::copy(S.begin(), S.end(), r.final_state.begin() + (static_cast<size_t>(s) * H + h) * kDim * kDim);
+    }
+  return r;
+}
+
+template <class T>
+T* to_device(const std::vector<T>& host) {
+  T* p = nullptr;
+  CHECK_CUDA(cudaMalloc(&p, std::max<size_t>(host.size(), 1) * sizeof(T)));
+  if (!host.empty()) CHECK_CUDA(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
+std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x) {
+  std::vector<__nv_bfloat16> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = __float2bfloat16_rn(x[i]);
+  return y;
+}
+
+// Device copies of the inputs and the arguments of one forward (q and k in bfloat16 or float32).
+struct DeviceRun {
+  GatedDeltaChunkForward args{};
+  std::vector<void*> owned;
+
+  DeviceRun(const Inputs& in, bool float_qk) {
+    const int64_t B = in.batch, T = in.seq, H = in.heads;
+    const launch::RowStrides strides{T * H * kDim, H * kDim, kDim};
+    args.qk_dtype = float_qk ? Dtype::Float32 : Dtype::BFloat16;
+    args.v_dtype = Dtype::BFloat16;
+    args.q = keep(float_qk ? static_cast<void*>(to_device(in.q)) : to_device(to_bf16(in.q)));
+    args.k = keep(float_qk ? static_cast<void*>(to_device(in.k)) : to_device(to_bf16(in.k)));
+    args.v = keep(to_device(to_bf16(in.v)));
+    args.q_strides = args.k_strides = args.v_strides = strides;
+    args.g = static_cast<const float*>(keep(to_device(in.g)));
+    args.beta = static_cast<const float*>(keep(to_device(in.beta)));
+    args.initial_state = in.initial.empty() ? nullptr : static_cast<const float*>(keep(to_device(in.initial)));
+    args.batch = B;
+    args.seq = T;
+    args.heads = H;
+    args.key_dim = args.value_dim = kDim;
+    if (in.bounds.empty()) {
+      args.chunks = (T + gdn::kChunk - 1) / gdn::kChunk;
+      args.segments = B;
+    } else {
+      std::vector<int> tokens, segment_chunks{0};
+      for (size_t d = 0; d + 1 < in.bounds.size(); ++d) {
+        for (int64_t t = in.bounds[d]; t < in.bounds[d + 1]; t += gdn::kChunk) {
+          tokens.push_back(static_cast<int>(t));
+          tokens.push_back(static_cast<int>(std::min<int64_t>(gdn::kChunk, in.bounds[d + 1] - t)));
+        }
+        segment_chunks.push_back(static_cast<int>(tokens.size() / 2));
+      }
+      args.chunks = segment_chunks.back();
+      args.segments = static_cast<int64_t>(segment_chunks.size()) - 1;
+      args.chunk_tokens = static_cast<const int*>(keep(to_device(tokens)));
+      args.segment_chunks = static_cast<const int*>(keep(to_device(segment_chunks)));
+    }
+    args.out = keep(alloc(B * T * H * kDim * 2));
+    args.final_state = static_cast<float*>(keep(alloc(args.segments * H * kDim * kDim * 4)));
+    args.workspace = keep(alloc(launch::gated_delta_chunk_workspace_bytes(B, H, args.chunks, kDim, kDim)));
+  }
+  ~DeviceRun() {
+    for (void* p : owned) cudaFree(p);
+  }
+  void* keep(void* p) {
+    owned.push_back(p);
+    return p;
+  }
+  static void* alloc(int64_t bytes) {
+    void* p = nullptr;
+    CHECK_CUDA(cudaMalloc(&p, bytes));
+    return p;
+  }
+};
+
+double relative_error(const std::vector<double>& got, const std::vector<double>& ref) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    diff += (got[i] - ref[i]) * (got[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+// bfloat16 inputs, intermediates (T, W, U, the entering states, the corrections) and output each
+// round to 8 significant bits (relative 2^-9 = 2e-3); a few such roundings compound, so 2e-2
+// relative (Frobenius) separates rounding from a wrong formula, which is off by O(1).
+constexpr double kTolerance = 2e-2;
+
+bool check_case(const char* name, int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
+                bool float_qk, std::vector<int64_t> bounds = {}) {
+  const auto in = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 1234u + seq);
+  const auto ref = reference(in);
+  DeviceRun run(in, float_qk);
+  launch::gated_delta_chunk_forward(run.args, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<__nv_bfloat16> out(ref.out.size());
+  std::vector<float> final_state(ref.final_state.size());
+  CHECK_CUDA(cudaMemcpy(out.data(), run.args.out, out.size() * 2, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(final_state.data(), run.args.final_state, final_state.size() * 4, cudaMemcpyDeviceToHost));
+  std::vector<double> got_out(out.size()), got_state(final_state.begin(), final_state.end());
+  for (size_t i = 0; i < out.size(); ++i) got_out[i] = __bfloat162float(out[i]);
+  const double out_error = relative_error(got_out, ref.out), state_error = relative_error(got_state, ref.final_state);
+  const bool pass = out_error <= kTolerance && state_error <= kTolerance;
+  std::printf("%-44s B=%d T=%-5d H=%d  out rel err %.2e  final state rel err %.2e  %s\n", name, batch, seq, heads,
+              out_error, state_error, pass ? "ok" : "FAIL");
+  return pass;
+}
+
+// Copies n values of a device array (float32 or bfloat16) to float64.
+template <class T>
+std::vector<double> fetch(const T* device, size_t n) {
+  std::vector<T> host(n);
+  CHECK_CUDA(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost));
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if constexpr (sizeof(T) == 2)
+      out[i] = __bfloat162float(host[i]);
+    else
+      out[i] = host[i];
+  }
+  return out;
+}
+
+// Each pass on its own against float64 versions of the arrays it should hand over (one row, no
+// documents), so that a failure above points at the pass that went wrong.
+bool check_passes(const Inputs& in) {
+  const int T = in.seq, H = in.heads, N = (T + gdn::kChunk - 1) / gdn::kChunk, C = gdn::kChunk;
+  DeviceRun run(in, false);
+  const auto p = gdn::problem_of(run.args);
+  const size_t steps = static_cast<size_t>(H) * N * C;
+  // float64 expectations, [H, N, C, ...] and [H, N, Dk, Dv].
+  std::vector<double> gates(steps), w(steps * kDim), u(steps * kDim), to_end(steps * kDim), delta(steps * kDim),
+      states(static_cast<size_t>(H) * N * kDim * kDim);
+  for (int h = 0; h < H; ++h) {
+    std::vector<double> S(kDim * kDim);
+    for (int e = 0; e < kDim * kDim; ++e)
+      S[e] = in.initial.empty() ? 0.0 : in.initial[static_cast<size_t>(h) * kDim * kDim + e];
+    for (int c = 0; c < N; ++c) {
+      const size_t base = (static_cast<size_t>(h) * N + c) * C;
+      auto token = [&](int i) { return (static_cast<size_t>(c) * C + i) * H + h; };
+      auto real = [&](int i) { return c * C + i < T; };
+      std::vector<double> G(C), beta(C), A(C * C), Tm(C * C);
+      double sum = 0;
+      for (int i = 0; i < C; ++i) {
+        sum += real(i) ? in.g[token(i)] : 0.0;
+        G[i] = gates[base + i] = sum;
+        beta[i] = real(i) ? in.beta[token(i)] : 0.0;
+      }
+      auto key = [&](int i, int d) { return real(i) ? static_cast<double>(in.k[token(i) * kDim + d]) : 0.0; };
+      auto value = [&](int i, int d) { return real(i) ? static_cast<double>(in.v[token(i) * kDim + d]) : 0.0; };
+      for (int i = 0; i < C; ++i)
+        for (int j = 0; j < i; ++j) {
+          double dot = 0;
+          for (int d = 0; d < kDim; ++d) dot += key(i, d) * key(j, d);
+          A[i * C + j] = beta[i] * std::exp(G[i] - G[j]) * dot;
+        }
+      for (int col = 0; col < C; ++col)
+        for (int i = 0; i < C; ++i) {
+          double x = i == col ? 1.0 : 0.0;
+          for (int j = col; j < i; ++j) x -= A[i * C + j] * Tm[j * C + col];
+          Tm[i * C + col] = i < col ? 0.0 : x;
+        }
+      for (int i = 0; i < C; ++i)
+        for (int d = 0; d < kDim; ++d) {
+          double wi = 0, ui = 0;
+          for (int j = 0; j <= i; ++j) {
+            wi += Tm[i * C + j] * beta[j] * std::exp(G[j]) * key(j, d);
+            ui += Tm[i * C + j] * beta[j] * value(j, d);
+          }
+          w[(base + i) * kDim + d] = wi;
+          u[(base + i) * kDim + d] = ui;
+          to_end[(base + i) * kDim + d] = key(i, d) * std::exp(G[C - 1] - G[i]);
+        }
+      std::copy(S.begin(), S.end(), states.begin() + (static_cast<size_t>(h) * N + c) * kDim * kDim);
+      for (int i = 0; i < C; ++i)
+        for (int d = 0; d < kDim; ++d) {
+          double ws = 0;
+          for (int m = 0; m < kDim; ++m) ws += w[(base + i) * kDim + m] * S[m * kDim + d];
+          delta[(base + i) * kDim + d] = u[(base + i) * kDim + d] - ws;
+        }
+      for (auto& x : S) x *= std::exp(G[C - 1]);
+      for (int i = 0; i < C; ++i)
+        for (int m = 0; m < kDim; ++m)
+          for (int d = 0; d < kDim; ++d)
+            S[m * kDim + d] += to_end[(base + i) * kDim + m] * delta[(base + i) * kDim + d];
+    }
+  }
+  bool pass = true;
+  auto report = [&](const char* what, const std::vector<double>& got, const std::vector<double>& want) {
+    const double error = relative_error(got, want);
+    pass &= error <= kTolerance;
+    std::printf("  pass check %-28s rel err %.2e  %s\n", what, error, error <= kTolerance ? "ok" : "FAIL");
+  };
+  gdn::launch_prepare(p, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  report("prepare: cumulative gates", fetch(p.gates, steps), gates);
+  report("prepare: W", fetch(p.w, steps * kDim), w);
+  report("prepare: U", fetch(p.u, steps * kDim), u);
+  report("prepare: k to chunk end", fetch(p.k_to_end, steps * kDim), to_end);
+  gdn::launch_states(p, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  report("states: entering states", fetch(p.states, states.size()), states);
+  report("states: corrections", fetch(p.u, steps * kDim), delta);
+  return pass;
+}
+
+// Median milliseconds of `fn` over 20 runs after 3, timed with CUDA events.
+template <class F>
+double median_ms(F&& fn) {
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) fn();
+  std::vector<float> ms;
+  for (int i = 0; i < 20; ++i) {
+    CHECK_CUDA(cudaEventRecord(start));
+    fn();
+    CHECK_CUDA(cudaEventRecord(stop));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float t = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void time_forward(const Inputs& in, bool float_qk) {
+  const int seq = in.seq;
+  DeviceRun run(in, float_qk);
+  const auto problem = gdn::problem_of(run.args);
+  const double total = median_ms([&] { launch::gated_delta_chunk_forward(run.args, nullptr); });
+  const double prepare = median_ms([&] { gdn::launch_prepare(problem, nullptr); });
+  const double states = median_ms([&] { gdn::launch_states(problem, nullptr); });
+  const double output = median_ms([&] { gdn::launch_output(problem, nullptr); });
+  CHECK_CUDA(cudaGetLastError());
+  std::printf("time B=1 T=%-5d H=32 D=128 q,k %s: forward %.3f ms (prepare %.3f, states %.3f, output %.3f)\n", seq,
+              float_qk ? "float32" : "bf16", total, prepare, states, output);
+}
+
+}  // namespace
+
+int main() {
+  bool pass = check_passes(random_inputs(1, 150, 2, 0.5, 0.0, true, {}, 99u));
+  for (int seq : {1, 63, 64, 65, 200, 1000})
+    pass &= check_case("mixed gates, initial state", 2, seq, 3, 0.5, 0.0, true, false);
+  pass &= check_case("gates near 1 (g ~ -1e-4), beta near 1", 2, 300, 2, 1e-4, 4.0, true, false);
+  pass &= check_case("strong decay (g ~ -5), beta near 0", 2, 300, 2, 5.0, -4.0, true, false);
+  pass &= check_case("no initial state, q and k float32", 2, 200, 2, 0.5, 0.0, false, true);
+  pass &= check_case("packed documents", 1, 500, 2, 0.5, 0.0, true, false, {0, 1, 65, 200, 263, 500});
+  pass &= check_case("packed documents, no initial state", 1, 300, 2, 0.1, 1.0, false, false, {0, 128, 129, 300});
+  for (int seq : {4096, 16384}) {
+    const auto in = random_inputs(1, seq, 32, 0.5, 0.0, false, {}, 7u);
+    time_forward(in, false);
+    time_forward(in, true);
+  }
+  std::printf("%s\n", pass ? "PASS" : "FAIL");
+  return pass ? 0 : 1;
+}

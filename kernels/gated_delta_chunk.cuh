@@ -1,0 +1,118 @@
+#pragma once
+// What the three passes of the chunked gated delta rule's forward share (launch::
+// gated_delta_chunk_forward; the organisation is flash-linear-attention's):
+//   prepare (gated_delta_chunk_prepare.cu), one block per (row, head, chunk): the in-chunk
+//     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1, W = T (beta
+//     exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each token as seen at the chunk's end;
+//   states (gated_delta_chunk_states.cu), one block per (segment, head, value-column slice), over
+//     the chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
+//   output (gated_delta_chunk_output.cu), one block per (row, head, chunk, value-column slice):
+//     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
+// Tensor-core products (nvcuda::wmma, 16 x 16 x 16) take bfloat16 operands and accumulate in
+// float32. Only CUDA headers here (no LibTorch).
+#include <mma.h>
+
+#include "common.cuh"
+
+namespace strata::kernels::gdn {
+
+using bf16 = __nv_bfloat16;
+constexpr int kChunk = static_cast<int>(launch::kGatedDeltaChunk);
+constexpr int kTile = 16;  // the wmma tile edge
+
+// Shared-memory row strides (elements): rows padded by 16 bytes so that the 16 rows of a wmma
+// tile start in different banks. A tile's rows stay 32-byte aligned, as wmma needs.
+template <int kColumns>
+constexpr int bf16_stride = kColumns + 8;
+template <int kColumns>
+constexpr int float_stride = kColumns + 4;
+
+// Rounds shared-memory region sizes up so that every region starts 128-byte aligned.
+constexpr int aligned_bytes(int bytes) { return (bytes + 127) / 128 * 128; }
+
+using FragmentA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, kTile, kTile, kTile, bf16, nvcuda::wmma::row_major>;
+using FragmentAt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, kTile, kTile, kTile, bf16, nvcuda::wmma::col_major>;
+using FragmentB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, kTile, kTile, kTile, bf16, nvcuda::wmma::row_major>;
+using FragmentBt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, kTile, kTile, kTile, bf16, nvcuda::wmma::col_major>;
+using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kTile, kTile, kTile, float>;
+
+// The pointers and sizes every pass reads (launch::GatedDeltaChunkForward with its workspace cut
+// into arrays). Chunk arrays are indexed by (row b, head h, chunk c) as (b * heads + h) * chunks + c.
+struct Problem {
+  launch::GatedDeltaChunkForward in;
+  float* gates;    // [batch, heads, chunks, kChunk]: G, the cumulative gate within the chunk
+  bf16* w;         // [batch, heads, chunks, kChunk, key_dim]
+  bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
+  bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i)
+  bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
+};
+
+// The tokens of chunk c of row b: first .. first + length - 1 (length in 1..kChunk).
+struct ChunkSpan {
+  int first, length;
+};
+
+__device__ __forceinline__ ChunkSpan chunk_span(const launch::GatedDeltaChunkForward& in, int c) {
+  if (in.chunk_tokens != nullptr) return {in.chunk_tokens[2 * c], in.chunk_tokens[2 * c + 1]};
+  const int first = c * kChunk;
+  return {first, min(kChunk, static_cast<int>(in.seq) - first)};
+}
+
+// Eight consecutive values of T as float32 (16-byte aligned).
+template <class T>
+__device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
+  if constexpr (sizeof(T) == 4) {
+    float low[4], high[4];
+    device::load<T, 4>(p, low);
+    device::load<T, 4>(p + 4, high);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = low[i], out[4 + i] = high[i];
+  } else {
+    device::load<T, 8>(p, out);
+  }
+}
+
+// The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
+// bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
+// `head` points at (b, first, h, 0); seq_stride is the tensor's position stride.
+template <class T, int kColumns, int kThreads>
+__device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to) {
+  constexpr int kPerRow = kColumns / 8;
+  for (int i = threadIdx.x; i < kChunk * kPerRow; i += kThreads) {
+    const int row = i / kPerRow, column = (i % kPerRow) * 8;
+    float x[8] = {};
+    if (row < length) load8(head + row * seq_stride + column, x);
+    device::store<bf16, 8>(to + row * bf16_stride<kColumns> + column, x);
+  }
+}
+
+// A 16 x 16 float32 tile (row stride 16, a warp's private scratch) written as bfloat16 or `T`
+// rows of 16 at `to` (row stride `stride` elements, 16-byte aligned rows); rows at or past
+// `rows` are skipped. Lane l writes half a row: row l / 2, columns (l % 2) * 8 ...
+template <class T>
+__device__ __forceinline__ void write_tile(const float* tile, T* to, int64_t stride, int rows) {
+  const int lane = threadIdx.x % 32, row = lane / 2, column = (lane % 2) * 8;
+  if (row >= rows) return;
+  float x[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = tile[row * kTile + column + i];
+  if constexpr (sizeof(T) == 4) {
+    float low[4], high[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) low[i] = x[i], high[i] = x[4 + i];
+    device::store<T, 4>(to + row * stride + column, low);
+    device::store<T, 4>(to + row * stride + column + 4, high);
+  } else {
+    device::store<T, 8>(to + row * stride + column, x);
+  }
+}
+
+// The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
+Problem problem_of(const launch::GatedDeltaChunkForward& args);
+
+// The per-pass launchers, each dispatching on dtypes and head sizes.
+void launch_prepare(const Problem& p, cudaStream_t stream);
+void launch_states(const Problem& p, cudaStream_t stream);
+void launch_output(const Problem& p, cudaStream_t stream);
+
+}  // namespace strata::kernels::gdn
