@@ -5,6 +5,7 @@
 #include "strata/core/error.h"
 #include "strata/hf/architecture.h"
 #include "strata/io/safetensors.h"
+#include "strata/layers/top_k_selection.h"
 #include "strata/model/loss.h"
 
 namespace strata::hf {
@@ -17,7 +18,8 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
   return ref == 0.0 ? diff : diff / ref;
 }
 
-HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device, const HfCheckTolerances& tol) {
+HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device, const HfCheckTolerances& tol,
+                       at::Device reference_device) {
   auto hf = load_hf_model(dir / "model");
   auto reference = io::SafetensorsFile::open(dir / "reference.safetensors");
   HfCheckResult result;
@@ -27,7 +29,14 @@ HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device, cons
   model.to(device);
   model.train();  // dropout is zero in the fixtures; train mode checks the training path
   auto input_ids = reference.load("input_ids").to(device);
-  auto logits = model.forward(input_ids);
+  // HF's indexers (DeepSeek-V3.2, V4) chose among exactly tied scores as torch.topk does on the
+  // reference's device, a choice no index rule reproduces on the CPU; strata's own rule (lowest
+  // index) would read other tied keys. Choosing as the reference did, on any device, keeps the
+  // comparison to rounding.
+  auto logits = [&] {
+    ReferenceTopKTieOrder reference_ties(reference_device);
+    return model.forward(input_ids);
+  }();
   auto loss = causal_lm_loss(logits, input_ids);
   loss.backward();
 

@@ -27,8 +27,10 @@ struct HfCheckResult {
   at::Tensor logits;  // strata's, on the CPU (scripts/check_hf_export.py compares them with HF's)
 };
 
+// `reference_device` is where HF computed the reference (the fixtures: the CPU). Indexers
+// (DeepSeek-V3.2, V4) then choose among tied scores as torch.topk did there (top_k_selection.h).
 HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device = at::kCPU,
-                       const HfCheckTolerances& tolerances = {});
+                       const HfCheckTolerances& tolerances = {}, at::Device reference_device = at::kCPU);
 
 // ||a - b|| / ||b|| in float64.
 double relative_error(const at::Tensor& a, const at::Tensor& b);
