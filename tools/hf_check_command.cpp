@@ -27,6 +27,10 @@ Subcommand add_hf_check(CLI::App& app) {
     std::printf("%-60s %s\n", "gradient (worst first)", "rel error");
     for (size_t i = 0; i < shown; ++i)
       std::printf("%-60s %.3e\n", result.grad_rel[i].first.c_str(), result.grad_rel[i].second);
+    for (const auto& j : result.float64_judged)
+      std::printf("%s against float64 (CPU): reference %.3e, strata %.3e, float32 on the CPU %.3e: %s\n", j.name.c_str(),
+                  j.reference_error, j.strata_error, j.float32_error,
+                  j.pass ? "within the reference's float32 error" : "FAIL");
     if (!flags->save_logits.empty()) io::save_safetensors(flags->save_logits, {{"logits", result.logits}});
     std::printf("%s\n", hf::summary_line(result).c_str());
     return result.pass ? 0 : 1;
