@@ -18,7 +18,7 @@ Subcommand add_hf_check(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--device", flags->device, "cpu or cuda");
   cmd->add_option("--reference-device", flags->reference_device,
-                  "where HF made the reference, cpu (the fixtures) or cuda: indexers break ties as torch.topk did there");
+                  "where HF made the reference, cpu (the fixtures) or cuda: indexers break ties as its top-k did");
   cmd->add_flag("--verbose", flags->verbose, "print every gradient's error");
   cmd->add_option("--save-logits", flags->save_logits, "write strata's logits to this safetensors file (\"logits\")");
   return {cmd, [flags] {
@@ -28,8 +28,8 @@ Subcommand add_hf_check(CLI::App& app) {
     for (size_t i = 0; i < shown; ++i)
       std::printf("%-60s %.3e\n", result.grad_rel[i].first.c_str(), result.grad_rel[i].second);
     for (const auto& j : result.float64_judged)
-      std::printf("%s against float64 (CPU): reference %.3e, strata %.3e, float32 on the CPU %.3e: %s\n", j.name.c_str(),
-                  j.reference_error, j.strata_error, j.float32_error,
+      std::printf("%s against float64 (CPU): reference %.3e, strata %.3e, float32 on the CPU %.3e: %s\n",
+                  j.name.c_str(), j.reference_error, j.strata_error, j.float32_error,
                   j.pass ? "within the reference's float32 error" : "FAIL");
     if (!flags->save_logits.empty()) io::save_safetensors(flags->save_logits, {{"logits", result.logits}});
     std::printf("%s\n", hf::summary_line(result).c_str());

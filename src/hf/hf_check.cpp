@@ -100,8 +100,8 @@ HfCheckResult hf_check(const std::filesystem::path& dir, at::Device device, cons
   std::set<std::string> excused;
   if (!missed.empty()) {
     const auto truth = run_strata(dir, input_ids, at::kCPU, at::kDouble, reference_device);
-    const auto cpu32 = device.is_cpu() ? std::nullopt
-                                       : std::optional(run_strata(dir, input_ids, at::kCPU, std::nullopt, reference_device));
+    std::optional<StrataRun> cpu32;  // the device run itself when that is the CPU
+    if (!device.is_cpu()) cpu32 = run_strata(dir, input_ids, at::kCPU, std::nullopt, reference_device);
     for (const auto& name : missed) {
       const auto& exact = truth.grads.at(name);
       Float64Judgement j{.name = name,

@@ -16,9 +16,13 @@ namespace {
 
 nlohmann::json fixture_config() { return testing::fixture_config("deepseek_v32"); }
 
-io::DeepseekV32Config parse(const nlohmann::json& json) { return testing::parse_hf_config_as<io::DeepseekV32Config>(json); }
+io::DeepseekV32Config parse(const nlohmann::json& json) {
+  return testing::parse_hf_config_as<io::DeepseekV32Config>(json);
+}
 
-TEST(HfDeepseekV32, MatchesLogitsLossAndEveryGradient) { testing::expect_model_matches_hf("deepseek_v32", "deepseek_v32"); }
+TEST(HfDeepseekV32, MatchesLogitsLossAndEveryGradient) {
+  testing::expect_model_matches_hf("deepseek_v32", "deepseek_v32");
+}
 
 TEST(HfDeepseekV32, FirstLayerMatchesHf) { testing::expect_first_layer_matches_hf("deepseek_v32"); }
 

@@ -15,9 +15,13 @@ namespace {
 
 nlohmann::json fixture_config() { return testing::fixture_config("deepseek_v4"); }
 
-io::DeepseekV4Config parse(const nlohmann::json& json) { return testing::parse_hf_config_as<io::DeepseekV4Config>(json); }
+io::DeepseekV4Config parse(const nlohmann::json& json) {
+  return testing::parse_hf_config_as<io::DeepseekV4Config>(json);
+}
 
-TEST(HfDeepseekV4, MatchesLogitsLossAndEveryGradient) { testing::expect_model_matches_hf("deepseek_v4", "deepseek_v4"); }
+TEST(HfDeepseekV4, MatchesLogitsLossAndEveryGradient) {
+  testing::expect_model_matches_hf("deepseek_v4", "deepseek_v4");
+}
 
 TEST(HfDeepseekV4, FirstLayerMatchesHf) { testing::expect_first_layer_matches_hf("deepseek_v4"); }
 

@@ -144,8 +144,7 @@ TEST_F(HfDeepseekV32Layer0, IndexerSelectsTheKeysHfSelects) {
                         ->forward(module<LinearModule>(".linear_q_down_proj")->forward(hidden_).output);
   std::tie(inputs.rotary_cos, inputs.rotary_sin) =
       RotaryEmbedding(c.qk_pos_emb_head_dim, c.rotary_base).tables(hidden_.size(1), 0, at::kCPU);
-  auto indexer = std::dynamic_pointer_cast<LightningIndexer>(modules_["decoder.layers.0.self_attention.core_attention.indexer"]);
-  ASSERT_TRUE(indexer);
+  auto indexer = module<LightningIndexer>(".core_attention.indexer");
   auto theirs = ref_->load("capture.model.layers.0.self_attn.indexer.out0").to(at::kLong);
   // Queries with fewer than 16 visible keys pad with invisible ones, in no particular order:
   // compare the sets of visible keys chosen.
