@@ -19,11 +19,12 @@ const Float64Judgement* judged(const HfCheckResult& result, const std::string& n
   return nullptr;
 }
 
-// At a tolerance of 1e-5 (on the CPU strata follows HF's float32 formulation to 1.7e-5) the
-// Gated DeltaNet decay gradients miss it; HF's own values are 8.7e-3 (layer 0's A_log) off the
+// On the CPU, at a tolerance of 1e-5 (there strata follows HF's float32 formulation to 1.7e-5),
+// the Gated DeltaNet decay gradients miss it; HF's own values are 8.7e-3 (layer 0's A_log) off the
 // float64 truth, strata's float32 CPU as much: excused, every other gradient still against HF.
+// (On CUDA, at hf-check's 1e-3, HfQwen3Next.MatchesLogitsLossAndEveryGradient is the same case.)
 TEST(HfCheckFloat64, GradientsTheReferenceCannotResolveAreJudgedAgainstFloat64) {
-  auto result = hf_check(testing::fixture("qwen3_next"), testing::test_device(), {.grad_rel = 1e-5});
+  auto result = hf_check(testing::fixture("qwen3_next"), at::kCPU, {.grad_rel = 1e-5});
   const auto* a_log = judged(result, "model.layers.0.linear_attn.A_log");
   ASSERT_NE(a_log, nullptr);
   EXPECT_GT(a_log->reference_error, 5e-3);
