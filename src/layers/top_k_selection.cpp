@@ -30,7 +30,8 @@ at::Tensor top_k_mask(const at::Tensor& scores, int64_t k) {
   auto above = scores > kth;
   auto tied = scores == kth;
   auto room = k - above.sum(-1, /*keepdim=*/true);  // how many tied entries fit
-  return above.logical_or(tied.logical_and(tied.cumsum(-1) <= room));
+  // int32 counts: half the memory of the default int64 over a [T, S] row block.
+  return above.logical_or(tied.logical_and(tied.cumsum(-1, at::kInt) <= room));
 }
 
 at::Tensor top_k_positions(const at::Tensor& scores, int64_t k) {
