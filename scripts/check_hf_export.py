@@ -51,7 +51,8 @@ def hf_reference(model_dir, device, seq, seed):
 
 def strata_check(strata, check_dir, device):
     logits_file = os.path.join(check_dir, "strata_logits.safetensors")
-    run = subprocess.run([strata, "hf-check", check_dir, "--device", device, "--save-logits", logits_file],
+    run = subprocess.run([strata, "hf-check", check_dir, "--device", device, "--reference-device", device,
+                          "--save-logits", logits_file],
                          capture_output=True, text=True)
     lines = [line for line in run.stdout.splitlines() if line.startswith("hf-check ")]
     if not lines:

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "strata/layers/top_k_selection.h"
+
 namespace strata {
 
 namespace {
@@ -54,16 +56,10 @@ at::Tensor CompressedIndexer::scores(const at::Tensor& hidden, const at::Tensor&
 at::Tensor CompressedIndexer::forward(const at::Tensor& hidden, const at::Tensor& q_latent, int64_t offset,
                                       KvCompressorState* state) {
   auto index_scores = scores(hidden, q_latent, offset, state);
-  const auto entries = index_scores.size(-1);
-  auto selected = at::zeros(index_scores.sizes(), index_scores.options().dtype(at::kBool));
-  if (entries == 0) return selected;
-  // at::topk, as HF: its choice among tied scores (ReLU zeroes every head of some entries, so
-  // they tie at 0) depends on the device and on how many entries it ranks. Matching HF's reference
-  // needs HF's choice; decoding, which ranks fewer entries per call, may then read another of the
-  // tied entries than the full forward.
-  auto top = at::topk(index_scores, std::min(topk_, entries), -1);
-  // A query with fewer complete windows than topk also gets incomplete ones (score -inf): not read.
-  return selected.scatter(-1, std::get<1>(top), std::get<0>(top).isfinite());
+  // Ties (every head's ReLU zero: score exactly 0) go to the lowest entries (top_k_selection.h),
+  // so decoding, which ranks fewer entries per call, reads what the full forward reads. A query
+  // with fewer complete windows than topk also gets incomplete ones (score -inf): not read.
+  return top_k_mask(index_scores, topk_).logical_and(index_scores.isfinite());
 }
 
 }  // namespace strata

@@ -5,6 +5,7 @@
 
 #include "strata/core/error.h"
 #include "strata/layers/rotary.h"
+#include "strata/layers/top_k_selection.h"
 
 namespace strata {
 
@@ -66,8 +67,8 @@ at::Tensor LightningIndexer::scores(const LatentAttentionInputs& in) {
 }
 
 at::Tensor LightningIndexer::forward(const LatentAttentionInputs& inputs) {
-  auto index_scores = scores(inputs);
-  return std::get<1>(at::topk(index_scores, std::min(topk_, index_scores.size(-1)), -1));
+  // Ties (every head's ReLU zero: score exactly 0) go to the lowest positions (top_k_selection.h).
+  return top_k_positions(scores(inputs), topk_);
 }
 
 }  // namespace strata

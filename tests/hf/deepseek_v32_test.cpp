@@ -7,45 +7,24 @@
 #include <fstream>
 
 #include "strata/core/error.h"
-#include "strata/hf/hf_check.h"
 #include "strata/model/build_model.h"
 #include "strata/io/safetensors.h"
-#include "test_util.h"
+#include "hf_fixture_checks.h"
 
 namespace strata::hf {
 namespace {
 
-nlohmann::json fixture_config() {
-  std::ifstream in(testing::fixture("deepseek_v32") + "/model/config.json");
-  return nlohmann::json::parse(in);
-}
+nlohmann::json fixture_config() { return testing::fixture_config("deepseek_v32"); }
 
 io::DeepseekV32Config parse(const nlohmann::json& json) {
-  return std::get<io::DeepseekV32Config>(io::parse_hf_config(json, "config.json"));
+  return testing::parse_hf_config_as<io::DeepseekV32Config>(json);
 }
 
 TEST(HfDeepseekV32, MatchesLogitsLossAndEveryGradient) {
-  auto result = hf_check(testing::fixture("deepseek_v32"), testing::test_device());
-  EXPECT_EQ(result.model_type, "deepseek_v32");
-  EXPECT_LE(result.logits_rel, 1e-4);
-  EXPECT_LE(result.loss_abs, 1e-5);
-  EXPECT_LE(result.grad_rel_max, 1e-3) << result.grad_rel.front().first;
-  // Every gradient HF has: the indexers and the expert bias have none, in HF as here.
-  auto reference = io::SafetensorsFile::open(testing::fixture("deepseek_v32") + "/reference.safetensors");
-  size_t reference_grads = 0;
-  for (const auto& name : reference.names()) reference_grads += name.rfind("grad.", 0) == 0;
-  EXPECT_EQ(result.grad_rel.size(), reference_grads);
-  EXPECT_TRUE(result.pass);
+  testing::expect_model_matches_hf("deepseek_v32", "deepseek_v32");
 }
 
-TEST(HfDeepseekV32, FirstLayerMatchesHf) {
-  auto hf = load_hf_model(testing::fixture("deepseek_v32") + "/model");
-  auto ref = io::SafetensorsFile::open(testing::fixture("deepseek_v32") + "/reference.safetensors");
-  ForwardContext ctx;
-  hf.model->forward(ref.load("input_ids"), ctx);  // fills ctx as the model does for its layers
-  auto out = hf.model->decoder().layer(0).forward(ref.load("capture.model.layers.0.in0"), ctx);
-  EXPECT_LE(relative_error(out, ref.load("capture.model.layers.0.out0")), 1e-5);
-}
+TEST(HfDeepseekV32, FirstLayerMatchesHf) { testing::expect_first_layer_matches_hf("deepseek_v32"); }
 
 TEST(HfDeepseekV32, ConfigBecomesFusedSparseAttentionLayers) {
   auto c = deepseek_v32_transformer_config(parse(fixture_config()));

@@ -8,6 +8,7 @@
 #include "strata/hf/architecture.h"
 #include "strata/hf/hf_check.h"
 #include "strata/io/safetensors.h"
+#include "strata/layers/top_k_selection.h"
 #include "strata/model/language_model.h"
 #include "strata/model/layer_specs.h"
 #include "test_util.h"
@@ -133,6 +134,8 @@ class HfDeepseekV32Layer0 : public ::testing::Test {
   at::Tensor hidden_;
 };
 
+// HF's choice among tied scores is torch.topk's on the CPU: the reference tie order gives it; strata's
+// own rule (lowest index) keeps the same keys except among those tied at the k-th score.
 TEST_F(HfDeepseekV32Layer0, IndexerSelectsTheKeysHfSelects) {
   at::NoGradGuard no_grad;
   const auto& c = hf_.model->config();
@@ -141,9 +144,8 @@ TEST_F(HfDeepseekV32Layer0, IndexerSelectsTheKeysHfSelects) {
                         ->forward(module<LinearModule>(".linear_q_down_proj")->forward(hidden_).output);
   std::tie(inputs.rotary_cos, inputs.rotary_sin) =
       RotaryEmbedding(c.qk_pos_emb_head_dim, c.rotary_base).tables(hidden_.size(1), 0, at::kCPU);
-  auto ours = module<SparseIndexerModule>(".core_attention.indexer")->forward(inputs);
+  auto indexer = module<LightningIndexer>(".core_attention.indexer");
   auto theirs = ref_->load("capture.model.layers.0.self_attn.indexer.out0").to(at::kLong);
-  ASSERT_EQ(ours.sizes(), theirs.sizes());
   // Queries with fewer than 16 visible keys pad with invisible ones, in no particular order:
   // compare the sets of visible keys chosen.
   const auto batch = hidden_.size(0), seq = hidden_.size(1);
@@ -151,13 +153,27 @@ TEST_F(HfDeepseekV32Layer0, IndexerSelectsTheKeysHfSelects) {
   auto chosen = [&](const at::Tensor& idx) {
     return at::zeros({batch, seq, seq}, at::kBool).scatter(-1, idx, true).logical_and(visible);
   };
-  EXPECT_TRUE(at::equal(chosen(ours), chosen(theirs)))
-      << chosen(ours).ne(chosen(theirs)).sum().item<int64_t>() << " (query, key) choices differ";
-  EXPECT_EQ(chosen(ours).sum(-1).max().item<int64_t>(), c.dsa_indexer_topk);
+  auto reference_order = [&] {
+    ReferenceTopKTieOrder reference;
+    return indexer->forward(inputs);
+  }();
+  ASSERT_EQ(reference_order.sizes(), theirs.sizes());
+  EXPECT_TRUE(at::equal(chosen(reference_order), chosen(theirs)))
+      << chosen(reference_order).ne(chosen(theirs)).sum().item<int64_t>() << " (query, key) choices differ";
+  EXPECT_EQ(chosen(reference_order).sum(-1).max().item<int64_t>(), c.dsa_indexer_topk);
+
+  auto ours = indexer->forward(inputs);
+  auto scores = indexer->scores(inputs);
+  auto kth = std::get<0>(at::topk(scores, c.dsa_indexer_topk, -1)).narrow(-1, c.dsa_indexer_topk - 1, 1);
+  auto differ = chosen(ours).ne(chosen(theirs));
+  EXPECT_GT(differ.sum().item<int64_t>(), 0);  // the fixture has ties at the k-th place
+  EXPECT_TRUE(at::equal(differ.logical_and(scores.ne(kth)), at::zeros_like(differ)));
+  EXPECT_TRUE(at::equal(chosen(ours).sum(-1), chosen(theirs).sum(-1)));
 }
 
 TEST_F(HfDeepseekV32Layer0, AttentionOutputMatchesHf) {
   at::NoGradGuard no_grad;
+  ReferenceTopKTieOrder reference;  // the keys HF's indexer chose among ties
   ForwardContext ctx;
   auto out = module<SequenceMixer>("")->forward(hidden_, ctx).output;
   EXPECT_LE(hf::relative_error(out, ref_->load("capture.model.layers.0.self_attn.out0")), 1e-5);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "strata/model/build_model.h"
 #include "strata/model/layer_allocation.h"
 #include "test_util.h"
@@ -37,11 +39,19 @@ TransformerConfig every_kind(const std::string& pattern) {
   return c;
 }
 
-int64_t built(const TransformerConfig& c) {
-  auto model = build_language_model(std::make_shared<const TransformerConfig>(c));
+// The canonical tensors that are parameters: buffers (the router's expert bias, which balancing
+// updates and no gradient trains) are not counted.
+int64_t parameters_of(LanguageModel& model, const std::string& prefix = "") {
+  std::set<const void*> buffers;
+  for (const auto& buffer : model.buffers()) buffers.insert(buffer.data_ptr());
   int64_t count = 0;
-  for (const auto& [name, tensor] : model->canonical_state_dict()) count += tensor.numel();
+  for (const auto& [name, tensor] : model.canonical_state_dict())
+    if (name.rfind(prefix, 0) == 0 && !buffers.count(tensor.data_ptr())) count += tensor.numel();
   return count;
+}
+
+int64_t built(const TransformerConfig& c) {
+  return parameters_of(*build_language_model(std::make_shared<const TransformerConfig>(c)));
 }
 
 int64_t counted(const TransformerConfig& c) { return count_parameters(c, resolve_layer_pattern(c)).total(); }
@@ -114,6 +124,46 @@ INSTANTIATE_TEST_SUITE_P(
                 },
                 {""}}),
     [](const auto& info) { return info.param.name; });
+
+// DeepSeek-V4's shape: one shared KV head, a query latent, the grouped low-rank output, sliding
+// window and both compression rates, the indexer, mHC, sqrtsoftplus-routed MoE with a shared
+// expert and its bias (as deepseek_v4_transformer_config sets them).
+TransformerConfig deepseek_v4_shaped(const std::string& pattern) {
+  auto c = every_kind(pattern);
+  c.num_query_groups = 1;
+  c.kv_channels = 8;
+  c.sliding_window_size = 6;
+  c.csa_compress_rate = 4;
+  c.hca_compress_rate = 8;
+  c.attention_output_groups = 2;
+  c.attention_output_lora_rank = 5;
+  c.dsa_indexer_head_dim = 6;
+  c.enable_mhc_connections = true;
+  c.mhc_num_residual_streams = 4;
+  c.moe_router_score_function = "sqrtsoftplus";
+  c.moe_router_enable_expert_bias = true;
+  c.moe_shared_expert_intermediate_size = 16;
+  c.activation_func_clamp_value = 10.0;
+  return c;
+}
+
+TEST(ParameterCount, DeepseekV4AttentionKindsAsBuilt) {
+  // Each kind alone, then the three together as DeepSeek-V4 stacks them.
+  for (const std::string pattern : {"[WE][WE]", "[CE][CE]", "[HE][HE]", "[WE][CE][HE]", "W-C-H-"}) {
+    auto c = deepseek_v4_shaped(pattern);
+    EXPECT_EQ(counted(c), built(c)) << pattern;
+  }
+  // Per kind: each kind's count is what its layers hold, C (compressor and indexer) the most.
+  auto c = deepseek_v4_shaped("W-C-H-");
+  const auto count = count_parameters(c, resolve_layer_pattern(c));
+  auto model = build_language_model(std::make_shared<const TransformerConfig>(c));
+  auto layer_params = [&](int layer) { return parameters_of(*model, cat("decoder.layers.", layer, ".")); };
+  EXPECT_EQ(count.by_symbol.at('W'), layer_params(0));
+  EXPECT_EQ(count.by_symbol.at('C'), layer_params(2));
+  EXPECT_EQ(count.by_symbol.at('H'), layer_params(4));
+  EXPECT_GT(count.by_symbol.at('C'), count.by_symbol.at('H'));
+  EXPECT_GT(count.by_symbol.at('H'), count.by_symbol.at('W'));
+}
 
 TEST(ParameterCount, PerKindAsTheKindsLayersHold) {
   auto c = every_kind("[*-]*-");
