@@ -12,6 +12,7 @@
 
 #include "kernel_test_util.h"
 #include "strata/core/error.h"
+#include "strata/kernels/hyper_connection.h"
 #include "strata/layers/sinkhorn.h"
 #include "test_util.h"
 
@@ -102,7 +103,9 @@ TEST(HcBoundary, FusedMatchesTheUnfusedOpsInValuesAndEveryGradient) {
   at::manual_seed(11);
   for (auto dtype : {at::kFloat, at::kBFloat16})
     for (int64_t n : {1, 2, 4, 8})
-      for (int64_t hidden : {24, 7}) {  // 24: the kernels' vector loads; 7: one element at a time
+      // 24 and 1024: the kernels' vector loads (1024: several per thread); 7 and 1030: one element
+      // at a time.
+      for (int64_t hidden : {24, 7, 1024, 1030}) {
         const auto inputs = random_inputs(n, hidden, dtype);
         const auto options = inputs[0].options().dtype(at::kFloat);
         const std::vector<at::Tensor> probes = {at::randn({2, 5, n, hidden}, options), at::randn({2, 5, hidden}, options),
@@ -158,6 +161,28 @@ TEST(HcBoundary, ShapeErrorsNameTheTensor) {
                 .find("hc_boundary: fn of shape"),
             std::string::npos);
 }
+
+#ifdef STRATA_CUDA
+// Exists only in -DSTRATA_CUDA=ON builds, which run on the GPU machine: the boundary runs its
+// kernels there, and its combine sums in hc_combine_cuda's order (the same bits).
+TEST(HcBoundary, CudaCombineIsHcCombinesBits) {
+  ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
+  at::manual_seed(14);
+  const auto cuda = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  for (auto dtype : {at::kFloat, at::kBFloat16})
+    for (int64_t n : {1, 4, 8}) {
+      const int64_t hidden = 1024, maps = 2 * n + n * n;
+      auto streams = at::randn({3, 7, n, hidden}, cuda).to(dtype);
+      auto branch = at::randn({3, 7, hidden}, cuda).to(dtype);
+      auto post = at::rand({3, 7, n}, cuda) * 2;
+      auto res = sinkhorn_knopp(at::randn({3, 7, n, n}, cuda), 20, 1e-6);
+      const HcNextMaps next{at::randn({maps, n * hidden}, cuda) * 0.02, at::zeros({maps}, cuda), at::ones({3}, cuda),
+                            1e-6, 1e-6};
+      const auto out = hc_boundary(streams, branch, post, res, next);
+      EXPECT_TRUE(at::equal(out.streams, hc_combine_cuda(streams, branch, post, res))) << dtype << " n " << n;
+    }
+}
+#endif
 
 }  // namespace
 }  // namespace strata::kernels

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 
+#include "strata/core/compat.h"
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/layers/rotary.h"
@@ -251,40 +253,57 @@ int64_t count_graph_nodes(const at::Tensor& root, const std::string& name) {
 
 TEST(HyperConnectionModel, FusedBoundariesGiveTheUnfusedLossAndGradients) {
   // Gated DeltaNet, attention, MoE and a fused [..] layer: five halves, four boundaries between
-  // them; full recompute (each layer rerun alone) fuses only inside the [..] layer.
-  auto model = build(mhc_config("G[*E]*-"), 9);
-  at::manual_seed(10);
-  auto tokens = at::randint(0, 64, {2, 10});
-  struct Run {
-    at::Tensor loss;
-    int64_t boundaries;
-    std::map<std::string, at::Tensor> grads;
-  };
-  auto run = [&](bool fused, bool recompute) {
-    model->decoder().set_recompute(recompute);
-    model->decoder().set_fused_hyper_connections(fused);
-    model->zero_grad();
-    ForwardContext ctx;
-    auto loss = causal_lm_loss(model->forward(tokens, ctx), tokens);
-    for (const auto& aux : ctx.aux_losses) loss = loss + aux;
-    Run r{loss.detach(), count_graph_nodes(loss, "BoundaryFunction"), {}};
-    loss.backward();
-    for (const auto& [name, p] : model->named_parameters().pairs()) r.grads[name] = p.grad().clone();
-    return r;
-  };
-  const auto unfused = run(false, false);
-  EXPECT_EQ(unfused.boundaries, 0);
-  for (bool recompute : {false, true}) {
-    SCOPED_TRACE(recompute ? "full recompute" : "no recompute");
-    const auto fused = run(true, recompute);
-    if (!recompute) EXPECT_EQ(fused.boundaries, 4);
-    // Forward: the fused op's twin runs the unfused ops, so the loss is the same bits.
-    EXPECT_TRUE(at::equal(fused.loss, unfused.loss)) << fused.loss.item<double>() << " vs " << unfused.loss.item<double>();
-    ASSERT_EQ(names_of(fused.grads), names_of(unfused.grads));
-    for (const auto& [name, grad] : unfused.grads) {
-      const auto& got = fused.grads.at(name);
-      const double scale = grad.norm().item<double>();
-      EXPECT_LE((got - grad).norm().item<double>(), 1e-5 * std::max(scale, 1e-6)) << name;
+  // them; full recompute (each layer rerun alone) fuses only inside the [..] layer. On the CPU the
+  // fused op's twin runs the unfused ops forward (the same loss bits); with
+  // STRATA_TEST_DEVICE=cuda the kernels run, float32 and then bf16 autocast with bfloat16 streams.
+  const auto device = testing::test_device();
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !device.is_cuda()) continue;  // CUDA autocast has nothing to act on elsewhere
+    SCOPED_TRACE(bf16 ? "bf16 autocast, bfloat16 streams" : "float32");
+    auto config = mhc_config("G[*E]*-");
+    config->fp32_residual_connection = !bf16;
+    auto model = build(config, 9);
+    model->to(device);
+    at::manual_seed(10);
+    auto tokens = at::randint(0, 64, {2, 10}).to(device);
+    struct Run {
+      at::Tensor loss;
+      int64_t boundaries;
+      std::map<std::string, at::Tensor> grads;
+    };
+    auto run = [&](bool fused, bool recompute) {
+      model->decoder().set_recompute(recompute);
+      model->decoder().set_fused_hyper_connections(fused);
+      model->zero_grad();
+      std::optional<compat::CudaAutocast> autocast;
+      if (bf16) autocast.emplace(at::kBFloat16);
+      ForwardContext ctx;
+      auto loss = causal_lm_loss(model->forward(tokens, ctx), tokens);
+      for (const auto& aux : ctx.aux_losses) loss = loss + aux;
+      autocast.reset();
+      Run r{loss.detach().cpu(), count_graph_nodes(loss, "BoundaryFunction"), {}};
+      loss.backward();
+      for (const auto& [name, p] : model->named_parameters().pairs()) r.grads[name] = p.grad().cpu().to(at::kDouble);
+      return r;
+    };
+    const double loss_tolerance = bf16 ? 1e-2 : device.is_cuda() ? 1e-5 : 0.0;
+    const double grad_tolerance = bf16 ? 1e-1 : device.is_cuda() ? 1e-4 : 1e-5;
+    const auto unfused = run(false, false);
+    EXPECT_EQ(unfused.boundaries, 0);
+    for (bool recompute : {false, true}) {
+      SCOPED_TRACE(recompute ? "full recompute" : "no recompute");
+      const auto fused = run(true, recompute);
+      if (!recompute) EXPECT_EQ(fused.boundaries, 4);
+      const double a = fused.loss.item<double>(), b = unfused.loss.item<double>();
+      if (loss_tolerance == 0.0)
+        EXPECT_TRUE(at::equal(fused.loss, unfused.loss)) << a << " vs " << b;
+      else
+        EXPECT_NEAR(a, b, loss_tolerance * std::abs(b));
+      ASSERT_EQ(names_of(fused.grads), names_of(unfused.grads));
+      for (const auto& [name, grad] : unfused.grads) {
+        const double difference = (fused.grads.at(name) - grad).norm().item<double>();
+        EXPECT_LE(difference, grad_tolerance * std::max(grad.norm().item<double>(), 1e-6)) << name;
+      }
     }
   }
 }
