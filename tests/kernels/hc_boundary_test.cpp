@@ -95,8 +95,9 @@ void expect_fused_as_accurate(const std::vector<at::Tensor>& inputs, const std::
         << what << " " << kNames[i] << ": fused error " << error << ", unfused " << twin_error;
   }
   // The ATen twin's forward runs the unfused twins' ops: the same bits.
-  if (!inputs[0].is_cuda())
+  if (!inputs[0].is_cuda()) {
     for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(at::equal(got[i], twin[i])) << what << " " << kNames[i];
+  }
 }
 
 TEST(HcBoundary, FusedMatchesTheUnfusedOpsInValuesAndEveryGradient) {

@@ -1,7 +1,9 @@
 // mHC at the model level: chosen from the config for any pattern, stable canonical names shared by
 // fused and unfused models, the n = 1 identity point against the plain model, expand and contract
-// across pipeline stages, recompute of the maps (selective "mhc"), and training steps.
+// across pipeline stages, fused half boundaries against the unfused ops, recompute of the maps
+// (selective "mhc"), and training steps.
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/function.h>
 
 #include <filesystem>
 #include <iostream>
@@ -293,7 +295,9 @@ TEST(HyperConnectionModel, FusedBoundariesGiveTheUnfusedLossAndGradients) {
     for (bool recompute : {false, true}) {
       SCOPED_TRACE(recompute ? "full recompute" : "no recompute");
       const auto fused = run(true, recompute);
-      if (!recompute) EXPECT_EQ(fused.boundaries, 4);
+      if (!recompute) {
+        EXPECT_EQ(fused.boundaries, 4);
+      }
       const double a = fused.loss.item<double>(), b = unfused.loss.item<double>();
       if (loss_tolerance == 0.0)
         EXPECT_TRUE(at::equal(fused.loss, unfused.loss)) << a << " vs " << b;
