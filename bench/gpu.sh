@@ -2,13 +2,16 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export]  (default all; the build is incremental in
+#   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export|mhc]  (default all; the build is incremental in
 #     build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included), benchmark and
 #     profile, and the decode benchmark; profile: the training step's kernels by GPU time, strata
 #     beside PyTorch eager and torch.compile, and strata with mHC;
 #     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
-#     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU)
+#     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU;
+#     mhc: the mHC tests on CUDA, the mHC op benchmark, and mHC n = 4's training-step overhead over
+#     the plain residual beside its bandwidth bound (dense 221M with float32 and bfloat16 streams,
+#     fused and unfused boundaries; hidden 4096 x 8 layers; a GDN + attention + MoE hybrid))
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,26 @@ if [ "$phase" = nccl ]; then
   rm -f "$out"/nccl/tokens.u16
   step profile-gdn build-gpu/strata_bench_gdn --profile
   cat "$out/profile-gdn.log"
+  exit 0
+fi
+if [ "$phase" = mhc ]; then
+  step build cmake --build build-gpu -j"$(nproc)" --target strata_tests strata_bench_train strata_bench_mhc
+  step tests-mhc env STRATA_TEST_DEVICE=cuda build-gpu/tests/strata_tests \
+    --gtest_filter='HcBoundary*:HcKernels*:HcCombine*:HcCollapse*:HcProject*:Sinkhorn*:HyperConnection*:DeepseekV4*:HfDeepseekV4*:ResidualDtype*'
+  grep -hE "PASSED|FAILED|Failure|error" "$out/tests-mhc.log" | head -40
+  step bench-mhc-ops sh -c 'build-gpu/strata_bench_mhc && build-gpu/strata_bench_mhc --bf16-streams'
+  dense="build-gpu/strata_bench_train --hyper-connections 4 --compare-plain"
+  wide="--hidden-size 4096 --num-layers 8 --num-attention-heads 32 --kv-channels 128 --ffn-hidden-size 11008 --micro-batch-size 2"
+  step mhc-dense-fp32 $dense
+  step mhc-dense-bf16 $dense --fp32-residual-connection false
+  step mhc-dense-fp32-unfused $dense --unfused-hyper-connections
+  step mhc-dense-bf16-unfused $dense --fp32-residual-connection false --unfused-hyper-connections
+  step mhc-wide-bf16 $dense $wide --fp32-residual-connection false
+  step mhc-hybrid-bf16 $dense --hybrid-layer-pattern "G[*E]G[*E]G[*E]G[*E]G[*E]G[*E]" --num-moe-experts 8 \
+    --moe-ffn-hidden-size 1408 --fp32-residual-connection false
+  cat "$out/bench-mhc-ops.log"
+  grep -h "^# mHC" "$out"/mhc-*.log
+  cat "$out/summary.txt"
   exit 0
 fi
 if [ "$phase" = export ]; then

@@ -13,14 +13,13 @@
 // stride over `hidden`, and the backward's per-token sums over hidden (the maps' gradients) end
 // in a fixed-order reduction, so results are deterministic.
 #include "common.cuh"
+#include "token_group.cuh"
 
 namespace strata::kernels {
 
 namespace {
 
 using namespace device;
-
-constexpr int kThreads = 256;
 
 // ---- projection: the RMS factor (the product itself is cuBLAS's) ----
 
@@ -42,46 +41,7 @@ __global__ void __launch_bounds__(kRstdWarps * 32)
   if (lane == 0) rstd[row] = rsqrtf(sum / static_cast<float>(cols) + eps);
 }
 
-// ---- collapse and combine: a group of kTokenThreads threads per token ----
-
-constexpr int kTokenThreads = 64;
-constexpr int kTokensPerBlock = kThreads / kTokenThreads;
-constexpr int kWarpsPerToken = kTokenThreads / 32;
-
-struct TokenSlot {
-  int64_t token;  // this thread's token
-  int slot;       // its group in the block
-  int thread;     // its index in the group
-  bool active;    // false past the last token (the thread still joins the block's syncs)
-};
-
-__device__ __forceinline__ TokenSlot token_slot(int64_t tokens) {
-  const int slot = threadIdx.x / kTokenThreads;
-  const int64_t token = static_cast<int64_t>(blockIdx.x) * kTokensPerBlock + slot;
-  return {token, slot, static_cast<int>(threadIdx.x % kTokenThreads), token < tokens};
-}
-
-// Sums each of the K per-thread values over the token's group and hands (i, sum) to `store` on
-// one thread each: warp shuffles, then the group's warps in a fixed order. Every thread of the
-// block must call it.
-template <int K, class Store>
-__device__ __forceinline__ void token_sums(const TokenSlot& at, float (&v)[K], Store&& store) {
-  __shared__ float partial[kTokensPerBlock][kWarpsPerToken][K];
-  const int warp = at.thread / 32, lane = at.thread % 32;
-#pragma unroll
-  for (int i = 0; i < K; ++i) {
-    const float s = warp_sum(v[i]);
-    if (lane == 0) partial[at.slot][warp][i] = s;
-  }
-  __syncthreads();
-  if (!at.active) return;
-  for (int i = at.thread; i < K; i += kTokenThreads) {
-    float s = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarpsPerToken; ++w) s += partial[at.slot][w][i];
-    store(i, s);
-  }
-}
+// ---- collapse and combine: a group of kTokenThreads threads per token (token_group.cuh) ----
 
 template <class T, int N>
 __global__ void __launch_bounds__(kThreads)
@@ -217,12 +177,6 @@ __global__ void __launch_bounds__(kThreads)
 
 unsigned rstd_blocks(int64_t rows) { return static_cast<unsigned>((rows + kRstdWarps - 1) / kRstdWarps); }
 
-// kTokensPerBlock tokens a block; grids of more than 2^31 - 1 blocks are refused, not truncated.
-unsigned token_blocks(int64_t tokens, const char* what) {
-  const int64_t blocks = (tokens + kTokensPerBlock - 1) / kTokensPerBlock;
-  if (blocks > 0x7fffffff) fail(what, ": ", tokens, " tokens, more than one launch takes");
-  return static_cast<unsigned>(blocks);
-}
 
 }  // namespace
 
@@ -245,7 +199,7 @@ void hc_collapse_forward(Dtype dtype, const void* streams, const float* weights,
     using T = typename decltype(tag)::type;
     host::dispatch_streams(n, "hc_collapse_forward", [&](auto size) {
       constexpr int N = decltype(size)::value;
-      collapse_forward_kernel<T, N><<<token_blocks(tokens, "hc_collapse_forward"), kThreads, 0, host::as_cuda(stream)>>>(
+      collapse_forward_kernel<T, N><<<host::token_blocks(tokens, "hc_collapse_forward"), kThreads, 0, host::as_cuda(stream)>>>(
           static_cast<const T*>(streams), weights, static_cast<T*>(out), tokens, hidden);
     });
   });
@@ -261,7 +215,7 @@ void hc_collapse_backward(Dtype dtype, const void* grad_out, const void* streams
     host::dispatch_streams(n, "hc_collapse_backward", [&](auto size) {
       constexpr int N = decltype(size)::value;
       collapse_backward_kernel<T, N>
-          <<<token_blocks(tokens, "hc_collapse_backward"), kThreads, 0, host::as_cuda(stream)>>>(
+          <<<host::token_blocks(tokens, "hc_collapse_backward"), kThreads, 0, host::as_cuda(stream)>>>(
               static_cast<const T*>(grad_out), static_cast<const T*>(streams), weights, static_cast<T*>(grad_streams),
               grad_weights, tokens, hidden);
     });
@@ -276,7 +230,7 @@ void hc_combine_forward(Dtype dtype, const void* streams, const void* branch, co
     using T = typename decltype(tag)::type;
     host::dispatch_streams(n, "hc_combine_forward", [&](auto size) {
       constexpr int N = decltype(size)::value;
-      combine_forward_kernel<T, N><<<token_blocks(tokens, "hc_combine_forward"), kThreads, 0, host::as_cuda(stream)>>>(
+      combine_forward_kernel<T, N><<<host::token_blocks(tokens, "hc_combine_forward"), kThreads, 0, host::as_cuda(stream)>>>(
           static_cast<const T*>(streams), static_cast<const T*>(branch), post, res, static_cast<T*>(out), tokens, hidden);
     });
   });
@@ -292,7 +246,7 @@ void hc_combine_backward(Dtype dtype, const void* grad_out, const void* streams,
     host::dispatch_streams(n, "hc_combine_backward", [&](auto size) {
       constexpr int N = decltype(size)::value;
       combine_backward_kernel<T, N>
-          <<<token_blocks(tokens, "hc_combine_backward"), kThreads, 0, host::as_cuda(stream)>>>(
+          <<<host::token_blocks(tokens, "hc_combine_backward"), kThreads, 0, host::as_cuda(stream)>>>(
               static_cast<const T*>(grad_out), static_cast<const T*>(streams), static_cast<const T*>(branch), post, res,
               static_cast<T*>(grad_streams), static_cast<T*>(grad_branch), grad_post, grad_res, tokens, hidden);
     });

@@ -3,6 +3,7 @@
 #ifndef STRATA_CUDA
 
 #include "strata/core/error.h"
+#include "strata/kernels/hc_boundary_launch.h"
 #include "strata/kernels/launch.h"
 
 namespace strata::kernels::launch {
@@ -68,6 +69,21 @@ void hc_combine_forward(Dtype, const void*, const void*, const float*, const flo
 void hc_combine_backward(Dtype, const void*, const void*, const void*, const float*, const float*, void*, void*,
                          float*, float*, int64_t, int64_t, int64_t, Stream) {
   no_kernels("hc_combine_backward");
+}
+
+void hc_boundary_combine(Dtype, const void*, const void*, const float*, const float*, void*, float*, int64_t, int64_t,
+                         int64_t, float, Stream) {
+  no_kernels("hc_boundary_combine");
+}
+
+void hc_stream_dots(Dtype, const void*, const void*, float*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_stream_dots");
+}
+
+void hc_boundary_backward(Dtype, const void*, const void*, const float*, const void*, const float*, const void*,
+                          const void*, const void*, const float*, const float*, void*, void*, float*, float*, int64_t,
+                          int64_t, int64_t, Stream) {
+  no_kernels("hc_boundary_backward");
 }
 
 void chunk_state_scan(const float*, const float*, const float*, const float*, const float*, const float*,

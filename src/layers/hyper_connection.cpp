@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "strata/core/error.h"
+#include "strata/kernels/hc_boundary.h"
 #include "strata/kernels/hyper_connection.h"
 #include "strata/layers/sinkhorn.h"
 
@@ -29,36 +30,48 @@ void check_streams(const at::Tensor& streams, int64_t n, int64_t hidden_size, co
     fail(who, ": streams of shape ", streams.sizes(), ", expected [B, T, ", n, ", ", hidden_size, "]");
 }
 
-HyperConnectionMaps compute_maps(const at::Tensor& streams, const at::Tensor& fn, const at::Tensor& base,
-                                 const at::Tensor& scale, const MapSettings& s) {
-  const int64_t n = s.n;
-  auto f = kernels::hc_project(streams.flatten(2), fn, s.norm_eps);
-  auto b = base.to(at::kFloat);
-  auto a = scale.to(at::kFloat);
-  // One map's pre-activation: its gating factor times its slice of f, plus its slice of base.
-  auto logits = [&](int64_t map, int64_t offset, int64_t size) {
-    return f.narrow(-1, offset, size) * a[map] + b.narrow(0, offset, size);
-  };
-  auto pre = at::sigmoid(logits(0, 0, n)) + s.eps;
-  auto post = 2 * at::sigmoid(logits(1, n, n));
-  auto res = sinkhorn_knopp(logits(2, 2 * n, n * n).unflatten(-1, {n, n}), s.sinkhorn_iterations, s.eps);
-  return {pre, post, res};
+// One map's pre-activation: its gating factor times its slice of f, plus its slice of base.
+at::Tensor map_logits(const at::Tensor& f, const at::Tensor& base, const at::Tensor& scale, int64_t map,
+                      int64_t offset, int64_t size) {
+  return f.narrow(-1, offset, size) * scale.to(at::kFloat)[map] + base.to(at::kFloat).narrow(0, offset, size);
 }
 
-// The maps as one autograd node that saves only its inputs (which the collapse and the residual
-// mix keep anyway): backward recomputes the projection, gates and Sinkhorn from them and
-// differentiates that rerun. The rerun executes the same operations on the same values as the
-// stored path, so outputs and gradients are bitwise those of recompute off.
-struct RecomputedMapsFunction : torch::autograd::Function<RecomputedMapsFunction> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& streams, const at::Tensor& fn,
-                               const at::Tensor& base, const at::Tensor& scale, MapSettings settings) {
-    ctx->save_for_backward({streams, fn, base, scale});
+// post and res from the projection f.
+variable_list post_and_res(const at::Tensor& f, const at::Tensor& base, const at::Tensor& scale, const MapSettings& s) {
+  const int64_t n = s.n;
+  auto post = 2 * at::sigmoid(map_logits(f, base, scale, 1, n, n));
+  auto res = sinkhorn_knopp(map_logits(f, base, scale, 2, 2 * n, n * n).unflatten(-1, {n, n}), s.sinkhorn_iterations,
+                            s.eps);
+  return {post, res};
+}
+
+// inputs: streams, fn, base, scale -> pre, post, res.
+variable_list compute_maps(const variable_list& inputs, const MapSettings& s) {
+  const auto &base = inputs[2], &scale = inputs[3];
+  auto f = kernels::hc_project(inputs[0].flatten(2), inputs[1], s.norm_eps);
+  auto pre = at::sigmoid(map_logits(f, base, scale, 0, 0, s.n)) + s.eps;
+  auto post_res = post_and_res(f, base, scale, s);
+  return {pre, post_res[0], post_res[1]};
+}
+
+// inputs: f, base, scale -> post, res: the maps a fused boundary leaves to the next half.
+variable_list compute_post_and_res(const variable_list& inputs, const MapSettings& s) {
+  return post_and_res(inputs[0], inputs[1], inputs[2], s);
+}
+
+// Maps as one autograd node that saves only its inputs (which the collapse and the residual mix
+// keep anyway): backward reruns `Rerun` on them and differentiates that rerun. The rerun executes
+// the same operations on the same values as the stored path, so outputs and gradients are
+// bitwise those of recompute off.
+template <variable_list (*Rerun)(const variable_list&, const MapSettings&)>
+struct RecomputedMapsFunction : torch::autograd::Function<RecomputedMapsFunction<Rerun>> {
+  static variable_list forward(AutogradContext* ctx, at::TensorList inputs, MapSettings settings) {
+    ctx->save_for_backward(inputs.vec());
     ctx->saved_data["n"] = settings.n;
     ctx->saved_data["sinkhorn_iterations"] = settings.sinkhorn_iterations;
     ctx->saved_data["eps"] = settings.eps;
     ctx->saved_data["norm_eps"] = settings.norm_eps;
-    auto maps = compute_maps(streams, fn, base, scale, settings);
-    return {maps.pre, maps.post, maps.res};
+    return Rerun(inputs.vec(), settings);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -72,9 +85,9 @@ struct RecomputedMapsFunction : torch::autograd::Function<RecomputedMapsFunction
       if (ctx->needs_input_grad(i)) differentiated.push_back(inputs.back());
     }
     at::AutoGradMode grad_on(true);
-    auto maps = compute_maps(inputs[0], inputs[1], inputs[2], inputs[3], settings);
-    auto grads = torch::autograd::grad({maps.pre, maps.post, maps.res}, differentiated, grad_outputs,
-                                       /*retain_graph=*/create_graph, create_graph, /*allow_unused=*/true);
+    auto outputs = Rerun(inputs, settings);
+    auto grads = torch::autograd::grad(outputs, differentiated, grad_outputs, /*retain_graph=*/create_graph,
+                                       create_graph, /*allow_unused=*/true);
     variable_list result;
     size_t next = 0;
     for (size_t i = 0; i < saved.size(); ++i) result.push_back(ctx->needs_input_grad(i) ? grads[next++] : at::Tensor());
@@ -120,14 +133,45 @@ HyperConnectionMaps HyperConnection::maps(const at::Tensor& streams) {
   check_streams(streams, options_.num_residual_streams, hidden_size_,
                 cat("hyper-connection (layer ", layer_number_, ")"));
   const MapSettings settings{options_.num_residual_streams, options_.sinkhorn_iterations, options_.eps, norm_eps_};
-  if (!options_.recompute) return compute_maps(streams, fn_, base_, scale_, settings);
-  auto maps = RecomputedMapsFunction::apply(streams, fn_, base_, scale_, settings);
+  const variable_list inputs{streams, fn_, base_, scale_};
+  const auto maps = options_.recompute ? RecomputedMapsFunction<compute_maps>::apply(at::TensorList(inputs), settings)
+                                       : compute_maps(inputs, settings);
   return {maps[0], maps[1], maps[2]};
 }
 
+void HyperConnection::set_next(const std::shared_ptr<HyperConnection>& next) {
+  if (next && (next->options_.num_residual_streams != options_.num_residual_streams || next->hidden_size_ != hidden_size_))
+    fail("hyper-connection (layer ", layer_number_, "): the next half (layer ", next->layer_number_, ") carries ",
+         next->options_.num_residual_streams, " streams of ", next->hidden_size_, ", expected ",
+         options_.num_residual_streams, " of ", hidden_size_);
+  next_ = next;
+  prepared_.reset();
+}
+
 at::Tensor HyperConnection::sublayer_input(const at::Tensor& streams) {
+  // What the previous half's fused boundary prepared serves only the streams it returned.
+  auto prepared = std::move(prepared_);
+  prepared_.reset();
+  if (prepared && prepared->streams.is_same(streams)) {
+    pending_ = HyperConnectionMaps{at::Tensor(), prepared->post, prepared->res};
+    return prepared->input;
+  }
   pending_ = maps(streams);
   return kernels::hc_collapse(streams, pending_->pre);
+}
+
+at::Tensor HyperConnection::combine_into_next(const at::Tensor& streams, const at::Tensor& branch,
+                                              const HyperConnectionMaps& maps, HyperConnection& next) {
+  const MapSettings settings{next.options_.num_residual_streams, next.options_.sinkhorn_iterations, next.options_.eps,
+                             next.norm_eps_};
+  auto boundary = kernels::hc_boundary(streams, branch, maps.post, maps.res,
+                                       {next.fn_, next.base_, next.scale_, next.norm_eps_, next.options_.eps});
+  const variable_list inputs{boundary.projection, next.base_, next.scale_};
+  const auto post_res = next.options_.recompute
+                            ? RecomputedMapsFunction<compute_post_and_res>::apply(at::TensorList(inputs), settings)
+                            : compute_post_and_res(inputs, settings);
+  next.prepared_ = PreparedInput{boundary.streams, boundary.next_input, post_res[0], post_res[1]};
+  return boundary.streams;
 }
 
 at::Tensor HyperConnection::combine(const at::Tensor& streams, const MixerOutput& out, BiasDropoutAddModule& bda) {
@@ -140,6 +184,7 @@ at::Tensor HyperConnection::combine(const at::Tensor& streams, const MixerOutput
     fail(who, ": streams of shape ", streams.sizes(), ", but sublayer_input() saw [", maps.post.size(0), ", ",
          maps.post.size(1), ", ...]");
   auto branch = bda.forward(out, at::zeros({}, out.output.options()));
+  if (auto next = next_.lock()) return combine_into_next(streams, branch, maps, *next);
   return kernels::hc_combine(streams, branch, maps.post, maps.res);
 }
 

@@ -53,6 +53,7 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
       hyper_connection_head_ =
           register_module("hyper_connection_head", std::make_shared<HyperConnectionHead>(*config, hc->options));
   }
+  link_hyper_connections();
   if (sub.final_layernorm)
     final_layernorm_ = register_module(
         "final_layernorm", (*sub.final_layernorm)(NormArgs{config, config->hidden_size, config->layernorm_epsilon}));
@@ -118,6 +119,33 @@ void TransformerBlock::set_recompute(bool on) {
   recompute_groups_.clear();
   if (on)
     for (size_t i = 0; i < layers_.size(); ++i) recompute_groups_.emplace_back(i, i + 1);
+  link_hyper_connections();
+}
+
+void TransformerBlock::set_fused_hyper_connections(bool on) {
+  fuse_hyper_connections_ = on;
+  link_hyper_connections();
+}
+
+void TransformerBlock::link_hyper_connections() {
+  // Where layer i runs: its chunk and its recomputed group (-1: none). A boundary between two
+  // layers that run apart (another chunk's stage, a recompute's separate rerun) is not fused.
+  std::vector<std::pair<size_t, int64_t>> unit(layers_.size(), {0, -1});
+  for (size_t c = 0; c < num_chunks(); ++c)
+    for (size_t i = chunk_begin_[c]; i < chunk_begin_[c + 1]; ++i) unit[i].first = c;
+  for (size_t g = 0; g < recompute_groups_.size(); ++g)
+    for (size_t i = recompute_groups_[g].first; i < recompute_groups_[g].second; ++i)
+      unit[i].second = static_cast<int64_t>(g);
+  std::shared_ptr<HyperConnection> previous;
+  size_t previous_layer = 0;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (const auto& residual : layers_[i]->residuals()) {
+      auto current = std::dynamic_pointer_cast<HyperConnection>(residual);
+      if (previous) previous->set_next(fuse_hyper_connections_ && current && unit[previous_layer] == unit[i] ? current : nullptr);
+      previous = current;
+      previous_layer = i;
+    }
+  if (previous) previous->set_next(nullptr);
 }
 
 namespace {

@@ -62,4 +62,11 @@ at::Tensor TransformerLayer::forward(const at::Tensor& streams, ForwardContext& 
   return h;
 }
 
+std::vector<std::shared_ptr<ResidualConnection>> TransformerLayer::residuals() const {
+  std::vector<std::shared_ptr<ResidualConnection>> out;
+  for (const auto* half : {&attention_half_, &cross_half_, &mlp_half_})
+    if (half->residual) out.push_back(half->residual);
+  return out;
+}
+
 }  // namespace strata

@@ -1,12 +1,16 @@
 // mHC at the model level: chosen from the config for any pattern, stable canonical names shared by
 // fused and unfused models, the n = 1 identity point against the plain model, expand and contract
-// across pipeline stages, recompute of the maps (selective "mhc"), and training steps.
+// across pipeline stages, fused half boundaries against the unfused ops, recompute of the maps
+// (selective "mhc"), and training steps.
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/function.h>
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 
+#include "strata/core/compat.h"
 #include "strata/core/config_json.h"
 #include "strata/core/error.h"
 #include "strata/layers/rotary.h"
@@ -183,7 +187,7 @@ TEST(HyperConnectionModel, RecomputingTheMapsOfAnEightLayerBlockSavesBytesAndCha
     at::Tensor output, input_grad;
     std::map<std::string, at::Tensor> grads;
   };
-  auto run = [&](bool recompute) {
+  auto run = [&](bool recompute, bool fused) {
     auto config = mhc_config("*-*-*-*-");  // 8 TransformerLayers, one hyper-connection each
     if (recompute) {  // Megatron's --recompute-granularity selective --recompute-modules mhc
       config->recompute_granularity = "selective";
@@ -192,6 +196,7 @@ TEST(HyperConnectionModel, RecomputingTheMapsOfAnEightLayerBlockSavesBytesAndCha
     at::manual_seed(5);
     TransformerBlock block(config, decoder_spec(default_layer_registry(LocalBackend{}, *config), *config), {});
     EXPECT_EQ(block.num_layers(), 8u);
+    block.set_fused_hyper_connections(fused);
     RotaryEmbedding rope(config->rotary_dim(), config->rotary_base);
     auto [cos, sin] = rope.tables(T, 0, at::kCPU);
     ForwardContext ctx{.rotary_cos = cos, .rotary_sin = sin};
@@ -206,21 +211,105 @@ TEST(HyperConnectionModel, RecomputingTheMapsOfAnEightLayerBlockSavesBytesAndCha
     for (const auto& p : block.named_parameters()) r.grads[p.key()] = p.value().grad();
     return r;
   };
-  const auto off = run(false), on = run(true);
-  EXPECT_TRUE(at::equal(off.output, on.output));
-  EXPECT_TRUE(at::equal(off.input_grad, on.input_grad));
-  ASSERT_EQ(names_of(off.grads), names_of(on.grads));
-  for (const auto& [name, grad] : off.grads) {
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_TRUE(at::equal(grad, on.grads.at(name))) << name;
+  // Fused boundaries (the default) and unfused ones: recompute changes no bit of either.
+  for (bool fused : {true, false}) {
+    SCOPED_TRACE(fused ? "fused boundaries" : "unfused boundaries");
+    const auto off = run(false, fused), on = run(true, fused);
+    EXPECT_TRUE(at::equal(off.output, on.output));
+    EXPECT_TRUE(at::equal(off.input_grad, on.input_grad));
+    ASSERT_EQ(names_of(off.grads), names_of(on.grads));
+    for (const auto& [name, grad] : off.grads) {
+      ASSERT_TRUE(grad.defined()) << name;
+      EXPECT_TRUE(at::equal(grad, on.grads.at(name))) << name;
+    }
+    EXPECT_LE(on.saved_bytes, off.saved_bytes);
+    std::cout << "8-layer block, " << (fused ? "fused" : "unfused")
+              << " boundaries, bytes saved for backward: mHC recompute off " << off.saved_bytes << ", on "
+              << on.saved_bytes << "\n";
+    if (fused) continue;
+    // Unfused, what recompute leaves out at least: each hyper-connection's RMS-normalised
+    // flattened streams, fn's input, [B, T, n*H] float32 (plus the small f, gates and Sinkhorn
+    // input). The fused boundary's hand-written backward keeps no such copy in the first place.
+    const int64_t n = 4, H = testing::small_config()->hidden_size;
+    const int64_t normalised_bytes = B * T * n * H * static_cast<int64_t>(sizeof(float));
+    EXPECT_GE(off.saved_bytes - on.saved_bytes, 8 * normalised_bytes);
   }
-  // What recompute leaves out at least: each hyper-connection's RMS-normalised flattened
-  // streams, fn's input, [B, T, n*H] float32 (plus the small f, gates and Sinkhorn input).
-  const int64_t n = 4, H = testing::small_config()->hidden_size;
-  const int64_t normalised_bytes = B * T * n * H * static_cast<int64_t>(sizeof(float));
-  EXPECT_GE(off.saved_bytes - on.saved_bytes, 8 * normalised_bytes);
-  std::cout << "8-layer block, bytes saved for backward: mHC recompute off " << off.saved_bytes << ", on "
-            << on.saved_bytes << "\n";
+}
+
+// ---- Fused boundaries ----
+
+// How many nodes of the autograd graph behind `root` have a name containing `name`.
+int64_t count_graph_nodes(const at::Tensor& root, const std::string& name) {
+  std::vector<torch::autograd::Node*> todo{root.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  int64_t count = 0;
+  while (!todo.empty()) {
+    auto* node = todo.back();
+    todo.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    if (node->name().find(name) != std::string::npos) ++count;
+    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
+  }
+  return count;
+}
+
+TEST(HyperConnectionModel, FusedBoundariesGiveTheUnfusedLossAndGradients) {
+  // Gated DeltaNet, attention, MoE and a fused [..] layer: five halves, four boundaries between
+  // them; full recompute (each layer rerun alone) fuses only inside the [..] layer. On the CPU the
+  // fused op's twin runs the unfused ops forward (the same loss bits); with
+  // STRATA_TEST_DEVICE=cuda the kernels run, float32 and then bf16 autocast with bfloat16 streams.
+  const auto device = testing::test_device();
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !device.is_cuda()) continue;  // CUDA autocast has nothing to act on elsewhere
+    SCOPED_TRACE(bf16 ? "bf16 autocast, bfloat16 streams" : "float32");
+    auto config = mhc_config("G[*E]*-");
+    config->fp32_residual_connection = !bf16;
+    auto model = build(config, 9);
+    model->to(device);
+    at::manual_seed(10);
+    auto tokens = at::randint(0, 64, {2, 10}).to(device);
+    struct Run {
+      at::Tensor loss;
+      int64_t boundaries;
+      std::map<std::string, at::Tensor> grads;
+    };
+    auto run = [&](bool fused, bool recompute) {
+      model->decoder().set_recompute(recompute);
+      model->decoder().set_fused_hyper_connections(fused);
+      model->zero_grad();
+      std::optional<compat::CudaAutocast> autocast;
+      if (bf16) autocast.emplace(at::kBFloat16);
+      ForwardContext ctx;
+      auto loss = causal_lm_loss(model->forward(tokens, ctx), tokens);
+      for (const auto& aux : ctx.aux_losses) loss = loss + aux;
+      autocast.reset();
+      Run r{loss.detach().cpu(), count_graph_nodes(loss, "BoundaryFunction"), {}};
+      loss.backward();
+      for (const auto& [name, p] : model->named_parameters().pairs()) r.grads[name] = p.grad().cpu().to(at::kDouble);
+      return r;
+    };
+    const double loss_tolerance = bf16 ? 1e-2 : device.is_cuda() ? 1e-5 : 0.0;
+    const double grad_tolerance = bf16 ? 1e-1 : device.is_cuda() ? 1e-4 : 1e-5;
+    const auto unfused = run(false, false);
+    EXPECT_EQ(unfused.boundaries, 0);
+    for (bool recompute : {false, true}) {
+      SCOPED_TRACE(recompute ? "full recompute" : "no recompute");
+      const auto fused = run(true, recompute);
+      if (!recompute) {
+        EXPECT_EQ(fused.boundaries, 4);
+      }
+      const double a = fused.loss.item<double>(), b = unfused.loss.item<double>();
+      if (loss_tolerance == 0.0)
+        EXPECT_TRUE(at::equal(fused.loss, unfused.loss)) << a << " vs " << b;
+      else
+        EXPECT_NEAR(a, b, loss_tolerance * std::abs(b));
+      ASSERT_EQ(names_of(fused.grads), names_of(unfused.grads));
+      for (const auto& [name, grad] : unfused.grads) {
+        const double difference = (fused.grads.at(name) - grad).norm().item<double>();
+        EXPECT_LE(difference, grad_tolerance * std::max(grad.norm().item<double>(), 1e-6)) << name;
+      }
+    }
+  }
 }
 
 // ---- Training ----

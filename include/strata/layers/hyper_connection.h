@@ -21,6 +21,12 @@
 // init_gating_factor (Megatron's alpha; HF DeepSeek-V4 initialises it to 1). So each half starts
 // with pre ~ 0.5, post ~ 1 and res ~ the uniform 1/n matrix.
 //
+// Fused boundaries: when a half's streams go straight into the next half's (set_next), its
+// combine runs as one op with the next half's projection, pre map and collapse
+// (kernels::hc_boundary: one autograd node with a hand-written backward that sums every gradient
+// reaching the new streams in one pass). The next half's sublayer_input then returns what that op
+// prepared. Values are those of the unfused ops; only gradients' float rounding differs.
+//
 // Identity point: with n = 1, eps = 0, fn = 0 and base = {b_pre, 0, anything} with sigmoid(b_pre)
 // rounding to exactly 1 (b_pre >= 40 in float32 and float64), pre = post = 1 and res = [[1]], and
 // the policy equals PlainResidual bit for bit (streams then [B, T, 1, H]). eps > 0 moves pre and
@@ -72,13 +78,30 @@ class HyperConnection : public ResidualConnection {
   // The maps sublayer_input computes (recomputed in backward when options.recompute).
   HyperConnectionMaps maps(const at::Tensor& streams);
 
+  // The half that runs next on the streams combine() returns (same n and hidden size), whose
+  // maps and sublayer input combine() then computes in the fused boundary; null: none (the last
+  // half of a stage or of a recomputed group, or fusion off).
+  void set_next(const std::shared_ptr<HyperConnection>& next);
+
  private:
+  // What a fused boundary prepared for this half: its sublayer input and post/res maps, valid for
+  // exactly the streams that boundary returned.
+  struct PreparedInput {
+    at::Tensor streams, input, post, res;
+  };
+
+  // combine() fused with next's projection, maps and collapse; fills next.prepared_.
+  at::Tensor combine_into_next(const at::Tensor& streams, const at::Tensor& branch, const HyperConnectionMaps& maps,
+                               HyperConnection& next);
+
   HyperConnectionOptions options_;
   int64_t layer_number_;
   int64_t hidden_size_;
   double norm_eps_;
   at::Tensor fn_, base_, scale_;
   std::optional<HyperConnectionMaps> pending_;  // sublayer_input's maps, awaiting combine
+  std::weak_ptr<HyperConnection> next_;          // see set_next
+  std::optional<PreparedInput> prepared_;        // the previous half's fused boundary, awaiting sublayer_input
 };
 
 // Builder for the residual slot.

@@ -52,6 +52,12 @@ class TransformerBlock : public torch::nn::Module {
   // whatever config's recompute_* fields chose at construction.
   void set_recompute(bool on);
 
+  // mHC: fuse each half's combine with the next half's maps and collapse (on, the default) or run
+  // them as separate ops (off: the reference the fused path is tested against). Halves fuse only
+  // where the streams go straight from one to the next: within a model chunk, and within one
+  // recomputed group or outside any.
+  void set_fused_hyper_connections(bool on);
+
   size_t num_layers() const { return layers_.size(); }
   TransformerLayer& layer(size_t i) { return *layers_[i]; }
   const PatternLayer& placement(size_t i) const { return placements_[i]; }
@@ -61,6 +67,9 @@ class TransformerBlock : public torch::nn::Module {
   std::string runtime_name(const std::string& canonical) const;
 
  private:
+  // Points each HyperConnection at the half it fuses with (see set_fused_hyper_connections).
+  void link_hyper_connections();
+
   // Layers [first, end) run as one recomputed unit: backward reruns them from `hidden`.
   at::Tensor recomputed_layers(size_t first, size_t end, const at::Tensor& hidden, ForwardContext& ctx);
 
@@ -74,6 +83,7 @@ class TransformerBlock : public torch::nn::Module {
   // recompute: each layer alone, uniform groups, or the first layers of the stage).
   std::vector<std::pair<size_t, size_t>> recompute_groups_;
   bool residual_in_autocast_dtype_ = false;  // !config.fp32_residual_connection
+  bool fuse_hyper_connections_ = true;
 };
 
 }  // namespace strata

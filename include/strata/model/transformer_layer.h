@@ -39,6 +39,9 @@ class TransformerLayer : public torch::nn::Module {
 
   int64_t layer_number() const { return layer_number_; }
 
+  // The residual connections of the present halves, in the order forward runs them.
+  std::vector<std::shared_ptr<ResidualConnection>> residuals() const;
+
  private:
   // One half: residual in, norm, mixer, residual out.
   struct Half {

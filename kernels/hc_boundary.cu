@@ -1,0 +1,250 @@
+// mHC's fused half boundary (strata::kernels::hc_boundary): the combine that also gives the next
+// projection's RMS factor, the dots of the next collapse's weight gradient, and the backward that
+// sums every gradient reaching the new streams and runs the combine's backward in the same pass.
+// Token groups as in kernels/hyper_connection.cu (token_group.cuh), with each thread moving V
+// consecutive elements of `hidden` per access (vector loads of V * sizeof(T) bytes) where every
+// row is aligned for it; float32 math, one rounding per stored value.
+#include "common.cuh"
+#include "strata/kernels/hc_boundary_launch.h"
+#include "token_group.cuh"
+
+namespace strata::kernels {
+
+namespace {
+
+using namespace device;
+
+template <class T, int N, int V>
+__global__ void __launch_bounds__(kThreads)
+    boundary_combine_kernel(const T* __restrict__ streams, const T* __restrict__ branch, const float* __restrict__ post,
+                            const float* __restrict__ res, T* __restrict__ out, float* __restrict__ rstd,
+                            int64_t tokens, int64_t hidden, float eps) {
+  const TokenSlot at = token_slot(tokens);
+  const int64_t t = at.token;
+  float sums[1] = {0.0f};  // sum of the stored new streams' squares
+  if (at.active) {
+    float p[N], r[N * N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) p[k] = post[t * N + k];
+#pragma unroll
+    for (int i = 0; i < N * N; ++i) r[i] = res[t * N * N + i];
+    const T* s = streams + t * N * hidden;
+    T* o = out + t * N * hidden;
+    for (int64_t h = static_cast<int64_t>(at.thread) * V; h < hidden; h += kTokenThreads * V) {
+      float b[V], v[N][V];
+      load<T, V>(branch + t * hidden + h, b);
+#pragma unroll
+      for (int j = 0; j < N; ++j) load<T, V>(s + j * hidden + h, v[j]);
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        float sum[V];
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          // hc_combine's order: the branch term, then the streams in order.
+          sum[e] = p[k] * b[e];
+#pragma unroll
+          for (int j = 0; j < N; ++j) sum[e] += r[j * N + k] * v[j][e];
+          sum[e] = round_to<T>(sum[e]);  // the RMS factor of what is stored, as hc_project reads it
+          sums[0] += sum[e] * sum[e];
+        }
+        store<T, V>(o + k * hidden + h, sum);
+      }
+    }
+  }
+  token_sums<1>(at, sums, [&](int, float total) {
+    rstd[t] = rsqrtf(total / static_cast<float>(N * hidden) + eps);
+  });
+}
+
+template <class T, int N, int V>
+__global__ void __launch_bounds__(kThreads)
+    stream_dots_kernel(const T* __restrict__ grad, const T* __restrict__ streams, float* __restrict__ dots,
+                       int64_t tokens, int64_t hidden) {
+  const TokenSlot at = token_slot(tokens);
+  const int64_t t = at.token;
+  float sums[N];
+#pragma unroll
+  for (int j = 0; j < N; ++j) sums[j] = 0.0f;
+  if (at.active) {
+    const T* s = streams + t * N * hidden;
+    for (int64_t h = static_cast<int64_t>(at.thread) * V; h < hidden; h += kTokenThreads * V) {
+      float g[V];
+      load<T, V>(grad + t * hidden + h, g);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        float v[V];
+        load<T, V>(s + j * hidden + h, v);
+#pragma unroll
+        for (int e = 0; e < V; ++e) sums[j] += g[e] * v[e];
+      }
+    }
+  }
+  token_sums<N>(at, sums, [&](int j, float sum) { dots[t * N + j] = sum; });
+}
+
+template <class T, int N, int V>
+__global__ void __launch_bounds__(kThreads)
+    boundary_backward_kernel(const T* __restrict__ grad_new, const T* __restrict__ grad_input,
+                             const float* __restrict__ pre, const T* __restrict__ proj_grad,
+                             const float* __restrict__ rms, const T* __restrict__ new_streams,
+                             const T* __restrict__ streams, const T* __restrict__ branch,
+                             const float* __restrict__ post, const float* __restrict__ res,
+                             T* __restrict__ grad_streams, T* __restrict__ grad_branch, float* __restrict__ grad_post,
+                             float* __restrict__ grad_res, int64_t tokens, int64_t hidden) {
+  const TokenSlot at = token_slot(tokens);
+  const int64_t t = at.token;
+  float sums[N * N + N];  // d res (j * N + k), then d post (N * N + k)
+#pragma unroll
+  for (int i = 0; i < N * N + N; ++i) sums[i] = 0.0f;
+  if (at.active) {
+    float p[N], w[N], r[N * N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      p[k] = post[t * N + k];
+      w[k] = pre[t * N + k];
+    }
+#pragma unroll
+    for (int i = 0; i < N * N; ++i) r[i] = res[t * N * N + i];
+    const float c = rms[t];
+    const int64_t base = t * N * hidden;
+    for (int64_t h = static_cast<int64_t>(at.thread) * V; h < hidden; h += kTokenThreads * V) {
+      float gi[V], b[V], g[N][V];
+      if (grad_input != nullptr) {
+        load<T, V>(grad_input + t * hidden + h, gi);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) gi[e] = 0.0f;
+      }
+      load<T, V>(branch + t * hidden + h, b);
+      // G_k: every gradient that reaches the new stream k.
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        float a[V], x[V];
+        load<T, V>(proj_grad + base + k * hidden + h, a);
+        load<T, V>(new_streams + base + k * hidden + h, x);
+#pragma unroll
+        for (int e = 0; e < V; ++e) g[k][e] = a[e] - c * x[e] + w[k] * gi[e];
+        if (grad_new != nullptr) {
+          load<T, V>(grad_new + base + k * hidden + h, a);
+#pragma unroll
+          for (int e = 0; e < V; ++e) g[k][e] += a[e];
+        }
+      }
+      float db[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        db[e] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          db[e] += p[k] * g[k][e];
+          sums[N * N + k] += g[k][e] * b[e];
+        }
+      }
+      store<T, V>(grad_branch + t * hidden + h, db);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        float v[V], ds[V];
+        load<T, V>(streams + base + j * hidden + h, v);
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          ds[e] = 0.0f;
+#pragma unroll
+          for (int k = 0; k < N; ++k) {
+            ds[e] += r[j * N + k] * g[k][e];
+            sums[j * N + k] += v[e] * g[k][e];
+          }
+        }
+        store<T, V>(grad_streams + base + j * hidden + h, ds);
+      }
+    }
+  }
+  token_sums<N * N + N>(at, sums, [&](int i, float sum) {
+    if (i < N * N)
+      grad_res[t * N * N + i] = sum;
+    else
+      grad_post[t * N + i - N * N] = sum;
+  });
+}
+
+// Calls f(std::integral_constant<int, V>{}) with V the widest vector (16 bytes for n <= 4, 8
+// above, to bound the registers the n x V tiles take) that divides `hidden` and aligns every
+// pointer; else 1.
+template <class T, int N, class F>
+void dispatch_vector(int64_t hidden, std::initializer_list<const void*> pointers, F&& f) {
+  constexpr int kWide = (N <= 4 ? 16 : 8) / static_cast<int>(sizeof(T));
+  bool fits = hidden % kWide == 0;
+  for (const void* p : pointers) fits = fits && (p == nullptr || host::aligned(p, kWide * sizeof(T)));
+  if (fits) return f(std::integral_constant<int, kWide>{});
+  f(std::integral_constant<int, 1>{});
+}
+
+}  // namespace
+
+namespace launch {
+
+void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
+                         void* out, float* rstd, int64_t tokens, int64_t n, int64_t hidden, float eps, Stream stream) {
+  if (tokens == 0) return;
+  const char* what = "hc_boundary_combine";
+  host::dispatch(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    host::dispatch_streams(n, what, [&](auto size) {
+      constexpr int N = decltype(size)::value;
+      dispatch_vector<T, N>(hidden, {streams, branch, out}, [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        boundary_combine_kernel<T, N, V><<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
+            static_cast<const T*>(streams), static_cast<const T*>(branch), post, res, static_cast<T*>(out), rstd,
+            tokens, hidden, eps);
+      });
+    });
+  });
+  host::check_launch(what);
+}
+
+void hc_stream_dots(Dtype dtype, const void* grad, const void* streams, float* dots, int64_t tokens, int64_t n,
+                    int64_t hidden, Stream stream) {
+  if (tokens == 0) return;
+  const char* what = "hc_stream_dots";
+  host::dispatch(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    host::dispatch_streams(n, what, [&](auto size) {
+      constexpr int N = decltype(size)::value;
+      dispatch_vector<T, N>(hidden, {grad, streams}, [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        stream_dots_kernel<T, N, V><<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
+            static_cast<const T*>(grad), static_cast<const T*>(streams), dots, tokens, hidden);
+      });
+    });
+  });
+  host::check_launch(what);
+}
+
+void hc_boundary_backward(Dtype dtype, const void* grad_new, const void* grad_input, const float* pre,
+                          const void* proj_grad, const float* rms, const void* new_streams, const void* streams,
+                          const void* branch, const float* post, const float* res, void* grad_streams,
+                          void* grad_branch, float* grad_post, float* grad_res, int64_t tokens, int64_t n,
+                          int64_t hidden, Stream stream) {
+  if (tokens == 0) return;
+  const char* what = "hc_boundary_backward";
+  host::dispatch(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    host::dispatch_streams(n, what, [&](auto size) {
+      constexpr int N = decltype(size)::value;
+      dispatch_vector<T, N>(
+          hidden, {grad_new, grad_input, proj_grad, new_streams, streams, branch, grad_streams, grad_branch},
+          [&](auto width) {
+            constexpr int V = decltype(width)::value;
+            boundary_backward_kernel<T, N, V><<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
+                static_cast<const T*>(grad_new), static_cast<const T*>(grad_input), pre,
+                static_cast<const T*>(proj_grad), rms, static_cast<const T*>(new_streams),
+                static_cast<const T*>(streams), static_cast<const T*>(branch), post, res,
+                static_cast<T*>(grad_streams), static_cast<T*>(grad_branch), grad_post, grad_res, tokens, hidden);
+          });
+    });
+  });
+  host::check_launch(what);
+}
+
+}  // namespace launch
+
+}  // namespace strata::kernels
