@@ -141,6 +141,8 @@ def main():
     p.add_argument("--fwd-only-from", type=int, default=65536, help="from this T on, time forwards only")
     p.add_argument("--check-up-to", type=int, default=16384, help="gradient check at T up to this")
     p.add_argument("--fla-path", default="", help="folder holding flash-linear-attention's fla package")
+    p.add_argument("--no-kernels-off", action="store_true", help="leave out strata's LibTorch twins (a shorter run)")
+    p.add_argument("--no-hf", action="store_true", help="leave out HF's PyTorch path (a shorter run)")
     args = p.parse_args()
     grad_reference = args.grad_reference or os.path.join(os.path.dirname(args.strata_bench),
                                                          "strata_bench_gdn_grad_reference")
@@ -150,19 +152,18 @@ def main():
     workdir = tempfile.mkdtemp(prefix="compare_gdn_")
     for index, T in enumerate(int(t) for t in args.seq_lengths.split(",")):
         backward = T < args.fwd_only_from
-        strata, twins = run_strata(args.strata_bench, T, True), run_strata(args.strata_bench, T, False)
-        hf = hf_times(T, with_layer=index == 0, with_backward=backward and T <= 16384)
-        if index == 0:
-            rows += [(T, "layer fwd+bwd", "strata", strata["layer"]),
-                     (T, "layer fwd+bwd", "strata, kernels off", twins["layer"]),
-                     (T, "layer fwd+bwd", "HF PyTorch path", hf["layer fwd+bwd"])]
-        rows += [(T, "delta rule fwd", "strata", strata["delta_rule_fwd"]),
-                 (T, "delta rule fwd", "strata, kernels off", twins["delta_rule_fwd"])]
-        if backward:
-            rows += [(T, "delta rule fwd+bwd", "strata", strata["delta_rule"]),
-                     (T, "delta rule fwd+bwd", "strata, kernels off", twins["delta_rule"])]
-            if "delta rule fwd+bwd" in hf:
-                rows.append((T, "delta rule fwd+bwd", "HF PyTorch path", hf["delta rule fwd+bwd"]))
+        strata = run_strata(args.strata_bench, T, True)
+        twins = {} if args.no_kernels_off else run_strata(args.strata_bench, T, False)
+        hf = {} if args.no_hf else hf_times(T, with_layer=index == 0, with_backward=backward and T <= 16384)
+        measured = [("layer fwd+bwd", index == 0), ("delta rule fwd", True), ("delta rule fwd+bwd", backward)]
+        keys = {"layer fwd+bwd": "layer", "delta rule fwd": "delta_rule_fwd", "delta rule fwd+bwd": "delta_rule"}
+        for what, wanted in measured:
+            if wanted:
+                rows.append((T, what, "strata", strata[keys[what]]))
+                if twins:
+                    rows.append((T, what, "strata, kernels off", twins[keys[what]]))
+                if what in hf:
+                    rows.append((T, what, "HF PyTorch path", hf[what]))
         check_files = []
         if backward and T <= args.check_up_to:
             inputs, reference = os.path.join(workdir, f"inputs_{T}.safetensors"), os.path.join(workdir, f"ref_{T}.safetensors")
