@@ -45,6 +45,7 @@ struct Problem {
   bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
   bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i)
   bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
+  bf16* inverse = nullptr;  // [batch, heads, chunks, kChunk, kChunk]: T as W and U used it (backward only)
 };
 
 // The tokens of chunk c of row b: first .. first + length - 1 (length in 1..kChunk).

@@ -266,4 +266,30 @@ struct GatedDeltaChunkForward {
 };
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
 
+// The chunked gated delta rule's backward on tensor cores (kernels/gated_delta_chunk_backward_*.cu):
+// given the forward's inputs (`forward`, whose out is not read and whose final_state and
+// workspace are overwritten as scratch) and d_out [batch, seq, heads, value_dim] (v_dtype, at
+// d_out_strides, 16-byte aligned rows), with d_final_state (float32 [segments, heads, key_dim,
+// value_dim], null for zeros), writes dq, dk (qk_dtype) and dv (v_dtype) contiguous [batch, seq,
+// heads, dim], dg and dbeta (float32 contiguous [batch, seq, heads]) and, where not null,
+// d_initial_state (float32 [segments, heads, key_dim, value_dim]). The forward's intermediates
+// are recomputed (its prepare and states passes), not kept. forward.workspace holds
+// gated_delta_chunk_backward_workspace_bytes, 256-byte aligned.
+int64_t gated_delta_chunk_backward_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t segments,
+                                                   int64_t key_dim, int64_t value_dim);
+
+struct GatedDeltaChunkBackward {
+  GatedDeltaChunkForward forward;
+  const void* d_out;
+  RowStrides d_out_strides;
+  const float* d_final_state;  // null for zeros
+  void* dq;
+  void* dk;
+  void* dv;
+  float* dg;
+  float* dbeta;
+  float* d_initial_state;  // null when not wanted
+};
+void gated_delta_chunk_backward(const GatedDeltaChunkBackward& args, Stream stream);
+
 }  // namespace strata::kernels::launch
