@@ -218,8 +218,20 @@ Matrix mul(const Matrix& a, bool ta, const Matrix& b, bool tb, int m, int n, int
   return out;
 }
 
-Gradients chunked_gradients(const Inputs& in, const Cotangents& c) {
+// What the backward's passes hand each other, for one row without documents: T [H, N, C, C],
+// d_delta [H, N, C, Dv] and dH [H, N, Dk, Dv] (the gradient of the state leaving each chunk).
+struct Intermediates {
+  std::vector<double> inverse, d_delta, d_states;
+};
+
+Gradients chunked_gradients(const Inputs& in, const Cotangents& c, Intermediates* kept = nullptr) {
   const int H = in.heads, T = in.seq, D = kDim, C = gdn::kChunk;
+  const int N = (T + C - 1) / C;
+  if (kept != nullptr) {
+    kept->inverse.assign(static_cast<size_t>(H) * N * C * C, 0.0);
+    kept->d_delta.assign(static_cast<size_t>(H) * N * C * D, 0.0);
+    kept->d_states.assign(static_cast<size_t>(H) * N * D * D, 0.0);
+  }
   const size_t tokens = static_cast<size_t>(in.batch) * T * H;
   Gradients r{std::vector<double>(tokens * D), std::vector<double>(tokens * D), std::vector<double>(tokens * D),
               std::vector<double>(tokens), std::vector<double>(tokens),
@@ -306,6 +318,13 @@ Gradients chunked_gradients(const Inputs& in, const Cotangents& c) {
         for (int e = 0; e < D * D; ++e) dH[e] = std::exp(ch.G[C - 1]) * dH[e] + read[e] - corrected[e];
       }
       std::copy(dH.begin(), dH.end(), r.d_initial.begin() + state0);
+      if (kept != nullptr && in.batch == 1 && in.bounds.empty())
+        for (int n = 0; n < N; ++n) {
+          const size_t chunk = static_cast<size_t>(h) * N + n;
+          std::copy(chunks[n].T.begin(), chunks[n].T.end(), kept->inverse.begin() + chunk * C * C);
+          std::copy(d_delta[n].begin(), d_delta[n].end(), kept->d_delta.begin() + chunk * C * D);
+          std::copy(chunks[n].dH.begin(), chunks[n].dH.end(), kept->d_states.begin() + chunk * D * D);
+        }
       // Per chunk: the gradients pass's formulas.
       for (size_t n = 0; n < chunks.size(); ++n) {
         const auto& ch = chunks[n];
@@ -458,6 +477,32 @@ bool check_case(const char* name, int batch, int seq, int heads, double gate_sca
   return compare(name, in, run.fetch_gradients(in, float_qk), want, initial, kGradientTolerance);
 }
 
+// Each backward pass's hand-over arrays against the chunk algebra's (one row, no documents), so
+// that a failure of the gradients points at the pass that went wrong.
+bool check_passes() {
+  const auto in = random_inputs(1, 150, 2, 0.5, 0.0, true, {}, 99u);
+  const auto c = random_cotangents(in, true, 98u);
+  Intermediates want;
+  chunked_gradients(in, c, &want);
+  BackwardRun run(in, c, false);
+  const auto p = gdn::backward_problem_of(run.args);
+  gdn::launch_prepare(p.forward, nullptr);
+  gdn::launch_states(p.forward, nullptr);
+  gdn::launch_backward_local(p, nullptr);
+  gdn::launch_backward_states(p, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  bool pass = true;
+  const auto report = [&](const char* what, const std::vector<double>& got, const std::vector<double>& expected) {
+    const double error = relative_error(got, expected);
+    pass &= error <= kGradientTolerance;
+    std::printf("  pass check %-34s rel err %.2e  %s\n", what, error, error <= kGradientTolerance ? "ok" : "FAIL");
+  };
+  report("prepare: T (kept for the backward)", fetch(p.forward.inverse, want.inverse.size()), want.inverse);
+  report("local + reverse states: d_delta", fetch(p.d_delta, want.d_delta.size()), want.d_delta);
+  report("reverse states: dH per chunk", fetch(p.d_states, want.d_states.size()), want.d_states);
+  return pass;
+}
+
 void time_training(int seq) {
   const auto in = random_inputs(1, seq, 32, 0.5, 0.0, false, {}, 7u);
   const auto c = random_cotangents(in, false, 8u);
@@ -501,6 +546,7 @@ int main() {
     return pass ? 0 : 1;
   }
   std::printf("-- GPU: the kernels' gradients against the float64 reference (tolerance %.0e)\n", kGradientTolerance);
+  pass &= check_passes();
   for (int seq : {1, 63, 64, 65, 200, 1000})
     pass &= check_case("mixed gates, initial state", 2, seq, 3, 0.5, 0.0, true, false);
   pass &= check_case("mixed gates, no initial state", 2, 200, 3, 0.5, 0.0, false, false);
