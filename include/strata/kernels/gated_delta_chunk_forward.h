@@ -2,7 +2,8 @@
 // The chunked gated delta rule's forward as fused tensor-core CUDA kernels (launch::
 // gated_delta_chunk_forward), on ATen tensors: inference and prefill, where no gradient is
 // recorded. strata::gated_delta_rule_chunked runs it where gated_delta_chunk_forward_applies;
-// training keeps the differentiable LibTorch path (a fused backward is a later step).
+// training runs it with the fused backward (gated_delta_chunk_training.h) under
+// STRATA_FUSED_GDN_BACKWARD=1, and the differentiable LibTorch path otherwise.
 #include <ATen/ATen.h>
 
 #include <cstdint>

@@ -220,8 +220,8 @@ void gated_delta_rule_step(Dtype dtype, const float* q, HeadStrides q_strides, c
                            int64_t heads, int64_t key_dim, int64_t value_dim, Stream stream);
 
 
-// The chunked gated delta rule's forward on tensor cores (kernels/gated_delta_chunk_*.cu), for
-// inference and prefill: no backward. Chunks of kGatedDeltaChunk tokens; key_dim and value_dim
+// The chunked gated delta rule's forward on tensor cores (kernels/gated_delta_chunk_*.cu); its
+// backward, gated_delta_chunk_backward, follows. Chunks of kGatedDeltaChunk tokens; key_dim and value_dim
 // within gated_delta_chunk_fits (the kernels are compiled for these head sizes).
 constexpr int64_t kGatedDeltaChunk = 64;
 constexpr bool gated_delta_chunk_fits(int64_t key_dim, int64_t value_dim) { return key_dim == 128 && value_dim == 128; }
