@@ -134,7 +134,12 @@ void expect_gradients_match_twin(const RuleInputs& in, const std::optional<at::T
   for (size_t i = 0; i < fused.size(); ++i) {
     EXPECT_EQ(fused[i].scalar_type(), inputs[i].scalar_type()) << what << " " << names[i];
     EXPECT_TRUE(at::isfinite(fused[i]).all().item<bool>()) << what << " " << names[i];
-    EXPECT_LE(testing::relative_error(fused[i], twin[i]), kTolerance) << what << " " << names[i];
+    // dg vanishes for a single token without an initial state (nothing decays): the twin's is
+    // rounding noise there, so the fused one is held to the absolute size of such noise.
+    if (twin[i].norm().item<double>() < 1e-9)
+      EXPECT_LE(fused[i].to(at::kDouble).norm().item<double>(), 1e-6) << what << " " << names[i];
+    else
+      EXPECT_LE(testing::relative_error(fused[i], twin[i]), kTolerance) << what << " " << names[i];
   }
 }
 
