@@ -5,7 +5,8 @@
 // on the GPU: every gradient (dq, dk, dv, dg, dbeta, d_initial_state) of random inputs against
 // the reference, and timings (cudaEvent, median of 20) of forward and backward, pass by pass, at
 // B = 1, H = 32, D = 128, T = 4096 and 16384. One line per case, PASS or FAIL at the end (exit
-// status 0 or 1; 3 when there is no GPU and only the CPU part ran). Build and run from the repository root:
+// status 0 or 1; 3 when there is no GPU and only the CPU part ran). Build and run from the
+// repository root (or bench/gdn_fused_checks.sh, which runs the forward's check too):
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I include -I kernels bench/gdn_fused_backward_check.cu \
 //     kernels/gated_delta_chunk*.cu -o /tmp/gdn_bwd_check && timeout 300 /tmp/gdn_bwd_check
 #include "gated_delta_chunk_backward.cuh"
@@ -60,9 +61,9 @@ int segments_of(const Inputs& in) { return in.bounds.empty() ? in.batch : static
 Gradients reference_gradients(const Inputs& in, const Cotangents& c) {
   const int H = in.heads, T = in.seq, D = kDim;
   const size_t tokens = static_cast<size_t>(in.batch) * T * H;
-  Gradients r{std::vector<double>(tokens * D), std::vector<double>(tokens * D), std::vector<double>(tokens * D),
-              std::vector<double>(tokens), std::vector<double>(tokens),
-              std::vector<double>(static_cast<size_t>(segments_of(in)) * H * D * D)};
+  Gradients r{std::vector<double>(tokens * D), std::vector<double>(tokens * D),
+              std::vector<double>(tokens * D), std::vector<double>(tokens),
+              std::vector<double>(tokens),     std::vector<double>(static_cast<size_t>(segments_of(in)) * H * D * D)};
   std::vector<double> S(D * D), decayed(D * D), dS(D * D), dDecayed(D * D), p(D), delta(D), dd(D), dp(D);
   std::vector<double> kept;
   for (int s = 0; s < segments_of(in); ++s)
@@ -213,7 +214,9 @@ Matrix mul(const Matrix& a, bool ta, const Matrix& b, bool tb, int m, int n, int
     for (int l = 0; l < k; ++l) {
       const double x = ta ? a[static_cast<size_t>(l) * m + i] : a[static_cast<size_t>(i) * k + l];
       if (x == 0.0) continue;
-      for (int j = 0; j < n; ++j) out[static_cast<size_t>(i) * n + j] += x * (tb ? b[static_cast<size_t>(j) * k + l] : b[static_cast<size_t>(l) * n + j]);
+      for (int j = 0; j < n; ++j)
+        out[static_cast<size_t>(i) * n + j] +=
+            x * (tb ? b[static_cast<size_t>(j) * k + l] : b[static_cast<size_t>(l) * n + j]);
     }
   return out;
 }
@@ -233,9 +236,9 @@ Gradients chunked_gradients(const Inputs& in, const Cotangents& c, Intermediates
     kept->d_states.assign(static_cast<size_t>(H) * N * D * D, 0.0);
   }
   const size_t tokens = static_cast<size_t>(in.batch) * T * H;
-  Gradients r{std::vector<double>(tokens * D), std::vector<double>(tokens * D), std::vector<double>(tokens * D),
-              std::vector<double>(tokens), std::vector<double>(tokens),
-              std::vector<double>(static_cast<size_t>(segments_of(in)) * H * D * D)};
+  Gradients r{std::vector<double>(tokens * D), std::vector<double>(tokens * D),
+              std::vector<double>(tokens * D), std::vector<double>(tokens),
+              std::vector<double>(tokens),     std::vector<double>(static_cast<size_t>(segments_of(in)) * H * D * D)};
   struct Chunk {
     int first, length;
     std::vector<double> G, beta;
@@ -306,7 +309,8 @@ Gradients chunked_gradients(const Inputs& in, const Cotangents& c, Intermediates
         ch.dH = dH;
         auto scores = mul(ch.q, false, ch.k, true, C, C, D);
         for (int i = 0; i < C; ++i)
-          for (int j = 0; j < C; ++j) scores[i * C + j] = j <= i ? scores[i * C + j] * std::exp(ch.G[i] - ch.G[j]) : 0.0;
+          for (int j = 0; j < C; ++j)
+            scores[i * C + j] = j <= i ? scores[i * C + j] * std::exp(ch.G[i] - ch.G[j]) : 0.0;
         d_delta[n] = mul(scores, true, ch.d_out, false, C, D, C);
         const auto carried = mul(ch.to_end, false, dH, false, C, D, D);
         for (int e = 0; e < C * D; ++e) d_delta[n][e] += carried[e];
@@ -378,7 +382,8 @@ Gradients chunked_gradients(const Inputs& in, const Cotangents& c, Intermediates
         const auto dvb = mul(ch.T, true, dd, false, C, D, C), dkb = mul(ch.T, true, dW, false, C, D, C);
         for (int i = 0; i < C; ++i) {
           double dot_v = 0, dot_k = 0;
-          for (int d = 0; d < D; ++d) dot_v += dvb[i * D + d] * ch.v[i * D + d], dot_k += dkb[i * D + d] * ch.k[i * D + d];
+          for (int d = 0; d < D; ++d)
+            dot_v += dvb[i * D + d] * ch.v[i * D + d], dot_k += dkb[i * D + d] * ch.k[i * D + d];
           const double gamma = std::exp(ch.G[i]);
           dbeta[i] += dot_v + gamma * dot_k;
           dG[i] += ch.beta[i] * gamma * dot_k;
@@ -406,16 +411,16 @@ Gradients chunked_gradients(const Inputs& in, const Cotangents& c, Intermediates
 // Relative errors of every gradient; prints one line, returns whether all are within tolerance.
 bool compare(const char* name, const Inputs& in, const Gradients& got, const Gradients& want, bool initial,
              double tolerance) {
-  const double errors[6] = {relative_error(got.dq, want.dq),       relative_error(got.dk, want.dk),
-                            relative_error(got.dv, want.dv),       relative_error(got.dg, want.dg),
-                            relative_error(got.dbeta, want.dbeta), initial ? relative_error(got.d_initial, want.d_initial) : 0.0};
+  const double errors[6] = {
+      relative_error(got.dq, want.dq),       relative_error(got.dk, want.dk),
+      relative_error(got.dv, want.dv),       relative_error(got.dg, want.dg),
+      relative_error(got.dbeta, want.dbeta), initial ? relative_error(got.d_initial, want.d_initial) : 0.0};
   bool pass = true;
   for (double e : errors) pass &= e <= tolerance;
   char initial_error[16] = "-";
   if (initial) std::snprintf(initial_error, sizeof initial_error, "%.1e", errors[5]);
-  std::printf("%-40s B=%d T=%-5d H=%d  dq %.1e dk %.1e dv %.1e dg %.1e dbeta %.1e dh0 %s  %s\n", name, in.batch,
-              in.seq, in.heads, errors[0], errors[1], errors[2], errors[3], errors[4], initial_error,
-              pass ? "ok" : "FAIL");
+  std::printf("%-40s B=%d T=%-5d H=%d  dq %.1e dk %.1e dv %.1e dg %.1e dbeta %.1e dh0 %s  %s\n", name, in.batch, in.seq,
+              in.heads, errors[0], errors[1], errors[2], errors[3], errors[4], initial_error, pass ? "ok" : "FAIL");
   return pass;
 }
 
@@ -430,8 +435,8 @@ struct BackwardRun {
     const int64_t B = in.batch, T = in.seq, H = in.heads, tokens = B * T * H;
     const auto& f = forward.args;
     args.forward = f;
-    args.forward.workspace = forward.keep(DeviceRun::alloc(
-        launch::gated_delta_chunk_backward_workspace_bytes(B, H, f.chunks, f.segments, kDim, kDim)));
+    args.forward.workspace = forward.keep(
+        DeviceRun::alloc(launch::gated_delta_chunk_backward_workspace_bytes(B, H, f.chunks, f.segments, kDim, kDim)));
     args.d_out = forward.keep(to_device(to_bf16(c.d_out)));
     args.d_out_strides = {T * H * kDim, H * kDim, kDim};
     args.d_final_state = c.d_final.empty() ? nullptr : static_cast<const float*>(forward.keep(to_device(c.d_final)));
@@ -441,9 +446,9 @@ struct BackwardRun {
     args.dv = forward.keep(DeviceRun::alloc(tokens * kDim * 2));
     args.dg = static_cast<float*>(forward.keep(DeviceRun::alloc(tokens * 4)));
     args.dbeta = static_cast<float*>(forward.keep(DeviceRun::alloc(tokens * 4)));
-    args.d_initial_state =
-        in.initial.empty() ? nullptr
-                           : static_cast<float*>(forward.keep(DeviceRun::alloc(f.segments * H * kDim * kDim * 4)));
+    args.d_initial_state = in.initial.empty()
+                               ? nullptr
+                               : static_cast<float*>(forward.keep(DeviceRun::alloc(f.segments * H * kDim * kDim * 4)));
   }
 
   Gradients fetch_gradients(const Inputs& in, bool float_qk) const {
@@ -452,8 +457,12 @@ struct BackwardRun {
       return float_qk ? fetch(static_cast<const float*>(p), tokens * kDim)
                       : fetch(static_cast<const __nv_bfloat16*>(p), tokens * kDim);
     };
-    Gradients g{qk(args.dq), qk(args.dk), fetch(static_cast<const __nv_bfloat16*>(args.dv), tokens * kDim),
-                fetch(args.dg, tokens), fetch(args.dbeta, tokens), {}};
+    Gradients g{qk(args.dq),
+                qk(args.dk),
+                fetch(static_cast<const __nv_bfloat16*>(args.dv), tokens * kDim),
+                fetch(args.dg, tokens),
+                fetch(args.dbeta, tokens),
+                {}};
     if (args.d_initial_state != nullptr)
       g.d_initial = fetch(args.d_initial_state, static_cast<size_t>(args.forward.segments) * in.heads * kDim * kDim);
     return g;
@@ -519,9 +528,10 @@ void time_training(int seq) {
   CHECK_CUDA(cudaDeviceSynchronize());
   std::printf("time B=1 T=%-5d H=32 D=128 bf16: forward %.3f ms, backward %.3f ms, fwd+bwd %.3f ms\n", seq, forward,
               backward, forward + backward);
-  std::printf("  backward passes: recompute prepare %.3f, recompute states %.3f, local %.3f, reverse states %.3f, "
-              "gradients %.3f ms\n",
-              prepare, states, local, reverse, gradients);
+  std::printf(
+      "  backward passes: recompute prepare %.3f, recompute states %.3f, local %.3f, reverse states %.3f, "
+      "gradients %.3f ms\n",
+      prepare, states, local, reverse, gradients);
 }
 
 }  // namespace

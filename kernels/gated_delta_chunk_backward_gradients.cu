@@ -33,14 +33,14 @@ struct GradientLayout {
   static constexpr int queries = 0, keys = kRows, values = 2 * kRows, d_out = 3 * kRows, delta = 4 * kRows,
                        d_delta = 5 * kRows;
   static constexpr int phase = 6 * kRows;
-  static constexpr int state = phase;                                                  // S, bfloat16 [kDim][kRowStride]
-  static constexpr int d_state = phase + aligned_bytes(kDim * kRowStride * 2);        // dH, bfloat16
-  static constexpr int square0 = phase, square1 = phase + kSquare;                    // float32 [kChunk][kSquareStride]
-  static constexpr int d_w = d_state;                                                 // dW, bfloat16 (over dH)
-  static constexpr int key_gram = d_w + kRows;                                        // k k^T, float32
+  static constexpr int state = phase;                                           // S, bfloat16 [kDim][kRowStride]
+  static constexpr int d_state = phase + aligned_bytes(kDim * kRowStride * 2);  // dH, bfloat16
+  static constexpr int square0 = phase, square1 = phase + kSquare;              // float32 [kChunk][kSquareStride]
+  static constexpr int d_w = d_state;                                           // dW, bfloat16 (over dH)
+  static constexpr int key_gram = d_w + kRows;                                  // k k^T, float32
   static constexpr int phase_end = d_state + aligned_bytes(kDim * kRowStride * 2);
   static_assert(key_gram + kSquare <= phase_end && square1 + kSquare <= d_w, "the phase region's reuse overlaps");
-  static constexpr int tiles = phase_end;                               // float32 [kChunk][kFloatStride]
+  static constexpr int tiles = phase_end;                                           // float32 [kChunk][kFloatStride]
   static constexpr int inverse = tiles + aligned_bytes(kChunk * kFloatStride * 4);  // T, bfloat16
   static constexpr int gates = inverse + aligned_bytes(kChunk * kSquare16Stride * 2);
   static constexpr int betas = gates + 256, d_gates = betas + 256, d_betas = d_gates + 256, extra = d_betas + 256;
@@ -272,7 +272,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     d_betas[i] += t;
   }
 #pragma unroll
-  for (int ti = 0; ti < kBlocks; ++ti) mma_tile<false, false>(dk[ti], square16_x, kS16, keys, kRS, ti, warp, 0, kBlocks);
+  for (int ti = 0; ti < kBlocks; ++ti)
+    mma_tile<false, false>(dk[ti], square16_x, kS16, keys, kRS, ti, warp, 0, kBlocks);
 
   // dv = diag(beta) T^T d_delta, with dbeta_i += (T^T d_delta)_i . v_i.
   product<true, false, kWarps>(tiles, kFS, inverse, kS16, d_delta, kRS, kChunk, kDim, kChunk);

@@ -20,8 +20,8 @@ struct LocalLayout {
   static constexpr int queries = 0;
   static constexpr int keys = queries + aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int d_out = keys + aligned_bytes(kChunk * kKeyStride * 2);
-  static constexpr int scores = d_out + aligned_bytes(kChunk * kValueStride * 2);     // q k^T, float32
-  static constexpr int scores16 = scores + aligned_bytes(kChunk * kScoreStride * 4);  // P, bfloat16
+  static constexpr int scores = d_out + aligned_bytes(kChunk * kValueStride * 2);      // q k^T, float32
+  static constexpr int scores16 = scores + aligned_bytes(kChunk * kScoreStride * 4);   // P, bfloat16
   static constexpr int local = scores16 + aligned_bytes(kChunk * kScore16Stride * 2);  // P^T dO, float32
   static constexpr int gates = local + aligned_bytes(kChunk * kOutStride * 4);
   static constexpr int bytes = gates + aligned_bytes(kChunk * 4);

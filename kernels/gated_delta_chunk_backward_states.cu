@@ -25,14 +25,14 @@ struct BackwardStatesLayout {
   static constexpr int kFloatStride = float_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int w = 0;                           // [2][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + 2 * kKeyBuffer;   // [2][kChunk][kKeyStride]
+  static constexpr int w = 0;                                // [2][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + 2 * kKeyBuffer;        // [2][kChunk][kKeyStride]
   static constexpr int queries = k_to_end + 2 * kKeyBuffer;  // [2][kChunk][kKeyStride]: exp(G) q
   static constexpr int d_out = queries + 2 * kKeyBuffer;     // [2][kChunk][kSliceStride]
   static constexpr int local = d_out + 2 * kSliceBuffer;     // [2][kChunk][kSliceStride]: dv_local
   static constexpr int state = local + 2 * kSliceBuffer;     // dH, float32 [kKeyDim][kFloatStride]
-  static constexpr int state16 = state + aligned_bytes(kKeyDim * kFloatStride * 4);    // dH, bfloat16
-  static constexpr int product = state16 + aligned_bytes(kKeyDim * kSliceStride * 2);  // k_to_end dH, float32
+  static constexpr int state16 = state + aligned_bytes(kKeyDim * kFloatStride * 4);         // dH, bfloat16
+  static constexpr int product = state16 + aligned_bytes(kKeyDim * kSliceStride * 2);       // k_to_end dH, float32
   static constexpr int minus_d_delta = product + aligned_bytes(kChunk * kFloatStride * 4);  // bfloat16
   static constexpr int bytes = minus_d_delta + kSliceBuffer;
 };

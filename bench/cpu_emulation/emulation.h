@@ -7,9 +7,10 @@
 // memory limits, register pressure, timing, and races that real hardware would expose. Included
 // first (-include) into the kernels compiled as C++ by run.sh; device memory is host memory.
 #pragma once
-#include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
 #include <atomic>
 #include <barrier>
 #include <cmath>
@@ -17,10 +18,12 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <vector>
 #include <type_traits>
+#include <vector>
 
-struct EmuDim { unsigned x = 0, y = 0, z = 0; };
+struct EmuDim {
+  unsigned x = 0, y = 0, z = 0;
+};
 inline thread_local EmuDim emu_thread;  // threadIdx
 inline EmuDim emu_block;
 #define threadIdx emu_thread
@@ -43,9 +46,21 @@ T emu_shuffle(T v, int source, bool valid) {
   __syncwarp();
   return r;
 }
-template <class T> T __shfl_xor_sync(unsigned, T v, int m) { int l = threadIdx.x % 32; return emu_shuffle(v, l ^ m, true); }
-template <class T> T __shfl_up_sync(unsigned, T v, int d) { int l = threadIdx.x % 32; return emu_shuffle(v, l - d, l >= d); }
-template <class T> T __shfl_down_sync(unsigned, T v, int d) { int l = threadIdx.x % 32; return emu_shuffle(v, l + d, l + d < 32); }
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int m) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l ^ m, true);
+}
+template <class T>
+T __shfl_up_sync(unsigned, T v, int d) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l - d, l >= d);
+}
+template <class T>
+T __shfl_down_sync(unsigned, T v, int d) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l + d, l + d < 32);
+}
 inline float __expf(float x) { return std::exp(x); }
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -54,7 +69,11 @@ inline void __pipeline_commit() {}
 inline void __pipeline_wait_prior(int) {}
 
 namespace nvcuda::wmma {
-struct matrix_a {}; struct matrix_b {}; struct accumulator {}; struct row_major {}; struct col_major {};
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
 enum layout_t { mem_row_major, mem_col_major };
 template <class Use, int M, int N, int K, class T, class Layout = void>
 struct fragment {
@@ -87,7 +106,9 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
   __syncwarp();
 }
 template <class Frag, class V>
-void fill_fragment(Frag& f, V v) { for (auto& e : f.x) e = v; }
+void fill_fragment(Frag& f, V v) {
+  for (auto& e : f.x) e = v;
+}
 template <class A, class B, int M, int N, int K>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const A& a, const B& b,
               const fragment<accumulator, M, N, K, float>& c) {
@@ -113,13 +134,21 @@ void launch(dim3 grid, int threads, F body) {
         emu_block_barrier = std::make_unique<std::barrier<>>(threads);
         for (int w = 0; w < threads / 32; ++w) emu_warp_barrier[w] = std::make_unique<std::barrier<>>(32);
         std::vector<std::thread> pool;
-        for (int t = 0; t < threads; ++t) pool.emplace_back([t, &body] { emu_thread = {static_cast<unsigned>(t), 0, 0}; body(); });
+        for (int t = 0; t < threads; ++t)
+          pool.emplace_back([t, &body] {
+            emu_thread = {static_cast<unsigned>(t), 0, 0};
+            body();
+          });
         for (auto& t : pool) t.join();
       }
 }
 }  // namespace emu
 
-inline cudaError_t emu_malloc(void** p, size_t n) { *p = std::aligned_alloc(256, (n + 255) / 256 * 256); std::memset(*p, 0xab, (n + 255) / 256 * 256); return cudaSuccess; }
+inline cudaError_t emu_malloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  std::memset(*p, 0xab, (n + 255) / 256 * 256);
+  return cudaSuccess;
+}
 #define cudaMalloc(pp, n) emu_malloc(reinterpret_cast<void**>(pp), (n))
 #define cudaMemcpy(d, s, n, k) (std::memcpy((d), (s), (n)), cudaSuccess)
 #define cudaFree(p) (std::free(p), cudaSuccess)

@@ -26,8 +26,8 @@ GatedDeltaChunkGradients gated_delta_chunk_backward_cuda(const at::Tensor& q, co
   const auto& f = launch_args.args;
   const auto state_shape = at::IntArrayRef{f.segments, f.heads, f.key_dim, f.value_dim};
   if (d_final_state && (d_final_state->sizes() != state_shape || d_final_state->device() != v.device()))
-    fail(fn, ": d_final_state is ", d_final_state->sizes(), " on ", d_final_state->device(), "; expected ",
-         state_shape, " on ", v.device());
+    fail(fn, ": d_final_state is ", d_final_state->sizes(), " on ", d_final_state->device(), "; expected ", state_shape,
+         " on ", v.device());
   auto d_out_read = readable(d_out.to(v.scalar_type()));
   auto d_final = d_final_state ? d_final_state->to(at::kFloat).contiguous() : at::Tensor();
   const auto float_options = v.options().dtype(at::kFloat);
@@ -37,8 +37,8 @@ GatedDeltaChunkGradients gated_delta_chunk_backward_cuda(const at::Tensor& q, co
                                  at::empty({f.batch, f.seq, f.heads}, float_options),
                                  at::empty({f.batch, f.seq, f.heads}, float_options),
                                  initial_state ? at::empty(state_shape, float_options) : at::Tensor()};
-  auto workspace = at::empty({launch::gated_delta_chunk_backward_workspace_bytes(f.batch, f.heads, f.chunks,
-                                                                                 f.segments, f.key_dim, f.value_dim)},
+  auto workspace = at::empty({launch::gated_delta_chunk_backward_workspace_bytes(f.batch, f.heads, f.chunks, f.segments,
+                                                                                 f.key_dim, f.value_dim)},
                              v.options().dtype(at::kByte));
   launch::GatedDeltaChunkBackward args{
       .forward = f,

@@ -32,16 +32,18 @@ class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunk
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (at::GradMode::is_enabled())
-      fail("gated_delta_chunk_training: a double backward (create_graph = true) was asked for; the fused backward "
-           "kernels are differentiable once only. Set STRATA_FUSED_GDN_BACKWARD=0 to train on the differentiable "
-           "LibTorch path");
+      fail(
+          "gated_delta_chunk_training: a double backward (create_graph = true) was asked for; the fused backward "
+          "kernels are differentiable once only. Set STRATA_FUSED_GDN_BACKWARD=0 to train on the differentiable "
+          "LibTorch path");
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &beta = saved[4], &initial = saved[5];
     const auto bounds = ctx->saved_data["document_bounds"].toIntVector();
     const auto d_out = grads[0].defined() ? grads[0] : at::zeros_like(v);
     const auto d_final = grads[1].defined() ? std::optional<at::Tensor>(grads[1]) : std::nullopt;
-    auto result = gated_delta_chunk_backward_cuda(
-        q, k, v, g, beta, initial.defined() ? std::optional<at::Tensor>(initial) : std::nullopt, bounds, d_out, d_final);
+    auto result = gated_delta_chunk_backward_cuda(q, k, v, g, beta,
+                                                  initial.defined() ? std::optional<at::Tensor>(initial) : std::nullopt,
+                                                  bounds, d_out, d_final);
     return {result.dq,
             result.dk,
             result.dv,
@@ -78,8 +80,8 @@ GatedDeltaChunkResult gated_delta_chunk_training(const at::Tensor& q, const at::
     fail(fn, ": q ", q.sizes(), " (", q.scalar_type(), "), v ", v.sizes(), " (", v.scalar_type(), ") on ", v.device(),
          ": expected CUDA tensors on one device, v in bfloat16 or float16, q and k of one dtype (float32, bfloat16 or ",
          "float16) and Dk = Dv = 128");
-  auto outputs = GatedDeltaChunkFunction::apply(q, k, v, g, beta, initial_state ? *initial_state : at::Tensor(),
-                                                document_bounds);
+  auto outputs =
+      GatedDeltaChunkFunction::apply(q, k, v, g, beta, initial_state ? *initial_state : at::Tensor(), document_bounds);
   return {outputs[0], outputs[1]};
 }
 

@@ -4,6 +4,8 @@
 // float64 copies) for odd lengths, gates near 1 and strongly decaying, beta near 0 and 1, with
 // and without initial and final states, packed documents; the dispatch in gated_delta_rule_chunked
 // under STRATA_FUSED_GDN_BACKWARD=1; the refusal of a double backward.
+#include "strata/kernels/gated_delta_chunk_backward.h"
+
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -18,7 +20,6 @@
 #include "gated_delta_rule_inputs.h"
 #include "kernel_test_util.h"
 #include "strata/core/error.h"
-#include "strata/kernels/gated_delta_chunk_backward.h"
 #include "strata/kernels/gated_delta_chunk_training.h"
 #include "strata/layers/gated_delta_rule.h"
 #include "test_util.h"
@@ -55,9 +56,8 @@ TEST(GatedDeltaChunkBackward, OffByDefaultAndNeverOffCuda) {
   ScopedEnv on("STRATA_FUSED_GDN_BACKWARD", "1");
   EXPECT_TRUE(gated_delta_chunk_fused_backward_enabled());
   EXPECT_FALSE(gated_delta_chunk_training_applies(in.q, in.k, in.v, in.g, in.beta, 64, std::nullopt));
-  const auto message = strata::testing::error_of([&] {
-    gated_delta_chunk_backward_cuda(in.q, in.k, in.v, in.g, in.beta, std::nullopt, {}, in.v, std::nullopt);
-  });
+  const auto message = strata::testing::error_of(
+      [&] { gated_delta_chunk_backward_cuda(in.q, in.k, in.v, in.g, in.beta, std::nullopt, {}, in.v, std::nullopt); });
   EXPECT_NE(message.find("gated_delta_chunk_backward_cuda"), std::string::npos) << message;
   EXPECT_TRUE(message.find("no CUDA kernels") != std::string::npos ||
               message.find("expected CUDA tensors") != std::string::npos)
@@ -161,8 +161,8 @@ TEST(GatedDeltaChunkBackward, CudaGradientsMatchTheFloat64Twin) {
     auto initial = c.initial ? std::optional<at::Tensor>(0.1 * at::randn({batch, heads, dim, dim}, cuda(at::kFloat)))
                              : std::nullopt;
     expect_gradients_match_twin(in, initial, std::nullopt, {},
-                                strata::cat("T = ", c.seq, ", gates ", static_cast<int>(c.gates), ", q/k ",
-                                            c.qk_dtype, c.initial ? ", initial state" : ""));
+                                strata::cat("T = ", c.seq, ", gates ", static_cast<int>(c.gates), ", q/k ", c.qk_dtype,
+                                            c.initial ? ", initial state" : ""));
   }
 }
 
@@ -179,8 +179,9 @@ TEST(GatedDeltaChunkBackward, CudaGradientsRestartAtEachPackedDocument) {
       auto initial = with_initial
                          ? std::optional<at::Tensor>(0.1 * at::randn({documents, heads, dim, dim}, cuda(at::kFloat)))
                          : std::nullopt;
-      expect_gradients_match_twin(in, initial, at::tensor(bounds, cuda(at::kLong)), bounds,
-                                  strata::cat("bounds ", at::IntArrayRef(bounds), with_initial ? ", initial state" : ""));
+      expect_gradients_match_twin(
+          in, initial, at::tensor(bounds, cuda(at::kLong)), bounds,
+          strata::cat("bounds ", at::IntArrayRef(bounds), with_initial ? ", initial state" : ""));
     }
 }
 
