@@ -434,8 +434,9 @@ struct BackwardRun {
   BackwardRun(const Inputs& in, const Cotangents& c, bool float_qk) : forward(in, float_qk) {
     const int64_t B = in.batch, T = in.seq, H = in.heads, tokens = B * T * H;
     const auto& f = forward.args;
-    args.forward = f;
-    args.forward.workspace = forward.keep(
+    args.forward = f;  // the forward's workspace: recomputed into, or kept from a forward run
+    args.recompute = true;
+    args.workspace = forward.keep(
         DeviceRun::alloc(launch::gated_delta_chunk_backward_workspace_bytes(B, H, f.chunks, f.segments, kDim, kDim)));
     args.d_out = forward.keep(to_device(to_bf16(c.d_out)));
     args.d_out_strides = {T * H * kDim, H * kDim, kDim};
@@ -475,12 +476,17 @@ struct BackwardRun {
 // (Frobenius), while a wrong index, sign or formula is off by O(1). The same 2e-2 as the forward.
 constexpr double kGradientTolerance = 2e-2;
 
+// kept: the forward runs first and the backward reads its arrays (recompute false).
 bool check_case(const char* name, int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
-                bool float_qk, std::vector<int64_t> bounds = {}) {
+                bool float_qk, std::vector<int64_t> bounds = {}, bool kept = false) {
   const auto in = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 4321u + seq);
   const auto c = random_cotangents(in, initial, 77u + seq);
   const auto want = reference_gradients(in, c);
   BackwardRun run(in, c, float_qk);
+  if (kept) {
+    launch::gated_delta_chunk_forward(run.forward.args, nullptr);
+    run.args.recompute = false;
+  }
   launch::gated_delta_chunk_backward(run.args, nullptr);
   CHECK_CUDA(cudaDeviceSynchronize());
   return compare(name, in, run.fetch_gradients(in, float_qk), want, initial, kGradientTolerance);
@@ -520,14 +526,20 @@ void time_training(int seq) {
   const auto problem = gdn::backward_problem_of(run.args);
   const double forward = median_ms([&] { launch::gated_delta_chunk_forward(forward_args, nullptr); });
   const double backward = median_ms([&] { launch::gated_delta_chunk_backward(run.args, nullptr); });
+  launch::gated_delta_chunk_forward(forward_args, nullptr);
+  auto kept_args = run.args;
+  kept_args.recompute = false;
+  const double backward_kept = median_ms([&] { launch::gated_delta_chunk_backward(kept_args, nullptr); });
   const double prepare = median_ms([&] { gdn::launch_prepare(problem.forward, nullptr); });
   const double states = median_ms([&] { gdn::launch_states(problem.forward, nullptr); });
   const double local = median_ms([&] { gdn::launch_backward_local(problem, nullptr); });
   const double reverse = median_ms([&] { gdn::launch_backward_states(problem, nullptr); });
   const double gradients = median_ms([&] { gdn::launch_backward_gradients(problem, nullptr); });
   CHECK_CUDA(cudaDeviceSynchronize());
-  std::printf("time B=1 T=%-5d H=32 D=128 bf16: forward %.3f ms, backward %.3f ms, fwd+bwd %.3f ms\n", seq, forward,
-              backward, forward + backward);
+  std::printf(
+      "time B=1 T=%-5d H=32 D=128 bf16: forward %.3f ms; backward recomputing the forward's arrays %.3f ms "
+      "(fwd+bwd %.3f ms), backward reading them kept %.3f ms (fwd+bwd %.3f ms)\n",
+      seq, forward, backward, forward + backward, backward_kept, forward + backward_kept);
   std::printf(
       "  backward passes: recompute prepare %.3f, recompute states %.3f, local %.3f, reverse states %.3f, "
       "gradients %.3f ms\n",
@@ -565,6 +577,8 @@ int main() {
   pass &= check_case("q and k float32", 2, 130, 2, 0.5, 0.0, true, true);
   pass &= check_case("packed documents", 1, 500, 2, 0.5, 0.0, true, false, {0, 1, 65, 200, 263, 500});
   pass &= check_case("packed documents, no initial state", 1, 300, 2, 0.1, 1.0, false, false, {0, 128, 129, 300});
+  pass &= check_case("the forward's arrays kept", 2, 200, 3, 0.5, 0.0, true, false, {}, true);
+  pass &= check_case("the forward's arrays kept, packed", 1, 300, 2, 0.5, 0.0, true, false, {0, 100, 300}, true);
   std::printf("%s\n", pass ? "PASS" : "FAIL");
   std::fflush(stdout);
   for (int seq : {4096, 16384}) time_training(seq);

@@ -1,14 +1,14 @@
-// launch::gated_delta_chunk_backward: checks the problem, cuts the workspace into the forward's
-// arrays and the backward's, recomputes the forward's prepare and states passes, then runs the
-// backward's local, states and gradients passes in order on the stream.
+// launch::gated_delta_chunk_backward: checks the problem, cuts the backward's workspace into its
+// arrays, runs the forward's prepare and states passes again unless their arrays were kept, then
+// the backward's local, states and gradients passes, in order on the stream.
 #include "gated_delta_chunk_backward.cuh"
 
 namespace strata::kernels {
 namespace {
 
-// The backward's arrays after the forward's workspace, each starting 256-byte aligned.
+// The backward's own arrays, each starting 256-byte aligned (the forward's are in its workspace).
 struct BackwardWorkspaceLayout {
-  int64_t inverse, queries, d_out, d_delta, d_states, final_state, bytes;
+  int64_t queries, d_out, d_delta, d_states, final_state, bytes;
 };
 
 BackwardWorkspaceLayout backward_workspace_layout(int64_t batch, int64_t heads, int64_t chunks, int64_t segments,
@@ -16,8 +16,7 @@ BackwardWorkspaceLayout backward_workspace_layout(int64_t batch, int64_t heads, 
   const auto aligned = [](int64_t bytes) { return (bytes + 255) / 256 * 256; };
   const int64_t chunk_count = batch * heads * chunks, steps = chunk_count * gdn::kChunk;
   BackwardWorkspaceLayout l{};
-  l.inverse = launch::gated_delta_chunk_workspace_bytes(batch, heads, chunks, key_dim, value_dim);
-  l.queries = l.inverse + aligned(chunk_count * gdn::kChunk * gdn::kChunk * 2);
+  l.queries = 0;
   l.d_out = l.queries + aligned(steps * key_dim * 2);
   l.d_delta = l.d_out + aligned(steps * value_dim * 2);
   l.d_states = l.d_delta + aligned(steps * value_dim * 2);
@@ -38,8 +37,10 @@ int64_t gated_delta_chunk_backward_workspace_bytes(int64_t batch, int64_t heads,
 void gated_delta_chunk_backward(const GatedDeltaChunkBackward& args, Stream stream) {
   const auto problem = gdn::backward_problem_of(args);
   const auto cuda_stream = host::as_cuda(stream);
-  gdn::launch_prepare(problem.forward, cuda_stream);
-  gdn::launch_states(problem.forward, cuda_stream);
+  if (args.recompute) {
+    gdn::launch_prepare(problem.forward, cuda_stream);
+    gdn::launch_states(problem.forward, cuda_stream);
+  }
   gdn::launch_backward_local(problem, cuda_stream);
   gdn::launch_backward_states(problem, cuda_stream);
   gdn::launch_backward_gradients(problem, cuda_stream);
@@ -50,13 +51,13 @@ void gated_delta_chunk_backward(const GatedDeltaChunkBackward& args, Stream stre
 gdn::BackwardProblem gdn::backward_problem_of(const launch::GatedDeltaChunkBackward& args) {
   const auto fn = "gated_delta_chunk_backward";
   const auto& f = args.forward;
+  if (!host::aligned(args.workspace, 256)) fail(fn, ": the backward's workspace must be 256-byte aligned");
   const auto layout = backward_workspace_layout(f.batch, f.heads, f.chunks, f.segments, f.key_dim, f.value_dim);
-  auto* base = static_cast<unsigned char*>(f.workspace);
+  auto* base = static_cast<unsigned char*>(args.workspace);
   auto forward_args = f;
-  forward_args.out = nullptr;  // the output pass is not run
-  forward_args.final_state = reinterpret_cast<float*>(base + layout.final_state);
-  auto forward = problem_of(forward_args);  // checks sizes and the inputs' alignment
-  forward.inverse = reinterpret_cast<bf16*>(base + layout.inverse);
+  forward_args.out = nullptr;                                                      // the output pass is not run
+  forward_args.final_state = reinterpret_cast<float*>(base + layout.final_state);  // recomputed, not read
+  const auto forward = problem_of(forward_args);  // checks sizes and the inputs' alignment
   const auto& s = args.d_out_strides;
   const int64_t size = f.v_dtype == launch::Dtype::Float32 ? 4 : 2;
   if (!host::aligned(args.d_out, 16) || (s.batch * size) % 16 != 0 || (s.seq * size) % 16 != 0 ||

@@ -5,9 +5,8 @@
 //   A = strictly_lower(diag(beta) (k k^T o E)), E_ij = exp(G_i - G_j),  T = (I + A)^-1,
 //   W = T diag(beta gamma) k,  U = T diag(beta) v,  delta = U - W S,
 //   O = diag(gamma) q S + (q k^T o E o causal) delta,  H = Gamma S + (diag(Gamma / gamma) k)^T delta.
-// The backward, after recomputing the forward's prepare and states passes (G, W, T, delta, k to
-// the chunk's end, the entering states S; the forward keeps nothing, so training holds no extra
-// memory between the passes):
+// The backward reads the forward's arrays (G, W, T, delta, k to the chunk's end, the entering
+// states S), kept from the forward or recomputed by its prepare and states passes, then runs
 //   local (gated_delta_chunk_backward_local.cu), one block per (row, head, chunk):
 //     dv_local = (q k^T o E o causal)^T dO; gamma q and dO copied to bfloat16 chunk arrays;
 //   states (gated_delta_chunk_backward_states.cu), one block per (segment, head, value slice),
@@ -21,9 +20,9 @@
 
 namespace strata::kernels::gdn {
 
-// The forward's arrays (recomputed) and the backward's, cut from one workspace.
+// The forward's arrays (kept or recomputed) and the backward's.
 struct BackwardProblem {
-  Problem forward;  // with `inverse` set: T in bfloat16
+  Problem forward;
   launch::GatedDeltaChunkBackward in;
   bf16* queries;   // [batch, heads, chunks, kChunk, key_dim]: exp(G) q, zero rows past the chunk
   bf16* d_out;     // [batch, heads, chunks, kChunk, value_dim]: dO, zero rows past the chunk

@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
     const int i = e / kChunk, j = e % kChunk;
     const bf16 t = __float2bfloat16_rn(j <= i ? inverse[i * L::kSquareStride + j] : 0.0f);
     inverse16[i * L::kInverseStride + j] = t;
-    if (p.inverse != nullptr) p.inverse[chunk_index * kChunk * kChunk + e] = t;  // kept for the backward
+    p.inverse[chunk_index * kChunk * kChunk + e] = t;  // for the backward
   }
   __syncthreads();
 

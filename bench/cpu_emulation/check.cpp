@@ -13,6 +13,8 @@ int main() {
   pass &= check_case("strong decay, beta near 0", 1, 65, 1, 5.0, -4.0, true, false);
   pass &= check_case("packed documents", 1, 200, 1, 0.5, 0.0, true, false, {0, 1, 65, 200});
   pass &= check_case("q and k float32, no initial state", 1, 100, 1, 0.5, 0.0, false, true);
+  pass &= check_case("the forward's arrays kept", 1, 100, 2, 0.5, 0.0, true, false, {}, true);
+  pass &= check_case("the forward's arrays kept, packed", 1, 150, 1, 0.5, 0.0, true, false, {0, 70, 150}, true);
   std::printf("%s (CPU emulation)\n", pass ? "PASS" : "FAIL");
   return pass ? 0 : 1;
 }

@@ -34,13 +34,13 @@ GatedDeltaChunkResult gated_delta_chunk_forward_cuda(const at::Tensor& q, const 
   auto& args = launch_args.args;
   GatedDeltaChunkResult result{
       at::empty({args.batch, args.seq, args.heads, args.value_dim}, v.options()),
-      at::empty({args.segments, args.heads, args.key_dim, args.value_dim}, v.options().dtype(at::kFloat))};
-  auto workspace = at::empty(
-      {launch::gated_delta_chunk_workspace_bytes(args.batch, args.heads, args.chunks, args.key_dim, args.value_dim)},
-      v.options().dtype(at::kByte));
+      at::empty({args.segments, args.heads, args.key_dim, args.value_dim}, v.options().dtype(at::kFloat)),
+      at::empty({launch::gated_delta_chunk_workspace_bytes(args.batch, args.heads, args.chunks, args.key_dim,
+                                                           args.value_dim)},
+                v.options().dtype(at::kByte))};
   args.out = result.out.data_ptr();
   args.final_state = result.final_state.data_ptr<float>();
-  args.workspace = workspace.data_ptr();
+  args.workspace = result.workspace.data_ptr();
   c10::DeviceGuard guard(v.device());
   launch::gated_delta_chunk_forward(args, current_stream(v.device()));
   return result;

@@ -25,7 +25,8 @@ class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunk
                                std::vector<int64_t> document_bounds) {
     const auto initial = initial_state.defined() ? std::optional<at::Tensor>(initial_state) : std::nullopt;
     auto result = gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial, document_bounds);
-    ctx->save_for_backward({q, k, v, g, beta, initial_state});
+    // The forward's intermediates stay for the backward, which then skips recomputing them.
+    ctx->save_for_backward({q, k, v, g, beta, initial_state, result.workspace});
     ctx->saved_data["document_bounds"] = document_bounds;
     return {result.out, result.final_state};
   }
@@ -37,13 +38,14 @@ class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunk
           "kernels are differentiable once only. Set STRATA_FUSED_GDN_BACKWARD=0 to train on the differentiable "
           "LibTorch path");
     const auto saved = ctx->get_saved_variables();
-    const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &beta = saved[4], &initial = saved[5];
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &g = saved[3], &beta = saved[4], &initial = saved[5],
+               &forward_workspace = saved[6];
     const auto bounds = ctx->saved_data["document_bounds"].toIntVector();
     const auto d_out = grads[0].defined() ? grads[0] : at::zeros_like(v);
     const auto d_final = grads[1].defined() ? std::optional<at::Tensor>(grads[1]) : std::nullopt;
     auto result = gated_delta_chunk_backward_cuda(q, k, v, g, beta,
                                                   initial.defined() ? std::optional<at::Tensor>(initial) : std::nullopt,
-                                                  bounds, d_out, d_final);
+                                                  bounds, d_out, d_final, forward_workspace);
     return {result.dq,
             result.dk,
             result.dv,

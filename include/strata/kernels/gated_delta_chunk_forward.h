@@ -17,6 +17,9 @@ namespace strata::kernels {
 struct GatedDeltaChunkResult {
   at::Tensor out;          // [B, T, H, Dv] in v's dtype
   at::Tensor final_state;  // [B, H, Dk, Dv] ([N, H, Dk, Dv] for packed documents), float32
+  // The forward's intermediates (bytes; launch::gated_delta_chunk_workspace_bytes), which
+  // gated_delta_chunk_backward_cuda reads instead of recomputing them when handed back.
+  at::Tensor workspace;
 };
 
 // Whether the fused forward takes these inputs (shapes as gated_delta_rule_chunked checks them):

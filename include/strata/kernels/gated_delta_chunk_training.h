@@ -1,8 +1,10 @@
 #pragma once
 // The chunked gated delta rule for training on the fused kernels: an autograd Function whose
 // forward is gated_delta_chunk_forward_cuda and whose backward is gated_delta_chunk_backward_cuda
-// (the forward's intermediates recomputed, nothing kept but the inputs). Once differentiable: a
-// double backward (create_graph) fails with a message saying so.
+// reading the forward's intermediates, kept between the two (launch::gated_delta_chunk_workspace_bytes:
+// about 1.8x the size of q, k and v together in bf16; recompute the layer, as activation recompute
+// does, to trade that memory for time). Once differentiable: a double backward (create_graph) fails
+// with a message saying so.
 #include <ATen/ATen.h>
 
 #include <cstdint>

@@ -228,7 +228,8 @@ constexpr bool gated_delta_chunk_fits(int64_t key_dim, int64_t value_dim) { retu
 
 // Bytes of scratch the forward needs for `batch` rows of `chunks` chunks and `heads` heads: the
 // in-chunk cumulative gates (float32), W, U (overwritten by the corrections), k decayed to its
-// chunk's end and the state entering each chunk (bfloat16).
+// chunk's end, the state entering each chunk and T = (I + A)^-1 (bfloat16). After a forward it
+// holds what the backward would otherwise recompute.
 int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim,
                                           int64_t value_dim);
 
@@ -267,19 +268,22 @@ struct GatedDeltaChunkForward {
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
 
 // The chunked gated delta rule's backward on tensor cores (kernels/gated_delta_chunk_backward_*.cu):
-// given the forward's inputs (`forward`, whose out is not read and whose final_state and
-// workspace are overwritten as scratch) and d_out [batch, seq, heads, value_dim] (v_dtype, at
-// d_out_strides, 16-byte aligned rows), with d_final_state (float32 [segments, heads, key_dim,
-// value_dim], null for zeros), writes dq, dk (qk_dtype) and dv (v_dtype) contiguous [batch, seq,
-// heads, dim], dg and dbeta (float32 contiguous [batch, seq, heads]) and, where not null,
-// d_initial_state (float32 [segments, heads, key_dim, value_dim]). The forward's intermediates
-// are recomputed (its prepare and states passes), not kept. forward.workspace holds
-// gated_delta_chunk_backward_workspace_bytes, 256-byte aligned.
+// given the forward's inputs (`forward`, whose out and final_state are not read) and d_out
+// [batch, seq, heads, value_dim] (v_dtype, at d_out_strides, 16-byte aligned rows), with
+// d_final_state (float32 [segments, heads, key_dim, value_dim], null for zeros), writes dq, dk
+// (qk_dtype) and dv (v_dtype) contiguous [batch, seq, heads, dim], dg and dbeta (float32
+// contiguous [batch, seq, heads]) and, where not null, d_initial_state (float32 [segments, heads,
+// key_dim, value_dim]). forward.workspace either still holds what gated_delta_chunk_forward left
+// there for these inputs (recompute false: the forward's intermediates kept), or is scratch that
+// the forward's prepare and states passes fill first (recompute true). `workspace` holds
+// gated_delta_chunk_backward_workspace_bytes for the backward's own arrays; both 256-byte aligned.
 int64_t gated_delta_chunk_backward_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t segments,
                                                    int64_t key_dim, int64_t value_dim);
 
 struct GatedDeltaChunkBackward {
   GatedDeltaChunkForward forward;
+  bool recompute;
+  void* workspace;
   const void* d_out;
   RowStrides d_out_strides;
   const float* d_final_state;  // null for zeros
