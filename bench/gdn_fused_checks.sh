@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | tee "$ou
 start=$SECONDS
 for source in kernels/gated_delta_chunk*.cu "${checks[@]/#/bench/}"; do
   source=${source%.cu}.cu
-  timeout 600 nvcc "${flags[@]}" -c "$source" -o "$build/$(basename "$source" .cu).o" >"$build/$(basename "$source" .cu).build.log" 2>&1 &
+  timeout 300 nvcc "${flags[@]}" -c "$source" -o "$build/$(basename "$source" .cu).o" >"$build/$(basename "$source" .cu).build.log" 2>&1 &
 done
 wait
 echo "built in $((SECONDS - start)) s"
