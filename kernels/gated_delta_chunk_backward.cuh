@@ -66,18 +66,26 @@ __device__ __forceinline__ void mma_tile(Accumulator& acc, const bf16* a, int ld
   }
 }
 
+// What a product may skip, by 16 x 16 blocks: nothing; the inner blocks where A is zero below its
+// diagonal (upper triangular A, such as T^T); those where B is (upper triangular B); or the
+// output tiles above the diagonal (left unwritten, for a caller that reads only the lower part).
+enum class Structure { dense, upper_a, upper_b, lower_output };
+
 // out = A B (rows x columns, inner dimension `inner`, all multiples of 16) into float32 shared
 // memory, the output tiles shared out over the block's kWarps warps.
 template <bool kTransposeA, bool kTransposeB, int kWarps>
 __device__ __forceinline__ void product(float* out, int ldo, const bf16* a, int lda, const bf16* b, int ldb, int rows,
-                                        int columns, int inner) {
+                                        int columns, int inner, Structure structure = Structure::dense) {
   using namespace nvcuda;
   const int warp = threadIdx.x / 32, column_tiles = columns / kTile;
   for (int t = warp; t < rows / kTile * column_tiles; t += kWarps) {
     const int ti = t / column_tiles, tj = t % column_tiles;
+    if (structure == Structure::lower_output && tj > ti) continue;
+    const int k_first = structure == Structure::upper_a ? ti : 0;
+    const int k_last = structure == Structure::upper_b ? tj + 1 : inner / kTile;
     Accumulator acc;
     wmma::fill_fragment(acc, 0.0f);
-    mma_tile<kTransposeA, kTransposeB>(acc, a, lda, b, ldb, ti, tj, 0, inner / kTile);
+    mma_tile<kTransposeA, kTransposeB>(acc, a, lda, b, ldb, ti, tj, k_first, k_last);
     wmma::store_matrix_sync(out + ti * kTile * ldo + tj * kTile, acc, ldo, wmma::mem_row_major);
   }
 }

@@ -203,9 +203,10 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   __syncthreads();
 
   // The chunk's square products: q k^T (square0, over S), dO delta^T (square1), k k^T.
-  product<false, true, kWarps>(square0, kSS, queries, kRS, keys, kRS, kChunk, kChunk, kDim);
-  product<false, true, kWarps>(square1, kSS, d_out, kRS, delta, kRS, kChunk, kChunk, kDim);
-  product<false, true, kWarps>(key_gram, kSS, keys, kRS, keys, kRS, kChunk, kChunk, kDim);
+  // Only their lower triangles are read: the upper tiles stay unwritten.
+  product<false, true, kWarps>(square0, kSS, queries, kRS, keys, kRS, kChunk, kChunk, kDim, Structure::lower_output);
+  product<false, true, kWarps>(square1, kSS, d_out, kRS, delta, kRS, kChunk, kChunk, kDim, Structure::lower_output);
+  product<false, true, kWarps>(key_gram, kSS, keys, kRS, keys, kRS, kChunk, kChunk, kDim, Structure::lower_output);
   __syncthreads();
   // X = dP o E o causal (bfloat16, over dO); square1 <- X o (q k^T), whose rows add to dG_i and
   // columns subtract from dG_j.
@@ -213,7 +214,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     const int i = e / kChunk, j = e % kChunk;
     const float x = j <= i ? square1[i * kSS + j] * __expf(gates[i] - gates[j]) : 0.0f;
     square16_x[i * kS16 + j] = __float2bfloat16_rn(x);
-    square1[i * kSS + j] = x * square0[i * kSS + j];
+    square1[i * kSS + j] = j <= i ? x * square0[i * kSS + j] : 0.0f;
   }
   __syncthreads();
   if (threadIdx.x < kChunk) {
@@ -239,14 +240,16 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   }
   __syncthreads();
   // dA = -T^T (dT T^T): dT T^T into square0, in bfloat16 over dT, then -dA into square1.
-  product<false, true, kWarps>(square0, kSS, square16_t, kS16, inverse, kS16, kChunk, kChunk, kChunk);
+  product<false, true, kWarps>(square0, kSS, square16_t, kS16, inverse, kS16, kChunk, kChunk, kChunk,
+                               Structure::upper_b);
   __syncthreads();
   for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
     const int i = e / kChunk, j = e % kChunk;
     square16_t[i * kS16 + j] = __float2bfloat16_rn(square0[i * kSS + j]);
   }
   __syncthreads();
-  product<true, false, kWarps>(square1, kSS, inverse, kS16, square16_t, kS16, kChunk, kChunk, kChunk);
+  product<true, false, kWarps>(square1, kSS, inverse, kS16, square16_t, kS16, kChunk, kChunk, kChunk,
+                               Structure::upper_a);
   __syncthreads();
   // Z = dA o diag(beta) E below the diagonal, Z + Z^T in bfloat16 (over X); square1 <- Z o k k^T
   // (rows to dG_i, columns from dG_j), square0 <- dA o E o k k^T (rows to dbeta_i).
@@ -276,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     mma_tile<false, false>(dk[ti], square16_x, kS16, keys, kRS, ti, warp, 0, kBlocks);
 
   // dv = diag(beta) T^T d_delta, with dbeta_i += (T^T d_delta)_i . v_i.
-  product<true, false, kWarps>(tiles, kFS, inverse, kS16, d_delta, kRS, kChunk, kDim, kChunk);
+  product<true, false, kWarps>(tiles, kFS, inverse, kS16, d_delta, kRS, kChunk, kDim, kChunk, Structure::upper_a);
   __syncthreads();
   V* dv = static_cast<V*>(p.in.dv) + token0 * kDim;
   for (int i = warp; i < kChunk; i += kWarps) {
@@ -293,7 +296,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   __syncthreads();
 
   // W's part: dKb = T^T dW; dk += diag(beta gamma) dKb, dbeta_i += gamma_i dKb_i . k_i, dG_i += beta_i that.
-  product<true, false, kWarps>(tiles, kFS, inverse, kS16, d_w, kRS, kChunk, kDim, kChunk);
+  product<true, false, kWarps>(tiles, kFS, inverse, kS16, d_w, kRS, kChunk, kDim, kChunk, Structure::upper_a);
   __syncthreads();
   for (int i = warp; i < kChunk; i += kWarps) {
     float* row = tiles + i * kFS;

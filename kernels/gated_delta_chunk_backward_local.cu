@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   __syncthreads();
 
   product<false, true, kWarps>(scores, L::kScoreStride, queries, L::kKeyStride, keys, L::kKeyStride, kChunk, kChunk,
-                               kKeyDim);
+                               kKeyDim, Structure::lower_output);
   // Meanwhile (nothing writes q or dO in shared memory) their chunk arrays out.
   for (int e = threadIdx.x; e < kChunk * kKeyDim / 8; e += kThreads) {
     const int i = e / (kKeyDim / 8), column = (e % (kKeyDim / 8)) * 8;
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   }
   __syncthreads();
   product<true, false, kWarps>(local, L::kOutStride, scores16, L::kScore16Stride, d_out, L::kValueStride, kChunk,
-                               kValueDim, kChunk);
+                               kValueDim, kChunk, Structure::upper_a);  // P^T
   __syncthreads();
   for (int e = threadIdx.x; e < kChunk * kValueDim / 8; e += kThreads) {
     const int i = e / (kValueDim / 8), column = (e % (kValueDim / 8)) * 8;

@@ -130,7 +130,7 @@ void launch(dim3 grid, int threads, F body) {
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         emu_block = {x, y, z};
-        std::memset(emu_shared, 0xcd, sizeof emu_shared);  // garbage, as shared memory starts
+        std::memset(emu_shared, 0xff, sizeof emu_shared);  // NaN everywhere: a read of unwritten memory shows
         emu_block_barrier = std::make_unique<std::barrier<>>(threads);
         for (int w = 0; w < threads / 32; ++w) emu_warp_barrier[w] = std::make_unique<std::barrier<>>(32);
         std::vector<std::thread> pool;
@@ -146,7 +146,7 @@ void launch(dim3 grid, int threads, F body) {
 
 inline cudaError_t emu_malloc(void** p, size_t n) {
   *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
-  std::memset(*p, 0xab, (n + 255) / 256 * 256);
+  std::memset(*p, 0xff, (n + 255) / 256 * 256);
   return cudaSuccess;
 }
 #define cudaMalloc(pp, n) emu_malloc(reinterpret_cast<void**>(pp), (n))
