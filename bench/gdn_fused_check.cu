@@ -4,80 +4,9 @@
 // case and PASS or FAIL at the end. Build and run from the repository root:
 //   nvcc -std=c++20 -O3 -arch=sm_90 -I include -I kernels bench/gdn_fused_check.cu \
 //     kernels/gated_delta_chunk_*.cu -o /tmp/gdn_fused_check && /tmp/gdn_fused_check
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <random>
-#include <vector>
-
-#include "gated_delta_chunk.cuh"
+#include "gdn_check_common.cuh"
 
 namespace {
-
-using strata::kernels::launch::Dtype;
-using strata::kernels::launch::GatedDeltaChunkForward;
-namespace launch = strata::kernels::launch;
-namespace gdn = strata::kernels::gdn;
-
-constexpr int kDim = 128;  // Dk = Dv
-
-#define CHECK_CUDA(call)                                                                  \
-  do {                                                                                    \
-    const cudaError_t error = (call);                                                     \
-    if (error != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(error)); \
-      std::exit(2);                                                                       \
-    }                                                                                     \
-  } while (0)
-
-// bfloat16 rounding on the host (round to nearest even), so the reference sees the kernel's inputs.
-float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
-
-// Inputs as the layer hands them over: unit-norm k, unit-norm q over sqrt(Dk), all rounded to
-// bfloat16; g and beta float32 [B, T, H].
-struct Inputs {
-  int batch, seq, heads;
-  std::vector<float> q, k, v, g, beta, initial;  // initial empty: zeros
-  std::vector<int64_t> bounds;                   // packed documents' cu_seqlens, empty for none
-};
-
-Inputs random_inputs(int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
-                     std::vector<int64_t> bounds, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  Inputs in{batch, seq, heads};
-  const size_t rows = static_cast<size_t>(batch) * seq * heads;
-  auto unit_rows = [&](float scale) {
-    std::vector<float> x(rows * kDim);
-    for (size_t r = 0; r < rows; ++r) {
-      double norm = 0;
-      for (int d = 0; d < kDim; ++d) norm += std::pow(x[r * kDim + d] = normal(rng), 2);
-      for (int d = 0; d < kDim; ++d) x[r * kDim + d] = bf16_round(x[r * kDim + d] / std::sqrt(norm) * scale);
-    }
-    return x;
-  };
-  in.q = unit_rows(1.0f / std::sqrt(static_cast<float>(kDim)));
-  in.k = unit_rows(1.0f);
-  in.v.resize(rows * kDim);
-  for (auto& x : in.v) x = bf16_round(normal(rng));
-  in.g.resize(rows);
-  in.beta.resize(rows);
-  for (size_t r = 0; r < rows; ++r) {
-    in.g[r] = static_cast<float>(-gate_scale * std::exp(0.5 * normal(rng)));
-    in.beta[r] = static_cast<float>(1.0 / (1.0 + std::exp(-(normal(rng) + beta_shift))));
-  }
-  const int states = bounds.empty() ? batch : static_cast<int>(bounds.size()) - 1;
-  if (initial) {
-    in.initial.resize(static_cast<size_t>(states) * heads * kDim * kDim);
-    for (auto& x : in.initial) x = 0.1f * normal(rng);
-  }
-  in.bounds = std::move(bounds);
-  return in;
-}
 
 struct Result {
   std::vector<double> out, final_state;
@@ -120,91 +49,6 @@ Result reference(const Inputs& in) {
   return r;
 }
 
-template <class T>
-T* to_device(const std::vector<T>& host) {
-  T* p = nullptr;
-  CHECK_CUDA(cudaMalloc(&p, std::max<size_t>(host.size(), 1) * sizeof(T)));
-  if (!host.empty()) CHECK_CUDA(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
-}
-
-std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x) {
-  std::vector<__nv_bfloat16> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = __float2bfloat16_rn(x[i]);
-  return y;
-}
-
-// Device copies of the inputs and the arguments of one forward (q and k in bfloat16 or float32).
-struct DeviceRun {
-  GatedDeltaChunkForward args{};
-  std::vector<void*> owned;
-
-  DeviceRun(const Inputs& in, bool float_qk) {
-    const int64_t B = in.batch, T = in.seq, H = in.heads;
-    const launch::RowStrides strides{T * H * kDim, H * kDim, kDim};
-    args.qk_dtype = float_qk ? Dtype::Float32 : Dtype::BFloat16;
-    args.v_dtype = Dtype::BFloat16;
-    args.q = keep(float_qk ? static_cast<void*>(to_device(in.q)) : to_device(to_bf16(in.q)));
-    args.k = keep(float_qk ? static_cast<void*>(to_device(in.k)) : to_device(to_bf16(in.k)));
-    args.v = keep(to_device(to_bf16(in.v)));
-    args.q_strides = args.k_strides = args.v_strides = strides;
-    args.g = static_cast<const float*>(keep(to_device(in.g)));
-    args.beta = static_cast<const float*>(keep(to_device(in.beta)));
-    args.initial_state = in.initial.empty() ? nullptr : static_cast<const float*>(keep(to_device(in.initial)));
-    args.batch = B;
-    args.seq = T;
-    args.heads = H;
-    args.key_dim = args.value_dim = kDim;
-    if (in.bounds.empty()) {
-      args.chunks = (T + gdn::kChunk - 1) / gdn::kChunk;
-      args.segments = B;
-    } else {
-      std::vector<int> tokens, segment_chunks{0};
-      for (size_t d = 0; d + 1 < in.bounds.size(); ++d) {
-        for (int64_t t = in.bounds[d]; t < in.bounds[d + 1]; t += gdn::kChunk) {
-          tokens.push_back(static_cast<int>(t));
-          tokens.push_back(static_cast<int>(std::min<int64_t>(gdn::kChunk, in.bounds[d + 1] - t)));
-        }
-        segment_chunks.push_back(static_cast<int>(tokens.size() / 2));
-      }
-      args.chunks = segment_chunks.back();
-      args.segments = static_cast<int64_t>(segment_chunks.size()) - 1;
-      args.chunk_tokens = static_cast<const int*>(keep(to_device(tokens)));
-      args.segment_chunks = static_cast<const int*>(keep(to_device(segment_chunks)));
-    }
-    args.out = keep(alloc(B * T * H * kDim * 2));
-    args.final_state = static_cast<float*>(keep(alloc(args.segments * H * kDim * kDim * 4)));
-    args.workspace = keep(alloc(launch::gated_delta_chunk_workspace_bytes(B, H, args.chunks, kDim, kDim)));
-  }
-  ~DeviceRun() {
-    for (void* p : owned) cudaFree(p);
-  }
-  void* keep(void* p) {
-    owned.push_back(p);
-    return p;
-  }
-  static void* alloc(int64_t bytes) {
-    void* p = nullptr;
-    CHECK_CUDA(cudaMalloc(&p, bytes));
-    return p;
-  }
-};
-
-double relative_error(const std::vector<double>& got, const std::vector<double>& ref) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    diff += (got[i] - ref[i]) * (got[i] - ref[i]);
-    norm += ref[i] * ref[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-300));
-}
-
-// bfloat16 inputs, intermediates (T, W, U, the entering states, the corrections) and output each
-// round to 8 significant bits (relative 2^-9 = 2e-3); a few such roundings compound, so 2e-2
-// relative (Frobenius) separates rounding from a wrong formula, which is off by O(1).
-constexpr double kTolerance = 2e-2;
-
 bool check_case(const char* name, int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
                 bool float_qk, std::vector<int64_t> bounds = {}) {
   const auto in = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 1234u + seq);
@@ -223,21 +67,6 @@ bool check_case(const char* name, int batch, int seq, int heads, double gate_sca
   std::printf("%-44s B=%d T=%-5d H=%d  out rel err %.2e  final state rel err %.2e  %s\n", name, batch, seq, heads,
               out_error, state_error, pass ? "ok" : "FAIL");
   return pass;
-}
-
-// Copies n values of a device array (float32 or bfloat16) to float64.
-template <class T>
-std::vector<double> fetch(const T* device, size_t n) {
-  std::vector<T> host(n);
-  CHECK_CUDA(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost));
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    if constexpr (sizeof(T) == 2)
-      out[i] = __bfloat162float(host[i]);
-    else
-      out[i] = host[i];
-  }
-  return out;
 }
 
 // Each pass on its own against float64 versions of the arrays it should hand over (one row, no
@@ -321,29 +150,6 @@ bool check_passes(const Inputs& in) {
   report("states: entering states", fetch(p.states, states.size()), states);
   report("states: corrections", fetch(p.u, steps * kDim), delta);
   return pass;
-}
-
-// Median milliseconds of `fn` over 20 runs after 3, timed with CUDA events.
-template <class F>
-double median_ms(F&& fn) {
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<float> ms;
-  for (int i = 0; i < 20; ++i) {
-    CHECK_CUDA(cudaEventRecord(start));
-    fn();
-    CHECK_CUDA(cudaEventRecord(stop));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    float t = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&t, start, stop));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
 }
 
 void time_forward(const Inputs& in, bool float_qk) {

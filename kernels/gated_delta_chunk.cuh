@@ -2,8 +2,9 @@
 // What the three passes of the chunked gated delta rule's forward share (launch::
 // gated_delta_chunk_forward; the organisation is flash-linear-attention's):
 //   prepare (gated_delta_chunk_prepare.cu), one block per (row, head, chunk): the in-chunk
-//     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1, W = T (beta
-//     exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each token as seen at the chunk's end;
+//     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (kept for the
+//     backward), W = T (beta exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each
+//     token as seen at the chunk's end;
 //   states (gated_delta_chunk_states.cu), one block per (segment, head, value-column slice), over
 //     the chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk, value-column slice):
@@ -45,6 +46,7 @@ struct Problem {
   bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
   bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i)
   bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
+  bf16* inverse;   // [batch, heads, chunks, kChunk, kChunk]: T as W and U used it, for the backward
 };
 
 // The tokens of chunk c of row b: first .. first + length - 1 (length in 1..kChunk).

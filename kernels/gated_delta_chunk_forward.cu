@@ -7,7 +7,7 @@ namespace {
 
 // The workspace arrays in order, each starting 256-byte aligned.
 struct WorkspaceLayout {
-  int64_t gates, w, u, k_to_end, states, bytes;
+  int64_t gates, w, u, k_to_end, states, inverse, bytes;
 };
 
 WorkspaceLayout workspace_layout(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim, int64_t value_dim) {
@@ -19,7 +19,8 @@ WorkspaceLayout workspace_layout(int64_t batch, int64_t heads, int64_t chunks, i
   l.u = l.w + aligned(steps * key_dim * 2);
   l.k_to_end = l.u + aligned(steps * value_dim * 2);
   l.states = l.k_to_end + aligned(steps * key_dim * 2);
-  l.bytes = l.states + aligned(chunk_count * key_dim * value_dim * 2);
+  l.inverse = l.states + aligned(chunk_count * key_dim * value_dim * 2);
+  l.bytes = l.inverse + aligned(chunk_count * gdn::kChunk * gdn::kChunk * 2);
   return l;
 }
 
@@ -78,7 +79,8 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
                       reinterpret_cast<gdn::bf16*>(base + layout.w),
                       reinterpret_cast<gdn::bf16*>(base + layout.u),
                       reinterpret_cast<gdn::bf16*>(base + layout.k_to_end),
-                      reinterpret_cast<gdn::bf16*>(base + layout.states)};
+                      reinterpret_cast<gdn::bf16*>(base + layout.states),
+                      reinterpret_cast<gdn::bf16*>(base + layout.inverse)};
 }
 
 }  // namespace strata::kernels

@@ -185,7 +185,9 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
   // T in bfloat16, zero above the diagonal (never written in float32 there).
   for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
     const int i = e / kChunk, j = e % kChunk;
-    inverse16[i * L::kInverseStride + j] = __float2bfloat16_rn(j <= i ? inverse[i * L::kSquareStride + j] : 0.0f);
+    const bf16 t = __float2bfloat16_rn(j <= i ? inverse[i * L::kSquareStride + j] : 0.0f);
+    inverse16[i * L::kInverseStride + j] = t;
+    p.inverse[chunk_index * kChunk * kChunk + e] = t;  // for the backward
   }
   __syncthreads();
 

@@ -127,6 +127,12 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t, int64_t, int64_t, int64_t, in
 
 void gated_delta_chunk_forward(const GatedDeltaChunkForward&, Stream) { no_kernels("gated_delta_chunk_forward"); }
 
+int64_t gated_delta_chunk_backward_workspace_bytes(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
+  no_kernels("gated_delta_chunk_backward_workspace_bytes");
+}
+
+void gated_delta_chunk_backward(const GatedDeltaChunkBackward&, Stream) { no_kernels("gated_delta_chunk_backward"); }
+
 }  // namespace strata::kernels::launch
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "strata/core/error.h"
 #include "strata/kernels/gated_delta_chunk_forward.h"
+#include "strata/kernels/gated_delta_chunk_training.h"
 #include "strata/kernels/packed_documents.h"
 #include "strata/kernels/unit_lower_inverse.h"
 #include "strata/layers/delta_rule_chunk_states.h"
@@ -142,10 +143,15 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   const auto state_rows = cu_seqlens ? static_cast<int64_t>(bounds.size()) - 1 : d.batch;
   check_initial_state(fn, initial_state, d, state_rows, cu_seqlens.has_value());
   // Inference and prefill (no gradient to record) of bf16/fp16 values on the GPU: the fused
-  // tensor-core forward (kernels/gated_delta_chunk_*.cu). Training keeps the differentiable path
-  // below, this function's twin, until a fused backward exists.
+  // tensor-core forward (kernels/gated_delta_chunk_*.cu). Training on the same inputs runs the
+  // fused forward and backward with STRATA_FUSED_GDN_BACKWARD=1; otherwise it keeps the
+  // differentiable path below, this function's twin.
   if (kernels::gated_delta_chunk_forward_applies(q, k, v, g, beta, chunk_size, initial_state)) {
     auto fused = kernels::gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial_state, bounds);
+    return {fused.out, fused.final_state};
+  }
+  if (kernels::gated_delta_chunk_training_applies(q, k, v, g, beta, chunk_size, initial_state)) {
+    auto fused = kernels::gated_delta_chunk_training(q, k, v, g, beta, initial_state, bounds);
     return {fused.out, fused.final_state};
   }
   std::optional<DocumentChunks> documents;

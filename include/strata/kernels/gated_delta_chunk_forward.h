@@ -2,7 +2,8 @@
 // The chunked gated delta rule's forward as fused tensor-core CUDA kernels (launch::
 // gated_delta_chunk_forward), on ATen tensors: inference and prefill, where no gradient is
 // recorded. strata::gated_delta_rule_chunked runs it where gated_delta_chunk_forward_applies;
-// training keeps the differentiable LibTorch path (a fused backward is a later step).
+// training runs it with the fused backward (gated_delta_chunk_training.h) under
+// STRATA_FUSED_GDN_BACKWARD=1, and the differentiable LibTorch path otherwise.
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -16,6 +17,9 @@ namespace strata::kernels {
 struct GatedDeltaChunkResult {
   at::Tensor out;          // [B, T, H, Dv] in v's dtype
   at::Tensor final_state;  // [B, H, Dk, Dv] ([N, H, Dk, Dv] for packed documents), float32
+  // The forward's intermediates (bytes; launch::gated_delta_chunk_workspace_bytes), which
+  // gated_delta_chunk_backward_cuda reads instead of recomputing them when handed back.
+  at::Tensor workspace;
 };
 
 // Whether the fused forward takes these inputs (shapes as gated_delta_rule_chunked checks them):

@@ -220,15 +220,16 @@ void gated_delta_rule_step(Dtype dtype, const float* q, HeadStrides q_strides, c
                            int64_t heads, int64_t key_dim, int64_t value_dim, Stream stream);
 
 
-// The chunked gated delta rule's forward on tensor cores (kernels/gated_delta_chunk_*.cu), for
-// inference and prefill: no backward. Chunks of kGatedDeltaChunk tokens; key_dim and value_dim
+// The chunked gated delta rule's forward on tensor cores (kernels/gated_delta_chunk_*.cu); its
+// backward, gated_delta_chunk_backward, follows. Chunks of kGatedDeltaChunk tokens; key_dim and value_dim
 // within gated_delta_chunk_fits (the kernels are compiled for these head sizes).
 constexpr int64_t kGatedDeltaChunk = 64;
 constexpr bool gated_delta_chunk_fits(int64_t key_dim, int64_t value_dim) { return key_dim == 128 && value_dim == 128; }
 
 // Bytes of scratch the forward needs for `batch` rows of `chunks` chunks and `heads` heads: the
 // in-chunk cumulative gates (float32), W, U (overwritten by the corrections), k decayed to its
-// chunk's end and the state entering each chunk (bfloat16).
+// chunk's end, the state entering each chunk and T = (I + A)^-1 (bfloat16). After a forward it
+// holds what the backward would otherwise recompute.
 int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim,
                                           int64_t value_dim);
 
@@ -265,5 +266,34 @@ struct GatedDeltaChunkForward {
   int64_t batch, seq, heads, key_dim, value_dim, chunks, segments;
 };
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
+
+// The chunked gated delta rule's backward on tensor cores (kernels/gated_delta_chunk_backward_*.cu):
+// given the forward's inputs (`forward`, whose out and final_state are not read) and d_out
+// [batch, seq, heads, value_dim] (v_dtype, at d_out_strides, 16-byte aligned rows), with
+// d_final_state (float32 [segments, heads, key_dim, value_dim], null for zeros), writes dq, dk
+// (qk_dtype) and dv (v_dtype) contiguous [batch, seq, heads, dim], dg and dbeta (float32
+// contiguous [batch, seq, heads]) and, where not null, d_initial_state (float32 [segments, heads,
+// key_dim, value_dim]). forward.workspace either still holds what gated_delta_chunk_forward left
+// there for these inputs (recompute false: the forward's intermediates kept), or is scratch that
+// the forward's prepare and states passes fill first (recompute true). `workspace` holds
+// gated_delta_chunk_backward_workspace_bytes for the backward's own arrays; both 256-byte aligned.
+int64_t gated_delta_chunk_backward_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t segments,
+                                                   int64_t key_dim, int64_t value_dim);
+
+struct GatedDeltaChunkBackward {
+  GatedDeltaChunkForward forward;
+  bool recompute;
+  void* workspace;
+  const void* d_out;
+  RowStrides d_out_strides;
+  const float* d_final_state;  // null for zeros
+  void* dq;
+  void* dk;
+  void* dv;
+  float* dg;
+  float* dbeta;
+  float* d_initial_state;  // null when not wanted
+};
+void gated_delta_chunk_backward(const GatedDeltaChunkBackward& args, Stream stream);
 
 }  // namespace strata::kernels::launch

@@ -1,0 +1,166 @@
+// A CPU emulation of the CUDA subset the fused gated delta rule kernels use, so that their logic
+// (indices, phases, formulas) can be checked on a machine without a GPU: each block runs as one
+// std::thread per CUDA thread (blocks one after another, sharing one shared-memory buffer),
+// __syncthreads and __syncwarp are std::barriers, shuffles go through a per-warp exchange array,
+// and a wmma fragment is the whole 16 x 16 tile held by every lane (a warp's lanes compute the
+// same product; lane 0 stores it). cp.async copies at once. Not emulated: alignment rules, shared
+// memory limits, register pressure, timing, and races that real hardware would expose. Included
+// first (-include) into the kernels compiled as C++ by run.sh; device memory is host memory.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+struct EmuDim {
+  unsigned x = 0, y = 0, z = 0;
+};
+inline thread_local EmuDim emu_thread;  // threadIdx
+inline EmuDim emu_block;
+#define threadIdx emu_thread
+#define blockIdx emu_block
+alignas(128) inline unsigned char emu_shared[240000];
+inline std::unique_ptr<std::barrier<>> emu_block_barrier;
+inline std::unique_ptr<std::barrier<>> emu_warp_barrier[32];
+inline float emu_exchange[32][32];
+
+inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp_barrier[threadIdx.x / 32]->arrive_and_wait(); }
+template <class T>
+T emu_shuffle(T v, int source, bool valid) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  static_assert(sizeof(T) == 4);
+  std::memcpy(&emu_exchange[warp][lane], &v, 4);
+  __syncwarp();
+  T r = v;
+  if (valid) std::memcpy(&r, &emu_exchange[warp][source], 4);
+  __syncwarp();
+  return r;
+}
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int m) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l ^ m, true);
+}
+template <class T>
+T __shfl_up_sync(unsigned, T v, int d) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l - d, l >= d);
+}
+template <class T>
+T __shfl_down_sync(unsigned, T v, int d) {
+  int l = threadIdx.x % 32;
+  return emu_shuffle(v, l + d, l + d < 32);
+}
+inline float __expf(float x) { return std::exp(x); }
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline void __pipeline_memcpy_async(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
+inline void __pipeline_commit() {}
+inline void __pipeline_wait_prior(int) {}
+
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int num_elements = 256;
+  T x[256];
+};
+inline float emu_f(float v) { return v; }
+inline float emu_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+inline float emu_f(__half v) { return __half2float(v); }
+template <class Use, int M, int N, int K, class T, class L>
+void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const T* p, unsigned ldm) {
+  __syncwarp();
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = std::is_same_v<L, col_major> ? p[r + c * ldm] : p[r * ldm + c];
+  __syncwarp();
+}
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t l) {
+  __syncwarp();
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = l == mem_col_major ? p[r + c * ldm] : p[r * ldm + c];
+  __syncwarp();
+}
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t l) {
+  __syncwarp();
+  if (threadIdx.x % 32 == 0)
+    for (int r = 0; r < 16; ++r)
+      for (int c = 0; c < 16; ++c) (l == mem_col_major ? p[r + c * ldm] : p[r * ldm + c]) = f.x[r * 16 + c];
+  __syncwarp();
+}
+template <class Frag, class V>
+void fill_fragment(Frag& f, V v) {
+  for (auto& e : f.x) e = v;
+}
+template <class A, class B, int M, int N, int K>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const A& a, const B& b,
+              const fragment<accumulator, M, N, K, float>& c) {
+  float out[256];
+  for (int r = 0; r < 16; ++r)
+    for (int j = 0; j < 16; ++j) {
+      float s = c.x[r * 16 + j];
+      for (int k = 0; k < 16; ++k) s += emu_f(a.x[r * 16 + k]) * emu_f(b.x[k * 16 + j]);
+      out[r * 16 + j] = s;
+    }
+  for (int e = 0; e < 256; ++e) d.x[e] = out[e];
+}
+}  // namespace nvcuda::wmma
+
+namespace emu {
+template <class F>
+void launch(dim3 grid, int threads, F body) {
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        emu_block = {x, y, z};
+        std::memset(emu_shared, 0xff, sizeof emu_shared);  // NaN everywhere: a read of unwritten memory shows
+        emu_block_barrier = std::make_unique<std::barrier<>>(threads);
+        for (int w = 0; w < threads / 32; ++w) emu_warp_barrier[w] = std::make_unique<std::barrier<>>(32);
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+          pool.emplace_back([t, &body] {
+            emu_thread = {static_cast<unsigned>(t), 0, 0};
+            body();
+          });
+        for (auto& t : pool) t.join();
+      }
+}
+}  // namespace emu
+
+inline cudaError_t emu_malloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  std::memset(*p, 0xff, (n + 255) / 256 * 256);
+  return cudaSuccess;
+}
+#define cudaMalloc(pp, n) emu_malloc(reinterpret_cast<void**>(pp), (n))
+#define cudaMemcpy(d, s, n, k) (std::memcpy((d), (s), (n)), cudaSuccess)
+#define cudaFree(p) (std::free(p), cudaSuccess)
+#define cudaDeviceSynchronize() cudaSuccess
+#define cudaGetDeviceCount(n) (*(n) = 1, cudaSuccess)
+#define cudaGetLastError() cudaSuccess
+#define cudaFuncSetAttribute(...) cudaSuccess
+#undef __launch_bounds__
+#define __launch_bounds__(...)
+#undef __global__
+#define __global__
+#undef __device__
+#define __device__
+#undef __shared__
+#define __shared__

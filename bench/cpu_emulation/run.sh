@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Checks the fused gated delta rule kernels (forward recomputation and backward) on the CPU
+# emulation in emulation.h, without a GPU: copies kernels/gated_delta_chunk*.cu{,h} with each
+# launch turned into emu::launch and the dynamic shared memory into the emulation's buffer,
+# compiles them and check.cpp as C++ with g++, and runs the check (about a minute on two cores).
+#   bench/cpu_emulation/run.sh            (from the repository root; needs the CUDA headers and cudart)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cuda=${CUDA_HOME:-/usr/local/cuda}
+work=$(mktemp -d /tmp/gdn_cpu_emulation.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src" "$work/shadow"
+: > "$work/shadow/mma.h"            # wmma comes from emulation.h
+: > "$work/shadow/cuda_pipeline.h"  # so do the cp.async primitives
+cp kernels/common.cuh "$work/src/"
+for f in kernels/gated_delta_chunk*.cu kernels/gated_delta_chunk*.cuh; do
+  python3 - "$f" "$work/src/$(basename "$f")" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+s = re.sub(r'(\w+)<<<([^,]+),\s*([^,]+),[^>]*>>>\((\w+)\);', r'emu::launch(\2, \3, [&] { \1(\4); });', s)
+s = s.replace('extern __shared__ __align__(128) unsigned char shared[];', 'unsigned char* shared = emu_shared;')
+open(sys.argv[2], 'w').write(s)
+PY
+done
+flags=(-std=c++20 -O2 -w -x c++ -include bench/cpu_emulation/emulation.h -I "$work/shadow" -I "$work/src" -I bench
+       -I include -I "$cuda/include")
+objects=()
+for f in "$work"/src/*.cu bench/cpu_emulation/check.cpp; do
+  g++ "${flags[@]}" -c "$f" -o "$work/$(basename "$f").o" &
+  objects+=("$work/$(basename "$f").o")
+done
+wait
+g++ -o "$work/check" "${objects[@]}" -L "$cuda/lib64" -lcudart -lpthread
+"$work/check"
