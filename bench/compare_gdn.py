@@ -77,7 +77,9 @@ def relative_errors(tensors, reference, prefix):
 
 def run_strata(bench, T, kernels_on):
     env = {**os.environ, "STRATA_FUSED_KERNELS": "1" if kernels_on else "0"}
-    out = subprocess.run([bench, "--seq-length", str(T)], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run([bench, "--seq-length", str(T)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"{bench} --seq-length {T} failed (exit {out.returncode}):\n{out.stderr.strip()}")
     return {r["what"]: r["ms"] for r in map(json.loads, out.stdout.strip().splitlines())}
 
 
