@@ -99,6 +99,15 @@ void validate_moe(const TransformerConfig& c) {
          "(moe_shared_expert_intermediate_size = 0)");
   require_finite_positive(c.moe_router_topk_scaling_factor, "moe_router_topk_scaling_factor");
   require_finite_at_least(c.moe_aux_loss_coeff, 0.0, "moe_aux_loss_coeff");
+  const auto& hashed = c.moe_hash_routed_layers;
+  for (size_t i = 0; i < hashed.size(); ++i) {
+    if (hashed[i] < 0 || hashed[i] >= c.num_layers)
+      fail("TransformerConfig.moe_hash_routed_layers[", i, "] = ", hashed[i],
+           ": expected a canonical layer index in [0, num_layers = ", c.num_layers, ")");
+    if (std::find(hashed.begin(), hashed.begin() + static_cast<std::ptrdiff_t>(i), hashed[i]) !=
+        hashed.begin() + static_cast<std::ptrdiff_t>(i))
+      fail("TransformerConfig.moe_hash_routed_layers[", i, "] = ", hashed[i], ": the layer is listed twice");
+  }
 }
 
 void require_frequency(const LayerFrequency& f, const char* field) {
@@ -324,6 +333,9 @@ void validate(const TransformerConfig& c) {
   if (kinds.latent_attention) validate_latent_attention(c, kinds.sparse_attention);
   if (kinds.gated_delta_net) validate_gated_delta_net(c);
   if (kinds.moe) validate_moe(c);
+  if (!kinds.moe && !c.moe_hash_routed_layers.empty())
+    fail("TransformerConfig.moe_hash_routed_layers names ", c.moe_hash_routed_layers.size(),
+         " layer(s), but the model has no MoE layer to route by token id");
   if (kinds.shared_kv_attention) validate_shared_kv_attention(c, kinds.compressed_indexer);
   if (!(c.activation_func_clamp_value >= 0.0) || !std::isfinite(c.activation_func_clamp_value))
     fail("TransformerConfig.activation_func_clamp_value = ", c.activation_func_clamp_value,

@@ -271,6 +271,15 @@ const std::map<std::string, Field>& fields() {
         }};
     t["moe_router_enable_expert_bias"] = plain(&TransformerConfig::moe_router_enable_expert_bias, boolean);
     t["moe_aux_loss_coeff"] = plain(&TransformerConfig::moe_aux_loss_coeff, number);
+    t["moe_hash_routed_layers"] = {
+        [](const TransformerConfig& c) { return Json(c.moe_hash_routed_layers); },
+        [](TransformerConfig& c, const Json& v, const std::string& where) {
+          c.moe_hash_routed_layers.clear();
+          if (v.is_null()) return;  // none
+          if (!v.is_array()) fail(where, " is ", v.dump(), ", expected a list of canonical layer indices");
+          for (const auto& e : v)
+            c.moe_hash_routed_layers.push_back(typed<int64_t>(e, where + " entry", "an integer"));
+        }};
     t["mtp_num_layers"] = size_or_unset(&TransformerConfig::mtp_num_layers);
     t["mtp_loss_scaling_factor"] = plain(&TransformerConfig::mtp_loss_scaling_factor, number);
     t["enable_mhc_connections"] = plain(&TransformerConfig::enable_mhc_connections, boolean);

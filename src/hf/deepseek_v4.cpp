@@ -1,5 +1,7 @@
 #include "strata/hf/deepseek_v4.h"
 
+#include <algorithm>
+
 #include "strata/core/error.h"
 #include "strata/hf/rope_scaling.h"
 #include "strata/model/layer_allocation.h"
@@ -59,11 +61,19 @@ void add_attention(TensorMap& map, SequenceMixerKind kind, const std::string& st
          indexer.runtime + "scorer.weights_proj.weight");
 }
 
-void add_moe(TensorMap& map, const TransformerConfig& c, const std::string& st, const LayerPrefixes& hf) {
+void add_moe(TensorMap& map, const TransformerConfig& c, bool hash_routed, const std::string& st,
+             const LayerPrefixes& hf) {
   const LayerPrefixes ffn{hf.disk + "ffn.", hf.runtime + "mlp."};
   const auto rows = c.moe_ffn_hidden_size, shared = c.moe_shared_expert_intermediate_size;
   rename(map, st + "router.weight", ffn.disk + "gate.weight", ffn.runtime + "gate.weight");
-  rename(map, st + "router.expert_bias", ffn.disk + "gate.bias", ffn.runtime + "gate.e_score_correction_bias");
+  // A hash router (DeepseekV4HashRouter) has its token-id table where a top-k router has its bias;
+  // DeepSeek's name and HF's are the same (int64 as HF saves its buffer; int32, as DeepSeek's
+  // release stores it, loads too).
+  if (hash_routed) {
+    rename(map, st + "router.tid2eid", ffn.disk + "gate.tid2eid", ffn.runtime + "gate.tid2eid");
+  } else {
+    rename(map, st + "router.expert_bias", ffn.disk + "gate.bias", ffn.runtime + "gate.e_score_correction_bias");
+  }
   map.stacked_experts(st + "experts.linear_fc1.weight", ffn.disk + "experts.", c.num_moe_experts,
                       {"w1.weight", "w3.weight"}, {rows, rows}, ffn.runtime + "experts.gate_up_proj");
   map.stacked_experts(st + "experts.linear_fc2.weight", ffn.disk + "experts.", c.num_moe_experts, {"w2.weight"},
@@ -88,13 +98,24 @@ void add_hyper_connection(TensorMap& map, const std::string& st, const std::stri
 
 std::string deepseek_v4_layer_pattern(const io::DeepseekV4Config& hf) {
   std::string pattern;
-  for (size_t i = 0; i < hf.layer_types.size(); ++i) {
-    if (hf.mlp_layer_types.at(i) == "hash_moe")
-      fail("deepseek_v4 config: mlp_layer_types[", i, "] = \"hash_moe\" (experts chosen by a token-id table) is not ",
-           "supported yet; expected \"moe\"");
-    pattern += cat("[", attention_symbol(hf.layer_types[i]), "E]");
-  }
+  for (const auto& layer_type : hf.layer_types) pattern += cat("[", attention_symbol(layer_type), "E]");
   return pattern;
+}
+
+std::vector<int64_t> deepseek_v4_hash_routed_layers(const io::DeepseekV4Config& hf) {
+  if (hf.mlp_layer_types.size() != hf.layer_types.size())
+    fail("deepseek_v4 config: mlp_layer_types has ", hf.mlp_layer_types.size(), " entries and layer_types ",
+         hf.layer_types.size(), "; expected one of each per layer");
+  std::vector<int64_t> canonical;
+  for (size_t i = 0; i < hf.mlp_layer_types.size(); ++i) {
+    const auto& type = hf.mlp_layer_types[i];
+    if (type == "hash_moe") {
+      canonical.push_back(2 * static_cast<int64_t>(i) + 1);  // HF layer i is "[xE]": canonical 2i and 2i + 1
+    } else if (type != "moe") {
+      fail("deepseek_v4 config: mlp_layer_types[", i, "] = \"", type, "\"; expected \"moe\" or \"hash_moe\"");
+    }
+  }
+  return canonical;
 }
 
 TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& hf) {
@@ -155,6 +176,7 @@ TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& hf)
   // HF's DeepseekV4TopKRouter renormalises the top-k weights whatever norm_topk_prob says.
   c.moe_router_norm_topk_prob = true;
   c.moe_router_topk_scaling_factor = hf.routed_scaling_factor;
+  c.moe_hash_routed_layers = deepseek_v4_hash_routed_layers(hf);
 
   c.enable_mhc_connections = true;
   c.mhc_num_residual_streams = hf.hc_mult;
@@ -183,7 +205,9 @@ TensorMap deepseek_v4_tensor_map(const TransformerConfig& c) {
     rename(map, st_channel + "pre_mlp_layernorm.weight", hf.disk + "ffn_norm.weight",
            hf.runtime + "post_attention_layernorm.weight");
     add_hyper_connection(map, st_channel + "mlp_residual.", hf.disk + "hc_ffn_", hf.runtime + "ffn_hc.");
-    add_moe(map, c, st_channel + "mlp.", hf);
+    const auto& hashed = c.moe_hash_routed_layers;
+    const bool hash_routed = std::find(hashed.begin(), hashed.end(), layer.channel_canonical()) != hashed.end();
+    add_moe(map, c, hash_routed, st_channel + "mlp.", hf);
   }
   for (const char* part : {"hc_fn", "hc_base", "hc_scale"})
     map.rename(cat("decoder.hyper_connection_head.", part), cat("model.hc_head.", part));

@@ -32,31 +32,39 @@ TopKRouter::TopKRouter(const TransformerConfig& c)
   if (c.moe_router_enable_expert_bias) expert_bias_ = register_buffer("expert_bias", at::zeros({c.num_moe_experts}));
 }
 
-Routing TopKRouter::forward(const at::Tensor& x) {
-  // Routing decisions are made in float32 (Megatron's moe_router_dtype=fp32, HF's softmax dtype):
-  // keep CUDA autocast from running the gating matmul in bf16.
+at::Tensor router_logits(const at::Tensor& x, const at::Tensor& weight) {
+  // Keep CUDA autocast from running the gating matmul in bf16.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCUDA);
-  auto logits = at::linear(x.to(at::kFloat), weight_.to(at::kFloat));  // [T, E]
+  return at::linear(x.to(at::kFloat), weight.to(at::kFloat));
+}
 
-  Routing routing;
-  at::Tensor scores;
-  if (score_function_ == RouterScoreFunction::Softmax) {
-    scores = at::softmax(logits, -1);
-    routing.probs = scores;
-  } else {
-    scores = score_function_ == RouterScoreFunction::Sigmoid ? at::sigmoid(logits) : at::sqrt(at::softplus(logits));
-    // These scores are independent per expert; the load-balancing loss wants a distribution.
-    routing.probs = scores / (scores.sum(-1, true) + kTinyDenominator);
+at::Tensor router_scores(const at::Tensor& logits, RouterScoreFunction score_function) {
+  switch (score_function) {
+    case RouterScoreFunction::Softmax: return at::softmax(logits, -1);
+    case RouterScoreFunction::Sigmoid: return at::sigmoid(logits);
+    case RouterScoreFunction::SqrtSoftplus: return at::sqrt(at::softplus(logits));
   }
+  fail("router_scores: unknown score function");
+}
 
+at::Tensor routing_weights(const at::Tensor& scores, const at::Tensor& indices, bool normalize, double scaling_factor) {
+  auto weights = scores.gather(1, indices);
+  if (normalize) weights = weights / (weights.sum(-1, true) + kTinyDenominator);
+  if (scaling_factor != 1.0) weights = weights * scaling_factor;
+  return weights;
+}
+
+Routing TopKRouter::forward(const at::Tensor& x) {
+  Routing routing;
+  const auto scores = router_scores(router_logits(x, weight_), score_function_);
+  // Sigmoid and sqrtsoftplus scores are independent per expert; the load-balancing loss wants a distribution.
+  routing.probs = score_function_ == RouterScoreFunction::Softmax ? scores
+                                                                  : scores / (scores.sum(-1, true) + kTinyDenominator);
   // The expert bias (DeepSeek-V3's aux-loss-free balancing) only steers which experts are
   // picked; the weights stay the unbiased scores of the picked experts.
   auto selection_scores = expert_bias_.defined() ? scores + expert_bias_.to(at::kFloat) : scores;
   routing.indices = std::get<1>(at::topk(selection_scores, topk_, -1));
-  routing.weights = scores.gather(1, routing.indices);
-  // Same order as HF Qwen3-Next: score all experts, take the top k, then renormalise those k.
-  if (normalize_topk_) routing.weights = routing.weights / (routing.weights.sum(-1, true) + kTinyDenominator);
-  if (scaling_factor_ != 1.0) routing.weights = routing.weights * scaling_factor_;
+  routing.weights = routing_weights(scores, routing.indices, normalize_topk_, scaling_factor_);
   return routing;
 }
 

@@ -79,6 +79,7 @@ at::Tensor LanguageModel::forward_chunk(int chunk, const at::Tensor& input, Forw
       positions = fixed_capacity ? ctx.cache->positions()
                                  : at::arange(offset, offset + seq, input.options().dtype(at::kLong));
     }
+    ctx.input_ids = input;  // hash-routed MoE layers pick experts by token id
     hidden = embedding_->forward(input, positions);
     if (pg_.splits_sequence()) hidden = parallel::scatter_to_sequence_parallel_region(hidden, pg_.tp);
   }

@@ -1,5 +1,6 @@
 #include "strata/model/layer_allocation.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "strata/core/error.h"
@@ -119,6 +120,14 @@ LayerPattern resolve_layer_pattern(const TransformerConfig& c) {
   if (pattern.layers.empty())
     fail("layer pattern \"", pattern.text, "\" has no layers before the first '/': strata builds a model only with ",
          "main-decoder layers");
+  for (const auto index : c.moe_hash_routed_layers) {
+    const bool moe = std::any_of(pattern.layers.begin(), pattern.layers.end(), [&](const PatternLayer& layer) {
+      return layer.channel == ChannelMixerKind::MoE && layer.channel_canonical() == index;
+    });
+    if (!moe)
+      fail("TransformerConfig.moe_hash_routed_layers holds ", index, ", but canonical layer ", index, " of pattern \"",
+           pattern.layers_text(), "\" is not a MoE ('E') layer: only a MoE's router can route by token id");
+  }
   return pattern;
 }
 

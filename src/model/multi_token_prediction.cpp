@@ -14,7 +14,9 @@ MultiTokenPredictionLayer::MultiTokenPredictionLayer(std::shared_ptr<const Trans
   const auto h = config->hidden_size;
   eh_proj_ = register_module("eh_proj", std::make_shared<torch::nn::Module>())
                  ->register_parameter("weight", at::randn({h, 2 * h}) * config->init_method_std);
-  mtp_model_layer_ = register_module("mtp_model_layer", std::make_shared<TransformerBlock>(config, layers, pg));
+  auto depth = layers;
+  depth.is_mtp = true;
+  mtp_model_layer_ = register_module("mtp_model_layer", std::make_shared<TransformerBlock>(config, depth, pg));
   final_layernorm_ = register_module("final_layernorm", norm(norm_args));
 }
 

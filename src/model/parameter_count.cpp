@@ -89,6 +89,8 @@ int64_t shared_kv_attention(const TransformerConfig& c, SequenceMixerKind kind) 
   return count;
 }
 
+// The top-k router and the hash router (moe_hash_routed_layers) hold the same weight; their
+// buffers, the expert bias and the hash router's token-id table, are not parameters.
 int64_t mixture_of_experts(const TransformerConfig& c) {
   const auto h = c.hidden_size, experts = c.num_moe_experts, ffn = c.moe_ffn_hidden_size;
   int64_t count = experts * h +                                            // router

@@ -31,7 +31,8 @@ TransformerBlock::TransformerBlock(std::shared_ptr<const TransformerConfig> conf
   torch::nn::ModuleList layers;
   for (const auto& spec : sub.layers) {
     // Megatron numbers layers from 1.
-    LayerArgs args{.config = config, .layer_number = spec.placement.first_canonical + 1, .pg = pg};
+    LayerArgs args{
+        .config = config, .layer_number = spec.placement.first_canonical + 1, .is_mtp_layer = sub.is_mtp, .pg = pg};
     layers_.push_back(std::make_shared<TransformerLayer>(spec.submodules, args));
     placements_.push_back(spec.placement);
     layers->push_back(layers_.back());

@@ -39,10 +39,14 @@ TransformerLayer::TransformerLayer(const TransformerLayerSubmodules& sub, const 
     cross_half_.bda = register_module("cross_attn_bda", sub.cross_attn_bda(args));
   }
   if (sub.mlp) {
-    mlp_half_.residual = register_module("mlp_residual", sub.residual(args));
-    mlp_half_.norm = build_norm(*this, "pre_mlp_layernorm", sub.pre_mlp_layernorm, args);
-    mlp_ = register_module("mlp", (*sub.mlp)(args));
-    mlp_half_.bda = register_module("mlp_bda", sub.mlp_bda(args));
+    // A fused layer's channel half is the canonical layer after its sequence mixer, and is built
+    // under that number (settings that name layers, such as moe_hash_routed_layers, count so).
+    LayerArgs channel = args;
+    if (sub.self_attention) channel.layer_number += 1;
+    mlp_half_.residual = register_module("mlp_residual", sub.residual(channel));
+    mlp_half_.norm = build_norm(*this, "pre_mlp_layernorm", sub.pre_mlp_layernorm, channel);
+    mlp_ = register_module("mlp", (*sub.mlp)(channel));
+    mlp_half_.bda = register_module("mlp_bda", sub.mlp_bda(channel));
   }
 }
 

@@ -147,7 +147,7 @@ void forward_backward_1f1b(LanguageModel& model, int64_t num_micro_batches, cons
   auto forward_step = [&](int chunk, int64_t i) {
     InFlight f{.micro_batch = i};
     f.input = stage_input(links, cb, chunk, i, device, /*needs_grad=*/true);
-    ForwardContext ctx;
+    ForwardContext ctx{.input_ids = cb.input_ids(i)};  // every stage's hash-routed MoE layers read them
     auto out = cb.forward(chunk, f.input, ctx);
     f.aux = scaled_aux(ctx, cb.aux_loss_scale);
     if (links.last(chunk)) {
@@ -196,7 +196,7 @@ void forward_only(LanguageModel& model, int64_t num_micro_batches, const Pipelin
   const auto device = model_device(model);
   for (const auto& s : forward_only_schedule(links.size(), links.chunks(), num_micro_batches)) {
     auto input = stage_input(links, cb, s.model_chunk, s.micro_batch, device, /*needs_grad=*/false);
-    ForwardContext ctx;
+    ForwardContext ctx{.input_ids = cb.input_ids(s.micro_batch)};
     auto out = cb.forward(s.model_chunk, input, ctx);
     if (links.last(s.model_chunk)) {
       cb.loss(s.micro_batch, out);

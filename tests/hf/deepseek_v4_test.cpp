@@ -88,13 +88,45 @@ TEST(HfDeepseekV4, ExportRoundTripsTheCheckpointUnderDeepSeeksNames) {
   EXPECT_TRUE(runtime.count("model.layers.0.mlp.experts.gate_up_proj"));
 }
 
-TEST(HfDeepseekV4, HashRoutingAndSeveralKvHeadsAreRefusedByName) {
+// mlp_layer_types "hash_moe" (or the legacy num_hash_layers) makes those layers' MoE hash-routed:
+// their router holds HF's tid2eid under DeepSeek's name, ffn.gate.tid2eid, and no gate.bias.
+TEST(HfDeepseekV4, HashMoeLayersRouteByTheirTokenIdTable) {
   auto json = fixture_config();
-  json["mlp_layer_types"] = {"hash_moe", "moe", "moe"};
-  EXPECT_NE(testing::error_of([&] { deepseek_v4_transformer_config(parse(json)); })
-                .find("mlp_layer_types[0] = \"hash_moe\""),
-            std::string::npos);
+  json["mlp_layer_types"] = {"hash_moe", "moe", "hash_moe"};
+  auto c = deepseek_v4_transformer_config(parse(json));
+  EXPECT_EQ(c.hybrid_layer_pattern, "[WE][CE][HE]");
+  EXPECT_EQ(c.moe_hash_routed_layers, (std::vector<int64_t>{1, 5}));
+  json.erase("mlp_layer_types");
+  json["num_hash_layers"] = 2;
+  EXPECT_EQ(deepseek_v4_transformer_config(parse(json)).moe_hash_routed_layers, (std::vector<int64_t>{1, 3}));
+
   json = fixture_config();
+  json["mlp_layer_types"] = {"hash_moe", "moe", "moe"};
+  auto hf = build_hf_model(parse(json));
+  auto exported = hf.tensor_map.export_hf(hf.model->canonical_state_dict());
+  ASSERT_TRUE(exported.count("model.layers.0.ffn.gate.tid2eid"));
+  EXPECT_EQ(exported.at("model.layers.0.ffn.gate.tid2eid").sizes(), (std::vector<int64_t>{256, 2}));
+  EXPECT_EQ(exported.at("model.layers.0.ffn.gate.tid2eid").scalar_type(), at::kLong);
+  EXPECT_FALSE(exported.count("model.layers.0.ffn.gate.bias"));
+  EXPECT_TRUE(exported.count("model.layers.1.ffn.gate.bias"));
+  EXPECT_FALSE(exported.count("model.layers.1.ffn.gate.tid2eid"));
+  EXPECT_TRUE(hf.tensor_map.export_runtime(hf.model->canonical_state_dict()).count("model.layers.0.mlp.gate.tid2eid"));
+
+  // Import: a table stored as DeepSeek's release stores it (int32) reaches the router as int64.
+  auto table = at::randint(4, {256, 2}, at::kInt);
+  exported["model.layers.0.ffn.gate.tid2eid"] = table;
+  std::vector<std::string> names;
+  for (const auto& [name, _] : exported) names.push_back(name);
+  auto tensors = hf.tensor_map.import([&](const std::string& name) { return exported.at(name); }, names, "test");
+  auto fresh = build_hf_model(parse(json));
+  fresh.model->load_canonical_state_dict(tensors, "test");
+  const auto& loaded = fresh.model->canonical_state_dict().at("decoder.layers.1.mlp.router.tid2eid");
+  EXPECT_EQ(loaded.scalar_type(), at::kLong);
+  EXPECT_TRUE(at::equal(loaded, table.to(at::kLong)));
+}
+
+TEST(HfDeepseekV4, SeveralKvHeadsAreRefusedByName) {
+  auto json = fixture_config();
   json["num_key_value_heads"] = 2;
   json["num_attention_heads"] = 4;
   const auto message = testing::error_of([&] { deepseek_v4_transformer_config(parse(json)); });

@@ -165,6 +165,15 @@ TEST(ParameterCount, DeepseekV4AttentionKindsAsBuilt) {
   EXPECT_GT(count.by_symbol.at('H'), count.by_symbol.at('W'));
 }
 
+// A hash-routed MoE (moe_hash_routed_layers) holds the top-k router's weight; its token-id table,
+// like the expert bias it replaces, is a buffer.
+TEST(ParameterCount, HashRoutedMoeLayersAsBuilt) {
+  auto c = deepseek_v4_shaped("[WE][CE][HE]");
+  c.moe_hash_routed_layers = {1, 3};
+  EXPECT_EQ(counted(c), built(c));
+  EXPECT_EQ(counted(c), counted(deepseek_v4_shaped("[WE][CE][HE]")));
+}
+
 TEST(ParameterCount, PerKindAsTheKindsLayersHold) {
   auto c = every_kind("[*-]*-");
   const auto count = count_parameters(c, resolve_layer_pattern(c));

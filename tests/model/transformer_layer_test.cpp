@@ -129,7 +129,8 @@ TEST(TransformerLayer, EverySlotReceivesTheLayersArguments) {
     return std::make_shared<RecordingMixer<ChannelMixer>>(std::make_shared<std::vector<std::string>>(), "m", 0.0);
   };
   TransformerLayer layer(sub, LayerArgs{.config = testing::small_config(), .layer_number = 5, .is_mtp_layer = true});
-  EXPECT_EQ(seen, (std::vector<int64_t>{5, 500}));
+  // The fused layer's channel half is the canonical layer after its sequence mixer: number 6.
+  EXPECT_EQ(seen, (std::vector<int64_t>{5, 600}));
 }
 
 }  // namespace

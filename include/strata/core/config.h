@@ -187,6 +187,12 @@ struct TransformerConfig {
   double moe_router_topk_scaling_factor = 1.0;      // multiplies the routed weights (DeepSeek)
   bool moe_router_enable_expert_bias = false;       // aux-loss-free balancing bias (DeepSeek-V3)
   double moe_aux_loss_coeff = 0.0;                  // load-balancing loss weight
+  // DeepSeek-V4's hash routing (HF's mlp_layer_types "hash_moe"; strata's extension, Megatron has
+  // none): the MoE layers at these canonical indices (0-based, as decoder.layers.<i> in
+  // checkpoints; main-decoder 'E' layers only) take each token's experts from a fixed token-id
+  // table, router.tid2eid [vocab_size, moe_router_topk], instead of the top k of its scores
+  // (layers/hash_router.h). Empty: every MoE layer routes by score.
+  std::vector<int64_t> moe_hash_routed_layers;
 
   // Manifold-constrained hyper-connections (mHC; Megatron's names, DeepSeek-V4's hc_* in
   // comments): every layer's residual is a HyperConnection over mhc_num_residual_streams

@@ -3,7 +3,9 @@
 // strata's W), with a compressed branch picked by an indexer ("compressed_sparse_attention", C) or
 // with a heavily compressed one ("heavily_compressed_attention", H), followed by a MoE
 // (sqrtsoftplus routing with the aux-loss-free expert bias, renormalised top-k weights times
-// routed_scaling_factor, SwiGLU clamped at swiglu_limit, an always-on shared expert). mHC wraps
+// routed_scaling_factor, SwiGLU clamped at swiglu_limit, an always-on shared expert; the
+// mlp_layer_types "hash_moe" layers take their experts from a token-id table, tid2eid, and have
+// no expert bias: moe_hash_routed_layers, layers/hash_router.h). mHC wraps
 // both halves of every layer (attn_hc, ffn_hc) and hc_head contracts the streams before the final
 // norm. Each HF layer is one fused strata layer: "[WE]", "[CE]" or "[HE]".
 //
@@ -15,9 +17,13 @@
 
 namespace strata::hf {
 
-// One bracket per HF layer ("[WE]", "[CE]", "[HE]" from layer_types); errors name a hash_moe layer.
+// One bracket per HF layer ("[WE]", "[CE]", "[HE]" from layer_types), hash-routed or not.
 std::string deepseek_v4_layer_pattern(const io::DeepseekV4Config& config);
-// Errors name the HF setting strata cannot reproduce (biases, hash routing, several KV heads).
+// The canonical indices of the "hash_moe" layers' MoE (HF layer i's is 2i + 1), for
+// TransformerConfig::moe_hash_routed_layers; errors name an mlp_layer_types entry that is neither
+// "moe" nor "hash_moe".
+std::vector<int64_t> deepseek_v4_hash_routed_layers(const io::DeepseekV4Config& config);
+// Errors name the HF setting strata cannot reproduce (biases, several KV heads).
 TransformerConfig deepseek_v4_transformer_config(const io::DeepseekV4Config& config);
 TensorMap deepseek_v4_tensor_map(const TransformerConfig& config);
 

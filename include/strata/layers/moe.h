@@ -6,9 +6,12 @@
 //
 // Parameters, relative to the mixer:
 //   router.weight [E, H], router.expert_bias [E] (buffer, with moe_router_enable_expert_bias)
+//   router.tid2eid [vocab_size, k] (int64 buffer) in place of expert_bias where the layer is
+//     hash-routed (moe_hash_routed_layers; layers/hash_router.h)
 //   experts.linear_fc1.weight [E, 2F, H], experts.linear_fc2.weight [E, H, F]   (see moe_experts.h)
 //   shared_experts.linear_fc1.weight, shared_experts.linear_fc2.weight          (the shared Mlp)
 //   shared_experts_gate.weight [1, H]                                           (moe_shared_expert_gate)
+#include "strata/layers/hash_router.h"
 #include "strata/layers/mlp.h"
 #include "strata/layers/moe_experts.h"
 #include "strata/layers/moe_router.h"
@@ -33,20 +36,33 @@ class SharedExpertGate : public torch::nn::Module {
 class MoE : public ChannelMixer {
  public:
   // Errors name the bad moe_* field (see TopKRouter and GroupedExperts), and
-  // moe_shared_expert_gate when it is set without a shared expert.
+  // moe_shared_expert_gate when it is set without a shared expert. A main-decoder layer whose
+  // canonical index (args.layer_number - 1) is in moe_hash_routed_layers routes with a
+  // HashRouter; MTP layers (args.is_mtp_layer) never do.
   MoE(const LayerArgs& args, const MoESubmodules& submodules);
 
   // The builder for an mlp slot.
   static Builder<slots::Mlp> builder(MoESubmodules submodules);
 
   // hidden [..., H]. In training with moe_aux_loss_coeff > 0, appends this layer's
-  // load-balancing loss to ctx.aux_losses (the caller adds them to the training loss).
+  // load-balancing loss to ctx.aux_losses (the caller adds them to the training loss); a
+  // hash-routed layer has none, as in HF (its experts are fixed per token: no loss moves them).
+  // A hash-routed layer reads ctx.input_ids ([B, T], this rank's share of T under sequence
+  // parallelism), and refuses a forward without them.
   MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
 
+  bool hash_routed() const { return hash_router_ != nullptr; }
+
  private:
+  // The token ids of hidden's positions, flattened as its tokens are.
+  at::Tensor token_ids(const at::Tensor& hidden, const ForwardContext& ctx) const;
+
+  int64_t layer_number_;
   int64_t topk_;
   double aux_loss_coeff_;
-  std::shared_ptr<TopKRouter> router_;
+  ProcessGroups pg_;
+  std::shared_ptr<TopKRouter> router_;       // null where the layer is hash-routed
+  std::shared_ptr<HashRouter> hash_router_;  // null elsewhere
   std::shared_ptr<GroupedExperts> experts_;
   std::shared_ptr<ChannelMixer> shared_experts_;         // null: no shared expert
   std::shared_ptr<SharedExpertGate> shared_experts_gate_;  // null: ungated

@@ -20,8 +20,21 @@ RouterScoreFunction parse_router_score_function(const std::string& value);
 struct Routing {
   at::Tensor indices;  // [T, k] int64: the experts each token goes to
   at::Tensor weights;  // [T, k] float32: what each selected expert's output is multiplied by
-  at::Tensor probs;    // [T, E] float32: per token a distribution over all experts (load-balancing loss)
+  // [T, E] float32: per token a distribution over all experts (load-balancing loss); undefined
+  // where no loss can change the choice (the hash router's fixed table).
+  at::Tensor probs;
 };
+
+// The router's gating logits x w^T in float32, whatever the autocast: routing decisions are made
+// in float32 (Megatron's moe_router_dtype=fp32, HF's softmax dtype). x: [T, H], weight: [E, H].
+at::Tensor router_logits(const at::Tensor& x, const at::Tensor& weight);
+// Each expert's score from the logits [T, E]: a softmax over the experts, or per expert
+// sigmoid(logit) or sqrt(softplus(logit)).
+at::Tensor router_scores(const at::Tensor& logits, RouterScoreFunction score_function);
+// What each chosen expert's output is multiplied by: the scores [T, E] at `indices` [T, k],
+// renormalised to sum to 1 per token when `normalize` (HF's order: score all experts, take k,
+// renormalise those k), times `scaling_factor`.
+at::Tensor routing_weights(const at::Tensor& scores, const at::Tensor& indices, bool normalize, double scaling_factor);
 
 class TopKRouter : public torch::nn::Module {
  public:

@@ -33,6 +33,10 @@ struct TransformerBlockSubmodules {
   std::vector<size_t> chunk_sizes;
   std::optional<Builder<slots::FinalLayernorm>> final_layernorm;  // absent: identity (not the last stage)
   std::optional<BlockHyperConnections> hyper_connections;        // absent: the plain residual's one stream
+  // The layers of a multi-token-prediction depth (MultiTokenPredictionLayer sets it): they are
+  // built with LayerArgs.is_mtp_layer, so settings that name decoder layers by number (hash
+  // routing) leave them alone although their own numbering restarts at 1.
+  bool is_mtp = false;
 };
 
 class TransformerBlock : public torch::nn::Module {

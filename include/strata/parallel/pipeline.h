@@ -14,7 +14,8 @@
 namespace strata::parallel {
 
 struct PipelineCallbacks {
-  // Token ids of micro-batch i (read on the first stage only).
+  // Token ids of micro-batch i: the first stage embeds them, and every stage hands them to its
+  // layers (ForwardContext::input_ids, for hash-routed MoE layers).
   std::function<at::Tensor(int64_t i)> input_ids;
   // Runs model chunk `chunk` (0 with one stage per rank): model.forward_chunk under whatever the
   // caller wants around it (autocast).

@@ -15,8 +15,10 @@ namespace strata {
 // What TransformerLayer passes to every layer-level slot (mixers, bias-dropout-add, residual).
 struct LayerArgs {
   std::shared_ptr<const TransformerConfig> config;
-  int64_t layer_number = 1;  // global, 1-based, as in Megatron; counts unfused layers
-  bool is_mtp_layer = false;
+  // Global, 1-based, as in Megatron; counts unfused layers: a fused layer's channel half is built
+  // with the number after its sequence half's. MTP layers number each depth from 1 again.
+  int64_t layer_number = 1;
+  bool is_mtp_layer = false;  // a multi-token-prediction depth's layer
   std::optional<int64_t> ffn_hidden_size;  // overrides config.ffn_hidden_size (MoE experts, MTP)
   bool is_expert = false;
   ProcessGroups pg;

@@ -38,6 +38,11 @@ struct ForwardContext {
   // back, cu_seqlens [N + 1] their offsets. Gated DeltaNet restarts its conv and state at each
   // document; the other sequence mixers refuse it (refuse_packed_documents) until they do the same.
   std::optional<at::Tensor> cu_seqlens;
+  // The token ids [B, T] of the positions this forward runs: set by the model where it embeds
+  // them, and by the pipeline schedule on later stages (every rank holds the batch). DeepSeek-V4's
+  // hash-routed MoE layers pick experts by token id (layers/hash_router.h); a forward without
+  // them cannot run such a layer.
+  std::optional<at::Tensor> input_ids;
 };
 
 // For sequence mixers that would mix tokens across documents: packed documents are refused.
