@@ -114,8 +114,8 @@ if [ "$phase" != bench ]; then
   multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling|VirtualPipeline|UnevenPipeline|StopConditionsTest.Rank"
   step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
     --output-on-failure -j4
-  for arch in qwen3_dense qwen3_next nemotron_h deepseek_v32 deepseek_v4; do
-    step hf-check-cuda-$arch build-gpu/strata hf-check tests/fixtures/hf/$arch --device cuda
+  for fixture in tests/fixtures/hf/*/ tests/fixtures/hf_scaled_rope/*/ tests/fixtures/hf_deepseek_v4/*/; do
+    step hf-check-cuda-$(basename "$fixture") build-gpu/strata hf-check "$fixture" --device cuda
   done
   grep -h "^hf-check" "$out"/hf-check-cuda-*.log
   grep -hE "tests passed|tests failed" "$out/tests-cuda.log" | tail -1
