@@ -75,11 +75,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
         *reinterpret_cast<const uint4*>(d_out + i * L::kValueStride + column);
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
-    const int i = e / kChunk, j = e % kChunk;
-    const float score = j <= i ? scores[i * L::kScoreStride + j] * __expf(gates[i] - gates[j]) : 0.0f;
-    scores16[i * L::kScore16Stride + j] = __float2bfloat16_rn(score);
-  }
+  gated_causal_scores<kThreads, L::kScoreStride, L::kScore16Stride>(scores, gates, scores16);
   __syncthreads();
   product<true, false, kWarps>(local, L::kOutStride, scores16, L::kScore16Stride, d_out, L::kValueStride, kChunk,
                                kValueDim, kChunk, Structure::upper_a);  // P^T

@@ -90,22 +90,7 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
   __syncthreads();
 
   // k k^T on or below the diagonal, one 16 x 16 tile per warp at a time.
-  for (int t = warp; t < kBlocks * kBlocks; t += kWarps) {
-    const int ti = t / kBlocks, tj = t % kBlocks;
-    if (tj > ti) continue;
-    Accumulator acc;
-    wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-    for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
-      FragmentA a;
-      FragmentBt bt;
-      wmma::load_matrix_sync(a, keys + ti * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::load_matrix_sync(bt, keys + tj * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::mma_sync(acc, a, bt, acc);
-    }
-    wmma::store_matrix_sync(coupling + ti * kTile * L::kSquareStride + tj * kTile, acc, L::kSquareStride,
-                            wmma::mem_row_major);
-  }
+  lower_chunk_gram<kKeyDim, L::kKeyStride, L::kSquareStride, kWarps>(coupling, keys, keys, warp);
   __syncthreads();
 
   // A: the strict lower triangle, gated and weighted (entries above it are never read).
