@@ -237,6 +237,28 @@ struct StateSlice {
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
 Problem problem_of(const launch::GatedDeltaChunkForward& args);
 
+// The forward passes' kernels are built for key_dim = value_dim = 128 only.
+inline void require_head_sizes_128(const launch::GatedDeltaChunkForward& in) {
+  if (in.key_dim != 128 || in.value_dim != 128)
+    fail("gated_delta_chunk_forward: key_dim ", in.key_dim, " and value_dim ", in.value_dim,
+         "; the kernels are built for 128 and 128");
+}
+
+// The launch of the per-chunk passes that take q and k in one dtype and v (or dO) in another:
+// kernel_of(Tag<QK>{}, Tag<V>{}) names the instantiation for in's dtypes, which runs on `stream`
+// with `bytes` of dynamic shared memory (opted into first, as it exceeds the default 48 KiB).
+template <class Arguments, class KernelOf>
+void launch_for_dtypes(const launch::GatedDeltaChunkForward& in, KernelOf kernel_of, dim3 grid, int threads, int bytes,
+                       cudaStream_t stream, const Arguments& p) {
+  host::dispatch(in.qk_dtype, [&](auto qk_tag) {
+    host::dispatch(in.v_dtype, [&](auto v_tag) {
+      auto kernel = kernel_of(qk_tag, v_tag);
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      kernel<<<grid, threads, bytes, stream>>>(p);
+    });
+  });
+}
+
 // The per-pass launchers, each dispatching on dtypes and head sizes.
 void launch_prepare(const Problem& p, cudaStream_t stream);
 void launch_states(const Problem& p, cudaStream_t stream);

@@ -116,21 +116,13 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
 }  // namespace
 
 void launch_output(const Problem& p, cudaStream_t stream) {
-  if (p.in.key_dim != 128 || p.in.value_dim != 128)
-    fail("gated_delta_chunk_forward: key_dim ", p.in.key_dim, " and value_dim ", p.in.value_dim,
-         "; the kernels are built for 128 and 128");
+  require_head_sizes_128(p.in);
   const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.chunks),
                   static_cast<unsigned>(p.in.batch * p.in.heads));
-  host::dispatch(p.in.qk_dtype, [&](auto qk_tag) {
-    host::dispatch(p.in.v_dtype, [&](auto v_tag) {
-      using QK = typename decltype(qk_tag)::type;
-      using V = typename decltype(v_tag)::type;
-      constexpr int bytes = OutputLayout<128>::bytes;
-      auto kernel = output_kernel<QK, V, 128, 128>;
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      kernel<<<grid, kThreads, bytes, stream>>>(p);
-    });
-  });
+  const auto kernel_of = [](auto qk_tag, auto v_tag) {
+    return output_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
+  };
+  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_forward (output)");
 }
 

@@ -161,9 +161,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
 }  // namespace
 
 void launch_states(const Problem& p, cudaStream_t stream) {
-  if (p.in.key_dim != 128 || p.in.value_dim != 128)
-    fail("gated_delta_chunk_forward: key_dim ", p.in.key_dim, " and value_dim ", p.in.value_dim,
-         "; the kernels are built for 128 and 128");
+  require_head_sizes_128(p.in);
   const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.heads),
                   static_cast<unsigned>(p.in.segments));
   constexpr int bytes = StatesLayout<128>::bytes;
