@@ -109,8 +109,155 @@ __device__ __forceinline__ void write_tile(const float* tile, T* to, int64_t str
   }
 }
 
+// acc += A B on the output tile (ti, tj) over kInnerTiles inner tiles, fully unrolled: A
+// row-major (row stride kLda), B row-major (row stride kLdb), both bfloat16 in shared memory.
+// The product of a chunk's rows with a state slice (states: W S; output: q S).
+template <int kInnerTiles, int kLda, int kLdb>
+__device__ __forceinline__ void mma_tile_unrolled(Accumulator& acc, const bf16* a, const bf16* b, int ti, int tj) {
+  using namespace nvcuda;
+#pragma unroll
+  for (int kk = 0; kk < kInnerTiles; ++kk) {
+    FragmentA fa;
+    FragmentB fb;
+    wmma::load_matrix_sync(fa, a + ti * kTile * kLda + kk * kTile, kLda);
+    wmma::load_matrix_sync(fb, b + kk * kTile * kLdb + tj * kTile, kLdb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+}
+
+// out = A B^T (kChunk x kChunk, float32, row stride kLdo) on and below the diagonal, for two
+// arrays of chunk rows A and B (bfloat16, kColumns columns, row stride kLd): one 16 x 16 tile per
+// warp at a time, the tiles above the diagonal left unwritten, as only the causal part is read
+// (prepare: k k^T; output: q k^T).
+template <int kColumns, int kLd, int kLdo, int kWarps>
+__device__ __forceinline__ void lower_chunk_gram(float* out, const bf16* a, const bf16* b, int warp) {
+  using namespace nvcuda;
+  constexpr int kBlocks = kChunk / kTile;
+  for (int t = warp; t < kBlocks * kBlocks; t += kWarps) {
+    const int ti = t / kBlocks, tj = t % kBlocks;
+    if (tj > ti) continue;
+    Accumulator acc;
+    wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+    for (int kk = 0; kk < kColumns / kTile; ++kk) {
+      FragmentA fa;
+      FragmentBt fb;
+      wmma::load_matrix_sync(fa, a + ti * kTile * kLd + kk * kTile, kLd);
+      wmma::load_matrix_sync(fb, b + tj * kTile * kLd + kk * kTile, kLd);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(out + ti * kTile * kLdo + tj * kTile, acc, kLdo, wmma::mem_row_major);
+  }
+}
+
+// P = (q k^T) o exp(G_i - G_j) on and below the diagonal, zero above, rounded to bfloat16: the
+// chunk's causal, gated scores, which the output pass multiplies into delta and the backward's
+// local pass (transposed) into dO. `scores` holds q k^T (float32, only its lower triangle read),
+// `gates` the chunk's G.
+template <int kThreads, int kScoreStride, int kScore16Stride>
+__device__ __forceinline__ void gated_causal_scores(const float* scores, const float* gates, bf16* scores16) {
+  for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
+    const int i = e / kChunk, j = e % kChunk;
+    const float score = j <= i ? scores[i * kScoreStride + j] * __expf(gates[i] - gates[j]) : 0.0f;
+    scores16[i * kScore16Stride + j] = __float2bfloat16_rn(score);
+  }
+}
+
+// The chunks a block of a sequential pass (states, backward states) walks: all of row `segment`,
+// or, for packed documents, document `segment`'s; chunk0 indexes the first (row b, head h).
+struct SegmentChunks {
+  int64_t chunk0;
+  int count;
+};
+
+__device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDeltaChunkForward& in, int segment, int h) {
+  int b = segment, first = 0, count = static_cast<int>(in.chunks);
+  if (in.segment_chunks != nullptr) {
+    b = 0;
+    first = in.segment_chunks[segment];
+    count = in.segment_chunks[segment + 1] - first;
+  }
+  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + first, count};
+}
+
+// The state slice a sequential pass carries across the chunks (states: S; backward states: dH),
+// kKeyDim rows by kColumns of the kValueDim value columns, float32. The block's kWarps warps hold
+// it in wmma accumulators, warp w rows [w kRows, (w + 1) kRows), and move it through `state`
+// (float32 shared memory, row stride kFloatStride) whenever it is read element by element: each
+// warp writes and reads only its own rows there, so a __syncwarp() orders them.
+template <int kKeyDim, int kValueDim, int kColumns, int kWarps, int kFloatStride>
+struct StateSlice {
+  static constexpr int kRowTiles = kKeyDim / kTile / kWarps;  // row tiles per warp
+  static constexpr int kRows = kRowTiles * kTile;             // rows per warp
+  static constexpr int kColumnTiles = kColumns / kTile;
+  static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "the state's rows split evenly over the warps");
+  using Tiles = Accumulator[kRowTiles][kColumnTiles];
+
+  // `state` from the [kKeyDim, kValueDim] float32 slice at from + offset (zeros when `from` is
+  // null), by all of the block's threads; a __syncthreads() must follow.
+  static __device__ __forceinline__ void read(const float* from, int64_t offset, float* state) {
+    for (int e = threadIdx.x; e < kKeyDim * kColumns; e += kWarps * 32) {
+      const int row = e / kColumns, column = e % kColumns;
+      state[row * kFloatStride + column] = from != nullptr ? from[offset + row * kValueDim + column] : 0.0f;
+    }
+  }
+
+  // The warp's tiles from `state`.
+  static __device__ __forceinline__ void load(Tiles& s, const float* state, int warp) {
+    using namespace nvcuda;
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < kColumnTiles; ++j)
+        wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * kFloatStride + j * kTile, kFloatStride,
+                               wmma::mem_row_major);
+  }
+
+  // The warp's tiles into `state`.
+  static __device__ __forceinline__ void spill(Tiles& s, float* state, int warp) {
+    using namespace nvcuda;
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < kColumnTiles; ++j)
+        wmma::store_matrix_sync(state + (warp * kRows + i * kTile) * kFloatStride + j * kTile, s[i][j], kFloatStride,
+                                wmma::mem_row_major);
+    __syncwarp();
+  }
+
+  // The warp's rows of `state` to the global float32 slice `to` (row stride kValueDim).
+  static __device__ __forceinline__ void write_float(const float* state, float* to, int warp, int lane) {
+    for (int e = lane; e < kRows * kColumns; e += 32) {
+      const int row = warp * kRows + e / kColumns, column = e % kColumns;
+      to[row * kValueDim + column] = state[row * kFloatStride + column];
+    }
+  }
+};
+
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
 Problem problem_of(const launch::GatedDeltaChunkForward& args);
+
+// The forward passes' kernels are built for key_dim = value_dim = 128 only.
+inline void require_head_sizes_128(const launch::GatedDeltaChunkForward& in) {
+  if (in.key_dim != 128 || in.value_dim != 128)
+    fail("gated_delta_chunk_forward: key_dim ", in.key_dim, " and value_dim ", in.value_dim,
+         "; the kernels are built for 128 and 128");
+}
+
+// The launch of the per-chunk passes that take q and k in one dtype and v (or dO) in another:
+// kernel_of(Tag<QK>{}, Tag<V>{}) names the instantiation for in's dtypes, which runs on `stream`
+// with `bytes` of dynamic shared memory (opted into first, as it exceeds the default 48 KiB).
+template <class Arguments, class KernelOf>
+void launch_for_dtypes(const launch::GatedDeltaChunkForward& in, KernelOf kernel_of, dim3 grid, int threads, int bytes,
+                       cudaStream_t stream, const Arguments& p) {
+  host::dispatch(in.qk_dtype, [&](auto qk_tag) {
+    host::dispatch(in.v_dtype, [&](auto v_tag) {
+      auto kernel = kernel_of(qk_tag, v_tag);
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      kernel<<<grid, threads, bytes, stream>>>(p);
+    });
+  });
+}
 
 // The per-pass launchers, each dispatching on dtypes and head sizes.
 void launch_prepare(const Problem& p, cudaStream_t stream);

@@ -16,6 +16,8 @@
 //   gradients (gated_delta_chunk_backward_gradients.cu), one block per (row, head, chunk): dq, dk,
 //     dv, dg and dbeta from the chunk's inputs, dO, delta, d_delta, S and dH.
 // The organisation follows flash-linear-attention's chunk_gated_delta_rule_bwd.
+#include <type_traits>
+
 #include "gated_delta_chunk.cuh"
 
 namespace strata::kernels::gdn {
@@ -37,32 +39,22 @@ template <bool kTransposeA, bool kTransposeB>
 __device__ __forceinline__ void mma_tile(Accumulator& acc, const bf16* a, int lda, const bf16* b, int ldb, int ti,
                                          int tj, int k_first, int k_last) {
   using namespace nvcuda;
+  // A^T row-major is A column-major (and likewise B): the transposes change the fragment layout
+  // and which of (row tile, inner tile) steps by the leading dimension.
+  using FragmentOfA = std::conditional_t<kTransposeA, FragmentAt, FragmentA>;
+  using FragmentOfB = std::conditional_t<kTransposeB, FragmentBt, FragmentB>;
   for (int kk = k_first; kk < k_last; ++kk) {
-    if constexpr (kTransposeA) {
-      FragmentAt fa;
+    FragmentOfA fa;
+    if constexpr (kTransposeA)
       wmma::load_matrix_sync(fa, a + kk * kTile * lda + ti * kTile, lda);
-      if constexpr (kTransposeB) {
-        FragmentBt fb;
-        wmma::load_matrix_sync(fb, b + tj * kTile * ldb + kk * kTile, ldb);
-        wmma::mma_sync(acc, fa, fb, acc);
-      } else {
-        FragmentB fb;
-        wmma::load_matrix_sync(fb, b + kk * kTile * ldb + tj * kTile, ldb);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-    } else {
-      FragmentA fa;
+    else
       wmma::load_matrix_sync(fa, a + ti * kTile * lda + kk * kTile, lda);
-      if constexpr (kTransposeB) {
-        FragmentBt fb;
-        wmma::load_matrix_sync(fb, b + tj * kTile * ldb + kk * kTile, ldb);
-        wmma::mma_sync(acc, fa, fb, acc);
-      } else {
-        FragmentB fb;
-        wmma::load_matrix_sync(fb, b + kk * kTile * ldb + tj * kTile, ldb);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-    }
+    FragmentOfB fb;
+    if constexpr (kTransposeB)
+      wmma::load_matrix_sync(fb, b + tj * kTile * ldb + kk * kTile, ldb);
+    else
+      wmma::load_matrix_sync(fb, b + kk * kTile * ldb + tj * kTile, ldb);
+    wmma::mma_sync(acc, fa, fb, acc);
   }
 }
 

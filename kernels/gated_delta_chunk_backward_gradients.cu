@@ -368,16 +368,10 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
 void launch_backward_gradients(const BackwardProblem& p, cudaStream_t stream) {
   const auto& in = p.forward.in;
   const dim3 grid(static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.heads), static_cast<unsigned>(in.batch));
-  host::dispatch(in.qk_dtype, [&](auto qk_tag) {
-    host::dispatch(in.v_dtype, [&](auto v_tag) {
-      using QK = typename decltype(qk_tag)::type;
-      using V = typename decltype(v_tag)::type;
-      constexpr int bytes = GradientLayout<128>::bytes;
-      auto kernel = backward_gradients_kernel<QK, V, 128>;
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      kernel<<<grid, kThreads, bytes, stream>>>(p);
-    });
-  });
+  const auto kernel_of = [](auto qk_tag, auto v_tag) {
+    return backward_gradients_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128>;
+  };
+  launch_for_dtypes(in, kernel_of, grid, kThreads, GradientLayout<128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_backward (gradients)");
 }
 

@@ -75,11 +75,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
         *reinterpret_cast<const uint4*>(d_out + i * L::kValueStride + column);
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
-    const int i = e / kChunk, j = e % kChunk;
-    const float score = j <= i ? scores[i * L::kScoreStride + j] * __expf(gates[i] - gates[j]) : 0.0f;
-    scores16[i * L::kScore16Stride + j] = __float2bfloat16_rn(score);
-  }
+  gated_causal_scores<kThreads, L::kScoreStride, L::kScore16Stride>(scores, gates, scores16);
   __syncthreads();
   product<true, false, kWarps>(local, L::kOutStride, scores16, L::kScore16Stride, d_out, L::kValueStride, kChunk,
                                kValueDim, kChunk, Structure::upper_a);  // P^T
@@ -98,16 +94,10 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
 void launch_backward_local(const BackwardProblem& p, cudaStream_t stream) {
   const auto& in = p.forward.in;
   const dim3 grid(static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.heads), static_cast<unsigned>(in.batch));
-  host::dispatch(in.qk_dtype, [&](auto qk_tag) {
-    host::dispatch(in.v_dtype, [&](auto v_tag) {
-      using QK = typename decltype(qk_tag)::type;
-      using V = typename decltype(v_tag)::type;
-      constexpr int bytes = LocalLayout<128, 128>::bytes;
-      auto kernel = backward_local_kernel<QK, V, 128, 128>;
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      kernel<<<grid, kThreads, bytes, stream>>>(p);
-    });
-  });
+  const auto kernel_of = [](auto qk_tag, auto v_tag) {
+    return backward_local_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
+  };
+  launch_for_dtypes(in, kernel_of, grid, kThreads, LocalLayout<128, 128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_backward (local)");
 }
 

@@ -41,19 +41,14 @@ template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProblem p) {
   using namespace nvcuda;
   using L = BackwardStatesLayout<kKeyDim>;
-  constexpr int kRowTiles = kKeyDim / kTile / kWarps;
-  constexpr int kRows = kRowTiles * kTile;
-  static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "dH's rows split evenly over the warps");
+  using Slice = StateSlice<kKeyDim, kValueDim, kColumns, kWarps, L::kFloatStride>;  // dH
+  constexpr int kRowTiles = Slice::kRowTiles, kRows = Slice::kRows;
   const auto& in = p.forward.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int b = segment, first = 0, count = static_cast<int>(in.chunks);
-  if (in.segment_chunks != nullptr) {
-    b = 0;
-    first = in.segment_chunks[segment];
-    count = in.segment_chunks[segment + 1] - first;
-  }
-  const int64_t chunk0 = (static_cast<int64_t>(b) * in.heads + h) * in.chunks + first;
+  const SegmentChunks chunks = segment_chunks(in, segment, h);
+  const int64_t chunk0 = chunks.chunk0;
+  const int count = chunks.count;
 
   extern __shared__ __align__(128) unsigned char shared[];
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
@@ -95,33 +90,16 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
 
   // dH from d_final_state (zeros without one).
   const int64_t state_offset = (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0;
-  for (int e = threadIdx.x; e < kKeyDim * kColumns; e += kThreads) {
-    const int row = e / kColumns, column = e % kColumns;
-    state[row * L::kFloatStride + column] =
-        p.in.d_final_state != nullptr ? p.in.d_final_state[state_offset + row * kValueDim + column] : 0.0f;
-  }
+  Slice::read(p.in.d_final_state, state_offset, state);
   __syncthreads();
-  Accumulator s[kRowTiles][kColumnTiles];
-#pragma unroll
-  for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-    for (int j = 0; j < kColumnTiles; ++j)
-      wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile, L::kFloatStride,
-                             wmma::mem_row_major);
-
-  const auto spill = [&] {
-#pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j)
-        wmma::store_matrix_sync(state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile, s[i][j],
-                                L::kFloatStride, wmma::mem_row_major);
-    __syncwarp();
-  };
+  typename Slice::Tiles s;
+  Slice::load(s, state, warp);
 
   for (int step = count - 1, buffer = 0; step >= 0; --step, buffer = 1 - buffer) {
     const int64_t n = chunk0 + step;
-    spill();
+    Slice::spill(s, state, warp);
+    // (The same loop as the forward states pass's; a shared helper for it changed this kernel's
+    // generated code, so each pass keeps its own.)
     bf16* leaving = p.d_states + n * kKeyDim * kValueDim + column0;
     for (int e = lane; e < kRows * kColumns / 8; e += 32) {
       const int row = warp * kRows + e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
@@ -180,12 +158,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   }
 
   if (p.in.d_initial_state == nullptr) return;
-  spill();
-  float* d_initial = p.in.d_initial_state + state_offset;
-  for (int e = lane; e < kRows * kColumns; e += 32) {
-    const int row = warp * kRows + e / kColumns, column = e % kColumns;
-    d_initial[row * kValueDim + column] = state[row * L::kFloatStride + column];
-  }
+  Slice::spill(s, state, warp);
+  Slice::write_float(state, p.in.d_initial_state + state_offset, warp, lane);
 }
 
 }  // namespace

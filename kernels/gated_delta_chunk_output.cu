@@ -72,29 +72,10 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
   __syncthreads();
 
-  // q k^T on or below the diagonal.
-  for (int t = warp; t < kBlocks * kBlocks; t += kWarps) {
-    const int ti = t / kBlocks, tj = t % kBlocks;
-    if (tj > ti) continue;
-    Accumulator acc;
-    wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-    for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
-      FragmentA a;
-      FragmentBt bt;
-      wmma::load_matrix_sync(a, queries + ti * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::load_matrix_sync(bt, keys + tj * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::mma_sync(acc, a, bt, acc);
-    }
-    wmma::store_matrix_sync(scores + ti * kTile * L::kScoreStride + tj * kTile, acc, L::kScoreStride,
-                            wmma::mem_row_major);
-  }
+  // q k^T on or below the diagonal, then P.
+  lower_chunk_gram<kKeyDim, L::kKeyStride, L::kScoreStride, kWarps>(scores, queries, keys, warp);
   __syncthreads();
-  for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
-    const int i = e / kChunk, j = e % kChunk;
-    const float score = j <= i ? scores[i * L::kScoreStride + j] * __expf(gates[i] - gates[j]) : 0.0f;
-    scores16[i * L::kScore16Stride + j] = __float2bfloat16_rn(score);
-  }
+  gated_causal_scores<kThreads, L::kScoreStride, L::kScore16Stride>(scores, gates, scores16);
   __syncthreads();
 
   V* out =
@@ -104,14 +85,7 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
     const int ti = t / (kColumns / kTile), tj = t % (kColumns / kTile);
     Accumulator acc;
     wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-    for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
-      FragmentA a;
-      FragmentB bm;
-      wmma::load_matrix_sync(a, queries + ti * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::load_matrix_sync(bm, state + kk * kTile * L::kSliceStride + tj * kTile, L::kSliceStride);
-      wmma::mma_sync(acc, a, bm, acc);
-    }
+    mma_tile_unrolled<kKeyDim / kTile, L::kKeyStride, L::kSliceStride>(acc, queries, state, ti, tj);
     // Rows scaled by exp(G_i) through the warp's scratch tile: lane l owns half of row l / 2.
     wmma::store_matrix_sync(scratch, acc, kTile, wmma::mem_row_major);
     __syncwarp();
@@ -142,21 +116,13 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
 }  // namespace
 
 void launch_output(const Problem& p, cudaStream_t stream) {
-  if (p.in.key_dim != 128 || p.in.value_dim != 128)
-    fail("gated_delta_chunk_forward: key_dim ", p.in.key_dim, " and value_dim ", p.in.value_dim,
-         "; the kernels are built for 128 and 128");
+  require_head_sizes_128(p.in);
   const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.chunks),
                   static_cast<unsigned>(p.in.batch * p.in.heads));
-  host::dispatch(p.in.qk_dtype, [&](auto qk_tag) {
-    host::dispatch(p.in.v_dtype, [&](auto v_tag) {
-      using QK = typename decltype(qk_tag)::type;
-      using V = typename decltype(v_tag)::type;
-      constexpr int bytes = OutputLayout<128>::bytes;
-      auto kernel = output_kernel<QK, V, 128, 128>;
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      kernel<<<grid, kThreads, bytes, stream>>>(p);
-    });
-  });
+  const auto kernel_of = [](auto qk_tag, auto v_tag) {
+    return output_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
+  };
+  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_forward (output)");
 }
 

@@ -90,22 +90,7 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
   __syncthreads();
 
   // k k^T on or below the diagonal, one 16 x 16 tile per warp at a time.
-  for (int t = warp; t < kBlocks * kBlocks; t += kWarps) {
-    const int ti = t / kBlocks, tj = t % kBlocks;
-    if (tj > ti) continue;
-    Accumulator acc;
-    wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-    for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
-      FragmentA a;
-      FragmentBt bt;
-      wmma::load_matrix_sync(a, keys + ti * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::load_matrix_sync(bt, keys + tj * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-      wmma::mma_sync(acc, a, bt, acc);
-    }
-    wmma::store_matrix_sync(coupling + ti * kTile * L::kSquareStride + tj * kTile, acc, L::kSquareStride,
-                            wmma::mem_row_major);
-  }
+  lower_chunk_gram<kKeyDim, L::kKeyStride, L::kSquareStride, kWarps>(coupling, keys, keys, warp);
   __syncthreads();
 
   // A: the strict lower triangle, gated and weighted (entries above it are never read).
@@ -222,21 +207,13 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
 }  // namespace
 
 void launch_prepare(const Problem& p, cudaStream_t stream) {
-  if (p.in.key_dim != 128 || p.in.value_dim != 128)
-    fail("gated_delta_chunk_forward: key_dim ", p.in.key_dim, " and value_dim ", p.in.value_dim,
-         "; the kernels are built for 128 and 128");
+  require_head_sizes_128(p.in);
   const dim3 grid(static_cast<unsigned>(p.in.chunks), static_cast<unsigned>(p.in.heads),
                   static_cast<unsigned>(p.in.batch));
-  host::dispatch(p.in.qk_dtype, [&](auto qk_tag) {
-    host::dispatch(p.in.v_dtype, [&](auto v_tag) {
-      using QK = typename decltype(qk_tag)::type;
-      using V = typename decltype(v_tag)::type;
-      constexpr int bytes = PrepareLayout<128, 128>::bytes;
-      auto kernel = prepare_kernel<QK, V, 128, 128>;
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      kernel<<<grid, kThreads, bytes, stream>>>(p);
-    });
-  });
+  const auto kernel_of = [](auto qk_tag, auto v_tag) {
+    return prepare_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
+  };
+  launch_for_dtypes(p.in, kernel_of, grid, kThreads, PrepareLayout<128, 128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_forward (prepare)");
 }
 

@@ -42,20 +42,14 @@ template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   using namespace nvcuda;
   using L = StatesLayout<kKeyDim>;
-  constexpr int kRowTiles = kKeyDim / kTile / kWarps;  // row tiles of S per warp
-  constexpr int kRows = kRowTiles * kTile;             // rows of S per warp
-  static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "S's rows split evenly over the warps");
+  using Slice = StateSlice<kKeyDim, kValueDim, kColumns, kWarps, L::kFloatStride>;  // S
+  constexpr int kRowTiles = Slice::kRowTiles, kRows = Slice::kRows;                  // of S per warp
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  // This block's chunks: all of row `segment`, or the document's.
-  int b = segment, first = 0, count = static_cast<int>(in.chunks);
-  if (in.segment_chunks != nullptr) {
-    b = 0;
-    first = in.segment_chunks[segment];
-    count = in.segment_chunks[segment + 1] - first;
-  }
-  const int64_t chunk0 = (static_cast<int64_t>(b) * in.heads + h) * in.chunks + first;
+  const SegmentChunks chunks = segment_chunks(in, segment, h);
+  const int64_t chunk0 = chunks.chunk0;
+  const int count = chunks.count;
 
   extern __shared__ __align__(128) unsigned char shared[];
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
@@ -91,37 +85,16 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
 
   // S from the initial state (zeros without one).
   const int64_t state_offset = (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0;
-  for (int e = threadIdx.x; e < kKeyDim * kColumns; e += kThreads) {
-    const int row = e / kColumns, column = e % kColumns;
-    state[row * L::kFloatStride + column] =
-        in.initial_state != nullptr ? in.initial_state[state_offset + row * kValueDim + column] : 0.0f;
-  }
+  Slice::read(in.initial_state, state_offset, state);
   __syncthreads();
-  Accumulator s[kRowTiles][kColumnTiles];
-#pragma unroll
-  for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-    for (int j = 0; j < kColumnTiles; ++j)
-      wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile, L::kFloatStride,
-                             wmma::mem_row_major);
-
-  // The warp's rows of S into `state` (float32), as every warp's own rows are written and read
-  // by that warp alone.
-  const auto spill = [&] {
-#pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j)
-        wmma::store_matrix_sync(state + (warp * kRows + i * kTile) * L::kFloatStride + j * kTile, s[i][j],
-                                L::kFloatStride, wmma::mem_row_major);
-    __syncwarp();
-  };
+  typename Slice::Tiles s;
+  Slice::load(s, state, warp);
 
   for (int step = 0; step < count; ++step) {
     const int buffer = step % 2;
     const int64_t n = chunk0 + step;
     // states[n] = S: the warp's rows, to global memory and to state16 for W S.
-    spill();
+    Slice::spill(s, state, warp);
     bf16* entering = p.states + n * kKeyDim * kValueDim + column0;
     for (int e = lane; e < kRows * kColumns / 8; e += 32) {
       const int row = warp * kRows + e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
@@ -141,14 +114,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     {
       Accumulator acc;
       wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-      for (int kk = 0; kk < kKeyDim / kTile; ++kk) {
-        FragmentA a;
-        FragmentB bm;
-        wmma::load_matrix_sync(a, w + tile_row * kTile * L::kKeyStride + kk * kTile, L::kKeyStride);
-        wmma::load_matrix_sync(bm, state16 + kk * kTile * L::kSliceStride + tile_column * kTile, L::kSliceStride);
-        wmma::mma_sync(acc, a, bm, acc);
-      }
+      mma_tile_unrolled<kKeyDim / kTile, L::kKeyStride, L::kSliceStride>(acc, w, state16, tile_row, tile_column);
       wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc, L::kFloatStride,
                               wmma::mem_row_major);
     }
@@ -188,20 +154,14 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
       }
   }
 
-  spill();
-  float* final_state = in.final_state + state_offset;
-  for (int e = lane; e < kRows * kColumns; e += 32) {
-    const int row = warp * kRows + e / kColumns, column = e % kColumns;
-    final_state[row * kValueDim + column] = state[row * L::kFloatStride + column];
-  }
+  Slice::spill(s, state, warp);
+  Slice::write_float(state, in.final_state + state_offset, warp, lane);
 }
 
 }  // namespace
 
 void launch_states(const Problem& p, cudaStream_t stream) {
-  if (p.in.key_dim != 128 || p.in.value_dim != 128)
-    fail("gated_delta_chunk_forward: key_dim ", p.in.key_dim, " and value_dim ", p.in.value_dim,
-         "; the kernels are built for 128 and 128");
+  require_head_sizes_128(p.in);
   const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.heads),
                   static_cast<unsigned>(p.in.segments));
   constexpr int bytes = StatesLayout<128>::bytes;
