@@ -14,6 +14,7 @@
 #include "strata/model/build_model.h"
 #include "strata/model/layer_allocation.h"
 #include "strata/model/loss.h"
+#include "layers/shared_kv_test_config.h"
 #include "test_util.h"
 
 namespace strata {
@@ -216,21 +217,9 @@ TEST(HashRoutedMoE, ConfigFieldRoundTripsAndBadIndicesAreNamed) {
 // ---- A DeepSeek-V4-shaped model whose first MoE is hash-routed -------------------------------
 
 std::shared_ptr<TransformerConfig> v4_model_config() {
-  auto c = testing::small_config();  // hidden 32, 4 heads, vocab 64
+  auto c = testing::small_shared_kv_config();  // hidden 32, 4 heads, vocab 64
   c->hybrid_layer_pattern = "[WE][CE][HE]";
   c->num_layers = 6;
-  c->num_query_groups = 1;
-  c->kv_channels = 8;
-  c->q_lora_rank = 12;
-  c->qk_pos_emb_head_dim = 4;
-  c->sliding_window_size = 6;
-  c->csa_compress_rate = 4;
-  c->hca_compress_rate = 8;
-  c->attention_output_groups = 2;
-  c->attention_output_lora_rank = 5;
-  c->dsa_indexer_n_heads = 2;
-  c->dsa_indexer_head_dim = 6;
-  c->dsa_indexer_topk = 3;
   c->num_moe_experts = 4;
   c->moe_router_topk = 2;
   c->moe_ffn_hidden_size = 16;

@@ -9,27 +9,10 @@
 
 #include "strata/backends/local_backend.h"
 #include "strata/model/layer_pattern.h"
-#include "test_util.h"
+#include "layers/shared_kv_test_config.h"
 
 namespace strata {
 namespace {
-
-std::shared_ptr<TransformerConfig> v4_config() {
-  auto c = testing::small_config();  // hidden 32, 4 heads
-  c->num_query_groups = 1;
-  c->kv_channels = 8;
-  c->q_lora_rank = 12;
-  c->qk_pos_emb_head_dim = 4;
-  c->sliding_window_size = 6;
-  c->csa_compress_rate = 4;
-  c->hca_compress_rate = 8;
-  c->attention_output_groups = 2;
-  c->attention_output_lora_rank = 5;
-  c->dsa_indexer_n_heads = 2;
-  c->dsa_indexer_head_dim = 6;
-  c->dsa_indexer_topk = 3;
-  return c;
-}
 
 std::shared_ptr<SequenceMixer> build(CompressedBranch branch, std::shared_ptr<TransformerConfig> config) {
   auto mixer =
@@ -72,7 +55,7 @@ TEST(BlockDiagonalLinear, IsADenseLinearWithABlockDiagonalWeight) {
 }
 
 TEST(KvCompressor, OverlappingEntriesPoolTwoWindowsAsAFloat64LoopDoes) {
-  auto config = v4_config();
+  auto config = testing::small_shared_kv_config();
   KvCompressor compressor(config, {.width = 8, .rate = 4, .overlapping = true}, kv_compressor_submodules(LocalBackend{}));
   compressor.to(at::kDouble);
   auto params = compressor.named_parameters();
@@ -108,7 +91,7 @@ TEST(KvCompressor, OverlappingEntriesPoolTwoWindowsAsAFloat64LoopDoes) {
 
 TEST(SharedKvAttention, TheIndexersChoiceChangesTheOutput) {
   at::manual_seed(3);
-  auto few = v4_config(), all = v4_config();
+  auto few = testing::small_shared_kv_config(), all = testing::small_shared_kv_config();
   few->dsa_indexer_topk = 1;
   all->dsa_indexer_topk = 100;
   auto sparse = build(CompressedBranch::Sparse, few), dense = build(CompressedBranch::Sparse, all);
@@ -126,7 +109,7 @@ TEST(SharedKvAttention, TheIndexersChoiceChangesTheOutput) {
 }
 
 TEST(SharedKvAttention, TheSlidingWindowBoundsWhatAQuerySees) {
-  auto config = v4_config();
+  auto config = testing::small_shared_kv_config();
   auto mixer = build(CompressedBranch::None, config);
   auto x = at::randn({1, 12, config->hidden_size});
   ForwardContext ctx;
@@ -147,7 +130,7 @@ class SharedKvDecoding : public ::testing::TestWithParam<CompressedBranch> {};
 
 TEST_P(SharedKvDecoding, ChunkedDecodingEqualsTheFullForward) {
   at::manual_seed(7);
-  auto config = v4_config();
+  auto config = testing::small_shared_kv_config();
   auto mixer = build(GetParam(), config);
   const int64_t B = 2, T = 37;  // > 6 windows of the sliding window; 9 CSA and 4 HCA entries
   auto x = at::randn({B, T, config->hidden_size});
@@ -193,11 +176,11 @@ TEST(SharedKvAttention, PatternSymbolsNameTheThreeKinds) {
 }
 
 TEST(SharedKvAttention, BadConfigValuesAreNamed) {
-  auto config = v4_config();
+  auto config = testing::small_shared_kv_config();
   config->num_query_groups = 2;
   EXPECT_NE(testing::error_of([&] { build(CompressedBranch::None, config); }).find("num_query_groups = 2"),
             std::string::npos);
-  config = v4_config();
+  config = testing::small_shared_kv_config();
   config->attention_output_groups = 3;
   EXPECT_NE(testing::error_of([&] { build(CompressedBranch::None, config); }).find("attention_output_groups = 3"),
             std::string::npos);
