@@ -40,10 +40,11 @@ __global__ void __launch_bounds__(kThreads)
         float sum[V];
 #pragma unroll
         for (int e = 0; e < V; ++e) {
-          // hc_combine's order: the branch term, then the streams in order.
-          sum[e] = p[k] * b[e];
+          // hc_combine's order and roundings: the branch term, then the streams in order, each
+          // as one fma (spelled out: left to contraction, nvcc fused n = 1 differently here).
+          sum[e] = __fmul_rn(p[k], b[e]);
 #pragma unroll
-          for (int j = 0; j < N; ++j) sum[e] += r[j * N + k] * v[j][e];
+          for (int j = 0; j < N; ++j) sum[e] = __fmaf_rn(r[j * N + k], v[j][e], sum[e]);
           sum[e] = round_to<T>(sum[e]);  // the RMS factor of what is stored, as hc_project reads it
           sums[0] += sum[e] * sum[e];
         }

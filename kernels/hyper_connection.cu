@@ -111,9 +111,11 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < N; ++j) v[j] = to_float(s[j * hidden + h]);
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      float sum = p[k] * b;
+      // The branch term, then the streams in order, each as one fma: hc_boundary's combine
+      // spells out the same operations, for the same bits.
+      float sum = __fmul_rn(p[k], b);
 #pragma unroll
-      for (int j = 0; j < N; ++j) sum += r[j * N + k] * v[j];
+      for (int j = 0; j < N; ++j) sum = __fmaf_rn(r[j * N + k], v[j], sum);
       o[k * hidden + h] = from_float<T>(sum);
     }
   }

@@ -19,14 +19,17 @@ using torch::autograd::variable_list;
 
 class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunkFunction> {
  public:
-  // initial_state undefined for zeros; document_bounds empty without packed documents.
+  // initial_state empty for zeros; document_bounds empty without packed documents. The initial
+  // state is a c10::optional (std::optional in LibTorch 2) because apply() records every
+  // at::Tensor argument as an input, and LibTorch 2 refuses an undefined one ("tensor does not
+  // have a device"); an empty optional is no input.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               const at::Tensor& g, const at::Tensor& beta, const at::Tensor& initial_state,
-                               std::vector<int64_t> document_bounds) {
-    const auto initial = initial_state.defined() ? std::optional<at::Tensor>(initial_state) : std::nullopt;
+                               const at::Tensor& g, const at::Tensor& beta,
+                               const c10::optional<at::Tensor>& initial_state, std::vector<int64_t> document_bounds) {
+    const auto initial = initial_state ? std::optional<at::Tensor>(*initial_state) : std::nullopt;
     auto result = gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial, document_bounds);
     // The forward's intermediates stay for the backward, which then skips recomputing them.
-    ctx->save_for_backward({q, k, v, g, beta, initial_state, result.workspace});
+    ctx->save_for_backward({q, k, v, g, beta, initial ? *initial : at::Tensor(), result.workspace});
     ctx->saved_data["document_bounds"] = document_bounds;
     return {result.out, result.final_state};
   }
@@ -60,7 +63,7 @@ class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunk
 
 bool gated_delta_chunk_fused_backward_enabled() {
   const char* value = std::getenv("STRATA_FUSED_GDN_BACKWARD");
-  return value != nullptr && std::string(value) == "1";
+  return value == nullptr || std::string(value) != "0";
 }
 
 bool gated_delta_chunk_training_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -82,8 +85,8 @@ GatedDeltaChunkResult gated_delta_chunk_training(const at::Tensor& q, const at::
     fail(fn, ": q ", q.sizes(), " (", q.scalar_type(), "), v ", v.sizes(), " (", v.scalar_type(), ") on ", v.device(),
          ": expected CUDA tensors on one device, v in bfloat16 or float16, q and k of one dtype (float32, bfloat16 or ",
          "float16) and Dk = Dv = 128");
-  auto outputs =
-      GatedDeltaChunkFunction::apply(q, k, v, g, beta, initial_state ? *initial_state : at::Tensor(), document_bounds);
+  const auto initial = initial_state ? c10::optional<at::Tensor>(*initial_state) : c10::nullopt;
+  auto outputs = GatedDeltaChunkFunction::apply(q, k, v, g, beta, initial, document_bounds);
   return {outputs[0], outputs[1]};
 }
 

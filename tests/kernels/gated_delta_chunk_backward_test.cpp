@@ -30,9 +30,13 @@ namespace {
 // Sets an environment variable for one scope, restoring what was there.
 class ScopedEnv {
  public:
+  // value nullptr unsets the variable.
   ScopedEnv(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
+    if (value)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
   }
   ~ScopedEnv() {
     if (old_)
@@ -46,12 +50,16 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-TEST(GatedDeltaChunkBackward, OffByDefaultAndNeverOffCuda) {
+TEST(GatedDeltaChunkBackward, OnUnlessSwitchedOffAndNeverOffCuda) {
   auto in = random_rule_inputs(1, 70, 2, 128, Gates::mixed, at::TensorOptions().dtype(at::kBFloat16));
   in.q.requires_grad_(true);
   {
-    ScopedEnv unset("STRATA_FUSED_GDN_BACKWARD", "0");
+    ScopedEnv off("STRATA_FUSED_GDN_BACKWARD", "0");
     EXPECT_FALSE(gated_delta_chunk_fused_backward_enabled());
+  }
+  {
+    ScopedEnv unset("STRATA_FUSED_GDN_BACKWARD", nullptr);
+    EXPECT_TRUE(gated_delta_chunk_fused_backward_enabled());
   }
   ScopedEnv on("STRATA_FUSED_GDN_BACKWARD", "1");
   EXPECT_TRUE(gated_delta_chunk_fused_backward_enabled());

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/function.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -304,9 +306,16 @@ TEST(HyperConnectionModel, FusedBoundariesGiveTheUnfusedLossAndGradients) {
       else
         EXPECT_NEAR(a, b, loss_tolerance * std::abs(b));
       ASSERT_EQ(names_of(fused.grads), names_of(unfused.grads));
+      // Each gradient relative to its own size, or to a thousandth of the whole model's where
+      // smaller: the mHC head's map gradients are cancelling sums ~1e-5 the size of the others,
+      // and on CUDA the kernels' reduction order moves them by 1e-4 of their own size (the float32
+      // rounding of terms much larger than their sum).
+      double total_squares = 0;
+      for (const auto& [name, grad] : unfused.grads) total_squares += grad.square().sum().item<double>();
+      const double model_scale = 1e-3 * std::sqrt(total_squares);
       for (const auto& [name, grad] : unfused.grads) {
         const double difference = (fused.grads.at(name) - grad).norm().item<double>();
-        EXPECT_LE(difference, grad_tolerance * std::max(grad.norm().item<double>(), 1e-6)) << name;
+        EXPECT_LE(difference, grad_tolerance * std::max({grad.norm().item<double>(), model_scale, 1e-6})) << name;
       }
     }
   }

@@ -15,8 +15,8 @@
 
 namespace strata::kernels {
 
-// STRATA_FUSED_GDN_BACKWARD=1 turns the fused training path on (off by default until measured on
-// the GPU machine; with it off, training keeps the differentiable LibTorch path). Read per call.
+// The fused training path is on unless STRATA_FUSED_GDN_BACKWARD=0, which keeps training on the
+// differentiable LibTorch path (for a double backward, or to compare). Read per call.
 bool gated_delta_chunk_fused_backward_enabled();
 
 // Whether gated_delta_rule_chunked trains on the fused kernels: the switch is on, a gradient is
