@@ -89,7 +89,7 @@ if [ "$phase" = export ]; then
 fi
 step build cmake --build build-gpu -j"$(nproc)" -- -k 0
 if [ "$phase" = gdn ]; then
-  step tests-gdn env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu \
+  step tests-gdn env STRATA_TEST_DEVICE=cuda OMP_NUM_THREADS=2 ctest --test-dir build-gpu \
     -R "DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next|Generate" \
     --output-on-failure -j4
   grep -hE "tests passed|tests failed|Failed|\*\*\*" "$out/tests-gdn.log" | tail -12
@@ -111,9 +111,13 @@ if [ "$phase" != bench ]; then
   # Fuzzing needs clang's libFuzzer and the compile-fail tests only exercise the compiler: both
   # run on the CPU machines. The multi-rank tests start CPU ranks over Gloo, and PyTorch's wheel
   # ships no Gloo headers: the CPU machines run them, bench/nccl_scaling.sh runs NCCL on 2+ GPUs.
+  # cli.docs_commands (docs/parallelism.md's --nproc commands) and cli.mtp (its refusal of MTP
+  # with tensor parallelism, checked on two Gloo ranks) need Gloo too. Two OpenMP threads a test:
+  # with the default (one per core) eight tests at once made the CPU-side tests ~50x slower.
   multi_rank="cli.train_nproc|Parallel|Collectives|FailureHandling|VirtualPipeline|UnevenPipeline|StopConditionsTest.Rank"
-  step tests-cuda env STRATA_TEST_DEVICE=cuda ctest --test-dir build-gpu -E "fuzz|compile_fail|$multi_rank" \
-    --output-on-failure -j4
+  multi_rank="$multi_rank|cli.docs_commands|cli.mtp"
+  step tests-cuda env STRATA_TEST_DEVICE=cuda OMP_NUM_THREADS=2 ctest --test-dir build-gpu \
+    -E "fuzz|compile_fail|$multi_rank" --output-on-failure -j8
   for fixture in tests/fixtures/hf/*/ tests/fixtures/hf_scaled_rope/*/ tests/fixtures/hf_deepseek_v4/*/; do
     step hf-check-cuda-$(basename "$fixture") build-gpu/strata hf-check "$fixture" --device cuda
   done
