@@ -119,6 +119,10 @@ std::optional<ParallelRun> join_parallel_run(const ParallelLayout& layout, CommB
   // NCCL works on the current device: one GPU per rank of this machine.
   if (backend == CommBackend::nccl) c10::cuda::set_device(static_cast<c10::DeviceIndex>(run.local_rank));
 #endif
+  // A peer that dies closes its sockets; the next write to one would kill this rank with SIGPIPE
+  // before Gloo could say which peer stopped responding. Ignored, the write fails with EPIPE and
+  // the collective's error names the peer.
+  ::signal(SIGPIPE, SIG_IGN);
   run.world = World::rendezvous(*options);
   run.groups = make_process_groups(*run.world, layout);
   return run;
