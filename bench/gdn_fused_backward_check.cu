@@ -548,7 +548,12 @@ void time_training(int seq) {
 
 }  // namespace
 
-int main() {
+// --time-only: the timings alone (to compare builds of the kernels quickly), no checks.
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--time-only") {
+    for (int seq : {4096, 16384}) time_training(seq);
+    return 0;
+  }
   std::printf("-- CPU: the float64 reference and the chunk algebra\n");
   bool pass = check_reference_by_finite_differences();
   {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Checks the fused gated delta rule kernels (forward recomputation and backward) on the CPU
-# emulation in emulation.h, without a GPU: copies kernels/gated_delta_chunk*.cu{,h} with each
+# Checks the fused gated delta rule kernels (forward, then the backward with its forward
+# recomputation) on the CPU emulation in emulation.h, without a GPU: copies kernels/gated_delta_chunk*.cu{,h} with each
 # launch turned into emu::launch and the dynamic shared memory into the emulation's buffer,
-# compiles them and check.cpp as C++ with g++, and runs the check (about a minute on two cores).
+# compiles them, check_forward.cpp and check.cpp as C++ with g++, and runs both checks (a few
+# minutes on two cores).
 #   bench/cpu_emulation/run.sh            (from the repository root; needs the CUDA headers and cudart)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,11 +25,15 @@ PY
 done
 flags=(-std=c++20 -O2 -w -x c++ -include bench/cpu_emulation/emulation.h -I "$work/shadow" -I "$work/src" -I bench
        -I include -I "$cuda/include")
-objects=()
-for f in "$work"/src/*.cu bench/cpu_emulation/check.cpp; do
+kernel_objects=()
+for f in "$work"/src/*.cu bench/cpu_emulation/check.cpp bench/cpu_emulation/check_forward.cpp; do
   g++ "${flags[@]}" -c "$f" -o "$work/$(basename "$f").o" &
-  objects+=("$work/$(basename "$f").o")
+  case $f in *.cu) kernel_objects+=("$work/$(basename "$f").o") ;; esac
 done
 wait
-g++ -o "$work/check" "${objects[@]}" -L "$cuda/lib64" -lcudart -lpthread
-"$work/check"
+status=0
+for check in check_forward check; do
+  g++ -o "$work/$check" "$work/$check.cpp.o" "${kernel_objects[@]}" -L "$cuda/lib64" -lcudart -lpthread
+  "$work/$check" || status=1
+done
+exit $status
