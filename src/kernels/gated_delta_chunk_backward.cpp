@@ -22,9 +22,10 @@ GatedDeltaChunkGradients gated_delta_chunk_backward_cuda(
          v.device());
   auto launch_args = gated_delta_chunk_arguments(fn, q, k, v, g, beta, initial_state, document_bounds);
   const auto& f = launch_args.args;
-  const std::vector<int64_t> state_shape{f.segments, f.heads, f.key_dim, f.value_dim};
-  if (d_final_state && (d_final_state->sizes() != at::IntArrayRef(state_shape) || d_final_state->device() != v.device()))
-    fail(fn, ": d_final_state is ", d_final_state->sizes(), " on ", d_final_state->device(), "; expected ", at::IntArrayRef(state_shape),
+  const std::vector<int64_t> state_vector{f.segments, f.heads, f.key_dim, f.value_dim};
+  const at::IntArrayRef state_shape(state_vector);  // a view of state_vector, which outlives it
+  if (d_final_state && (d_final_state->sizes() != state_shape || d_final_state->device() != v.device()))
+    fail(fn, ": d_final_state is ", d_final_state->sizes(), " on ", d_final_state->device(), "; expected ", state_shape,
          " on ", v.device());
   auto d_out_read = readable(d_out.to(v.scalar_type()));
   auto d_final = d_final_state ? d_final_state->to(at::kFloat).contiguous() : at::Tensor();
