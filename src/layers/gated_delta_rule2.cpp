@@ -2,6 +2,7 @@
 
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -66,6 +67,46 @@ at::Tensor into_chunks(const at::Tensor& t, int64_t chunk) {
   return padded.reshape({t.size(0), t.size(1), padded.size(2) / chunk, chunk, t.size(3)});
 }
 
+// Rows of each chunk's pairwise products that are computed together (sub_chunk_pairs).
+constexpr int64_t kSubChunk = 8;
+
+// pairs[..., r, j] = sum_c x[r, c] k[j, c] exp(G[r, c] - G[j, c]) for j < r (j <= r with
+// `diagonal`), zero above; x, k, G [..., C, Dk] with G the cumulative log decay through each step.
+// The decay differs per channel, so it cannot be applied to x . k afterwards: it rides on the
+// operands. Splitting exp(G_r - G_j) around one centre for the whole chunk (Megatron's
+// torch_chunk_gdn2) overflows once a channel's decay over the chunk passes twice exp()'s range
+// (~176 in float32, which strong gates reach), so rows go in blocks of kSubChunk: for r in a block
+// starting at r0 and j < r0 the factors are exp(G_r - G_{r0-1}) and exp(G_{r0-1} - G_j), both at
+// most 1 (G never increases); within the block the pairs are summed elementwise, the exponent
+// clamped at 0 where j > r (masked anyway, but an inf there would poison the gradients).
+at::Tensor sub_chunk_pairs(const at::Tensor& x, const at::Tensor& k, const at::Tensor& G, bool diagonal) {
+  const auto chunk = k.size(-2);
+  std::vector<at::Tensor> row_blocks;
+  for (int64_t r0 = 0; r0 < chunk; r0 += kSubChunk) {
+    const auto rows = std::min(kSubChunk, chunk - r0);
+    auto G_rows = G.narrow(-2, r0, rows);
+    std::vector<at::Tensor> columns;
+    if (r0 > 0) {  // the earlier blocks, through the decay at the end of the previous one
+      auto boundary = G.narrow(-2, r0 - 1, 1);
+      auto left = x.narrow(-2, r0, rows) * at::exp(G_rows - boundary);
+      auto right = k.narrow(-2, 0, r0) * at::exp(boundary - G.narrow(-2, 0, r0));
+      columns.push_back(at::matmul(left, right.transpose(-1, -2)));
+    }
+    // Within the block: [.., rows (r), rows (j), Dk], summed over the channels.
+    auto log_decay = (G_rows.unsqueeze(-2) - G_rows.unsqueeze(-3)).clamp_max(0);
+    auto within = (x.narrow(-2, r0, rows).unsqueeze(-2) * k.narrow(-2, r0, rows).unsqueeze(-3) * at::exp(log_decay))
+                      .sum(-1);
+    columns.push_back(within.tril(diagonal ? 0 : -1));
+    if (r0 + rows < chunk) {
+      auto shape = within.sizes().vec();
+      shape.back() = chunk - r0 - rows;
+      columns.push_back(at::zeros(shape, within.options()));
+    }
+    row_blocks.push_back(at::cat(columns, -1));
+  }
+  return at::cat(row_blocks, -2);
+}
+
 // The chunked form on the rows of a batch (no packed documents).
 //
 // Within a chunk entering with state S0, write G_r for the cumulative log decay through step r
@@ -75,11 +116,8 @@ at::Tensor into_chunks(const at::Tensor& t, int64_t chunk) {
 //   o_r = (q_r * e^G_r)^T S0 + sum_{j<=r} (q_r . (e^(G_r - G_j) * k_j)) u_j.
 // So u = U - W S0 with U = L^-1 (w * v), W = L^-1 (b * k * e^G) and L unit lower triangular
 // (the UT transform), all computed for every chunk at once; only the hand-off of S between chunks
-// is sequential. The pairwise decay e^(G_r - G_j) differs per channel, so it rides on the
-// operands as e^(G_r - c) and e^(c - G_j): with c half the chunk's total log decay, each factor's
-// exponent spans at most half the chunk's decay range instead of all of it, and exp() stays in
-// range for twice the decay (the same centring as Megatron's torch_chunk_gdn2). Products with j > r
-// may overflow, but are masked away before anything reads them.
+// is sequential. Every exponent is at most 0 (sub_chunk_pairs for the pairwise decays), so
+// nothing overflows however strong the decay.
 DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                              const at::Tensor& b, const at::Tensor& w, int64_t chunk,
                              const std::optional<at::Tensor>& initial_state, const Rule2Dims& d) {
@@ -90,13 +128,11 @@ DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at:
   // Shapes: [B, H, N chunks, C steps, D].
   auto qc = chunked(q), kc = chunked(k), vc = chunked(v), gc = chunked(g), bc = chunked(b), wc = chunked(w);
 
-  auto G = gc.cumsum(-2);                    // through step r, from the chunk start
+  auto G = gc.cumsum(-2);                     // through step r, from the chunk start
   auto G_total = G.narrow(-2, chunk - 1, 1);  // [B, H, N, 1, Dk]
-  auto centre = G_total * 0.5;
   auto erase_key = bc * kc;
-  auto key_since = kc * at::exp(centre - G);  // e^(c - G_j) k_j
 
-  auto coupling = at::matmul(erase_key * at::exp(G - centre), key_since.transpose(-1, -2)).tril(-1);
+  auto coupling = sub_chunk_pairs(erase_key, kc, G, /*diagonal=*/false);
   // unitriangular: L's diagonal is one and never read; only its strictly lower part is.
   auto solve = [&](const at::Tensor& rhs) {
     return at::linalg_solve_triangular(coupling, rhs, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
@@ -104,10 +140,10 @@ DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at:
   auto U = solve(wc * vc);
   auto W = solve(erase_key * at::exp(G));
 
-  auto scores = at::matmul(qc * at::exp(G - centre), key_since.transpose(-1, -2)).tril(0);
+  auto scores = sub_chunk_pairs(qc, kc, G, /*diagonal=*/true);
   auto q_from_start = qc * at::exp(G);
-  auto key_to_end = kc * at::exp(G_total - G);                 // e^(G_C - G_j) <= 1
-  auto decay_whole = at::exp(G_total).transpose(-1, -2);        // [B, H, N, Dk, 1]
+  auto key_to_end = kc * at::exp(G_total - G);           // e^(G_C - G_j) <= 1
+  auto decay_whole = at::exp(G_total).transpose(-1, -2);  // [B, H, N, Dk, 1]
 
   auto state = start_state(initial_state, d, qc);
   std::vector<at::Tensor> outs;
