@@ -78,7 +78,8 @@ Description describe(const TrainFlags& given) {
         d.layers.push_back({index, symbol, kind, transformer_layer, fused, s, d.pipeline.rank_of(s),
                             d.pipeline.virtual_stage_of(s)});
       };
-      if (layer.sequence) add(layer.sequence_canonical(), symbol(*layer.sequence), kind_of(symbol(*layer.sequence), config));
+      if (layer.sequence)
+        add(layer.sequence_canonical(), symbol(*layer.sequence), kind_of(symbol(*layer.sequence), config));
       if (layer.channel) add(layer.channel_canonical(), symbol(*layer.channel), name(*layer.channel));
       ++transformer_layer;
     }

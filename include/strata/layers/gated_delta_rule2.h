@@ -11,7 +11,8 @@
 // i.e. S_t = (I - k_t (b_t * k_t)^T) Diag(exp(g_t)) S_{t-1} + k_t (w_t * v_t)^T.
 // gated_delta_rule2_recurrent runs this definition token by token (the reference, and decoding);
 // gated_delta_rule2_chunked computes the same thing with matrix products inside chunks (a UT
-// transform per chunk, the per-channel decays carried on the operands) and a scan over chunks.
+// transform per chunk, the per-channel decays carried on the operands with every exponent at
+// most 0, so strong decays cannot overflow) and a scan over chunks.
 // Both compute in float32 (float64 inputs stay float64) and return out in v's dtype.
 //
 // Packed documents: with cu_seqlens (int64 or int32 [N + 1], as gated_delta_rule.h describes) the
