@@ -269,6 +269,24 @@ TEST(GatedDeltaNet2, PrefillThenDecodeThroughTheCacheMatchesTheSequence) {
   EXPECT_TRUE(at::allclose(decoded, full, 1e-5, 1e-5)) << max_difference(decoded, full);
 }
 
+// Packed documents: the conv and the rule restart at each document, as if each ran alone.
+TEST(GatedDeltaNet2, PackedDocumentsMatchEachDocumentAlone) {
+  at::manual_seed(4);
+  auto config = gdn2_config();
+  auto mixer = build_mixer(config);
+  auto hidden = at::randn({1, 21, config->hidden_size});
+  ForwardContext packed_ctx;
+  packed_ctx.cu_seqlens = at::tensor(std::vector<int64_t>{0, 6, 21});
+  auto packed = mixer->forward(hidden, packed_ctx).output;
+  const int64_t bounds[] = {0, 6, 21};
+  for (int64_t doc = 0; doc < 2; ++doc) {
+    ForwardContext alone_ctx;
+    auto alone = mixer->forward(hidden.narrow(1, bounds[doc], bounds[doc + 1] - bounds[doc]), alone_ctx).output;
+    auto part = packed.narrow(1, bounds[doc], bounds[doc + 1] - bounds[doc]);
+    EXPECT_TRUE(at::allclose(part, alone, 1e-5, 1e-5)) << "document " << doc << ": " << max_difference(part, alone);
+  }
+}
+
 TEST(GatedDeltaNet2, RejectsValueHeadsThatDoNotShareKeyHeadsEvenly) {
   auto config = gdn2_config();
   config->linear_num_value_heads = 5;
