@@ -1,7 +1,8 @@
 // Gated DeltaNet-2: the chunked rule against its recurrent definition in float64 (values, final
 // states, every gradient), two tokens of the recurrence by hand (which pins the orientation of
 // the erase and write terms), packed documents, and the mixer: parameters, initialisation, shapes,
-// and decoding against the whole sequence.
+// and decoding against the whole sequence. The rule's tests and token-by-token decoding run on the GPU
+// with STRATA_TEST_DEVICE=cuda.
 #include "strata/layers/gated_delta_net2.h"
 
 #include <gtest/gtest.h>
@@ -37,7 +38,7 @@ struct Rule2Leaves {
 // cumulative log decays of hundreds within a chunk). B = 2, Dk = 5, Dv = 4.
 Rule2Leaves random_leaves(int64_t seq, int64_t key_heads, int64_t group, Gates gates) {
   const int64_t batch = 2, key_dim = 5, value_dim = 4, value_heads = key_heads * group;
-  const auto options = at::TensorOptions().dtype(at::kDouble);
+  const auto options = at::TensorOptions().dtype(at::kDouble).device(testing::test_device());
   auto unit = [&](int64_t dim) {
     auto x = at::randn({batch, seq, key_heads, dim}, options);
     return x / x.norm(2, -1, /*keepdim=*/true);
@@ -133,7 +134,7 @@ TEST(GatedDeltaRule2, ChunkedStaysAccurateUnderStrongDecayInFloat32) {
 // Erasing along k and reading with b * k (not the reverse), and decaying rows (key channels), give
 // these numbers; each swapped orientation gives others.
 TEST(GatedDeltaRule2, TwoTokensComputedByHand) {
-  const auto options = at::TensorOptions().dtype(at::kDouble);
+  const auto options = at::TensorOptions().dtype(at::kDouble).device(testing::test_device());
   auto tokens = [&](std::vector<double> values) { return at::tensor(values, options).reshape({1, 2, 1, 2}); };
   auto q = tokens({1, 0, 0, 1});
   auto k = tokens({1, 0, 0.6, 0.8});
@@ -240,11 +241,13 @@ TEST(GatedDeltaNet2, MapsTheSequenceToTheHiddenSize) {
 TEST(GatedDeltaNet2, DecodingTokenByTokenMatchesTheSequence) {
   at::manual_seed(2);
   auto config = gdn2_config();
+  const auto device = testing::test_device();
   GatedDeltaNet2 mixer(LayerArgs{.config = config}, gated_delta_net_submodules(LocalBackend{}));
-  auto hidden = at::randn({2, 23, config->hidden_size});
+  mixer.to(device);
+  auto hidden = at::randn({2, 23, config->hidden_size}, at::TensorOptions().device(device));
   ForwardContext ctx;
   auto full = mixer.forward(hidden, ctx).output;
-  auto state = mixer.initial_state(hidden.size(0), at::kCPU);
+  auto state = mixer.initial_state(hidden.size(0), device);
   std::vector<at::Tensor> steps;
   for (int64_t t = 0; t < hidden.size(1); ++t) steps.push_back(mixer.forward_recurrent(hidden.narrow(1, t, 1), state).output);
   EXPECT_TRUE(at::allclose(at::cat(steps, 1), full, 1e-5, 1e-5)) << max_difference(at::cat(steps, 1), full);
