@@ -40,6 +40,17 @@ struct Description {
   ParameterCount parameters;
 };
 
+std::string kind_of(char symbol, const TransformerConfig& config) {
+  // The variant picks the module a 'G' builds (layer_specs.h).
+  if (symbol == 'G' && config.experimental_attention_variant == "gdn2") return "Gated DeltaNet-2";
+  for (auto kind : {SequenceMixerKind::Mamba2, SequenceMixerKind::GatedDeltaNet, SequenceMixerKind::Attention,
+                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention,
+                    SequenceMixerKind::SlidingWindowAttention, SequenceMixerKind::CompressedSparseAttention,
+                    SequenceMixerKind::HeavilyCompressedAttention})
+    if (strata::symbol(kind) == symbol) return name(kind);
+  return name(symbol == '-' ? ChannelMixerKind::Mlp : ChannelMixerKind::MoE);
+}
+
 // The config train would start a new run from: the default model or --load's checkpoint, under
 // --model-config and the flags; resolved and checked as train checks it.
 Description describe(const TrainFlags& given) {
@@ -67,22 +78,14 @@ Description describe(const TrainFlags& given) {
         d.layers.push_back({index, symbol, kind, transformer_layer, fused, s, d.pipeline.rank_of(s),
                             d.pipeline.virtual_stage_of(s)});
       };
-      if (layer.sequence) add(layer.sequence_canonical(), symbol(*layer.sequence), name(*layer.sequence));
+      if (layer.sequence)
+        add(layer.sequence_canonical(), symbol(*layer.sequence), kind_of(symbol(*layer.sequence), config));
       if (layer.channel) add(layer.channel_canonical(), symbol(*layer.channel), name(*layer.channel));
       ++transformer_layer;
     }
   }
   d.parameters = count_parameters(config, d.resolved.pattern);
   return d;
-}
-
-std::string kind_of(char symbol) {
-  for (auto kind : {SequenceMixerKind::Mamba2, SequenceMixerKind::GatedDeltaNet, SequenceMixerKind::Attention,
-                    SequenceMixerKind::DeepSeekSparseAttention, SequenceMixerKind::MultiLatentAttention,
-                    SequenceMixerKind::SlidingWindowAttention, SequenceMixerKind::CompressedSparseAttention,
-                    SequenceMixerKind::HeavilyCompressedAttention})
-    if (strata::symbol(kind) == symbol) return name(kind);
-  return name(symbol == '-' ? ChannelMixerKind::Mlp : ChannelMixerKind::MoE);
 }
 
 Json to_json(const Description& d) {
@@ -155,7 +158,7 @@ void print_text(const Description& d) {
   }
   std::printf("parameters:\n");
   for (const auto& [symbol, count] : d.parameters.by_symbol)
-    std::printf("  %c  %-26s %lld\n", symbol, kind_of(symbol).c_str(), static_cast<long long>(count));
+    std::printf("  %c  %-26s %lld\n", symbol, kind_of(symbol, c).c_str(), static_cast<long long>(count));
   std::printf("  %-29s %lld\n", "embedding", static_cast<long long>(d.parameters.embedding));
   std::printf("  %-29s %lld%s\n", "output layer", static_cast<long long>(d.parameters.output_layer),
               c.share_embeddings_and_output_weights ? " (tied to the embedding)" : "");

@@ -40,11 +40,12 @@ std::string LayerAllocationFlags::first_given() const {
 
 void add_layer_allocation_flags(CLI::App& cmd, LayerAllocationFlags& f) {
   cmd.add_option("--experimental-attention-variant", f.experimental_attention_variant,
-                 "without a pattern: gdn (Gated DeltaNet where --linear-attention-freq says) or dsa (DeepSeek sparse "
-                 "attention everywhere); gated_delta_net is gdn's deprecated name, gdn2 is not implemented")
+                 "without a pattern: gdn (Gated DeltaNet where --linear-attention-freq says), gdn2 (Gated DeltaNet-2 "
+                 "there) or dsa (DeepSeek sparse attention everywhere); with a pattern, gdn2 makes its 'G' layers "
+                 "Gated DeltaNet-2; gated_delta_net is gdn's deprecated name")
       ->check(CLI::IsMember({"gdn", "gdn2", "dsa", "gated_delta_net"}));
   add_frequency(cmd, "--linear-attention-freq", f.linear_attention_freq,
-                "with --experimental-attention-variant gdn: N (every N-th layer softmax attention, the rest Gated "
+                "with --experimental-attention-variant gdn or gdn2: N (every N-th layer softmax attention, the rest Gated "
                 "DeltaNet) or a list expression such as \"([1]*3+[0]*1)*2\", 1 = Gated DeltaNet");
   add_frequency(cmd, "--moe-layer-freq", f.moe_layer_freq,
                 "with experts: N (MoE on every N-th layer from the first; default 1) or a list expression such as "

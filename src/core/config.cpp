@@ -179,18 +179,18 @@ void validate_recompute(const TransformerConfig& c) {
 }
 }  // namespace
 
-bool is_linear_attention_variant(const std::string& variant) { return variant == "gdn" || variant == "gated_delta_net"; }
+bool is_linear_attention_variant(const std::string& variant) {
+  return variant == "gdn" || variant == "gated_delta_net" || variant == "gdn2";
+}
 
 void validate_layer_allocation(const TransformerConfig& c) {
   const auto& variant = c.experimental_attention_variant;
-  if (variant == "gdn2")
-    fail("TransformerConfig.experimental_attention_variant = 'gdn2': Gated DeltaNet-2 is not implemented in strata ",
-         "(gdn, dsa are)");
   if (!variant.empty() && variant != "dsa" && !is_linear_attention_variant(variant))
     fail("TransformerConfig.experimental_attention_variant = '", variant,
-         "': expected gdn, dsa, gated_delta_net (an alias of gdn) or none");
-  // Megatron asserts it for gdn whether or not a pattern places the layers.
-  if (is_linear_attention_variant(variant) && !c.linear_attention_freq.is_set())
+         "': expected gdn, gdn2, dsa, gated_delta_net (an alias of gdn) or none");
+  // Megatron asserts it for gdn whether or not a pattern places the layers; gdn2 may select only
+  // the layers of a pattern's 'G's (pattern_from_frequencies needs it without a pattern).
+  if (is_linear_attention_variant(variant) && variant != "gdn2" && !c.linear_attention_freq.is_set())
     fail("TransformerConfig.experimental_attention_variant = '", variant,
          "' needs linear_attention_freq (which layers are Gated DeltaNet), as in Megatron");
   require_frequency(c.linear_attention_freq, "linear_attention_freq");

@@ -122,7 +122,21 @@ TransformerConfig qwen3_next_transformer_config(const io::Qwen3NextConfig& hf) {
   return c;
 }
 
+namespace {
+// Under gdn2 the 'G' layers are Gated DeltaNet-2 (different in_proj rows, per-channel dt_bias and
+// gates), which no HF architecture has: refused rather than mapped onto Qwen3-Next's GDN.
+void refuse_gated_delta_net2(const TransformerConfig& c, const LayerPattern& pattern, const char* where) {
+  if (c.experimental_attention_variant != "gdn2") return;
+  for (const auto& layer : pattern.layers)
+    if (layer.sequence == SequenceMixerKind::GatedDeltaNet)
+      fail(where, ": the 'G' layers are Gated DeltaNet-2 (experimental_attention_variant gdn2), which has no HF ",
+           "model (Qwen3-Next's linear attention is Gated DeltaNet, variant gdn); strata keeps gdn2 models in its own ",
+           "checkpoints");
+}
+}  // namespace
+
 io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
+  refuse_gated_delta_net2(c, resolve_layer_pattern(c), "qwen3_next");
   const auto pairs = mixer_pairs(resolve_layer_pattern(c).layers, "qwen3_next");
   io::Qwen3NextConfig hf;
   hf.base = qwen3_shared_hf_fields(c, int64_t(pairs.size()));
@@ -154,6 +168,7 @@ io::Qwen3NextConfig qwen3_next_hf_config(const TransformerConfig& c) {
 
 TensorMap qwen3_next_tensor_map(const TransformerConfig& c) {
   const auto pattern = resolve_layer_pattern(c);
+  refuse_gated_delta_net2(c, pattern, "qwen3_next tensor map");
   TensorMap map;
   map.rename("embedding.word_embeddings.weight", "model.embed_tokens.weight");
   for (size_t i = 0; i < pattern.layers.size(); ++i) {

@@ -85,6 +85,9 @@ std::string pattern_from_frequencies(const TransformerConfig& c) {
   const auto n = c.num_layers;
   std::vector<bool> linear(n, false), moe(n, false);
   if (is_linear_attention_variant(c.experimental_attention_variant)) {
+    if (!c.linear_attention_freq.is_set())
+      fail("TransformerConfig.experimental_attention_variant = '", c.experimental_attention_variant,
+           "' without a hybrid_layer_pattern needs linear_attention_freq (which layers are Gated DeltaNet-2)");
     linear = expand(c.linear_attention_freq, n, "linear_attention_freq",
                     [](int64_t i, int64_t every) { return (i + 1) % every != 0; });
   }

@@ -39,6 +39,18 @@ int64_t gated_delta_net(const TransformerConfig& c) {
          linear(values, c.hidden_size, false);
 }
 
+// in_proj [q k v | z | f | b | w], per-key-channel dt_bias, per-key-head A_log.
+int64_t gated_delta_net2(const TransformerConfig& c) {
+  const auto keys = c.linear_num_key_heads * c.linear_key_head_dim;
+  const auto values = c.linear_num_value_heads * c.linear_value_head_dim;
+  const auto conv_channels = 2 * keys + values;
+  return linear(c.hidden_size, conv_channels + values + 2 * keys + values, false) +
+         conv_channels * c.linear_conv_kernel_dim +  // depthwise conv, no bias
+         keys + c.linear_num_key_heads +             // dt_bias, A_log
+         c.linear_value_head_dim +                   // the gated norm, shared by the heads
+         linear(values, c.hidden_size, false);
+}
+
 int64_t mamba2(const TransformerConfig& c) {
   const auto heads = c.mamba_heads();
   const auto inner = heads * c.mamba_head_dim;
@@ -104,7 +116,8 @@ int64_t mixture_of_experts(const TransformerConfig& c) {
 int64_t sequence_mixer(const TransformerConfig& c, SequenceMixerKind kind) {
   switch (kind) {
     case SequenceMixerKind::Attention: return attention(c);
-    case SequenceMixerKind::GatedDeltaNet: return gated_delta_net(c);
+    case SequenceMixerKind::GatedDeltaNet:
+      return c.experimental_attention_variant == "gdn2" ? gated_delta_net2(c) : gated_delta_net(c);
     case SequenceMixerKind::Mamba2: return mamba2(c);
     case SequenceMixerKind::MultiLatentAttention: return latent_attention(c, false);
     case SequenceMixerKind::DeepSeekSparseAttention: return latent_attention(c, true);

@@ -63,8 +63,8 @@ refused "every MTP depth must repeat one pattern" train --hybrid-layer-pattern "
 refused "softmax attention '*' and MLA-based attention ('+' or 'D') in one model" train --hybrid-layer-pattern "*-+-"
 refused "--moe-layer-freq: value \"[1, 0]\": ' ' is not allowed" train --moe-layer-freq "[1, 0]"
 refused "--experimental-attention-variant: gdn3 not in {" train --experimental-attention-variant gdn3
-refused "Gated DeltaNet-2 is not implemented in strata" \
-  train --experimental-attention-variant gdn2 --linear-attention-freq 2
+refused "'gdn2' without a hybrid_layer_pattern needs linear_attention_freq" \
+  train --hybrid-layer-pattern "" --num-layers 2 --experimental-attention-variant gdn2
 refused "--hybrid-attention-ratio: value 1.5: expected a number in [0, 1]" train --hybrid-attention-ratio 1.5
 # A model config's unset fields take Megatron's defaults: these give the required ones.
 model='"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "position_embedding_type": "rope"'

@@ -120,7 +120,8 @@ TEST(HfDeepseekV4, HashMoeLayersRouteByTheirTokenIdTable) {
   auto tensors = hf.tensor_map.import([&](const std::string& name) { return exported.at(name); }, names, "test");
   auto fresh = build_hf_model(parse(json));
   fresh.model->load_canonical_state_dict(tensors, "test");
-  const auto& loaded = fresh.model->canonical_state_dict().at("decoder.layers.1.mlp.router.tid2eid");
+  // A copy of the handle: the state dict is a temporary, a reference into it would dangle.
+  const auto loaded = fresh.model->canonical_state_dict().at("decoder.layers.1.mlp.router.tid2eid");
   EXPECT_EQ(loaded.scalar_type(), at::kLong);
   EXPECT_TRUE(at::equal(loaded, table.to(at::kLong)));
 }

@@ -57,7 +57,7 @@ struct TransformerConfig {
   LayerFrequency moe_layer_freq{.every = 1};
 
   // Layer allocation (model/layer_allocation.h, docs/layer_patterns.md; Megatron's names and defaults).
-  std::string experimental_attention_variant;  // "" (none), "gdn" (alias "gated_delta_net") or "dsa"
+  std::string experimental_attention_variant;  // "" (none), "gdn" (alias "gated_delta_net"), "gdn2" or "dsa"
   bool multi_latent_attention = false;         // without a pattern: MLA ('+') where a layer has standard attention
   // Deprecated in Megatron, kept for old scripts: without a pattern, a Mamba hybrid of num_layers
   // with these shares of attention and MLP layers (Megatron's pattern_from_ratios).
@@ -242,7 +242,8 @@ void validate(const TransformerConfig& config);
 // The layer allocation fields alone (experimental_attention_variant, the frequencies, the ratios;
 // validate() runs it).
 void validate_layer_allocation(const TransformerConfig& config);
-// experimental_attention_variant gdn or its alias gated_delta_net: Megatron's linear attention.
+// experimental_attention_variant gdn (or its alias gated_delta_net) or gdn2: Megatron's linear attention,
+// built as Gated DeltaNet or, under gdn2, Gated DeltaNet-2 (the 'G' layers and linear_attention_freq's).
 bool is_linear_attention_variant(const std::string& variant);
 // The mamba_* fields alone (validate() runs it when the layer pattern has an M).
 void validate_mamba(const TransformerConfig& config);

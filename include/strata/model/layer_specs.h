@@ -10,6 +10,7 @@
 #include "strata/backends/local_backend.h"
 #include "strata/layers/dsa.h"
 #include "strata/layers/gated_delta_net.h"
+#include "strata/layers/gated_delta_net2.h"
 #include "strata/layers/mamba2.h"
 #include "strata/layers/mla.h"
 #include "strata/layers/mlp.h"
@@ -81,7 +82,12 @@ LayerRegistry default_layer_registry(const B& backend, const TransformerConfig& 
                SelfAttention::builder(self_attention_submodules(backend, config.qk_layernorm)));
   registry.set(ChannelMixerKind::Mlp, Mlp::as_mlp_submodule(mlp_submodules(backend)));
   registry.set(SequenceMixerKind::Mamba2, Mamba2Mixer::builder(mamba2_submodules(backend)));
-  registry.set(SequenceMixerKind::GatedDeltaNet, GatedDeltaNet::builder(gated_delta_net_submodules(backend)));
+  // 'G' (and linear_attention_freq's layers): Gated DeltaNet-2 under the gdn2 variant, as Megatron's
+  // hybrid block and GPT specs swap the module class and keep GDN's submodules.
+  registry.set(SequenceMixerKind::GatedDeltaNet,
+               config.experimental_attention_variant == "gdn2"
+                   ? GatedDeltaNet2::builder(gated_delta_net_submodules(backend))
+                   : GatedDeltaNet::builder(gated_delta_net_submodules(backend)));
   registry.set(ChannelMixerKind::MoE, MoE::builder(moe_submodules(backend, config)));
   registry.set(SequenceMixerKind::MultiLatentAttention, MultiLatentAttention::builder(mla_submodules(backend)));
   registry.set(SequenceMixerKind::DeepSeekSparseAttention, MultiLatentAttention::builder(dsa_submodules(backend)));
