@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "delta_rule_inputs.h"
 #include "strata/core/error.h"
 #include "strata/kernels/gated_delta_chunk_forward.h"
 #include "strata/kernels/gated_delta_chunk_training.h"
@@ -17,55 +18,15 @@ namespace strata {
 
 namespace {
 
-struct RuleDims {
-  int64_t batch, seq, heads, key_dim, value_dim;
-};
-
-std::string shape_of(const at::Tensor& t) { return cat(t.sizes()); }
-
-RuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+DeltaRuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& g, const at::Tensor& beta) {
-  if (k.dim() != 4) fail(fn, ": k must be [B, T, H, Dk], got shape ", shape_of(k));
-  if (v.dim() != 4) fail(fn, ": v must be [B, T, H, Dv], got shape ", shape_of(v));
-  const RuleDims d{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
-  if (d.seq < 1) fail(fn, ": the sequence must hold at least one token, got T = ", d.seq);
-  if (q.sizes() != k.sizes()) fail(fn, ": q must have k's shape ", shape_of(k), ", got shape ", shape_of(q));
-  if (v.sizes().slice(0, 3) != k.sizes().slice(0, 3))
-    fail(fn, ": v must be [B, T, H, Dv] with [B, T, H] = [", d.batch, ", ", d.seq, ", ", d.heads, "], got shape ",
-         shape_of(v));
+  const auto d = check_qkv(fn, q, k, v);
   const std::vector<int64_t> per_token{d.batch, d.seq, d.heads};
   if (g.sizes() != per_token)
     fail(fn, ": g must be [B, T, H] = ", at::IntArrayRef(per_token), ", got shape ", shape_of(g));
   if (beta.sizes() != per_token)
     fail(fn, ": beta must be [B, T, H] = ", at::IntArrayRef(per_token), ", got shape ", shape_of(beta));
   return d;
-}
-
-// One state per row of the batch, or per document when packed: `rows` of them.
-void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const RuleDims& d,
-                         int64_t rows, bool packed) {
-  if (initial_state && initial_state->sizes() != at::IntArrayRef{rows, d.heads, d.key_dim, d.value_dim})
-    fail(fn, ": initial_state must be [", packed ? "N" : "B", ", H, Dk, Dv] = [", rows, ", ", d.heads, ", ", d.key_dim,
-         ", ", d.value_dim, "], got shape ", shape_of(*initial_state));
-}
-
-// float32, unless an input is float64 (then float64, so tests can check the algebra exactly).
-at::ScalarType compute_dtype(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  return at::promote_types(at::promote_types(q.scalar_type(), k.scalar_type()),
-                           at::promote_types(v.scalar_type(), at::kFloat));
-}
-
-// [B, T, H, ...] -> [B, H, T, ...] in the compute dtype.
-// One copy that converts and lays out contiguously (a strided result would be copied again by
-// the reshapes into chunks).
-at::Tensor heads_first(const at::Tensor& t, at::ScalarType dtype) {
-  return t.transpose(1, 2).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
-}
-
-at::Tensor start_state(const std::optional<at::Tensor>& initial_state, int64_t rows, const RuleDims& d,
-                       const at::Tensor& like) {
-  if (initial_state) return initial_state->to(like.scalar_type());
-  return at::zeros({rows, d.heads, d.key_dim, d.value_dim}, like.options());
 }
 
 // [B, H, T, ...] -> [B, H, T / chunk, chunk, ...] after zero-padding T up to a multiple of chunk.
@@ -216,7 +177,7 @@ namespace {
 // The definition, token by token, for the rows of a batch.
 DeltaRuleOutput recurrent_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                const at::Tensor& beta, const std::optional<at::Tensor>& initial_state,
-                               const RuleDims& d) {
+                               const DeltaRuleDims& d) {
   const auto dtype = compute_dtype(q, k, v);
   auto qh = heads_first(q, dtype).unsqueeze(-2);  // [B, H, T, 1, Dk]: row vectors for matmul
   auto kh = heads_first(k, dtype).unsqueeze(-2);
@@ -261,7 +222,7 @@ DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor
     auto part = [&](const at::Tensor& t) { return t.narrow(1, first, length); };
     auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
     auto rule = recurrent_rows(part(q), part(k), part(v), part(g), part(beta), start,
-                               RuleDims{1, length, d.heads, d.key_dim, d.value_dim});
+                               DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
     outs.push_back(rule.out);
     finals.push_back(rule.final_state);
   }

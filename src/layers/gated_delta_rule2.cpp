@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "delta_rule_inputs.h"
 #include "strata/core/error.h"
 #include "strata/kernels/packed_documents.h"
 
@@ -13,49 +14,14 @@ namespace strata {
 
 namespace {
 
-struct Rule2Dims {
-  int64_t batch, seq, heads, key_dim, value_dim;
-};
-
-std::string shape_of(const at::Tensor& t) { return cat(t.sizes()); }
-
-Rule2Dims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+DeltaRuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        const at::Tensor& g, const at::Tensor& b, const at::Tensor& w) {
-  if (k.dim() != 4) fail(fn, ": k must be [B, T, H, Dk], got shape ", shape_of(k));
-  if (v.dim() != 4) fail(fn, ": v must be [B, T, H, Dv], got shape ", shape_of(v));
-  const Rule2Dims d{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
-  if (d.seq < 1) fail(fn, ": the sequence must hold at least one token, got T = ", d.seq);
-  if (v.sizes().slice(0, 3) != k.sizes().slice(0, 3))
-    fail(fn, ": v must be [B, T, H, Dv] with [B, T, H] = [", d.batch, ", ", d.seq, ", ", d.heads, "], got shape ",
-         shape_of(v));
-  // q, g and b live on the key channels, w on the value channels.
-  for (auto [name, t] : {std::pair{"q", &q}, {"g", &g}, {"b", &b}})
+  const auto d = check_qkv(fn, q, k, v);
+  // g and b live on the key channels, w on the value channels.
+  for (auto [name, t] : {std::pair{"g", &g}, {"b", &b}})
     if (t->sizes() != k.sizes()) fail(fn, ": ", name, " must have k's shape ", shape_of(k), ", got shape ", shape_of(*t));
   if (w.sizes() != v.sizes()) fail(fn, ": w must have v's shape ", shape_of(v), ", got shape ", shape_of(w));
   return d;
-}
-
-void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const Rule2Dims& d,
-                         int64_t rows, bool packed) {
-  if (initial_state && initial_state->sizes() != at::IntArrayRef{rows, d.heads, d.key_dim, d.value_dim})
-    fail(fn, ": initial_state must be [", packed ? "N" : "B", ", H, Dk, Dv] = [", rows, ", ", d.heads, ", ", d.key_dim,
-         ", ", d.value_dim, "], got shape ", shape_of(*initial_state));
-}
-
-// float32, unless an input is float64 (then float64, so tests can check the algebra exactly).
-at::ScalarType compute_dtype(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  return at::promote_types(at::promote_types(q.scalar_type(), k.scalar_type()),
-                           at::promote_types(v.scalar_type(), at::kFloat));
-}
-
-// [B, T, H, ...] -> [B, H, T, ...] in the compute dtype, contiguous.
-at::Tensor heads_first(const at::Tensor& t, at::ScalarType dtype) {
-  return t.transpose(1, 2).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
-}
-
-at::Tensor start_state(const std::optional<at::Tensor>& initial_state, const Rule2Dims& d, const at::Tensor& like) {
-  if (initial_state) return initial_state->to(like.scalar_type());
-  return at::zeros({d.batch, d.heads, d.key_dim, d.value_dim}, like.options());
 }
 
 // [B, H, T, D] -> [B, H, T / chunk, chunk, D] after zero-padding T up to a multiple of chunk.
@@ -120,7 +86,7 @@ at::Tensor sub_chunk_pairs(const at::Tensor& x, const at::Tensor& k, const at::T
 // nothing overflows however strong the decay.
 DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                              const at::Tensor& b, const at::Tensor& w, int64_t chunk,
-                             const std::optional<at::Tensor>& initial_state, const Rule2Dims& d) {
+                             const std::optional<at::Tensor>& initial_state, const DeltaRuleDims& d) {
   const auto dtype = compute_dtype(q, k, v);
   // The products feed the state every later chunk reads: keep them in the compute dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
@@ -145,7 +111,7 @@ DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at:
   auto key_to_end = kc * at::exp(G_total - G);           // e^(G_C - G_j) <= 1
   auto decay_whole = at::exp(G_total).transpose(-1, -2);  // [B, H, N, Dk, 1]
 
-  auto state = start_state(initial_state, d, qc);
+  auto state = start_state(initial_state, d.batch, d, qc);
   std::vector<at::Tensor> outs;
   const auto chunks = qc.size(2);
   outs.reserve(chunks);
@@ -162,11 +128,11 @@ DeltaRuleOutput chunked_rows(const at::Tensor& q, const at::Tensor& k, const at:
 // The definition, token by token, for the rows of a batch.
 DeltaRuleOutput recurrent_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                const at::Tensor& b, const at::Tensor& w, const std::optional<at::Tensor>& initial_state,
-                               const Rule2Dims& d) {
+                               const DeltaRuleDims& d) {
   const auto dtype = compute_dtype(q, k, v);
   auto qh = heads_first(q, dtype), kh = heads_first(k, dtype), vh = heads_first(v, dtype);  // [B, H, T, D]
   auto decay = at::exp(heads_first(g, dtype)), bh = heads_first(b, dtype), wh = heads_first(w, dtype);
-  auto state = start_state(initial_state, d, vh);  // [B, H, Dk, Dv]
+  auto state = start_state(initial_state, d.batch, d, vh);  // [B, H, Dk, Dv]
   std::vector<at::Tensor> outs;
   outs.reserve(d.seq);
   for (int64_t t = 0; t < d.seq; ++t) {
@@ -182,7 +148,7 @@ DeltaRuleOutput recurrent_rows(const at::Tensor& q, const at::Tensor& k, const a
 
 using RowsForm = std::function<DeltaRuleOutput(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                               const std::optional<at::Tensor>&, const Rule2Dims&)>;
+                                               const std::optional<at::Tensor>&, const DeltaRuleDims&)>;
 
 // Either form over a batch, or over packed documents one document at a time (each from its own
 // state, so each is padded to whole chunks on its own and no chunk holds two documents).
@@ -203,7 +169,7 @@ DeltaRuleOutput run_form(const char* fn, const RowsForm& form, const at::Tensor&
     auto part = [&](const at::Tensor& t) { return t.narrow(1, first, length); };
     auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
     auto rule = form(part(q), part(k), part(v), part(g), part(b), part(w), start,
-                     Rule2Dims{1, length, d.heads, d.key_dim, d.value_dim});
+                     DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
     outs.push_back(rule.out);
     finals.push_back(rule.final_state);
   }
@@ -220,7 +186,7 @@ DeltaRuleOutput gated_delta_rule2_chunked(const at::Tensor& q, const at::Tensor&
   if (chunk_size < 1) fail(fn, ": chunk_size must be positive, got ", chunk_size);
   auto form = [chunk_size](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                            const at::Tensor& b, const at::Tensor& w, const std::optional<at::Tensor>& initial,
-                           const Rule2Dims& d) { return chunked_rows(q, k, v, g, b, w, chunk_size, initial, d); };
+                           const DeltaRuleDims& d) { return chunked_rows(q, k, v, g, b, w, chunk_size, initial, d); };
   return run_form(fn, form, q, k, v, g, b, w, initial_state, cu_seqlens);
 }
 

@@ -14,13 +14,11 @@
 // linear_* fields, the chunk length from linear_chunk_size, the norm's epsilon from layernorm_epsilon.
 // Unlike Megatron (whose GDN2 raises NotImplementedError under inference), strata decodes with it:
 // the conv history and S carry from token to token in a GatedDeltaNetState.
-#include <optional>
-
-#include "strata/layers/gated_delta_net.h"
+#include "strata/layers/gated_delta_net_base.h"
 
 namespace strata {
 
-class GatedDeltaNet2 : public SequenceMixer {
+class GatedDeltaNet2 : public GatedDeltaNetBase {
  public:
   // GDN2 takes Gated DeltaNet's submodules (an in_proj and an out_proj slot), as in Megatron.
   GatedDeltaNet2(const LayerArgs& args, const GatedDeltaNetSubmodules& submodules);
@@ -28,35 +26,9 @@ class GatedDeltaNet2 : public SequenceMixer {
   // The builder for a self_attention slot (a hybrid layer's sequence mixer).
   static Builder<slots::SelfAttention> builder(GatedDeltaNetSubmodules submodules);
 
-  // Training / prefill: the whole sequence through the chunked rule, from a zero state (at each
-  // packed document's start with ctx.cu_seqlens); with ctx.cache it continues the cached state and
-  // advances it, one-token steps through the recurrent form.
-  MixerOutput forward(const at::Tensor& hidden, ForwardContext& ctx) override;
-
-  // Decoding: hidden [B, T, hidden] continues the sequences in `state` through the recurrent form
-  // and advances the state past the T tokens.
-  MixerOutput forward_recurrent(const at::Tensor& hidden, GatedDeltaNetState& state);
-
-  // Zero conv and delta-rule state for `batch` sequences, as before the first token.
-  GatedDeltaNetState initial_state(int64_t batch, at::Device device) const;
-
  private:
-  enum class Form { chunked, recurrent };
-  // The mixer from `state` (null: from zeros, nothing kept), advancing it when given; cu_seqlens
-  // (packed documents) only without a state.
   MixerOutput mix(const at::Tensor& hidden, GatedDeltaNetState* state, Form form,
-                  const std::optional<at::Tensor>& cu_seqlens);
-
-  int64_t layer_number_;
-  int64_t num_key_heads_, num_value_heads_, key_head_dim_, value_head_dim_;
-  int64_t conv_kernel_;
-  int64_t chunk_size_;
-  std::shared_ptr<LinearModule> in_proj_;
-  std::shared_ptr<torch::nn::Conv1dImpl> conv1d_;
-  at::Tensor dt_bias_;
-  at::Tensor A_log_;
-  std::shared_ptr<GatedRmsNorm> out_norm_;
-  std::shared_ptr<LinearModule> out_proj_;
+                  const std::optional<at::Tensor>& cu_seqlens) override;
 };
 
 }  // namespace strata

@@ -1,0 +1,38 @@
+#pragma once
+// What the gated delta rules (Gated DeltaNet's, layers/gated_delta_rule.h, and Gated DeltaNet-2's,
+// layers/gated_delta_rule2.h) share in checking their inputs and laying them out.
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace strata {
+
+struct DeltaRuleDims {
+  int64_t batch, seq, heads, key_dim, value_dim;
+};
+
+std::string shape_of(const at::Tensor& t);
+
+// q and k [B, T, H, Dk] of one shape, v [B, T, H, Dv] with k's [B, T, H], T >= 1 (errors name
+// `fn`): their sizes.
+DeltaRuleDims check_qkv(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// One state per row of the batch, or per document when packed: `rows` of them.
+void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const DeltaRuleDims& d,
+                         int64_t rows, bool packed);
+
+// float32, unless an input is float64 (then float64, so tests can check the algebra exactly).
+at::ScalarType compute_dtype(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// [B, T, H, ...] -> [B, H, T, ...] in the compute dtype.
+// One copy that converts and lays out contiguously (a strided result would be copied again by
+// the reshapes into chunks).
+at::Tensor heads_first(const at::Tensor& t, at::ScalarType dtype);
+
+// The initial state in `like`'s dtype, or `rows` zero states.
+at::Tensor start_state(const std::optional<at::Tensor>& initial_state, int64_t rows, const DeltaRuleDims& d,
+                       const at::Tensor& like);
+
+}  // namespace strata
