@@ -1,6 +1,9 @@
 #include "delta_rule_inputs.h"
 
+#include <vector>
+
 #include "strata/core/error.h"
+#include "strata/kernels/packed_documents.h"
 
 namespace strata {
 
@@ -38,6 +41,28 @@ at::Tensor start_state(const std::optional<at::Tensor>& initial_state, int64_t r
                        const at::Tensor& like) {
   if (initial_state) return initial_state->to(like.scalar_type());
   return at::zeros({rows, d.heads, d.key_dim, d.value_dim}, like.options());
+}
+
+DeltaRuleOutput over_rows_or_documents(const char* fn, const DeltaRuleDims& d,
+                                       const std::optional<at::Tensor>& initial_state,
+                                       const std::optional<at::Tensor>& cu_seqlens, const DeltaRuleSlice& rule) {
+  if (!cu_seqlens) {
+    check_initial_state(fn, initial_state, d, d.batch, false);
+    return rule([](const at::Tensor& t) { return t; }, initial_state, d);
+  }
+  const auto bounds = kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq);
+  const auto documents = static_cast<int64_t>(bounds.size()) - 1;
+  check_initial_state(fn, initial_state, d, documents, true);
+  std::vector<at::Tensor> outs, finals;
+  for (int64_t doc = 0; doc < documents; ++doc) {
+    const auto first = bounds[doc], length = bounds[doc + 1] - bounds[doc];
+    auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
+    auto one = rule([&](const at::Tensor& t) { return t.narrow(1, first, length); }, start,
+                    DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
+    outs.push_back(one.out);
+    finals.push_back(one.final_state);
+  }
+  return {at::cat(outs, 1), at::cat(finals, 0)};
 }
 
 }  // namespace strata

@@ -1,11 +1,15 @@
 #pragma once
 // What the gated delta rules (Gated DeltaNet's, layers/gated_delta_rule.h, and Gated DeltaNet-2's,
-// layers/gated_delta_rule2.h) share in checking their inputs and laying them out.
+// layers/gated_delta_rule2.h) share in checking their inputs, laying them out and running over
+// packed documents.
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+
+#include "strata/layers/gated_delta_rule.h"
 
 namespace strata {
 
@@ -34,5 +38,17 @@ at::Tensor heads_first(const at::Tensor& t, at::ScalarType dtype);
 // The initial state in `like`'s dtype, or `rows` zero states.
 at::Tensor start_state(const std::optional<at::Tensor>& initial_state, int64_t rows, const DeltaRuleDims& d,
                        const at::Tensor& like);
+
+// A rule over token slices: `part` narrows an input [B, T, ...] to the slice's tokens, `start` is
+// its initial state (none: zeros) and `d` its sizes.
+using DeltaRuleSlice = std::function<DeltaRuleOutput(const std::function<at::Tensor(const at::Tensor&)>& part,
+                                                     const std::optional<at::Tensor>& start, const DeltaRuleDims& d)>;
+
+// `rule` over the whole batch, or with cu_seqlens over each packed document on its own, from its
+// own initial state, the outputs joined along T and the final states along N; the initial state
+// and the documents are checked first (errors name `fn`).
+DeltaRuleOutput over_rows_or_documents(const char* fn, const DeltaRuleDims& d,
+                                       const std::optional<at::Tensor>& initial_state,
+                                       const std::optional<at::Tensor>& cu_seqlens, const DeltaRuleSlice& rule);
 
 }  // namespace strata

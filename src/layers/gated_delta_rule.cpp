@@ -208,25 +208,11 @@ DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor
                                            const std::optional<at::Tensor>& cu_seqlens) {
   const auto fn = "gated_delta_rule_recurrent";
   const auto d = check_inputs(fn, q, k, v, g, beta);
-  if (!cu_seqlens) {
-    check_initial_state(fn, initial_state, d, d.batch, false);
-    return recurrent_rows(q, k, v, g, beta, initial_state, d);
-  }
-  const auto bounds = kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq);
-  const auto documents = static_cast<int64_t>(bounds.size()) - 1;
-  check_initial_state(fn, initial_state, d, documents, true);
-  // Each document on its own, from its own state.
-  std::vector<at::Tensor> outs, finals;
-  for (int64_t doc = 0; doc < documents; ++doc) {
-    const auto first = bounds[doc], length = bounds[doc + 1] - bounds[doc];
-    auto part = [&](const at::Tensor& t) { return t.narrow(1, first, length); };
-    auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
-    auto rule = recurrent_rows(part(q), part(k), part(v), part(g), part(beta), start,
-                               DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
-    outs.push_back(rule.out);
-    finals.push_back(rule.final_state);
-  }
-  return {at::cat(outs, 1), at::cat(finals, 0)};
+  // Packed documents each on their own, from their own state.
+  return over_rows_or_documents(fn, d, initial_state, cu_seqlens, [&](const auto& part, const auto& start,
+                                                                      const DeltaRuleDims& dims) {
+    return recurrent_rows(part(q), part(k), part(v), part(g), part(beta), start, dims);
+  });
 }
 
 }  // namespace strata

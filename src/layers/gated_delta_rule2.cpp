@@ -8,7 +8,6 @@
 
 #include "delta_rule_inputs.h"
 #include "strata/core/error.h"
-#include "strata/kernels/packed_documents.h"
 
 namespace strata {
 
@@ -156,24 +155,10 @@ DeltaRuleOutput run_form(const char* fn, const RowsForm& form, const at::Tensor&
                          const at::Tensor& v, const at::Tensor& g, const at::Tensor& b, const at::Tensor& w,
                          const std::optional<at::Tensor>& initial_state, const std::optional<at::Tensor>& cu_seqlens) {
   const auto d = check_inputs(fn, q, k, v, g, b, w);
-  if (!cu_seqlens) {
-    check_initial_state(fn, initial_state, d, d.batch, false);
-    return form(q, k, v, g, b, w, initial_state, d);
-  }
-  const auto bounds = kernels::document_bounds(fn, *cu_seqlens, d.batch, d.seq);
-  const auto documents = static_cast<int64_t>(bounds.size()) - 1;
-  check_initial_state(fn, initial_state, d, documents, true);
-  std::vector<at::Tensor> outs, finals;
-  for (int64_t doc = 0; doc < documents; ++doc) {
-    const auto first = bounds[doc], length = bounds[doc + 1] - bounds[doc];
-    auto part = [&](const at::Tensor& t) { return t.narrow(1, first, length); };
-    auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
-    auto rule = form(part(q), part(k), part(v), part(g), part(b), part(w), start,
-                     DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
-    outs.push_back(rule.out);
-    finals.push_back(rule.final_state);
-  }
-  return {at::cat(outs, 1), at::cat(finals, 0)};
+  return over_rows_or_documents(fn, d, initial_state, cu_seqlens, [&](const auto& part, const auto& start,
+                                                                      const DeltaRuleDims& dims) {
+    return form(part(q), part(k), part(v), part(g), part(b), part(w), start, dims);
+  });
 }
 
 }  // namespace
