@@ -11,7 +11,10 @@
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (nvcuda::wmma, 16 x 16 x 16) take bfloat16 operands and accumulate in
 // float32. Only CUDA headers here (no LibTorch).
+#include <cuda_pipeline.h>
 #include <mma.h>
+
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -74,18 +77,60 @@ __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
   }
 }
 
+// Staging a block's operands in shared memory. A pass's first step loads its whole chunk (the
+// gradients pass ~200 KB with one block an SM): copies in flight together instead of one row
+// group's load waiting for the previous one's store. bfloat16 rows go as asynchronous copies;
+// rows that need widening or zeros go through registers, every load of a thread issued before its
+// first store. A pass calls staged_rows_wait() before the __syncthreads that publishes the rows.
+
 // The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
 // bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
 // `head` points at (b, first, h, 0); seq_stride is the tensor's position stride.
 template <class T, int kColumns, int kThreads>
 __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to) {
-  constexpr int kPerRow = kColumns / 8;
-  for (int i = threadIdx.x; i < kChunk * kPerRow; i += kThreads) {
-    const int row = i / kPerRow, column = (i % kPerRow) * 8;
-    float x[8] = {};
-    if (row < length) load8(head + row * seq_stride + column, x);
-    device::store<bf16, 8>(to + row * bf16_stride<kColumns> + column, x);
+  constexpr int kPerRow = kColumns / 8, kGroups = kChunk * kPerRow;
+  constexpr int kSteps = (kGroups + kThreads - 1) / kThreads;  // row groups of 8 per thread
+  float x[kSteps][8];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    const bool real = i < kGroups && row < length;
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (real) __pipeline_memcpy_async(to + row * bf16_stride<kColumns> + column, head + row * seq_stride + column, 16);
+    } else {
+#pragma unroll
+      for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
+      if (real) load8(head + row * seq_stride + column, x[s]);
+    }
   }
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    if (i >= kGroups) continue;
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (row < length) continue;  // copied above
+#pragma unroll
+      for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
+    }
+    device::store<bf16, 8>(to + row * bf16_stride<kColumns> + column, x[s]);
+  }
+}
+
+// kRows rows of kWidth bfloat16 (16-byte aligned rows, row strides in elements) from global to
+// shared memory, as asynchronous copies.
+template <int kRows, int kWidth, int kThreads>
+__device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride) {
+  for (int e = threadIdx.x; e < kRows * kWidth / 8; e += kThreads) {
+    const int row = e / (kWidth / 8), column = (e % (kWidth / 8)) * 8;
+    __pipeline_memcpy_async(to + row * to_stride + column, from + row * from_stride + column, 16);
+  }
+}
+
+// Waits for this thread's asynchronous copies of stage_rows and copy_rows; a __syncthreads must
+// follow before any thread reads the rows.
+__device__ __forceinline__ void staged_rows_wait() {
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
 }
 
 // A 16 x 16 float32 tile (row stride 16, a warp's private scratch) written as bfloat16 or `T`

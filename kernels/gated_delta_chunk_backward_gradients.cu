@@ -47,16 +47,6 @@ struct GradientLayout {
   static constexpr int bytes = extra + 128;
 };
 
-// `rows` rows of kWidth bfloat16 (16-byte aligned rows) from global to shared memory.
-template <int kRows, int kWidth>
-__device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride) {
-  for (int e = threadIdx.x; e < kRows * kWidth / 8; e += kThreads) {
-    const int row = e / (kWidth / 8), column = (e % (kWidth / 8)) * 8;
-    *reinterpret_cast<uint4*>(to + row * to_stride + column) =
-        *reinterpret_cast<const uint4*>(from + row * from_stride + column);
-  }
-}
-
 // The dot of a float32 row (kDim columns) with a bfloat16 row, over one warp (lane l: columns 4 l ..).
 template <int kDim>
 __device__ __forceinline__ float row_dot(const float* x, const bf16* y) {
@@ -113,6 +103,14 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   auto* square16_x = d_out;
   auto* square16_t = delta;
 
+  // The bfloat16 arrays of the forward and of the earlier backward passes first (asynchronous),
+  // then q, k and v (widened from float32 where they are).
+  copy_rows<kChunk, kDim, kThreads>(p.d_out + chunk_index * kChunk * kDim, kDim, d_out, kRS);
+  copy_rows<kChunk, kDim, kThreads>(p.forward.u + chunk_index * kChunk * kDim, kDim, delta, kRS);
+  copy_rows<kChunk, kDim, kThreads>(p.d_delta + chunk_index * kChunk * kDim, kDim, d_delta, kRS);
+  copy_rows<kDim, kDim, kThreads>(p.forward.states + chunk_index * kDim * kDim, kDim, state, kRS);
+  copy_rows<kDim, kDim, kThreads>(p.d_states + chunk_index * kDim * kDim, kDim, d_state, kRS);
+  copy_rows<kChunk, kChunk, kThreads>(p.forward.inverse + chunk_index * kChunk * kChunk, kChunk, inverse, kS16);
   {
     const auto row_pointer = [&](const void* t, const launch::RowStrides& s, auto tag) {
       using T = decltype(tag);
@@ -122,12 +120,6 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     stage_rows<QK, kDim, kThreads>(row_pointer(in.k, in.k_strides, QK{}), in.k_strides.seq, span.length, keys);
     stage_rows<V, kDim, kThreads>(row_pointer(in.v, in.v_strides, V{}), in.v_strides.seq, span.length, values);
   }
-  copy_rows<kChunk, kDim>(p.d_out + chunk_index * kChunk * kDim, kDim, d_out, kRS);
-  copy_rows<kChunk, kDim>(p.forward.u + chunk_index * kChunk * kDim, kDim, delta, kRS);
-  copy_rows<kChunk, kDim>(p.d_delta + chunk_index * kChunk * kDim, kDim, d_delta, kRS);
-  copy_rows<kDim, kDim>(p.forward.states + chunk_index * kDim * kDim, kDim, state, kRS);
-  copy_rows<kDim, kDim>(p.d_states + chunk_index * kDim * kDim, kDim, d_state, kRS);
-  copy_rows<kChunk, kChunk>(p.forward.inverse + chunk_index * kChunk * kChunk, kChunk, inverse, kS16);
   if (threadIdx.x < kChunk) {
     const int i = threadIdx.x;
     gates[i] = p.forward.gates[chunk_index * kChunk + i];
@@ -136,6 +128,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     d_betas[i] = 0.0f;
   }
   if (threadIdx.x == 0) *extra = 0.0f;
+  staged_rows_wait();
   __syncthreads();
   const float last_gate = gates[kChunk - 1];
 
@@ -217,11 +210,11 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     square1[i * kSS + j] = j <= i ? x * square0[i * kSS + j] : 0.0f;
   }
   __syncthreads();
-  if (threadIdx.x < kChunk) {
-    const int i = threadIdx.x;
+  for (int i = warp; i < kChunk; i += kWarps) {  // row i by a warp, its lanes over j
     float s = 0.0f;
-    for (int j = 0; j < kChunk; ++j) s += square1[i * kSS + j] - square1[j * kSS + i];
-    d_gates[i] += s;
+    for (int j = lane; j < kChunk; j += 32) s += square1[i * kSS + j] - square1[j * kSS + i];
+    s = device::warp_sum(s);
+    if (lane == 0) d_gates[i] += s;
   }
 #pragma unroll
   for (int ti = 0; ti < kBlocks; ++ti) {
@@ -267,12 +260,12 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     }
   }
   __syncthreads();
-  if (threadIdx.x < kChunk) {
-    const int i = threadIdx.x;
+  for (int i = warp; i < kChunk; i += kWarps) {
     float s = 0.0f, t = 0.0f;
-    for (int j = 0; j < kChunk; ++j) s += square1[i * kSS + j] - square1[j * kSS + i], t += square0[i * kSS + j];
-    d_gates[i] += s;
-    d_betas[i] += t;
+    for (int j = lane; j < kChunk; j += 32) s += square1[i * kSS + j] - square1[j * kSS + i], t += square0[i * kSS + j];
+    s = device::warp_sum(s);
+    t = device::warp_sum(t);
+    if (lane == 0) d_gates[i] += s, d_betas[i] += t;
   }
 #pragma unroll
   for (int ti = 0; ti < kBlocks; ++ti)

@@ -55,6 +55,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   stage_rows<QK, kKeyDim, kThreads>(k_head, in.k_strides.seq, span.length, keys);
   stage_rows<V, kValueDim, kThreads>(do_head, ds.seq, span.length, d_out);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.forward.gates[chunk_index * kChunk + threadIdx.x];
+  staged_rows_wait();
   __syncthreads();
 
   product<false, true, kWarps>(scores, L::kScoreStride, queries, L::kKeyStride, keys, L::kKeyStride, kChunk, kChunk,

@@ -29,16 +29,6 @@ struct OutputLayout {
   static constexpr int bytes = gates + aligned_bytes(kChunk * 4);
 };
 
-// `rows` rows of `columns` bfloat16 (16-byte aligned rows) from global to shared memory.
-template <int kRows, int kWidth>
-__device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride) {
-  for (int e = threadIdx.x; e < kRows * kWidth / 8; e += kThreads) {
-    const int row = e / (kWidth / 8), column = (e % (kWidth / 8)) * 8;
-    *reinterpret_cast<uint4*>(to + row * to_stride + column) =
-        *reinterpret_cast<const uint4*>(from + row * from_stride + column);
-  }
-}
-
 template <class QK, class V, int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   using namespace nvcuda;
@@ -64,12 +54,14 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
     return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
            h * strides.head;
   };
+  copy_rows<kKeyDim, kColumns, kThreads>(p.states + chunk_index * kKeyDim * kValueDim + column0, kValueDim, state,
+                                         L::kSliceStride);
+  copy_rows<kChunk, kColumns, kThreads>(p.u + chunk_index * kChunk * kValueDim + column0, kValueDim, delta,
+                                        L::kSliceStride);
   stage_rows<QK, kKeyDim, kThreads>(head(in.q, in.q_strides), in.q_strides.seq, span.length, queries);
   stage_rows<QK, kKeyDim, kThreads>(head(in.k, in.k_strides), in.k_strides.seq, span.length, keys);
-  copy_rows<kKeyDim, kColumns>(p.states + chunk_index * kKeyDim * kValueDim + column0, kValueDim, state,
-                               L::kSliceStride);
-  copy_rows<kChunk, kColumns>(p.u + chunk_index * kChunk * kValueDim + column0, kValueDim, delta, L::kSliceStride);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
+  staged_rows_wait();
   __syncthreads();
 
   // q k^T on or below the diagonal, then P.

@@ -87,6 +87,7 @@ __global__ void __launch_bounds__(kThreads, 2) prepare_kernel(Problem p) {
     p.gates[chunk_index * kChunk + 2 * lane] = first;
     p.gates[chunk_index * kChunk + 2 * lane + 1] = sum;
   }
+  staged_rows_wait();
   __syncthreads();
 
   // k k^T on or below the diagonal, one 16 x 16 tile per warp at a time.
