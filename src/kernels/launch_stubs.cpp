@@ -4,6 +4,7 @@
 
 #include "strata/core/error.h"
 #include "strata/kernels/hc_boundary_launch.h"
+#include "strata/kernels/l2_normalize_heads_launch.h"
 #include "strata/kernels/launch.h"
 
 namespace strata::kernels::launch {
@@ -84,6 +85,16 @@ void hc_boundary_backward(Dtype, const void*, const void*, const float*, const v
                           const void*, const void*, const float*, const float*, void*, void*, float*, float*, int64_t,
                           int64_t, int64_t, Stream) {
   no_kernels("hc_boundary_backward");
+}
+
+void l2_normalize_heads_forward(Dtype, const void*, RowStrides, void*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                float, float, Stream) {
+  no_kernels("l2_normalize_heads_forward");
+}
+
+void l2_normalize_heads_backward(Dtype, const void*, RowStrides, const void*, RowStrides, void*, int64_t, int64_t,
+                                 int64_t, int64_t, int64_t, float, float, Stream) {
+  no_kernels("l2_normalize_heads_backward");
 }
 
 void chunk_state_scan(const float*, const float*, const float*, const float*, const float*, const float*,

@@ -6,6 +6,7 @@
 
 #include "strata/core/dtype.h"
 #include "strata/kernels/gated_delta_rule_step.h"
+#include "strata/kernels/l2_normalize_heads.h"
 #include "strata/layers/gated_delta_rule.h"
 
 namespace strata {
@@ -46,23 +47,36 @@ MixerOutput GatedDeltaNet::mix(const at::Tensor& hidden, GatedDeltaNetState* sta
   const auto conv_out = conv_silu(parts[0], state, cu_seqlens);  // [B, T, channels]
   auto qkv = conv_out.split_with_sizes({key_size, key_size, value_size}, -1);
 
-  // HF normalises q and k in the input dtype and scales q in float32, inside its kernel. Both
-  // come out [B, T, H, Dk] but heads-first in memory, as the delta rule reads them, so the rule
-  // copies neither: one pass widens (and scales: a one-element float tensor promotes the
-  // product, so it is float(x) * scale as HF has it), one lays out and repeats the key heads.
   const auto heads_per_key = num_value_heads_ / num_key_heads_;
-  auto per_value_head = [&](const at::Tensor& t, double scale) {
-    auto normed = l2_normalize(t.reshape({batch, seq, num_key_heads_, key_head_dim_}));
-    const auto wide_dtype = at_least_float(normed.scalar_type());
-    auto wide = scale == 1.0 ? normed.to(wide_dtype) : normed * at::full({1}, scale, normed.options().dtype(wide_dtype));
-    return wide.transpose(1, 2)
-        .unsqueeze(2)
-        .expand({batch, num_key_heads_, heads_per_key, seq, key_head_dim_})
-        .reshape({batch, num_value_heads_, seq, key_head_dim_})
-        .transpose(1, 2);
-  };
-  auto q = per_value_head(qkv[0], 1.0 / std::sqrt(static_cast<double>(key_head_dim_)));
-  auto k = per_value_head(qkv[1], 1.0);
+  const double q_scale = 1.0 / std::sqrt(static_cast<double>(key_head_dim_));
+  auto key_rows = [&](const at::Tensor& t) { return t.reshape({batch, seq, num_key_heads_, key_head_dim_}); };
+  const bool reduced = at_least_float(qkv[0].scalar_type()) != qkv[0].scalar_type();
+  at::Tensor q, k;
+  if (form == Form::chunked && reduced && kernels::l2_normalize_heads_kernels_take(key_rows(qkv[0]))) {
+    // Training and prefill in bfloat16 / float16 on CUDA: one kernel each way normalises in
+    // float32 (as flash-linear-attention's in-kernel l2norm) and writes q and k once per value
+    // head, heads-first, in the input dtype, which the fused delta rule reads fastest.
+    q = kernels::l2_normalize_heads(key_rows(qkv[0]), heads_per_key, q_scale, kL2NormalizeEps);
+    k = kernels::l2_normalize_heads(key_rows(qkv[1]), heads_per_key, 1.0, kL2NormalizeEps);
+  } else {
+    // HF's ops: q and k normalised in the input dtype, q scaled in float32, inside its kernel.
+    // Both come out [B, T, H, Dk] but heads-first in memory, as the delta rule reads them, so
+    // the rule copies neither: one pass widens (and scales: a one-element float tensor promotes
+    // the product, so it is float(x) * scale as HF has it), one lays out and repeats the key heads.
+    auto per_value_head = [&](const at::Tensor& t, double scale) {
+      auto normed = l2_normalize(key_rows(t));
+      const auto wide_dtype = at_least_float(normed.scalar_type());
+      auto wide =
+          scale == 1.0 ? normed.to(wide_dtype) : normed * at::full({1}, scale, normed.options().dtype(wide_dtype));
+      return wide.transpose(1, 2)
+          .unsqueeze(2)
+          .expand({batch, num_key_heads_, heads_per_key, seq, key_head_dim_})
+          .reshape({batch, num_value_heads_, seq, key_head_dim_})
+          .transpose(1, 2);
+    };
+    q = per_value_head(qkv[0], q_scale);
+    k = per_value_head(qkv[1], 1.0);
+  }
   auto v = qkv[2].reshape({batch, seq, num_value_heads_, value_head_dim_});
   auto beta = at::sigmoid(b);
   auto g = -at::exp(at_least_float(A_log_)) * at::softplus(at_least_float(a) + dt_bias_);

@@ -25,7 +25,9 @@ void validate_linear_attention_fields(const TransformerConfig& c, const char* mi
          ") must be a multiple of linear_num_key_heads (", c.linear_num_key_heads, ")");
 }
 
-at::Tensor l2_normalize(const at::Tensor& x) { return x * at::rsqrt((x * x).sum(-1, /*keepdim=*/true) + 1e-6); }
+at::Tensor l2_normalize(const at::Tensor& x) {
+  return x * at::rsqrt((x * x).sum(-1, /*keepdim=*/true) + kL2NormalizeEps);
+}
 
 GatedRmsNorm::GatedRmsNorm(int64_t size, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", at::ones({size}));

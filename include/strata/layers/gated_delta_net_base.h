@@ -48,7 +48,8 @@ class GatedRmsNorm : public torch::nn::Module {
   double eps_;
 };
 
-// x / ||x|| per head, as HF's, FLA's and Megatron's l2norm: x * rsqrt(sum x^2 + 1e-6), in x's dtype.
+// x / ||x|| per head, as HF's, FLA's and Megatron's l2norm: x * rsqrt(sum x^2 + eps), in x's dtype.
+inline constexpr double kL2NormalizeEps = 1e-6;
 at::Tensor l2_normalize(const at::Tensor& x);
 
 // The gate parameters a mixer adds to the shared layout.
