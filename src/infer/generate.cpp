@@ -46,8 +46,6 @@ bool decodes_with_cuda_graph(const LanguageModel& model, at::Device device) {
   if (env != nullptr && std::string(env) == "0") return false;
   const auto& config = model.config();
   if (config.enable_mhc_connections) return false;
-  // Gated DeltaNet-2 decodes through LibTorch ops that no GPU run has checked under capture yet.
-  if (config.experimental_attention_variant == "gdn2") return false;
   // The mixers whose decode step neither synchronises with the host nor replaces its state.
   const auto pattern = resolve_layer_pattern(config);
   if (!pattern.mtp.empty()) return false;

@@ -10,9 +10,10 @@
 namespace strata::infer {
 namespace {
 
-std::shared_ptr<LanguageModel> model_for(const std::string& pattern) {
+std::shared_ptr<LanguageModel> model_for(const std::string& pattern, const std::string& attention_variant = "") {
   auto c = testing::small_config();
   c->hybrid_layer_pattern = pattern;
+  c->experimental_attention_variant = attention_variant;
   c->num_layers = parse_layer_pattern(pattern).num_canonical_layers();
   c->rotary_percent = 0.5;
   testing::use_small_hybrid_mixers(*c);
@@ -95,6 +96,18 @@ TEST(Generate, EveryDecodeModeGeneratesTheSameTokens) {
   EXPECT_EQ(generate(*model, prompt, {.max_new_tokens = 7}), eager);  // a CUDA graph on the GPU machine
   EXPECT_EQ(decodes_with_cuda_graph(*model, testing::test_device()), testing::test_device().is_cuda() && kernels::cuda_kernels_built());
   EXPECT_FALSE(decodes_with_cuda_graph(*model_for("M-*-"), testing::test_device()));
+}
+
+// Gated DeltaNet-2's decode step (LibTorch ops: no host synchronisation, its state updated in
+// place) under a CUDA graph on the GPU machine.
+TEST(Generate, GatedDeltaNet2GeneratesTheSameTokensInEveryDecodeMode) {
+  auto model = model_for("G-*-", "gdn2");
+  std::vector<int64_t> prompt{3, 9, 27, 17, 5};
+  auto eager = generate(*model, prompt, {.max_new_tokens = 7, .decode = DecodeMode::eager});
+  EXPECT_EQ(generate(*model, prompt, {.max_new_tokens = 7, .decode = DecodeMode::fixed_capacity}), eager);
+  EXPECT_EQ(generate(*model, prompt, {.max_new_tokens = 7}), eager);
+  EXPECT_EQ(decodes_with_cuda_graph(*model, testing::test_device()),
+            testing::test_device().is_cuda() && kernels::cuda_kernels_built());
 }
 
 TEST(Generate, SamplingFiltersRespectTopKAndTopP) {
