@@ -1,9 +1,35 @@
 // Sinkhorn-Knopp on a batch of small float32 n x n matrices (mHC's residual maps, one per token),
-// forward and backward. One thread owns one matrix in registers, so the 2 * iters - 1
-// normalisations cost no launches and no memory traffic; the LibTorch twin runs ~6 small ops per
-// normalisation, each a kernel launch over the whole batch, and the same again twice in backward.
-// The backward reruns the forward, keeps every normalisation's input in a scratch buffer laid out
-// [step][entry][matrix] (a warp's threads touch consecutive floats), and walks it backwards.
+// forward and backward, with the 2 * iters - 1 normalisations in registers: no launches and no
+// memory traffic between them (the LibTorch twin runs ~6 small ops per normalisation, each a
+// kernel launch over the whole batch, and the same again twice in backward).
+//
+// Each matrix gets a group of G lanes of a warp, G = n rounded up to a power of two (so a group
+// is an aligned slice of a warp and xor shuffles stay inside it): lane r of the group owns row r
+// (n floats in registers), lanes r >= n are idle and add 0 to every column sum. A row sum is the
+// lane's own n values in order; a column sum is a butterfly of xor shuffles over the group, which
+// hands every lane of the group the same bits (float addition commutes). One thread per matrix
+// left only count / 32 warps in flight (512 for 16384 maps of n = 4, ~4 per H100 SM), so the
+// latency of every dependent division and exp of the 39-step chain showed; n lanes per matrix
+// give n times the warps and a chain of n-wide steps split across them.
+//
+// The backward needs each normalisation's input, walked backwards. Keeping all of them costs
+// steps * n floats a lane (156 for n = 4 at 20 iterations: too many registers, and 80 KB of
+// shared memory per 128-lane block, which halves the blocks an SM holds). Instead it keeps
+// checkpoints: the forward is cut into segments of S = ceil(sqrt(steps)) steps, the input of
+// every segment's first step is kept, and segments are taken last to first, rerunning each from
+// its checkpoint and keeping its inner inputs. That is ceil(steps / S) + S - 2 rows a lane (11 for
+// 39 steps: 22.5 KB a block for n = 4, 45 KB for n = 8) for one more forward's arithmetic. The
+// rows live in shared memory when a block's fit the 48 KB a block gets without opting in to more,
+// else (n = 4 past 85 iterations, n = 8 past 25) in a global scratch that
+// sinkhorn_scratch_floats sizes. Each lane reads back only what it wrote, so no barrier is needed.
+//
+// The math is the twin's: every normalisation divides x / (sum + eps) with true division, the
+// row softmax and + eps come first, step k normalises columns when k is even and rows when odd.
+// Column sums add the rows pairwise (the butterfly) where one thread per matrix added them in
+// order: a difference of float32 rounding, well inside the tests' tolerance against the twin.
+#include <algorithm>
+#include <cmath>
+
 #include "common.cuh"
 
 namespace strata::kernels {
@@ -12,131 +38,247 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// Index of entry b of row a (kRows) or of column a.
-template <int N, bool kRows>
-__device__ __forceinline__ int entry(int a, int b) {
-  return kRows ? a * N + b : b * N + a;
+// Shared memory a block's tape may take: the per-block limit without opting in to more.
+constexpr int64_t kSharedTapeBytes = 48 * 1024;
+
+// Lanes a matrix gets: N rounded up to a power of two (a divisor of the warp).
+template <int N>
+__host__ __device__ constexpr int group_lanes() {
+  static_assert(N >= 1 && N <= 32, "one matrix's rows must fit in a warp");
+  int lanes = 1;
+  while (lanes < N) lanes *= 2;
+  return lanes;
 }
 
-// sum + eps of row (kRows) or column a: what a normalisation divides by.
-template <int N, bool kRows>
-__device__ __forceinline__ float denominator_of(const float (&m)[N * N], int a, float eps) {
+template <int N>
+__host__ __device__ constexpr int matrices_per_block() {
+  return kThreads / group_lanes<N>();
+}
+
+// The matrix and row this thread owns; live when both exist (matrix < count, row < N).
+struct Lane {
+  int64_t matrix;
+  int row;
+  bool live;
+};
+
+template <int N>
+__device__ __forceinline__ Lane this_lane(int64_t count) {
+  constexpr int G = group_lanes<N>();
+  const int64_t matrix = static_cast<int64_t>(blockIdx.x) * matrices_per_block<N>() + threadIdx.x / G;
+  const int row = static_cast<int>(threadIdx.x % G);
+  return {matrix, row, matrix < count && row < N};
+}
+
+// Row `lane.row` of matrix `lane.matrix` of [count, N, N] values; zeros for a lane that is not live.
+template <int N>
+__device__ __forceinline__ void load_row(const float* __restrict__ values, const Lane& lane, float (&row)[N]) {
+  const float* p = values + (lane.matrix * N + lane.row) * N;
+#pragma unroll
+  for (int c = 0; c < N; ++c) row[c] = lane.live ? p[c] : 0.0f;
+}
+
+template <int N>
+__device__ __forceinline__ void store_row(float* __restrict__ values, const Lane& lane, const float (&row)[N]) {
+  if (!lane.live) return;
+  float* p = values + (lane.matrix * N + lane.row) * N;
+#pragma unroll
+  for (int c = 0; c < N; ++c) p[c] = row[c];
+}
+
+// Sum of v over the rows of this lane's matrix, handed to every lane of its group. Every lane of
+// the warp must call it (full-mask shuffles), live or not; idle rows (row >= N) add 0.
+template <int N>
+__device__ __forceinline__ float column_sum(float v, int row) {
+  constexpr int G = group_lanes<N>();
+  if constexpr (G != N) v = row < N ? v : 0.0f;
+#pragma unroll
+  for (int offset = 1; offset < G; offset *= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <int N>
+__device__ __forceinline__ float row_sum(const float (&v)[N]) {
   float sum = 0.0f;
 #pragma unroll
-  for (int b = 0; b < N; ++b) sum += m[entry<N, kRows>(a, b)];
-  return sum + eps;
+  for (int c = 0; c < N; ++c) sum += v[c];
+  return sum;
 }
 
-// x / (sum + eps) along rows (kRows) or columns, as the twin divides.
-template <int N, bool kRows>
-__device__ __forceinline__ void normalise(float (&m)[N * N], float eps) {
-#pragma unroll
-  for (int a = 0; a < N; ++a) {
-    const float denominator = denominator_of<N, kRows>(m, a, eps);
-#pragma unroll
-    for (int b = 0; b < N; ++b) m[entry<N, kRows>(a, b)] /= denominator;
-  }
-}
-
-// Backward of y = x / (sum + eps) along rows or columns: dx = (dy - sum(dy * y)) / (sum + eps),
-// overwriting d (dy in, dx out); x is the normalisation's input.
-template <int N, bool kRows>
-__device__ __forceinline__ void normalise_backward(const float (&x)[N * N], float (&d)[N * N], float eps) {
-#pragma unroll
-  for (int a = 0; a < N; ++a) {
-    const float denominator = denominator_of<N, kRows>(x, a, eps);
-    float dot = 0.0f;
-#pragma unroll
-    for (int b = 0; b < N; ++b) dot += d[entry<N, kRows>(a, b)] * (x[entry<N, kRows>(a, b)] / denominator);
-#pragma unroll
-    for (int b = 0; b < N; ++b) d[entry<N, kRows>(a, b)] = (d[entry<N, kRows>(a, b)] - dot) / denominator;
-  }
-}
-
-// Row softmax of the logits into p.
+// Step k: x / (sum + eps) along columns when k is even, along rows when odd, as the twin divides.
 template <int N>
-__device__ __forceinline__ void row_softmax(const float* __restrict__ logits, float (&p)[N * N]) {
+__device__ __forceinline__ void normalise(float (&m)[N], int64_t k, int row, float eps) {
+  if (k % 2 == 0) {
 #pragma unroll
-  for (int r = 0; r < N; ++r) {
-    float peak = logits[r * N];
+    for (int c = 0; c < N; ++c) m[c] /= column_sum<N>(m[c], row) + eps;
+  } else {
+    const float denominator = row_sum<N>(m) + eps;
 #pragma unroll
-    for (int c = 1; c < N; ++c) peak = fmaxf(peak, logits[r * N + c]);
-    float sum = 0.0f;
+    for (int c = 0; c < N; ++c) m[c] /= denominator;
+  }
+}
+
+// Backward of step k, y = x / (sum + eps): dx = (dy - sum(dy * y)) / (sum + eps) with the sums
+// along step k's direction, overwriting d (dy in, dx out); x is the step's input.
+template <int N>
+__device__ __forceinline__ void normalise_backward(const float (&x)[N], float (&d)[N], int64_t k, int row, float eps) {
+  if (k % 2 == 0) {
 #pragma unroll
     for (int c = 0; c < N; ++c) {
-      p[r * N + c] = expf(logits[r * N + c] - peak);
-      sum += p[r * N + c];
+      const float denominator = column_sum<N>(x[c], row) + eps;
+      const float dot = column_sum<N>(d[c] * (x[c] / denominator), row);
+      d[c] = (d[c] - dot) / denominator;
     }
+  } else {
+    const float denominator = row_sum<N>(x) + eps;
+    float dot = 0.0f;
 #pragma unroll
-    for (int c = 0; c < N; ++c) p[r * N + c] /= sum;
+    for (int c = 0; c < N; ++c) dot += d[c] * (x[c] / denominator);
+#pragma unroll
+    for (int c = 0; c < N; ++c) d[c] = (d[c] - dot) / denominator;
   }
 }
 
-// Step k of the forward (k = 0 .. 2 iters - 2) normalises columns when k is even, rows when odd.
-// With `scratch`, entry i of step k's input is stored at scratch[(k * N * N + i) * count + matrix].
+// Softmax of one row of logits into p.
 template <int N>
-__device__ __forceinline__ void run_forward(const float* __restrict__ logits, float (&m)[N * N], float* scratch,
-                                            int64_t matrix, int64_t count, int64_t steps, float eps) {
+__device__ __forceinline__ void row_softmax(const float (&logits)[N], float (&p)[N]) {
+  float peak = logits[0];
+#pragma unroll
+  for (int c = 1; c < N; ++c) peak = fmaxf(peak, logits[c]);
+  float sum = 0.0f;
+#pragma unroll
+  for (int c = 0; c < N; ++c) {
+    p[c] = expf(logits[c] - peak);
+    sum += p[c];
+  }
+#pragma unroll
+  for (int c = 0; c < N; ++c) p[c] /= sum;
+}
+
+// The input of step 0: row softmax + eps.
+template <int N>
+__device__ __forceinline__ void first_input(const float (&logits)[N], float (&m)[N], float eps) {
   row_softmax<N>(logits, m);
 #pragma unroll
-  for (int i = 0; i < N * N; ++i) m[i] += eps;
-  for (int64_t k = 0; k < steps; ++k) {
-    if (scratch != nullptr) {
-      float* slot = scratch + k * N * N * count + matrix;
-#pragma unroll
-      for (int i = 0; i < N * N; ++i) slot[i * count] = m[i];
-    }
-    if (k % 2 == 0)
-      normalise<N, false>(m, eps);
-    else
-      normalise<N, true>(m, eps);
-  }
+  for (int c = 0; c < N; ++c) m[c] += eps;
 }
+
+// The backward's saved rows: row `slot` of this lane's tape, entry c, at base[(slot * N + c) * stride],
+// so a warp's lanes touch consecutive floats. In shared memory base is this thread's column of
+// the block's tape; in global memory the live lane's column of [slots, N, count * N].
+template <int N, bool kShared>
+struct Tape {
+  float* base;
+  int64_t global_stride;
+
+  __device__ __forceinline__ float* at(int64_t slot, int c) const {
+    if constexpr (kShared)
+      return base + (slot * N + c) * kThreads;
+    else
+      return base + (slot * N + c) * global_stride;
+  }
+  __device__ __forceinline__ void store(int64_t slot, const float (&v)[N]) const {
+#pragma unroll
+    for (int c = 0; c < N; ++c) *at(slot, c) = v[c];
+  }
+  __device__ __forceinline__ void load(int64_t slot, float (&v)[N]) const {
+#pragma unroll
+    for (int c = 0; c < N; ++c) v[c] = *at(slot, c);
+  }
+};
 
 template <int N>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(const float* __restrict__ logits, float* __restrict__ out, int64_t count, int64_t steps, float eps) {
-  const int64_t matrix = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (matrix >= count) return;
-  float m[N * N];
-  run_forward<N>(logits + matrix * N * N, m, nullptr, matrix, count, steps, eps);
+  // No early return: lanes past `count` still take part in their warp's shuffles.
+  const Lane lane = this_lane<N>(count);
+  float l[N], m[N];
+  load_row<N>(logits, lane, l);
+  first_input<N>(l, m, eps);
+  for (int64_t k = 0; k < steps; ++k) normalise<N>(m, k, lane.row, eps);
+  store_row<N>(out, lane, m);
+}
+
+// `segment` steps a segment; the tape holds ceil(steps / segment) checkpoints, then the
+// segment's inner inputs (segment - 2 of them: the first is its checkpoint, the last stays in m).
+template <int N, bool kSharedTape>
+__global__ void __launch_bounds__(kThreads)
+    backward_kernel(const float* __restrict__ logits, const float* __restrict__ grad_out, float* __restrict__ grad_logits,
+                    float* __restrict__ scratch, int64_t count, int64_t steps, int64_t segment, float eps) {
+  extern __shared__ float shared_tape[];
+  // No early return: lanes past `count` still take part in their warp's shuffles; only live
+  // lanes touch memory.
+  const Lane lane = this_lane<N>(count);
+  Tape<N, kSharedTape> tape{};
+  if constexpr (kSharedTape)
+    tape.base = shared_tape + threadIdx.x;
+  else
+    tape = {scratch + lane.matrix * N + lane.row, count * N};
+  const int64_t segments = (steps + segment - 1) / segment;
+
+  float l[N], m[N], d[N];
+  load_row<N>(logits, lane, l);
+  first_input<N>(l, m, eps);
+  for (int64_t j = 0; j + 1 < segments; ++j) {
+    if (lane.live) tape.store(j, m);
+    for (int64_t k = j * segment; k < (j + 1) * segment; ++k) normalise<N>(m, k, lane.row, eps);
+  }
+  if (lane.live) tape.store(segments - 1, m);
+
+  load_row<N>(grad_out, lane, d);
+  for (int64_t j = segments - 1; j >= 0; --j) {
+    const int64_t first = j * segment, last = first + segment < steps ? first + segment : steps;
+    const auto inner_slot = [&](int64_t k) { return segments + (k - first - 1); };  // first < k < last - 1
+    if (lane.live) tape.load(j, m);
+    for (int64_t k = first; k + 1 < last; ++k) {
+      if (k > first && lane.live) tape.store(inner_slot(k), m);
+      normalise<N>(m, k, lane.row, eps);
+    }
+    for (int64_t k = last - 1; k >= first; --k) {
+      if (k + 1 < last && lane.live) tape.load(k == first ? j : inner_slot(k), m);
+      normalise_backward<N>(m, d, k, lane.row, eps);
+    }
+  }
+
+  // + eps passes the gradient through; the row softmax's backward is p * (d - sum_row(d * p)).
+  row_softmax<N>(l, m);
+  float dot = 0.0f;
 #pragma unroll
-  for (int i = 0; i < N * N; ++i) out[matrix * N * N + i] = m[i];
+  for (int c = 0; c < N; ++c) dot += d[c] * m[c];
+#pragma unroll
+  for (int c = 0; c < N; ++c) d[c] = m[c] * (d[c] - dot);
+  store_row<N>(grad_logits, lane, d);
 }
 
 template <int N>
-__global__ void __launch_bounds__(kThreads)
-    backward_kernel(const float* __restrict__ logits, const float* __restrict__ grad_out, float* __restrict__ grad_logits,
-                    float* __restrict__ scratch, int64_t count, int64_t steps, float eps) {
-  const int64_t matrix = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (matrix >= count) return;
-  const float* l = logits + matrix * N * N;
-  float m[N * N], d[N * N];
-  run_forward<N>(l, m, scratch, matrix, count, steps, eps);
-#pragma unroll
-  for (int i = 0; i < N * N; ++i) d[i] = grad_out[matrix * N * N + i];
-  for (int64_t k = steps - 1; k >= 0; --k) {
-    const float* slot = scratch + k * N * N * count + matrix;
-#pragma unroll
-    for (int i = 0; i < N * N; ++i) m[i] = slot[i * count];
-    if (k % 2 == 0)
-      normalise_backward<N, false>(m, d, eps);
-    else
-      normalise_backward<N, true>(m, d, eps);
-  }
-  // + eps passes the gradient through; the row softmax's backward is p * (d - sum_row(d * p)).
-  row_softmax<N>(l, m);
-#pragma unroll
-  for (int r = 0; r < N; ++r) {
-    float dot = 0.0f;
-#pragma unroll
-    for (int c = 0; c < N; ++c) dot += d[r * N + c] * m[r * N + c];
-#pragma unroll
-    for (int c = 0; c < N; ++c) grad_logits[matrix * N * N + r * N + c] = m[r * N + c] * (d[r * N + c] - dot);
-  }
+unsigned blocks_for(int64_t count) {
+  return static_cast<unsigned>((count + matrices_per_block<N>() - 1) / matrices_per_block<N>());
 }
 
-unsigned blocks_for(int64_t count) { return static_cast<unsigned>((count + kThreads - 1) / kThreads); }
+// The smallest s with s * s >= steps (steps >= 1).
+int64_t ceil_sqrt(int64_t steps) {
+  auto s = static_cast<int64_t>(std::sqrt(static_cast<double>(steps)));
+  while (s * s < steps) ++s;
+  while (s > 1 && (s - 1) * (s - 1) >= steps) --s;
+  return s;
+}
+
+// How the backward keeps the inputs of its 2 * iters - 1 normalisations.
+struct TapePlan {
+  int64_t steps;
+  int64_t segment;  // steps a segment
+  int64_t rows;     // checkpoints and inner inputs a lane; never more than `steps`
+  bool shared;      // whether a block's rows fit in shared memory (else the global scratch)
+};
+
+TapePlan tape_plan(int64_t n, int64_t iters) {
+  TapePlan plan;
+  plan.steps = 2 * iters - 1;
+  plan.segment = ceil_sqrt(plan.steps);
+  plan.rows = (plan.steps + plan.segment - 1) / plan.segment + std::max<int64_t>(plan.segment - 2, 0);
+  plan.shared = plan.rows * n * kThreads * static_cast<int64_t>(sizeof(float)) <= kSharedTapeBytes;
+  return plan;
+}
 
 }  // namespace
 
@@ -147,18 +289,30 @@ void sinkhorn_forward(const float* logits, float* out, int64_t count, int64_t n,
   if (count == 0) return;
   host::dispatch_streams(n, "sinkhorn_forward", [&](auto size) {
     constexpr int N = decltype(size)::value;
-    forward_kernel<N><<<blocks_for(count), kThreads, 0, host::as_cuda(stream)>>>(logits, out, count, 2 * iters - 1, eps);
+    forward_kernel<N><<<blocks_for<N>(count), kThreads, 0, host::as_cuda(stream)>>>(logits, out, count, 2 * iters - 1,
+                                                                                   eps);
   });
   host::check_launch("sinkhorn_forward");
+}
+
+int64_t sinkhorn_scratch_floats(int64_t count, int64_t n, int64_t iters) {
+  const TapePlan plan = tape_plan(n, iters);
+  return plan.shared ? 0 : plan.rows * count * n * n;
 }
 
 void sinkhorn_backward(const float* logits, const float* grad_out, float* grad_logits, float* scratch, int64_t count,
                        int64_t n, int64_t iters, float eps, Stream stream) {
   if (count == 0) return;
+  const TapePlan plan = tape_plan(n, iters);
   host::dispatch_streams(n, "sinkhorn_backward", [&](auto size) {
     constexpr int N = decltype(size)::value;
-    backward_kernel<N><<<blocks_for(count), kThreads, 0, host::as_cuda(stream)>>>(logits, grad_out, grad_logits,
-                                                                                  scratch, count, 2 * iters - 1, eps);
+    if (plan.shared)
+      backward_kernel<N, true><<<blocks_for<N>(count), kThreads, plan.rows * N * kThreads * sizeof(float),
+                                 host::as_cuda(stream)>>>(logits, grad_out, grad_logits, scratch, count, plan.steps,
+                                                          plan.segment, eps);
+    else
+      backward_kernel<N, false><<<blocks_for<N>(count), kThreads, 0, host::as_cuda(stream)>>>(
+          logits, grad_out, grad_logits, scratch, count, plan.steps, plan.segment, eps);
   });
   host::check_launch("sinkhorn_backward");
 }

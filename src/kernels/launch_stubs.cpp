@@ -51,6 +51,8 @@ void sinkhorn_backward(const float*, const float*, float*, float*, int64_t, int6
   no_kernels("sinkhorn_backward");
 }
 
+int64_t sinkhorn_scratch_floats(int64_t, int64_t, int64_t) { no_kernels("sinkhorn_scratch_floats"); }
+
 void row_rstd(Dtype, const void*, float*, int64_t, int64_t, float, Stream) { no_kernels("row_rstd"); }
 
 void hc_collapse_forward(Dtype, const void*, const float*, void*, int64_t, int64_t, int64_t, Stream) {

@@ -11,6 +11,7 @@
 
 #include "kernel_test_util.h"
 #include "strata/core/error.h"
+#include "strata/kernels/launch.h"
 #include "strata/kernels/sinkhorn.h"
 #include "strata/layers/sinkhorn.h"
 #include "test_util.h"
@@ -118,21 +119,46 @@ std::vector<at::Tensor> as_float64(const std::vector<at::Tensor>& inputs) {
   return out;
 }
 
+// The kernel's output and logits gradient against the twin's, both against float64.
+void expect_sinkhorn_kernel_as_accurate_as_twin(const at::Tensor& logits, int64_t iters, double eps,
+                                                const std::string& what) {
+  auto g = at::randn_like(logits);
+  auto kernel = forward_backward([&](const auto& in) { return sinkhorn_cuda(in[0], iters, eps); }, {logits}, g);
+  auto twin = forward_backward([&](const auto& in) { return sinkhorn_knopp_unrolled(in[0], iters, eps); }, {logits}, g);
+  auto ref = forward_backward([&](const auto& in) { return sinkhorn_knopp_unrolled(in[0], iters, eps); },
+                              {logits.to(at::kDouble)}, g.to(at::kDouble));
+  testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, what + " out");
+  testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], what + " grad");
+}
+
+// Every n the kernel takes: non-powers of two leave lanes of each matrix's group idle; 1, 185 and
+// 4099 matrices fill no block of 128 lanes exactly (a block holds 128 / n matrices, n rounded up
+// to a power of two), so the last block's spare lanes still shuffle with the others.
 TEST(SinkhornKernel, CudaKernelMatchesReference) {
   ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
-  for (int64_t n : {1, 2, 3, 4, 8})
-    for (int64_t iters : {1, 3, 20}) {
-      auto logits = at::randn({5, 37, n, n}, cuda(at::kFloat)) * 2;
-      auto g = at::randn_like(logits);
-      const double eps = 1e-6;
-      auto kernel = forward_backward([&](const auto& in) { return sinkhorn_cuda(in[0], iters, eps); }, {logits}, g);
-      auto twin = forward_backward([&](const auto& in) { return sinkhorn_knopp_unrolled(in[0], iters, eps); }, {logits}, g);
-      auto ref = forward_backward([&](const auto& in) { return sinkhorn_knopp_unrolled(in[0], iters, eps); },
-                                  {logits.to(at::kDouble)}, g.to(at::kDouble));
-      const auto what = strata::cat("n ", n, " iters ", iters);
-      testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, what + " out");
-      testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], what + " grad");
+  for (int64_t n = 1; n <= launch::kMaxHyperStreams; ++n)
+    for (const std::vector<int64_t>& batch : {std::vector<int64_t>{1}, {5, 37}, {4099}})
+      for (int64_t iters : {1, 2, 3, 20}) {
+        auto shape = batch;
+        shape.insert(shape.end(), {n, n});
+        auto logits = at::randn(shape, cuda(at::kFloat)) * 2;
+        expect_sinkhorn_kernel_as_accurate_as_twin(logits, iters, 1e-6,
+                                                   strata::cat("n ", n, " batch ", at::IntArrayRef(batch), " iters ", iters));
+      }
+}
+
+// 150 iterations are more checkpoints than a block's shared memory holds at these n, so the
+// backward keeps them in the global scratch; with eps = 0 too, which the twin also takes.
+TEST(SinkhornKernel, LongRunsKeepTheirCheckpointsInTheGlobalScratch) {
+  const int64_t iters = 150;
+  for (int64_t n : {3, 4, 5, 8}) {
+    EXPECT_GT(launch::sinkhorn_scratch_floats(1, n, iters), 0) << "n " << n << ": the tape fits in shared memory";
+    for (double eps : {1e-6, 0.0}) {
+      auto logits = at::randn({333, n, n}, cuda(at::kFloat)) * 2;
+      expect_sinkhorn_kernel_as_accurate_as_twin(logits, iters, eps, strata::cat("n ", n, " eps ", eps));
     }
+  }
+  EXPECT_EQ(launch::sinkhorn_scratch_floats(16384, 4, 20), 0) << "mHC's n = 4, 20 iterations: shared memory";
 }
 
 TEST(SinkhornKernel, LayerOpRunsTheKernelOnFloat32Cuda) {

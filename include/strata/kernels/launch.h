@@ -60,15 +60,16 @@ constexpr int64_t kMaxHyperStreams = 8;
 
 // Sinkhorn-Knopp on `count` float32 n x n matrices (n <= kMaxHyperStreams), in
 // strata::sinkhorn_knopp's order: row softmax + eps, then a column normalisation, then iters - 1
-// (row, column) pairs, each x / (sum + eps). One thread per matrix, in registers.
+// (row, column) pairs, each x / (sum + eps). A warp lane per row, the matrix in registers.
 void sinkhorn_forward(const float* logits, float* out, int64_t count, int64_t n, int64_t iters, float eps,
                       Stream stream);
 
 // grad_logits from grad_out, rerunning the forward from logits; `scratch` holds
-// sinkhorn_scratch_floats(count, n, iters) floats for the normalisations' inputs.
+// sinkhorn_scratch_floats(count, n, iters) floats for checkpoints of the normalisations' inputs:
+// none while they fit in shared memory (n = 4 up to 85 iterations, n = 8 up to 25).
 void sinkhorn_backward(const float* logits, const float* grad_out, float* grad_logits, float* scratch, int64_t count,
                        int64_t n, int64_t iters, float eps, Stream stream);
-inline int64_t sinkhorn_scratch_floats(int64_t count, int64_t n, int64_t iters) { return (2 * iters - 1) * count * n * n; }
+int64_t sinkhorn_scratch_floats(int64_t count, int64_t n, int64_t iters);
 
 // rstd[row] = rsqrt(mean(x[row]^2) + eps) in float32 over rows of `cols` (mHC's RMS-normalised
 // projection input, without writing the normalised copy).

@@ -1,8 +1,9 @@
 #pragma once
-// Sinkhorn-Knopp on CUDA: one thread per n x n matrix (n <= launch::kMaxHyperStreams), the
-// iterations in registers; the backward reruns them and keeps each normalisation's input in a
-// scratch buffer for the duration of the call. The LibTorch twin, and the op the layers call
-// (which picks one of the two), is strata::sinkhorn_knopp in layers/sinkhorn.h.
+// Sinkhorn-Knopp on CUDA: a warp lane per row of each n x n matrix (n <= launch::kMaxHyperStreams),
+// the iterations in registers; the backward reruns them, keeping checkpoints of the
+// normalisations' inputs in shared memory (in a scratch buffer when they do not fit). The LibTorch
+// twin, and the op the layers call (which picks one of the two), is strata::sinkhorn_knopp in
+// layers/sinkhorn.h.
 #include <ATen/ATen.h>
 
 #include <cstdint>
