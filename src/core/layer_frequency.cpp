@@ -22,7 +22,9 @@ using Value = std::variant<int64_t, List>;
 //   power   := atom ['**' unary]
 //   atom    := integer | '[' [sum (',' sum)* [',']] ']' | '(' sum ')'
 // A list holds integers (no nested lists), at most kMaxLayers of them, and integers fit in int64;
-// anything Python would evaluate to another type (a tuple, a float) is refused.
+// anything Python would evaluate to another type (a tuple, a float) is refused, and so is nesting
+// (brackets, parentheses, unary '+') deeper than kMaxNesting, which Python's parser refuses too
+// and which would otherwise exhaust this reader's stack.
 class Expression {
  public:
   Expression(const std::string& text, const std::string& where) : text_(text), where_(where) {}
@@ -40,6 +42,23 @@ class Expression {
   [[noreturn]] void error(size_t pos, const std::string& what) const {
     fail(where_, " \"", text_, "\": ", what, " (position ", pos, ")");
   }
+
+  static constexpr int kMaxNesting = 200;
+
+  // Counts one level of nesting while alive; refuses the level past kMaxNesting.
+  class Nesting {
+   public:
+    explicit Nesting(Expression& e) : e_(e) {
+      if (++e_.depth_ > kMaxNesting)
+        e_.error(e_.pos_, cat("nested more than ", kMaxNesting, " deep (brackets, parentheses or unary '+')"));
+    }
+    ~Nesting() { --e_.depth_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Expression& e_;
+  };
 
   bool at(char c) const { return pos_ < text_.size() && text_[pos_] == c; }
   bool at_power() const { return at('*') && pos_ + 1 < text_.size() && text_[pos_ + 1] == '*'; }
@@ -70,6 +89,7 @@ class Expression {
 
   Value unary() {
     if (!at('+')) return power();
+    const Nesting level(*this);
     const auto op = pos_++;
     auto value = unary();
     if (std::holds_alternative<List>(value)) error(op, "unary '+' of a list (Python refuses it too)");
@@ -89,16 +109,15 @@ class Expression {
   }
 
   Value atom() {
+    if (!at('[') && !at('(')) return integer();
+    const Nesting level(*this);
     if (at('[')) return list();
-    if (at('(')) {
-      const auto open = pos_++;
-      if (at(')')) error(open, "'()' is an empty tuple, not a list or an integer");
-      auto value = sum();
-      if (at(',')) error(pos_, "a tuple ('(a, b)'): Megatron expects a list, written with [ ]");
-      expect(')');
-      return value;
-    }
-    return integer();
+    const auto open = pos_++;
+    if (at(')')) error(open, "'()' is an empty tuple, not a list or an integer");
+    auto value = sum();
+    if (at(',')) error(pos_, "a tuple ('(a, b)'): Megatron expects a list, written with [ ]");
+    expect(')');
+    return value;
   }
 
   Value list() {
@@ -179,6 +198,7 @@ class Expression {
   const std::string& text_;
   const std::string& where_;
   size_t pos_ = 0;
+  int depth_ = 0;  // levels of nesting open (Nesting)
 };
 
 }  // namespace

@@ -64,6 +64,22 @@ TEST(LayerFrequency, WhatMegatronOrPythonRefusesIsRefusedWithThePosition) {
   EXPECT_EQ(refusal("x"), "--moe-layer-freq 'x': expected an integer");
 }
 
+// Found by fuzz_layer_frequency: deep nesting overflowed the reader's stack. Python's parser
+// refuses it too; 200 levels are read, the next is refused by name.
+TEST(LayerFrequency, DeepNestingIsRefusedNotAStackOverflow) {
+  const auto nested = [](char open, char close, size_t depth) {
+    return std::string("[").append(depth, open).append("1").append(depth, close).append("]");
+  };
+  EXPECT_EQ(list(nested('(', ')', 199)), std::vector<int64_t>{1});
+  EXPECT_EQ(list(std::string("[").append(199, '+').append("1]")), std::vector<int64_t>{1});
+  for (const auto& text :
+       {nested('(', ')', 100000), std::string("[").append(100000, '+').append("1]"), std::string(100000, '[')}) {
+    const auto message = refusal(text);
+    EXPECT_NE(message.find("nested more than 200 deep (brackets, parentheses or unary '+')"), std::string::npos)
+        << message.substr(0, 200);
+  }
+}
+
 TEST(LayerFrequency, SizesAreBoundedBeforeAnythingIsAllocated) {
   EXPECT_EQ(list("[1]*10000").size(), 10000u);
   EXPECT_EQ(refusal("[1]*10001"),
