@@ -11,9 +11,8 @@
 #include "test_util.h"
 
 #ifdef STRATA_CUDA
-#include "strata/backends/local_backend.h"
+#include "gated_delta_net_copies.h"
 #include "strata/core/compat.h"
-#include "strata/layers/gated_delta_net.h"
 #endif
 
 namespace strata::kernels {
@@ -283,37 +282,20 @@ TEST(CausalConv1dKernel, GatedDeltaNetWithTheKernelIsAsAccurateAsWithTheTwin) {
   config->linear_key_head_dim = 16;
   config->linear_value_head_dim = 16;
   config->linear_chunk_size = 64;
-  auto make = [&] {
-    return std::make_shared<GatedDeltaNet>(LayerArgs{.config = config}, gated_delta_net_submodules(LocalBackend{}));
-  };
-  auto twin_mixer = make(), kernel_mixer = make(), ref_mixer = make();
-  {
-    at::NoGradGuard no_grad;
-    auto source = twin_mixer->named_parameters();
-    for (auto& other : {kernel_mixer, ref_mixer})
-      for (auto& param : other->named_parameters()) param.value().copy_(source[param.key()]);
-  }
-  kernel_mixer->to(at::kCUDA);
-  ref_mixer->to(at::kDouble);
+  auto mixers = testing::gated_delta_net_copies(config);
+  mixers.kernel->to(at::kCUDA);
+  mixers.reference->to(at::kDouble);
 
   auto hidden = at::randn({2, 300, config->hidden_size});
   auto g = at::randn({2, 300, config->hidden_size});
-  auto run = [&](const std::shared_ptr<GatedDeltaNet>& mixer, at::Device device, at::ScalarType dtype) {
-    return forward_backward(
-        [&](const auto& in) {
-          ForwardContext ctx;
-          return mixer->forward(in[0], ctx).output;
-        },
-        {hidden.to(device, dtype)}, g);
-  };
-  auto twin = run(twin_mixer, at::kCPU, at::kFloat);
-  auto kernel = run(kernel_mixer, at::kCUDA, at::kFloat);
-  auto ref = run(ref_mixer, at::kCPU, at::kDouble);
+  auto twin = testing::mixer_forward_backward(*mixers.twin, hidden, g, at::kCPU, at::kFloat);
+  auto kernel = testing::mixer_forward_backward(*mixers.kernel, hidden, g, at::kCUDA, at::kFloat);
+  auto ref = testing::mixer_forward_backward(*mixers.reference, hidden, g, at::kCPU, at::kDouble);
   testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, "out");
   testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], "grad hidden");
   for (const char* name : {"conv1d.weight", "in_proj.weight"}) {
     auto grad_of = [&](const std::shared_ptr<GatedDeltaNet>& mixer) { return mixer->named_parameters()[name].grad(); };
-    testing::expect_as_accurate_as_twin(grad_of(kernel_mixer), grad_of(twin_mixer), grad_of(ref_mixer),
+    testing::expect_as_accurate_as_twin(grad_of(mixers.kernel), grad_of(mixers.twin), grad_of(mixers.reference),
                                         std::string("grad ") + name);
   }
 }

@@ -8,12 +8,14 @@
 #include <functional>
 
 #include "kernel_test_util.h"
-#include "strata/backends/local_backend.h"
 #include "strata/core/error.h"
 #include "strata/kernels/dispatch.h"
 #include "strata/kernels/l2_normalize_heads_launch.h"
-#include "strata/layers/gated_delta_net.h"
 #include "test_util.h"
+
+#ifdef STRATA_CUDA
+#include "gated_delta_net_copies.h"
+#endif
 
 namespace strata::kernels {
 namespace {
@@ -148,35 +150,18 @@ TEST(L2NormalizeHeads, GatedDeltaNetWithTheKernelsIsAsAccurateAsWithTheTwins) {
   config->linear_key_head_dim = 128;  // the fused delta rule's head size
   config->linear_value_head_dim = 128;
   config->linear_chunk_size = 64;
-  auto make = [&] {
-    return std::make_shared<GatedDeltaNet>(LayerArgs{.config = config}, gated_delta_net_submodules(LocalBackend{}));
-  };
-  auto twin_mixer = make(), kernel_mixer = make(), ref_mixer = make();
-  {
-    at::NoGradGuard no_grad;
-    auto source = twin_mixer->named_parameters();
-    for (auto& other : {kernel_mixer, ref_mixer})
-      for (auto& param : other->named_parameters()) param.value().copy_(source[param.key()]);
-  }
-  twin_mixer->to(at::kBFloat16);
-  kernel_mixer->to(at::kCUDA, at::kBFloat16);
-  ref_mixer->to(at::kDouble);
+  auto mixers = testing::gated_delta_net_copies(config);
+  mixers.twin->to(at::kBFloat16);
+  mixers.kernel->to(at::kCUDA, at::kBFloat16);
+  mixers.reference->to(at::kDouble);
   auto hidden = at::randn({2, 200, config->hidden_size});
   auto g = at::randn({2, 200, config->hidden_size});
-  auto run = [&](const std::shared_ptr<GatedDeltaNet>& mixer, at::Device device, at::ScalarType dtype) {
-    return forward_backward(
-        [&](const auto& in) {
-          ForwardContext ctx;
-          return mixer->forward(in[0], ctx).output;
-        },
-        {hidden.to(device, dtype)}, g);
-  };
-  auto twin = run(twin_mixer, at::kCPU, at::kBFloat16);
-  auto kernel = run(kernel_mixer, at::kCUDA, at::kBFloat16);
-  auto ref = run(ref_mixer, at::kCPU, at::kDouble);
+  auto twin = testing::mixer_forward_backward(*mixers.twin, hidden, g, at::kCPU, at::kBFloat16);
+  auto kernel = testing::mixer_forward_backward(*mixers.kernel, hidden, g, at::kCUDA, at::kBFloat16);
+  auto ref = testing::mixer_forward_backward(*mixers.reference, hidden, g, at::kCPU, at::kDouble);
   testing::expect_as_accurate_as_twin(kernel.output, twin.output, ref.output, "out");
   testing::expect_as_accurate_as_twin(kernel.grads[0], twin.grads[0], ref.grads[0], "grad hidden");
-  for (const auto& param : ref_mixer->named_parameters()) {
+  for (const auto& param : mixers.reference->named_parameters()) {
     auto grad_of = [&](const std::shared_ptr<GatedDeltaNet>& mixer) {
       return mixer->named_parameters()[param.key()].grad();
     };
@@ -186,11 +171,12 @@ TEST(L2NormalizeHeads, GatedDeltaNetWithTheKernelsIsAsAccurateAsWithTheTwins) {
       // terms cancel: the fused rule's bf16 tensor-core products leave them a few percent off
       // (3.1% and 3.7% on an H100 for one draw, against 1.2% and 1.9% for the CPU's float32
       // products), where every other gradient is within bf16's 1%.
-      const double error = relative_error(grad_of(kernel_mixer), grad_of(ref_mixer));
+      const double error = relative_error(grad_of(mixers.kernel), grad_of(mixers.reference));
       EXPECT_LE(error, 0.06) << "grad " << name;
       continue;
     }
-    testing::expect_as_accurate_as_twin(grad_of(kernel_mixer), grad_of(twin_mixer), grad_of(ref_mixer), "grad " + name);
+    testing::expect_as_accurate_as_twin(grad_of(mixers.kernel), grad_of(mixers.twin), grad_of(mixers.reference),
+                                        "grad " + name);
   }
 }
 
