@@ -8,6 +8,8 @@
 set -euo pipefail
 strata=$1 work=$2
 rm -rf "$work" && mkdir -p "$work"
+# Most checks are quiet greps: one that fails names its line and shows the runs' error output.
+trap 'echo "train_nproc_signals: the check at line $LINENO failed"; for f in "$work"/*.err; do echo "== $f"; tail -n 20 "$f"; done' ERR
 
 model=(--hybrid-layer-pattern '[*-]' --hidden-size 32 --ffn-hidden-size 64 --kv-channels 8 --seq-length 32
        --micro-batch-size 2 --mqar-kv-pairs 4 --eval-iters 1 --lr-warmup-iters 1 --seed 7)
