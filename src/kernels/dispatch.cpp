@@ -53,6 +53,11 @@ std::vector<int64_t> shape_with(const at::Tensor& t, int64_t trailing, std::init
   return sizes;
 }
 
+launch::RowStrides row_strides(const at::Tensor& t) {
+  const auto stride = [&](int64_t d) { return t.size(d) == 1 ? 0 : t.stride(d); };
+  return {stride(0), stride(1), stride(2)};
+}
+
 launch::Stream current_stream(at::Device device) {
 #ifdef STRATA_CUDA
   if (!device.is_cuda()) fail("strata kernels: tensor on ", device, " where a CUDA tensor was expected");

@@ -46,11 +46,6 @@ bool gated_delta_chunk_kernels_take(const at::Tensor& q, const at::Tensor& k, co
   return true;
 }
 
-launch::RowStrides row_strides(const at::Tensor& t) {
-  const auto stride = [&](int64_t d) { return t.size(d) == 1 ? 0 : t.stride(d); };
-  return {stride(0), stride(1), stride(2)};
-}
-
 at::Tensor readable(const at::Tensor& t) {
   const auto size = static_cast<int64_t>(t.element_size());
   const auto rows_aligned = [&](const at::Tensor& x) {

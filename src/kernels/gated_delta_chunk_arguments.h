@@ -20,10 +20,6 @@ bool gated_delta_chunk_kernels_take(const at::Tensor& q, const at::Tensor& k, co
                                     const at::Tensor& beta, int64_t chunk_size,
                                     const std::optional<at::Tensor>& initial_state);
 
-// The element strides of t's batch, position and head dimensions; 0 for a dimension of size 1,
-// whose stride ATen leaves arbitrary and the kernels never step along.
-launch::RowStrides row_strides(const at::Tensor& t);
-
 // t as the kernels read it: last dimension contiguous, rows (pointer and strides) 16-byte aligned.
 at::Tensor readable(const at::Tensor& t);
 

@@ -28,13 +28,6 @@ using torch::autograd::variable_list;
 // gradient's order of sums, and with it the result, is the same on every run.
 int64_t backward_blocks(int64_t rows) { return std::min<int64_t>((rows + 63) / 64, 1024); }
 
-// A dimension of one element may have any stride; 0 keeps it from spoiling the kernels' check
-// that every row start is a whole 16-byte pack from the base.
-launch::RowStrides row_strides(const at::Tensor& t) {
-  auto stride = [&](int64_t d) { return t.size(d) == 1 ? 0 : t.stride(d); };
-  return {stride(0), stride(1), stride(2)};
-}
-
 // t as the kernels read it, [B, T, H, D] with a contiguous last dimension: a 4-D t keeps its
 // strides; other shapes become [rows, 1, 1, D] (a view where the rows are evenly spaced, else
 // a copy).

@@ -26,12 +26,6 @@ at::Tensor repeat_heads_first(const at::Tensor& y, int64_t repeats) {
       .transpose(1, 2);
 }
 
-// A dimension of one element may have any stride.
-launch::RowStrides row_strides(const at::Tensor& t) {
-  auto stride = [&](int64_t d) { return t.size(d) == 1 ? 0 : t.stride(d); };
-  return {stride(0), stride(1), stride(2)};
-}
-
 class L2NormalizeHeadsFunction : public torch::autograd::Function<L2NormalizeHeadsFunction> {
  public:
   // Returns the contiguous [B, H, T, D] array.

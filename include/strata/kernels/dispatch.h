@@ -27,6 +27,11 @@ launch::Dtype launch_dtype(at::ScalarType type, const char* what);
 // an output that keeps an input's batch dimensions.
 std::vector<int64_t> shape_with(const at::Tensor& t, int64_t trailing, std::initializer_list<int64_t> tail);
 
+// The element strides of a [B, T, H, D] tensor's batch, position and head dimensions; 0 for a
+// dimension of size 1, whose stride ATen leaves arbitrary and the kernels never step along (0
+// also keeps it from spoiling the kernels' check that every row start is 16-byte aligned).
+launch::RowStrides row_strides(const at::Tensor& t);
+
 // The current CUDA stream of `device` (the stream ATen's own kernels run on); throws in a
 // CPU-only build.
 launch::Stream current_stream(at::Device device);
