@@ -36,7 +36,9 @@ __host__ __device__ constexpr int map_columns(int n) { return n * (n + 2); }
 __host__ __device__ constexpr int partial_count(int n) { return n + n * n + 2; }
 
 // The twin's logit: f * scale, rounded, + base.
-__device__ __forceinline__ float logit(float x, float scale, float base) { return __fadd_rn(__fmul_rn(x, scale), base); }
+__device__ __forceinline__ float logit(float x, float scale, float base) {
+  return __fadd_rn(__fmul_rn(x, scale), base);
+}
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -161,8 +163,8 @@ __global__ void __launch_bounds__(kReduceThreads)
 
 namespace launch {
 
-void hc_post_res_forward(const float* f, const float* base, const float* scale, float* post, float* res,
-                         int64_t tokens, int64_t n, int64_t iters, float eps, Stream stream) {
+void hc_post_res_forward(const float* f, const float* base, const float* scale, float* post, float* res, int64_t tokens,
+                         int64_t n, int64_t iters, float eps, Stream stream) {
   if (tokens == 0) return;
   host::dispatch_streams(n, "hc_post_res_forward", [&](auto size) {
     constexpr int N = decltype(size)::value;

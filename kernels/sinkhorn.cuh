@@ -229,8 +229,8 @@ __device__ __forceinline__ void keep_checkpoints(const float (&logits)[N], const
 
 template <int N, bool kShared>
 __device__ __forceinline__ void backward_from_checkpoints(const float (&logits)[N], float (&d)[N],
-                                                          const Tape<N, kShared>& tape, const Lane& lane,
-                                                          int64_t steps, int64_t segment, float eps) {
+                                                          const Tape<N, kShared>& tape, const Lane& lane, int64_t steps,
+                                                          int64_t segment, float eps) {
   const int64_t segments = (steps + segment - 1) / segment;
   float m[N];
   for (int64_t j = segments - 1; j >= 0; --j) {
@@ -271,7 +271,9 @@ struct TapePlan {
   int64_t rows;     // checkpoints and inner inputs a lane; never more than `steps`
   bool shared;      // whether a block's rows fit in shared memory (else the global scratch)
 
-  int64_t shared_bytes(int64_t n) const { return shared ? rows * n * kThreads * static_cast<int64_t>(sizeof(float)) : 0; }
+  int64_t shared_bytes(int64_t n) const {
+    return shared ? rows * n * kThreads * static_cast<int64_t>(sizeof(float)) : 0;
+  }
   int64_t scratch_floats(int64_t count, int64_t n) const { return shared ? 0 : rows * count * n * n; }
 };
 

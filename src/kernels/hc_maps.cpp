@@ -38,8 +38,8 @@ class PostResFunction : public torch::autograd::Function<PostResFunction> {
     ctx->saved_data["n"] = n;
     ctx->saved_data["iters"] = iters;
     ctx->saved_data["eps"] = eps;
-    ctx->saved_data["dtypes"] = std::vector<int64_t>{static_cast<int64_t>(base.scalar_type()),
-                                                     static_cast<int64_t>(scale.scalar_type())};
+    ctx->saved_data["dtypes"] =
+        std::vector<int64_t>{static_cast<int64_t>(base.scalar_type()), static_cast<int64_t>(scale.scalar_type())};
     return {post, res};
   }
 
@@ -83,7 +83,8 @@ HcPostRes hc_post_res_maps(const at::Tensor& f, const at::Tensor& base, const at
   const int64_t maps = n * (n + 2);
   if (!f.is_cuda()) fail(who, ": f is on ", f.device(), "; expected a CUDA tensor");
   if (f.scalar_type() != at::kFloat) fail(who, ": f is ", f.scalar_type(), "; expected float32");
-  if (f.dim() < 1 || f.size(-1) != maps) fail(who, ": f of shape ", f.sizes(), "; expected [..., ", maps, "] for n ", n);
+  if (f.dim() < 1 || f.size(-1) != maps)
+    fail(who, ": f of shape ", f.sizes(), "; expected [..., ", maps, "] for n ", n);
   if (base.sizes() != at::IntArrayRef{maps}) fail(who, ": base of shape ", base.sizes(), "; expected [", maps, "]");
   if (scale.sizes() != at::IntArrayRef{3}) fail(who, ": scale of shape ", scale.sizes(), "; expected [3]");
   if (!base.is_floating_point() || !scale.is_floating_point())

@@ -10,11 +10,11 @@ at::Tensor hyper_connection_map_logits(const at::Tensor& f, const at::Tensor& ba
 }
 
 kernels::HcPostRes hyper_connection_post_res_reference(const at::Tensor& f, const at::Tensor& base,
-                                                       const at::Tensor& scale, int64_t n,
-                                                       int64_t sinkhorn_iterations, double eps) {
+                                                       const at::Tensor& scale, int64_t n, int64_t sinkhorn_iterations,
+                                                       double eps) {
   auto post = 2 * at::sigmoid(hyper_connection_map_logits(f, base, scale, 1, n, n));
-  auto res = sinkhorn_knopp_reference(hyper_connection_map_logits(f, base, scale, 2, 2 * n, n * n).unflatten(-1, {n, n}),
-                                      sinkhorn_iterations, eps);
+  auto res = sinkhorn_knopp_reference(
+      hyper_connection_map_logits(f, base, scale, 2, 2 * n, n * n).unflatten(-1, {n, n}), sinkhorn_iterations, eps);
   return {post, res};
 }
 

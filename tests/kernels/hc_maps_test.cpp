@@ -31,9 +31,12 @@ enum class Probe { Post, Res, Both };
 
 const char* name_of(Probe probe) {
   switch (probe) {
-    case Probe::Post: return "d post only";
-    case Probe::Res: return "d res only";
-    case Probe::Both: return "d post and d res";
+    case Probe::Post:
+      return "d post only";
+    case Probe::Res:
+      return "d res only";
+    case Probe::Both:
+      return "d post and d res";
   }
   return "";
 }
@@ -200,9 +203,9 @@ TEST(HcMaps, CudaKernelMatchesTheTwinAndFloat64) {
       for (int64_t iters : {1, 3, 20})
         for (Probe probe : {Probe::Post, Probe::Res, Probe::Both}) {
           const auto in = random_inputs(batch, n, at::kCUDA);
-          expect_kernel_matches_twin(in, n, iters, probe,
-                                     strata::cat("n ", n, " batch ", at::IntArrayRef(batch), " iters ", iters, ", ",
-                                                 name_of(probe)));
+          expect_kernel_matches_twin(
+              in, n, iters, probe,
+              strata::cat("n ", n, " batch ", at::IntArrayRef(batch), " iters ", iters, ", ", name_of(probe)));
         }
 }
 
@@ -234,8 +237,8 @@ TEST(HcMaps, CudaKernelTakesBfloat16BaseAndScale) {
 
 TEST(HcMaps, CudaKernelTakesNoTokens) {
   const auto in = random_inputs({0}, 4, at::kCUDA);
-  const auto got = run(kernel(4, 20), in, at::zeros({0, 4}, in.f.options()), at::zeros({0, 4, 4}, in.f.options()),
-                       Probe::Both);
+  const auto got =
+      run(kernel(4, 20), in, at::zeros({0, 4}, in.f.options()), at::zeros({0, 4, 4}, in.f.options()), Probe::Both);
   EXPECT_EQ(got[0].sizes(), (std::vector<int64_t>{0, 4}));
   EXPECT_EQ(got[1].sizes(), (std::vector<int64_t>{0, 4, 4}));
   EXPECT_EQ(at::count_nonzero(got[3]).item<int64_t>(), 0);

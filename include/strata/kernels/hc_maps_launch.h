@@ -12,8 +12,8 @@ namespace strata::kernels::launch {
 //   post[t, i]    = 2 sigmoid(scale[1] f[t, n + i] + base[n + i])                    [tokens, n]
 //   res[t, i, j]  = Sinkhorn-Knopp of (scale[2] f[t, 2n + i n + j] + base[2n + i n + j]) [tokens, n, n]
 // in strata::sinkhorn_knopp's order (launch::sinkhorn_forward), with the logits in registers.
-void hc_post_res_forward(const float* f, const float* base, const float* scale, float* post, float* res,
-                         int64_t tokens, int64_t n, int64_t iters, float eps, Stream stream);
+void hc_post_res_forward(const float* f, const float* base, const float* scale, float* post, float* res, int64_t tokens,
+                         int64_t n, int64_t iters, float eps, Stream stream);
 
 // Floats of the backward's workspace: per-block partial sums of the base and scale gradients,
 // and the Sinkhorn checkpoints that do not fit in shared memory (launch::sinkhorn_backward's).

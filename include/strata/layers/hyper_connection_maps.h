@@ -23,7 +23,7 @@ kernels::HcPostRes hyper_connection_post_res(const at::Tensor& f, const at::Tens
 
 // The twin in ATen ops on any device and dtype (Sinkhorn-Knopp's twin too).
 kernels::HcPostRes hyper_connection_post_res_reference(const at::Tensor& f, const at::Tensor& base,
-                                                       const at::Tensor& scale, int64_t n,
-                                                       int64_t sinkhorn_iterations, double eps);
+                                                       const at::Tensor& scale, int64_t n, int64_t sinkhorn_iterations,
+                                                       double eps);
 
 }  // namespace strata
