@@ -50,7 +50,7 @@ fi
 if [ "$phase" = mhc ]; then
   step build cmake --build build-gpu -j"$(nproc)" --target strata_tests strata_bench_train strata_bench_mhc
   step tests-mhc env STRATA_TEST_DEVICE=cuda build-gpu/tests/strata_tests \
-    --gtest_filter='HcBoundary*:HcKernels*:HcCombine*:HcCollapse*:HcProject*:Sinkhorn*:HyperConnection*:DeepseekV4*:HfDeepseekV4*:ResidualDtype*'
+    --gtest_filter='HcMaps*:HcBoundary*:HcKernels*:HcCombine*:HcCollapse*:HcProject*:Sinkhorn*:HyperConnection*:DeepseekV4*:HfDeepseekV4*:ResidualDtype*'
   grep -hE "PASSED|FAILED|Failure|error" "$out/tests-mhc.log" | head -40
   step bench-mhc-ops sh -c 'build-gpu/strata_bench_mhc && build-gpu/strata_bench_mhc --bf16-streams'
   dense="build-gpu/strata_bench_train --hyper-connections 4 --compare-plain"

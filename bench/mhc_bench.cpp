@@ -16,6 +16,7 @@
 #include "strata/kernels/hyper_connection.h"
 #include "strata/layers/bias_dropout_add.h"
 #include "strata/layers/hyper_connection.h"
+#include "strata/layers/hyper_connection_maps.h"
 #include "strata/layers/sinkhorn.h"
 
 namespace {
@@ -65,6 +66,11 @@ int main(int argc, char** argv) {
   };
 
   auto backward = [](const at::Tensor& out) { out.backward(at::ones_like(out)); };
+  // The next half's post and res maps from the boundary's f, both gradients arriving together.
+  auto f = leaf(at::randn({batch, seq, 2 * n + n * n}, f32));
+  auto backward_maps = [](const strata::kernels::HcPostRes& m) {
+    torch::autograd::backward({m.post, m.res}, {at::ones_like(m.post), at::randn_like(m.res)});
+  };
   struct Row {
     const char* name;
     std::function<void()> run;
@@ -79,6 +85,10 @@ int main(int argc, char** argv) {
        }},
       {"  projection (rms + linear)", [&] { backward(strata::kernels::hc_project(streams.flatten(2), fn, 1e-6)); }},
       {"  sinkhorn (20 iterations)", [&] { backward(strata::sinkhorn_knopp(logits, 20, 1e-6)); }},
+      {"  post and res maps",
+       [&] { backward_maps(strata::hyper_connection_post_res(f, next.base, next.scale, n, 20, 1e-6)); }},
+      {"  post and res maps, twin's ops",
+       [&] { backward_maps(strata::hyper_connection_post_res_reference(f, next.base, next.scale, n, 20, 1e-6)); }},
       {"  collapse", [&] { backward(strata::kernels::hc_collapse(streams, weights)); }},
       {"  combine", [&] { backward(strata::kernels::hc_combine(streams, branch, weights, res)); }},
       {"half boundary, unfused", [&] { backward_boundary(strata::kernels::hc_boundary_unfused(streams, branch, weights, res, next)); }},

@@ -4,6 +4,7 @@
 
 #include "strata/core/error.h"
 #include "strata/kernels/hc_boundary_launch.h"
+#include "strata/kernels/hc_maps_launch.h"
 #include "strata/kernels/l2_normalize_heads_launch.h"
 #include "strata/kernels/launch.h"
 
@@ -87,6 +88,18 @@ void hc_boundary_backward(Dtype, const void*, const void*, const float*, const v
                           const void*, const void*, const float*, const float*, void*, void*, float*, float*, int64_t,
                           int64_t, int64_t, Stream) {
   no_kernels("hc_boundary_backward");
+}
+
+void hc_post_res_forward(const float*, const float*, const float*, float*, float*, int64_t, int64_t, int64_t, float,
+                         Stream) {
+  no_kernels("hc_post_res_forward");
+}
+
+int64_t hc_post_res_workspace_floats(int64_t, int64_t, int64_t) { no_kernels("hc_post_res_workspace_floats"); }
+
+void hc_post_res_backward(const float*, const float*, const float*, const float*, const float*, float*, float*, float*,
+                          float*, int64_t, int64_t, int64_t, float, Stream) {
+  no_kernels("hc_post_res_backward");
 }
 
 void l2_normalize_heads_forward(Dtype, const void*, RowStrides, void*, int64_t, int64_t, int64_t, int64_t, int64_t,

@@ -8,7 +8,7 @@
 #include "strata/core/error.h"
 #include "strata/kernels/hc_boundary.h"
 #include "strata/kernels/hyper_connection.h"
-#include "strata/layers/sinkhorn.h"
+#include "strata/layers/hyper_connection_maps.h"
 
 namespace strata {
 
@@ -30,26 +30,18 @@ void check_streams(const at::Tensor& streams, int64_t n, int64_t hidden_size, co
     fail(who, ": streams of shape ", streams.sizes(), ", expected [B, T, ", n, ", ", hidden_size, "]");
 }
 
-// One map's pre-activation: its gating factor times its slice of f, plus its slice of base.
-at::Tensor map_logits(const at::Tensor& f, const at::Tensor& base, const at::Tensor& scale, int64_t map,
-                      int64_t offset, int64_t size) {
-  return f.narrow(-1, offset, size) * scale.to(at::kFloat)[map] + base.to(at::kFloat).narrow(0, offset, size);
-}
-
-// post and res from the projection f.
+// post and res from the projection f: one CUDA kernel each way where it applies, else the twin's
+// ATen ops. The stored and the recomputed paths both come here, so they run the same code.
 variable_list post_and_res(const at::Tensor& f, const at::Tensor& base, const at::Tensor& scale, const MapSettings& s) {
-  const int64_t n = s.n;
-  auto post = 2 * at::sigmoid(map_logits(f, base, scale, 1, n, n));
-  auto res = sinkhorn_knopp(map_logits(f, base, scale, 2, 2 * n, n * n).unflatten(-1, {n, n}), s.sinkhorn_iterations,
-                            s.eps);
-  return {post, res};
+  const auto maps = hyper_connection_post_res(f, base, scale, s.n, s.sinkhorn_iterations, s.eps);
+  return {maps.post, maps.res};
 }
 
 // inputs: streams, fn, base, scale -> pre, post, res.
 variable_list compute_maps(const variable_list& inputs, const MapSettings& s) {
   const auto &base = inputs[2], &scale = inputs[3];
   auto f = kernels::hc_project(inputs[0].flatten(2), inputs[1], s.norm_eps);
-  auto pre = at::sigmoid(map_logits(f, base, scale, 0, 0, s.n)) + s.eps;
+  auto pre = at::sigmoid(hyper_connection_map_logits(f, base, scale, 0, 0, s.n)) + s.eps;
   auto post_res = post_and_res(f, base, scale, s);
   return {pre, post_res[0], post_res[1]};
 }

@@ -59,4 +59,9 @@ at::Tensor sinkhorn_knopp(const at::Tensor& logits, int64_t iters, double eps) {
   return SinkhornKnoppFunction::apply(logits, iters, eps);
 }
 
+at::Tensor sinkhorn_knopp_reference(const at::Tensor& logits, int64_t iters, double eps) {
+  check_arguments(logits, iters, eps);
+  return SinkhornKnoppFunction::apply(logits, iters, eps);
+}
+
 }  // namespace strata

@@ -21,6 +21,10 @@ namespace strata {
 // n <= 8 run the CUDA kernels of kernels/sinkhorn.h instead, which do the same in registers.
 at::Tensor sinkhorn_knopp(const at::Tensor& logits, int64_t iters, double eps);
 
+// sinkhorn_knopp's LibTorch twin, whatever the device: the iterations as ATen ops under one
+// autograd node that keeps only the logits (what sinkhorn_knopp runs where the kernels do not).
+at::Tensor sinkhorn_knopp_reference(const at::Tensor& logits, int64_t iters, double eps);
+
 // The same iterations as plain differentiable ops, so autograd stores every iteration. It is
 // what sinkhorn_knopp's backward differentiates, and the reference its tests compare against.
 at::Tensor sinkhorn_knopp_unrolled(const at::Tensor& logits, int64_t iters, double eps);
