@@ -5,12 +5,13 @@
 //     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (kept for the
 //     backward), W = T (beta exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each
 //     token as seen at the chunk's end;
-//   states (gated_delta_chunk_states.cu), one block per (segment, head, value-column slice), over
-//     the chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
-//   output (gated_delta_chunk_output.cu), one block per (row, head, chunk, value-column slice):
+//   states (gated_delta_chunk_states.cu), a warp per (segment, head, 16 value columns), over the
+//     chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
+//   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
-// Tensor-core products (nvcuda::wmma, 16 x 16 x 16) take bfloat16 operands and accumulate in
-// float32. Only CUDA headers here (no LibTorch).
+// Tensor-core products (nvcuda::wmma 16 x 16 x 16; in the sequential pass, mma.sync on registers
+// of known layout, mma_fragments.cuh) take bfloat16 operands and accumulate in float32. Only CUDA
+// headers here (no LibTorch).
 #include <cuda_pipeline.h>
 #include <mma.h>
 
@@ -154,22 +155,6 @@ __device__ __forceinline__ void write_tile(const float* tile, T* to, int64_t str
   }
 }
 
-// acc += A B on the output tile (ti, tj) over kInnerTiles inner tiles, fully unrolled: A
-// row-major (row stride kLda), B row-major (row stride kLdb), both bfloat16 in shared memory.
-// The product of a chunk's rows with a state slice (states: W S; output: q S).
-template <int kInnerTiles, int kLda, int kLdb>
-__device__ __forceinline__ void mma_tile_unrolled(Accumulator& acc, const bf16* a, const bf16* b, int ti, int tj) {
-  using namespace nvcuda;
-#pragma unroll
-  for (int kk = 0; kk < kInnerTiles; ++kk) {
-    FragmentA fa;
-    FragmentB fb;
-    wmma::load_matrix_sync(fa, a + ti * kTile * kLda + kk * kTile, kLda);
-    wmma::load_matrix_sync(fb, b + kk * kTile * kLdb + tj * kTile, kLdb);
-    wmma::mma_sync(acc, fa, fb, acc);
-  }
-}
-
 // out = A B^T (kChunk x kChunk, float32, row stride kLdo) on and below the diagonal, for two
 // arrays of chunk rows A and B (bfloat16, kColumns columns, row stride kLd): one 16 x 16 tile per
 // warp at a time, the tiles above the diagonal left unwritten, as only the causal part is read
@@ -224,60 +209,6 @@ __device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDelta
   }
   return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + first, count};
 }
-
-// The state slice a sequential pass carries across the chunks (states: S; backward states: dH),
-// kKeyDim rows by kColumns of the kValueDim value columns, float32. The block's kWarps warps hold
-// it in wmma accumulators, warp w rows [w kRows, (w + 1) kRows), and move it through `state`
-// (float32 shared memory, row stride kFloatStride) whenever it is read element by element: each
-// warp writes and reads only its own rows there, so a __syncwarp() orders them.
-template <int kKeyDim, int kValueDim, int kColumns, int kWarps, int kFloatStride>
-struct StateSlice {
-  static constexpr int kRowTiles = kKeyDim / kTile / kWarps;  // row tiles per warp
-  static constexpr int kRows = kRowTiles * kTile;             // rows per warp
-  static constexpr int kColumnTiles = kColumns / kTile;
-  static_assert(kRowTiles >= 1 && kKeyDim % (kTile * kWarps) == 0, "the state's rows split evenly over the warps");
-  using Tiles = Accumulator[kRowTiles][kColumnTiles];
-
-  // `state` from the [kKeyDim, kValueDim] float32 slice at from + offset (zeros when `from` is
-  // null), by all of the block's threads; a __syncthreads() must follow.
-  static __device__ __forceinline__ void read(const float* from, int64_t offset, float* state) {
-    for (int e = threadIdx.x; e < kKeyDim * kColumns; e += kWarps * 32) {
-      const int row = e / kColumns, column = e % kColumns;
-      state[row * kFloatStride + column] = from != nullptr ? from[offset + row * kValueDim + column] : 0.0f;
-    }
-  }
-
-  // The warp's tiles from `state`.
-  static __device__ __forceinline__ void load(Tiles& s, const float* state, int warp) {
-    using namespace nvcuda;
-#pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j)
-        wmma::load_matrix_sync(s[i][j], state + (warp * kRows + i * kTile) * kFloatStride + j * kTile, kFloatStride,
-                               wmma::mem_row_major);
-  }
-
-  // The warp's tiles into `state`.
-  static __device__ __forceinline__ void spill(Tiles& s, float* state, int warp) {
-    using namespace nvcuda;
-#pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j)
-        wmma::store_matrix_sync(state + (warp * kRows + i * kTile) * kFloatStride + j * kTile, s[i][j], kFloatStride,
-                                wmma::mem_row_major);
-    __syncwarp();
-  }
-
-  // The warp's rows of `state` to the global float32 slice `to` (row stride kValueDim).
-  static __device__ __forceinline__ void write_float(const float* state, float* to, int warp, int lane) {
-    for (int e = lane; e < kRows * kColumns; e += 32) {
-      const int row = warp * kRows + e / kColumns, column = e % kColumns;
-      to[row * kValueDim + column] = state[row * kFloatStride + column];
-    }
-  }
-};
 
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
 Problem problem_of(const launch::GatedDeltaChunkForward& args);

@@ -2,164 +2,163 @@
 // for each chunk in reverse, with dH the gradient of the state leaving it,
 //   d_states[c] = dH (bfloat16);   d_delta = dv_local + k_to_end dH (overwrites dv_local, bfloat16);
 //   dH = exp(G_last) dH + (exp(G) q)^T dO - W^T d_delta,
-// which leaves dH = dL/d(initial state). The forward's states pass run backwards: value columns
-// never mix, so a block owns one (segment, head) and kColumns value columns, its 8 warps hold dH
-// (key_dim x kColumns, float32) in wmma accumulators, and each chunk's W, k_to_end, exp(G) q and
-// slices of dO and dv_local are copied into shared memory one chunk ahead (two buffers).
+// which leaves dH = dL/d(initial state). The forward's states pass run backwards: each warp walks
+// the chunks with 16 value columns of dH, transposed (gated_delta_chunk_walk.cuh):
+//   d_delta^T = dv_local^T + dH^T k_to_end^T,   dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W,
+// with dH rounded to bfloat16 in the first product and d_delta in the update, as they are stored.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk_backward.cuh"
+#include "gated_delta_chunk_walk.cuh"
 
 namespace strata::kernels::gdn {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kColumns = 32;  // value columns per block
-constexpr int kColumnTiles = kColumns / kTile;
-static_assert(kChunk / kTile * kColumnTiles == kWarps, "each warp computes one tile of k_to_end dH");
+using walk::kOutStride;
+using walk::kWarpColumns;
+constexpr int kWarps = 2;  // warps per block
+constexpr int kThreads = kWarps * 32;
+constexpr int kColumns = kWarps * kWarpColumns;  // value columns per block
+constexpr int kStages = 2;                       // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct BackwardStatesLayout {
   static constexpr int kKeyStride = bf16_stride<kKeyDim>, kSliceStride = bf16_stride<kColumns>;
-  static constexpr int kFloatStride = float_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int w = 0;                                // [2][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + 2 * kKeyBuffer;        // [2][kChunk][kKeyStride]
-  static constexpr int queries = k_to_end + 2 * kKeyBuffer;  // [2][kChunk][kKeyStride]: exp(G) q
-  static constexpr int d_out = queries + 2 * kKeyBuffer;     // [2][kChunk][kSliceStride]
-  static constexpr int local = d_out + 2 * kSliceBuffer;     // [2][kChunk][kSliceStride]: dv_local
-  static constexpr int state = local + 2 * kSliceBuffer;     // dH, float32 [kKeyDim][kFloatStride]
-  static constexpr int state16 = state + aligned_bytes(kKeyDim * kFloatStride * 4);         // dH, bfloat16
-  static constexpr int product = state16 + aligned_bytes(kKeyDim * kSliceStride * 2);       // k_to_end dH, float32
-  static constexpr int minus_d_delta = product + aligned_bytes(kChunk * kFloatStride * 4);  // bfloat16
-  static constexpr int bytes = minus_d_delta + kSliceBuffer;
+  static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
+  static constexpr int kDeltaOut = aligned_bytes(kChunk * kOutStride * 2);
+  static constexpr int w = 0;                                      // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;        // [kStages][kChunk][kKeyStride]
+  static constexpr int queries = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]: exp(G) q
+  static constexpr int d_out = queries + kStages * kKeyBuffer;     // [kStages][kChunk][kSliceStride]
+  static constexpr int local = d_out + kStages * kSliceBuffer;     // [kStages][kChunk][kSliceStride]: dv_local
+  static constexpr int out = local + kStages * kSliceBuffer;       // per warp: dH and d_delta rows staged
+  static constexpr int bytes = out + kWarps * (kStatesOut + kDeltaOut);
 };
 
 template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProblem p) {
-  using namespace nvcuda;
   using L = BackwardStatesLayout<kKeyDim>;
-  using Slice = StateSlice<kKeyDim, kValueDim, kColumns, kWarps, L::kFloatStride>;  // dH
-  constexpr int kRowTiles = Slice::kRowTiles, kRows = Slice::kRows;
+  using State = walk::TransposedState<kKeyDim, kValueDim>;
+  constexpr int kTokenSteps = kChunk / 16;  // 16-token blocks of a chunk
   const auto& in = p.forward.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_column = warp * kWarpColumns;  // within the block's columns
   const SegmentChunks chunks = segment_chunks(in, segment, h);
-  const int64_t chunk0 = chunks.chunk0;
-  const int count = chunks.count;
 
   extern __shared__ __align__(128) unsigned char shared[];
+  constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
   auto* k_buffers = reinterpret_cast<bf16*>(shared + L::k_to_end);
   auto* q_buffers = reinterpret_cast<bf16*>(shared + L::queries);
   auto* do_buffers = reinterpret_cast<bf16*>(shared + L::d_out);
   auto* local_buffers = reinterpret_cast<bf16*>(shared + L::local);
-  auto* state = reinterpret_cast<float*>(shared + L::state);
-  auto* state16 = reinterpret_cast<bf16*>(shared + L::state16);
-  auto* product = reinterpret_cast<float*>(shared + L::product);
-  auto* minus_d_delta = reinterpret_cast<bf16*>(shared + L::minus_d_delta);
-  constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
+  auto* states_out = reinterpret_cast<bf16*>(shared + L::out + warp * (L::kStatesOut + L::kDeltaOut));
+  auto* delta_out = states_out + L::kStatesOut / 2;
 
-  // Chunk `step`'s arrays into buffer `buffer`, as one commit group.
+  // The arrays of the chunk `step` chunks into the walk (chunk count - 1 - step) into `buffer`.
   const auto prefetch = [&](int step, int buffer) {
-    const int64_t n = chunk0 + step;
-    const bf16* keyed[3] = {p.forward.w + n * kChunk * kKeyDim, p.forward.k_to_end + n * kChunk * kKeyDim,
-                            p.queries + n * kChunk * kKeyDim};
-    bf16* keyed_to[3] = {w_buffers, k_buffers, q_buffers};
-    for (int e = threadIdx.x; e < kChunk * kKeyDim / 8; e += kThreads) {
-      const int row = e / (kKeyDim / 8), column = (e % (kKeyDim / 8)) * 8;
-#pragma unroll
-      for (int a = 0; a < 3; ++a)
-        __pipeline_memcpy_async(keyed_to[a] + buffer * kKeyElements + row * L::kKeyStride + column,
-                                keyed[a] + row * kKeyDim + column, 16);
-    }
-    const bf16* d_out = p.d_out + n * kChunk * kValueDim + column0;
-    const bf16* local = p.d_delta + n * kChunk * kValueDim + column0;
-    for (int e = threadIdx.x; e < kChunk * kColumns / 8; e += kThreads) {
-      const int row = e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
-      __pipeline_memcpy_async(do_buffers + buffer * kSliceElements + row * L::kSliceStride + column,
-                              d_out + row * kValueDim + column, 16);
-      __pipeline_memcpy_async(local_buffers + buffer * kSliceElements + row * L::kSliceStride + column,
-                              local + row * kValueDim + column, 16);
-    }
-    __pipeline_commit();
+    const int64_t n = chunks.chunk0 + chunks.count - 1 - step;
+    copy_rows<kChunk, kKeyDim, kThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
+                                         L::kKeyStride);
+    copy_rows<kChunk, kKeyDim, kThreads>(p.forward.k_to_end + n * kChunk * kKeyDim, kKeyDim,
+                                         k_buffers + buffer * kKeyElements, L::kKeyStride);
+    copy_rows<kChunk, kKeyDim, kThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim, q_buffers + buffer * kKeyElements,
+                                         L::kKeyStride);
+    copy_rows<kChunk, kColumns, kThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,
+                                          do_buffers + buffer * kSliceElements, L::kSliceStride);
+    copy_rows<kChunk, kColumns, kThreads>(p.d_delta + n * kChunk * kValueDim + column0, kValueDim,
+                                          local_buffers + buffer * kSliceElements, L::kSliceStride);
   };
-  if (count > 0) prefetch(count - 1, 0);
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < chunks.count) prefetch(s, s);
+    __pipeline_commit();  // empty groups too, so that every step waits for the same count
+  }
 
-  // dH from d_final_state (zeros without one).
-  const int64_t state_offset = (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0;
-  Slice::read(p.in.d_final_state, state_offset, state);
-  __syncthreads();
-  typename Slice::Tiles s;
-  Slice::load(s, state, warp);
+  const int64_t state_offset =
+      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp_column;
+  State s;  // dH^T
+  s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
 
-  for (int step = count - 1, buffer = 0; step >= 0; --step, buffer = 1 - buffer) {
-    const int64_t n = chunk0 + step;
-    Slice::spill(s, state, warp);
-    // (The same loop as the forward states pass's; a shared helper for it changed this kernel's
-    // generated code, so each pass keeps its own.)
-    bf16* leaving = p.d_states + n * kKeyDim * kValueDim + column0;
-    for (int e = lane; e < kRows * kColumns / 8; e += 32) {
-      const int row = warp * kRows + e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
-      float x[8];
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[m] = state[row * L::kFloatStride + column + m];
-      device::store<bf16, 8>(state16 + row * L::kSliceStride + column, x);
-      device::store<bf16, 8>(leaving + row * kValueDim + column, x);
-    }
-    __pipeline_wait_prior(0);
-    __syncthreads();  // this chunk's buffers and all of state16 in place; the other buffers free
-    if (step > 0) prefetch(step - 1, 1 - buffer);
-
-    // The warp's tile of k_to_end dH.
-    const int tile_row = warp / kColumnTiles, tile_column = warp % kColumnTiles;
-    {
-      Accumulator acc;
-      wmma::fill_fragment(acc, 0.0f);
-      mma_tile<false, false>(acc, k_buffers + buffer * kKeyElements, L::kKeyStride, state16, L::kSliceStride, tile_row,
-                             tile_column, 0, kKeyDim / kTile);
-      wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc, L::kFloatStride,
-                              wmma::mem_row_major);
-    }
-    __syncwarp();
-    // d_delta = dv_local + k_to_end dH on the same tile: out over dv_local, and negated into
-    // shared memory for the update. Lane l takes half of the tile's row l / 2.
-    {
-      const int row = tile_row * kTile + lane / 2, column = tile_column * kTile + (lane % 2) * 8;
-      float x[8], minus[8];
-      device::load<bf16, 8>(local_buffers + buffer * kSliceElements + row * L::kSliceStride + column, x);
-#pragma unroll
-      for (int m = 0; m < 8; ++m) {
-        x[m] += product[row * L::kFloatStride + column + m];
-        minus[m] = -device::round_to<bf16>(x[m]);
-      }
-      device::store<bf16, 8>(minus_d_delta + row * L::kSliceStride + column, minus);
-      device::store<bf16, 8>(p.d_delta + n * kChunk * kValueDim + column0 + row * kValueDim + column, x);
-    }
-    __syncthreads();  // every row of -d_delta in place
-
-    // dH = exp(G_last) dH + (exp(G) q)^T dO - W^T d_delta.
+  for (int step = 0; step < chunks.count; ++step) {
+    const int buffer = step % kStages;
+    const int64_t n = chunks.chunk0 + chunks.count - 1 - step;
     const float decay = __expf(p.forward.gates[n * kChunk + kChunk - 1]);
+    __pipeline_wait_prior(kStages - 2);
+    __syncthreads();  // this chunk's operands in place; every warp done with the buffer refilled next
+    if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
+    __pipeline_commit();
+
+    uint32_t ha[State::kKeySteps][4];  // dH^T in bfloat16, as A operands
+    s.round(ha, states_out, lane);
+    walk::write_warp_rows<kKeyDim, kValueDim>(states_out, p.d_states + n * kKeyDim * kValueDim + column0 + warp_column,
+                                              lane);
+
+    // d_delta^T = dv_local^T + dH^T k_to_end^T: k_to_end's rows are B's columns; dv_local^T comes
+    // in the C layout.
+    const bf16* k = k_buffers + buffer * kKeyElements;
+    float d[2 * kTokenSteps][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < State::kKeySteps; ++kk)
+#pragma unroll
+      for (int tb = 0; tb < kTokenSteps; ++tb) {
+        uint32_t b[4];
+        mma::load_matrices(b, mma::quadrants_across(k + 16 * tb * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
+        mma::mma_bf16(d[2 * tb], ha[kk], b[0], b[1]);
+        mma::mma_bf16(d[2 * tb + 1], ha[kk], b[2], b[3]);
+      }
+    const bf16* local = local_buffers + buffer * kSliceElements;
+    uint32_t minus_da[kTokenSteps][4];  // -d_delta^T in bfloat16, as A operands
+#pragma unroll
+    for (int tb = 0; tb < kTokenSteps; ++tb) {
+      uint32_t lt[4];
+      mma::load_matrices_transposed(
+          lt, mma::quadrants_across(local + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float* tile = d[2 * tb + half];
+        tile[0] += mma::low_half(lt[2 * half]);
+        tile[1] += mma::high_half(lt[2 * half]);
+        tile[2] += mma::low_half(lt[2 * half + 1]);
+        tile[3] += mma::high_half(lt[2 * half + 1]);
+      }
+      uint32_t da[4];
+      mma::a_operand(da, d[2 * tb], d[2 * tb + 1]);
+      mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) minus_da[tb][r] = da[r] ^ 0x80008000u;  // both halves' signs flipped
+    }
+    walk::write_warp_rows<kChunk, kValueDim>(delta_out, p.d_delta + n * kChunk * kValueDim + column0 + warp_column,
+                                             lane);
+
+    // dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W: dO^T comes as A operands (ldmatrix
+    // transposed), the rows of exp(G) q and W are B's k.
     const bf16* q = q_buffers + buffer * kKeyElements;
     const bf16* w = w_buffers + buffer * kKeyElements;
     const bf16* d_out = do_buffers + buffer * kSliceElements;
+    s.scale(decay);
 #pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
+    for (int tb = 0; tb < kTokenSteps; ++tb) {
+      uint32_t doa[4];
+      mma::load_matrices_transposed(
+          doa, mma::quadrants_across(d_out + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
 #pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j) {
-#pragma unroll
-        for (int e = 0; e < s[i][j].num_elements; ++e) s[i][j].x[e] *= decay;
-        const int ti = warp * kRowTiles + i;
-        mma_tile<true, false>(s[i][j], q, L::kKeyStride, d_out, L::kSliceStride, ti, j, 0, kChunk / kTile);
-        mma_tile<true, false>(s[i][j], w, L::kKeyStride, minus_d_delta, L::kSliceStride, ti, j, 0, kChunk / kTile);
+      for (int kb = 0; kb < State::kKeySteps; ++kb) {
+        uint32_t bq[4], bw[4];
+        mma::load_matrices_transposed(bq,
+                                      mma::quadrants_down(q + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
+        mma::load_matrices_transposed(bw,
+                                      mma::quadrants_down(w + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
+        mma::mma_bf16(s.x[2 * kb], doa, bq[0], bq[1]);
+        mma::mma_bf16(s.x[2 * kb + 1], doa, bq[2], bq[3]);
+        mma::mma_bf16(s.x[2 * kb], minus_da[tb], bw[0], bw[1]);
+        mma::mma_bf16(s.x[2 * kb + 1], minus_da[tb], bw[2], bw[3]);
       }
+    }
   }
-
-  if (p.in.d_initial_state == nullptr) return;
-  Slice::spill(s, state, warp);
-  Slice::write_float(state, p.in.d_initial_state + state_offset, warp, lane);
+  if (p.in.d_initial_state != nullptr) s.write(p.in.d_initial_state + state_offset, lane);
 }
 
 }  // namespace

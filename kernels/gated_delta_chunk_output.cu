@@ -1,107 +1,161 @@
 // The chunked gated delta rule's last pass (see gated_delta_chunk.cuh): each token reads the state
 // entering its chunk, decayed to it, and the corrections of the chunk's steps up to itself:
 //   O = diag(exp(G)) q S + P delta,   P_ij = (q_i . k_j) exp(G_i - G_j) for j <= i, else 0.
-// One block of 8 warps per (row, head, chunk, kColumns value columns): P is recomputed for each
-// column slice (it is small next to q S), which keeps shared memory within two blocks per SM.
-// q S is scaled by exp(G_i) in float32 (rather than scaling q before rounding it to bfloat16).
+// One block of 8 warps per (row, head, chunk); warp w computes token rows 16 (w % 4) .. + 15 and
+// half of the value columns. Its q rows stay in registers as A operands, and P's rows are made in
+// registers from the q k^T accumulators (mma_fragments.cuh: only the key blocks at or before the
+// warp's rows) and multiply delta without passing through shared memory. q S is scaled by
+// exp(G_i) in float32 (rather than scaling q before rounding it to bfloat16).
+#include <algorithm>
+
 #include "gated_delta_chunk.cuh"
+#include "mma_fragments.cuh"
 
 namespace strata::kernels::gdn {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kColumns = 64;  // value columns per block
-constexpr int kBlocks = kChunk / kTile;
+constexpr int kRowBlocks = kChunk / 16;             // 16-token blocks of a chunk
+constexpr int kColumnHalves = kWarps / kRowBlocks;  // the value columns' share of a warp
 
-template <int kKeyDim>
+template <int kKeyDim, int kValueDim>
 struct OutputLayout {
-  static constexpr int kKeyStride = bf16_stride<kKeyDim>, kSliceStride = bf16_stride<kColumns>;
-  static constexpr int kScoreStride = float_stride<kChunk>, kScore16Stride = bf16_stride<kChunk>;
+  static constexpr int kKeyStride = bf16_stride<kKeyDim>, kValueStride = bf16_stride<kValueDim>;
+  static constexpr int kWarpColumns = kValueDim / kColumnHalves;
+  // A warp's output rows, float32, staged on their way out (8 more than a row: the lanes' 8-byte
+  // stores of a half warp then fall in different banks).
+  static constexpr int kOutStride = kWarpColumns + 8;
   static constexpr int queries = 0;
   static constexpr int keys = queries + aligned_bytes(kChunk * kKeyStride * 2);
-  static constexpr int state = keys + aligned_bytes(kChunk * kKeyStride * 2);         // [kKeyDim][kSliceStride]
-  static constexpr int delta = state + aligned_bytes(kKeyDim * kSliceStride * 2);     // [kChunk][kSliceStride]
-  static constexpr int scores = delta + aligned_bytes(kChunk * kSliceStride * 2);     // q k^T, float32
-  static constexpr int scores16 = scores + aligned_bytes(kChunk * kScoreStride * 4);  // P, bfloat16
-  static constexpr int scratch = scores16 + aligned_bytes(kChunk * kScore16Stride * 2);
-  static constexpr int gates = scratch + aligned_bytes(kWarps * kTile * kTile * 4);
+  // S, bfloat16 [kKeyDim][kValueStride]; once every warp has read it, each warp's output rows
+  // (float32, 16 x kOutStride) on their way out.
+  static constexpr int state = keys + aligned_bytes(kChunk * kKeyStride * 2);
+  static constexpr int delta =  // [kChunk][kValueStride]
+      state + aligned_bytes(std::max(kKeyDim * kValueStride * 2, kWarps * 16 * kOutStride * 4));
+  static constexpr int gates = delta + aligned_bytes(kChunk * kValueStride * 2);
   static constexpr int bytes = gates + aligned_bytes(kChunk * 4);
 };
 
 template <class QK, class V, int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
-  using namespace nvcuda;
-  using L = OutputLayout<kKeyDim>;
+  using L = OutputLayout<kKeyDim, kValueDim>;
+  constexpr int kKeySteps = kKeyDim / 16, kColumnBlocks = L::kWarpColumns / 16;
   const auto& in = p.in;
-  const int column0 = blockIdx.x * kColumns, c = blockIdx.y;
-  const int b = blockIdx.z / static_cast<int>(in.heads), h = blockIdx.z % static_cast<int>(in.heads);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int c = blockIdx.x;
+  const int b = blockIdx.y / static_cast<int>(in.heads), h = blockIdx.y % static_cast<int>(in.heads);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int rows = warp % kRowBlocks, column0 = warp / kRowBlocks * L::kWarpColumns;  // the warp's share
   const ChunkSpan span = chunk_span(in, c);
-  const int64_t chunk_index = static_cast<int64_t>(blockIdx.z) * in.chunks + c;
+  const int64_t chunk_index = static_cast<int64_t>(blockIdx.y) * in.chunks + c;
 
   extern __shared__ __align__(128) unsigned char shared[];
   auto* queries = reinterpret_cast<bf16*>(shared + L::queries);
   auto* keys = reinterpret_cast<bf16*>(shared + L::keys);
   auto* state = reinterpret_cast<bf16*>(shared + L::state);
   auto* delta = reinterpret_cast<bf16*>(shared + L::delta);
-  auto* scores = reinterpret_cast<float*>(shared + L::scores);
-  auto* scores16 = reinterpret_cast<bf16*>(shared + L::scores16);
-  auto* scratch = reinterpret_cast<float*>(shared + L::scratch) + warp * kTile * kTile;
   auto* gates = reinterpret_cast<float*>(shared + L::gates);
 
   const auto head = [&](const void* t, const launch::RowStrides& strides) {
     return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
            h * strides.head;
   };
-  copy_rows<kKeyDim, kColumns, kThreads>(p.states + chunk_index * kKeyDim * kValueDim + column0, kValueDim, state,
-                                         L::kSliceStride);
-  copy_rows<kChunk, kColumns, kThreads>(p.u + chunk_index * kChunk * kValueDim + column0, kValueDim, delta,
-                                        L::kSliceStride);
+  copy_rows<kKeyDim, kValueDim, kThreads>(p.states + chunk_index * kKeyDim * kValueDim, kValueDim, state,
+                                          L::kValueStride);
+  copy_rows<kChunk, kValueDim, kThreads>(p.u + chunk_index * kChunk * kValueDim, kValueDim, delta, L::kValueStride);
   stage_rows<QK, kKeyDim, kThreads>(head(in.q, in.q_strides), in.q_strides.seq, span.length, queries);
   stage_rows<QK, kKeyDim, kThreads>(head(in.k, in.k_strides), in.k_strides.seq, span.length, keys);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
   staged_rows_wait();
   __syncthreads();
 
-  // q k^T on or below the diagonal, then P.
-  lower_chunk_gram<kKeyDim, L::kKeyStride, L::kScoreStride, kWarps>(scores, queries, keys, warp);
-  __syncthreads();
-  gated_causal_scores<kThreads, L::kScoreStride, L::kScore16Stride>(scores, gates, scores16);
-  __syncthreads();
-
-  V* out =
-      static_cast<V*>(in.out) + ((static_cast<int64_t>(b) * in.seq + span.first) * in.heads + h) * kValueDim + column0;
-  const int64_t out_row_stride = in.heads * kValueDim;
-  for (int t = warp; t < kBlocks * (kColumns / kTile); t += kWarps) {
-    const int ti = t / (kColumns / kTile), tj = t % (kColumns / kTile);
-    Accumulator acc;
-    wmma::fill_fragment(acc, 0.0f);
-    mma_tile_unrolled<kKeyDim / kTile, L::kKeyStride, L::kSliceStride>(acc, queries, state, ti, tj);
-    // Rows scaled by exp(G_i) through the warp's scratch tile: lane l owns half of row l / 2.
-    wmma::store_matrix_sync(scratch, acc, kTile, wmma::mem_row_major);
-    __syncwarp();
-    {
-      const int row = lane / 2, column = (lane % 2) * 8;
-      const float scale = __expf(gates[ti * kTile + row]);
+  // The warp's q rows as A operands.
+  uint32_t qa[kKeySteps][4];
 #pragma unroll
-      for (int m = 0; m < 8; ++m) scratch[row * kTile + column + m] *= scale;
+  for (int kk = 0; kk < kKeySteps; ++kk)
+    mma::load_matrices(qa[kk], mma::quadrants_down(queries + 16 * rows * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
+
+  // P's rows against key blocks 0 .. rows (P is zero past them): q k^T, gated and masked in
+  // float32, rounded to bfloat16 as A operands.
+  const int row_low = 16 * rows + g, row_high = row_low + 8;
+  uint32_t pa[kRowBlocks][4];
+#pragma unroll
+  for (int jb = 0; jb < kRowBlocks; ++jb) {
+    if (jb > rows) continue;
+    float score[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kKeySteps; ++kk) {
+      uint32_t bk[4];
+      mma::load_matrices(bk, mma::quadrants_across(keys + 16 * jb * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
+      mma::mma_bf16(score[0], qa[kk], bk[0], bk[1]);
+      mma::mma_bf16(score[1], qa[kk], bk[2], bk[3]);
     }
-    __syncwarp();
-    wmma::load_matrix_sync(acc, scratch, kTile, wmma::mem_row_major);
-    // P is lower triangular: tile row ti needs the corrections of blocks 0 .. ti.
-    for (int kk = 0; kk <= ti; ++kk) {
-      FragmentA a;
-      FragmentB bm;
-      wmma::load_matrix_sync(a, scores16 + ti * kTile * L::kScore16Stride + kk * kTile, L::kScore16Stride);
-      wmma::load_matrix_sync(bm, delta + kk * kTile * L::kSliceStride + tj * kTile, L::kSliceStride);
-      wmma::mma_sync(acc, a, bm, acc);
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = e < 2 ? row_low : row_high, j = 16 * jb + 8 * half + 2 * t + e % 2;
+        score[half][e] = j <= i ? score[half][e] * __expf(gates[i] - gates[j]) : 0.0f;
+      }
+    mma::a_operand(pa[jb], score[0], score[1]);
+  }
+
+  // O = diag(exp(G)) q S + P delta on the warp's rows and columns.
+  float o[2 * kColumnBlocks][4] = {};
+#pragma unroll
+  for (int kk = 0; kk < kKeySteps; ++kk)
+#pragma unroll
+    for (int nb = 0; nb < kColumnBlocks; ++nb) {
+      uint32_t bs[4];
+      mma::load_matrices_transposed(
+          bs, mma::quadrants_down(state + 16 * kk * L::kValueStride + column0 + 16 * nb, L::kValueStride, lane));
+      mma::mma_bf16(o[2 * nb], qa[kk], bs[0], bs[1]);
+      mma::mma_bf16(o[2 * nb + 1], qa[kk], bs[2], bs[3]);
     }
-    __syncwarp();
-    wmma::store_matrix_sync(scratch, acc, kTile, wmma::mem_row_major);
-    __syncwarp();
-    write_tile(scratch, out + ti * kTile * out_row_stride + tj * kTile, out_row_stride, span.length - ti * kTile);
-    __syncwarp();
+  const float scale_low = __expf(gates[row_low]), scale_high = __expf(gates[row_high]);
+#pragma unroll
+  for (int j = 0; j < 2 * kColumnBlocks; ++j)
+    o[j][0] *= scale_low, o[j][1] *= scale_low, o[j][2] *= scale_high, o[j][3] *= scale_high;
+#pragma unroll
+  for (int jb = 0; jb < kRowBlocks; ++jb) {
+    if (jb > rows) continue;
+#pragma unroll
+    for (int nb = 0; nb < kColumnBlocks; ++nb) {
+      uint32_t bd[4];
+      mma::load_matrices_transposed(
+          bd, mma::quadrants_down(delta + 16 * jb * L::kValueStride + column0 + 16 * nb, L::kValueStride, lane));
+      mma::mma_bf16(o[2 * nb], pa[jb], bd[0], bd[1]);
+      mma::mma_bf16(o[2 * nb + 1], pa[jb], bd[2], bd[3]);
+    }
+  }
+
+  // Out through the warp's staging rows (over S, which every warp has read by then).
+  __syncthreads();
+  float* staged = reinterpret_cast<float*>(shared + L::state) + warp * 16 * L::kOutStride;
+#pragma unroll
+  for (int j = 0; j < 2 * kColumnBlocks; ++j) {
+    *reinterpret_cast<float2*>(staged + g * L::kOutStride + 8 * j + 2 * t) = make_float2(o[j][0], o[j][1]);
+    *reinterpret_cast<float2*>(staged + (g + 8) * L::kOutStride + 8 * j + 2 * t) = make_float2(o[j][2], o[j][3]);
+  }
+  __syncwarp();
+  V* out = static_cast<V*>(in.out) +
+           ((static_cast<int64_t>(b) * in.seq + span.first + 16 * rows) * in.heads + h) * kValueDim + column0;
+  const int64_t out_row_stride = in.heads * kValueDim;
+  for (int e = lane; e < 16 * L::kWarpColumns / 8; e += 32) {
+    const int row = e / (L::kWarpColumns / 8), column = (e % (L::kWarpColumns / 8)) * 8;
+    if (16 * rows + row >= span.length) continue;
+    float x[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) x[m] = staged[row * L::kOutStride + column + m];
+    if constexpr (sizeof(V) == 4) {
+      float low[4], high[4];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) low[m] = x[m], high[m] = x[4 + m];
+      device::store<V, 4>(out + row * out_row_stride + column, low);
+      device::store<V, 4>(out + row * out_row_stride + column + 4, high);
+    } else {
+      device::store<V, 8>(out + row * out_row_stride + column, x);
+    }
   }
 }
 
@@ -109,12 +163,11 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
 
 void launch_output(const Problem& p, cudaStream_t stream) {
   require_head_sizes_128(p.in);
-  const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.chunks),
-                  static_cast<unsigned>(p.in.batch * p.in.heads));
+  const dim3 grid(static_cast<unsigned>(p.in.chunks), static_cast<unsigned>(p.in.batch * p.in.heads));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return output_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
   };
-  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128>::bytes, stream, p);
+  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128, 128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_forward (output)");
 }
 

@@ -2,160 +2,139 @@
 // order, with S the state entering it,
 //   states[c] = S (bfloat16);   delta = U - W S (overwrites U, bfloat16);
 //   S = exp(G_last) S + k_to_end^T delta.
-// Value columns never mix, so a block owns one (segment, head) and kColumns value columns; its
-// 8 warps hold S (key_dim x kColumns, float32) in wmma accumulators across the whole walk, warp w
-// rows [w key_dim / 8, (w + 1) key_dim / 8), and each computes one 16 x 16 tile of W S. Each
-// chunk's W, k_to_end and U slice are copied into shared memory asynchronously one chunk ahead
-// (two buffers), so the loads overlap the previous chunk's products. Both products run on tensor
-// cores: W S with S rounded to bfloat16 (as the output pass reads it), and the update with delta
-// in bfloat16 (as flash-linear-attention does).
+// Each warp walks the chunks with 16 value columns of S, transposed (gated_delta_chunk_walk.cuh):
+//   delta^T = U^T - S^T W^T,   S^T = exp(G_last) S^T + delta^T k_to_end,
+// two rounds of 64 tensor-core products a step. S^T W^T takes S rounded to bfloat16 (as the output
+// pass reads it) and the update takes delta rounded to bfloat16 (as it is stored;
+// flash-linear-attention does the same); the state itself stays float32.
 #include <cuda_pipeline.h>
 
-#include "gated_delta_chunk.cuh"
+#include "gated_delta_chunk_walk.cuh"
 
 namespace strata::kernels::gdn {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kColumns = 32;  // value columns per block
-constexpr int kColumnTiles = kColumns / kTile;
-static_assert(kChunk / kTile * kColumnTiles == kWarps, "each warp computes one tile of W S");
+using walk::kOutStride;
+using walk::kWarpColumns;
+constexpr int kWarps = 2;  // warps per block
+constexpr int kThreads = kWarps * 32;
+constexpr int kColumns = kWarps * kWarpColumns;  // value columns per block
+constexpr int kStages = 2;                       // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct StatesLayout {
   static constexpr int kKeyStride = bf16_stride<kKeyDim>, kSliceStride = bf16_stride<kColumns>;
-  static constexpr int kFloatStride = float_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int w = 0;                          // [2][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + 2 * kKeyBuffer;  // [2][kChunk][kKeyStride]
-  static constexpr int u = k_to_end + 2 * kKeyBuffer;  // [2][kChunk][kSliceStride]
-  static constexpr int state = u + 2 * kSliceBuffer;   // S, float32 [kKeyDim][kFloatStride]
-  static constexpr int state16 = state + aligned_bytes(kKeyDim * kFloatStride * 4);    // S, bfloat16
-  static constexpr int product = state16 + aligned_bytes(kKeyDim * kSliceStride * 2);  // W S, float32
-  static constexpr int delta = product + aligned_bytes(kChunk * kFloatStride * 4);     // bfloat16
-  static constexpr int bytes = delta + kSliceBuffer;
+  static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
+  static constexpr int kDeltaOut = aligned_bytes(kChunk * kOutStride * 2);
+  static constexpr int w = 0;                                // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]
+  static constexpr int u = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kSliceStride]
+  static constexpr int out = u + kStages * kSliceBuffer;     // per warp: S and delta rows staged
+  static constexpr int bytes = out + kWarps * (kStatesOut + kDeltaOut);
 };
 
 template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
-  using namespace nvcuda;
   using L = StatesLayout<kKeyDim>;
-  using Slice = StateSlice<kKeyDim, kValueDim, kColumns, kWarps, L::kFloatStride>;  // S
-  constexpr int kRowTiles = Slice::kRowTiles, kRows = Slice::kRows;                  // of S per warp
+  using State = walk::TransposedState<kKeyDim, kValueDim>;
+  constexpr int kTokenSteps = kChunk / 16;  // 16-token blocks of a chunk
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_column = warp * kWarpColumns;  // within the block's columns
   const SegmentChunks chunks = segment_chunks(in, segment, h);
-  const int64_t chunk0 = chunks.chunk0;
-  const int count = chunks.count;
 
   extern __shared__ __align__(128) unsigned char shared[];
+  constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
   auto* k_buffers = reinterpret_cast<bf16*>(shared + L::k_to_end);
   auto* u_buffers = reinterpret_cast<bf16*>(shared + L::u);
-  auto* state = reinterpret_cast<float*>(shared + L::state);
-  auto* state16 = reinterpret_cast<bf16*>(shared + L::state16);
-  auto* product = reinterpret_cast<float*>(shared + L::product);
-  auto* delta = reinterpret_cast<bf16*>(shared + L::delta);
-  constexpr int kKeyElements = kChunk * L::kKeyStride, kSliceElements = L::kSliceBuffer / 2;
+  auto* states_out = reinterpret_cast<bf16*>(shared + L::out + warp * (L::kStatesOut + L::kDeltaOut));
+  auto* delta_out = states_out + L::kStatesOut / 2;
 
-  // Chunk `step`'s W, k_to_end and U slice into buffer `buffer`, as one commit group.
+  // Chunk `step`'s W, k_to_end and U columns into buffer `buffer`.
   const auto prefetch = [&](int step, int buffer) {
-    const int64_t n = chunk0 + step;
-    const bf16* w = p.w + n * kChunk * kKeyDim;
-    const bf16* k = p.k_to_end + n * kChunk * kKeyDim;
-    const bf16* u = p.u + n * kChunk * kValueDim + column0;
-    for (int e = threadIdx.x; e < kChunk * kKeyDim / 8; e += kThreads) {
-      const int row = e / (kKeyDim / 8), column = (e % (kKeyDim / 8)) * 8;
-      __pipeline_memcpy_async(w_buffers + buffer * kKeyElements + row * L::kKeyStride + column,
-                              w + row * kKeyDim + column, 16);
-      __pipeline_memcpy_async(k_buffers + buffer * kKeyElements + row * L::kKeyStride + column,
-                              k + row * kKeyDim + column, 16);
-    }
-    for (int e = threadIdx.x; e < kChunk * kColumns / 8; e += kThreads) {
-      const int row = e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
-      __pipeline_memcpy_async(u_buffers + buffer * kSliceElements + row * L::kSliceStride + column,
-                              u + row * kValueDim + column, 16);
-    }
-    __pipeline_commit();
+    const int64_t n = chunks.chunk0 + step;
+    copy_rows<kChunk, kKeyDim, kThreads>(p.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
+                                         L::kKeyStride);
+    copy_rows<kChunk, kKeyDim, kThreads>(p.k_to_end + n * kChunk * kKeyDim, kKeyDim, k_buffers + buffer * kKeyElements,
+                                         L::kKeyStride);
+    copy_rows<kChunk, kColumns, kThreads>(p.u + n * kChunk * kValueDim + column0, kValueDim,
+                                          u_buffers + buffer * kSliceElements, L::kSliceStride);
   };
-  if (count > 0) prefetch(0, 0);
-
-  // S from the initial state (zeros without one).
-  const int64_t state_offset = (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0;
-  Slice::read(in.initial_state, state_offset, state);
-  __syncthreads();
-  typename Slice::Tiles s;
-  Slice::load(s, state, warp);
-
-  for (int step = 0; step < count; ++step) {
-    const int buffer = step % 2;
-    const int64_t n = chunk0 + step;
-    // states[n] = S: the warp's rows, to global memory and to state16 for W S.
-    Slice::spill(s, state, warp);
-    bf16* entering = p.states + n * kKeyDim * kValueDim + column0;
-    for (int e = lane; e < kRows * kColumns / 8; e += 32) {
-      const int row = warp * kRows + e / (kColumns / 8), column = (e % (kColumns / 8)) * 8;
-      float x[8];
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[m] = state[row * L::kFloatStride + column + m];
-      device::store<bf16, 8>(state16 + row * L::kSliceStride + column, x);
-      device::store<bf16, 8>(entering + row * kValueDim + column, x);
-    }
-    __pipeline_wait_prior(0);
-    __syncthreads();  // this chunk's buffers and all of state16 in place; the other buffers free
-    if (step + 1 < count) prefetch(step + 1, 1 - buffer);
-
-    // The warp's tile of W S: rows [16 tile_row, 16 tile_row + 16), columns [16 tile_column, ...).
-    const int tile_row = warp / kColumnTiles, tile_column = warp % kColumnTiles;
-    const bf16* w = w_buffers + buffer * kKeyElements;
-    {
-      Accumulator acc;
-      wmma::fill_fragment(acc, 0.0f);
-      mma_tile_unrolled<kKeyDim / kTile, L::kKeyStride, L::kSliceStride>(acc, w, state16, tile_row, tile_column);
-      wmma::store_matrix_sync(product + tile_row * kTile * L::kFloatStride + tile_column * kTile, acc, L::kFloatStride,
-                              wmma::mem_row_major);
-    }
-    __syncwarp();
-    // delta = U - W S on the same tile: into shared memory for the update and over U. Lane l
-    // takes half of the tile's row l / 2.
-    const bf16* u = u_buffers + buffer * kSliceElements;
-    bf16* corrections = p.u + n * kChunk * kValueDim + column0;
-    {
-      const int row = tile_row * kTile + lane / 2, column = tile_column * kTile + (lane % 2) * 8;
-      float x[8];
-      device::load<bf16, 8>(u + row * L::kSliceStride + column, x);
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[m] -= product[row * L::kFloatStride + column + m];
-      device::store<bf16, 8>(delta + row * L::kSliceStride + column, x);
-      device::store<bf16, 8>(corrections + row * kValueDim + column, x);
-    }
-    __syncthreads();  // every row of delta in place
-
-    // S = exp(G_last) S + k_to_end^T delta.
-    const float decay = __expf(p.gates[n * kChunk + kChunk - 1]);
-    const bf16* k = k_buffers + buffer * kKeyElements;
-#pragma unroll
-    for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j) {
-#pragma unroll
-        for (int e = 0; e < s[i][j].num_elements; ++e) s[i][j].x[e] *= decay;
-#pragma unroll
-        for (int kk = 0; kk < kChunk / kTile; ++kk) {
-          FragmentAt at;
-          FragmentB bm;
-          wmma::load_matrix_sync(at, k + kk * kTile * L::kKeyStride + warp * kRows + i * kTile, L::kKeyStride);
-          wmma::load_matrix_sync(bm, delta + kk * kTile * L::kSliceStride + j * kTile, L::kSliceStride);
-          wmma::mma_sync(s[i][j], at, bm, s[i][j]);
-        }
-      }
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < chunks.count) prefetch(s, s);
+    __pipeline_commit();  // empty groups too, so that every step waits for the same count
   }
 
-  Slice::spill(s, state, warp);
-  Slice::write_float(state, in.final_state + state_offset, warp, lane);
+  const int64_t state_offset =
+      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp_column;
+  State s;
+  s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
+
+  for (int step = 0; step < chunks.count; ++step) {
+    const int buffer = step % kStages;
+    const int64_t n = chunks.chunk0 + step;
+    const float decay = __expf(p.gates[n * kChunk + kChunk - 1]);
+    __pipeline_wait_prior(kStages - 2);
+    __syncthreads();  // this chunk's operands in place; every warp done with the buffer refilled next
+    if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
+    __pipeline_commit();
+
+    uint32_t sa[State::kKeySteps][4];  // S^T in bfloat16, as A operands
+    s.round(sa, states_out, lane);
+    walk::write_warp_rows<kKeyDim, kValueDim>(states_out, p.states + n * kKeyDim * kValueDim + column0 + warp_column,
+                                              lane);
+
+    // delta^T = U^T - S^T W^T: W's rows are B's columns; U^T comes in the C layout.
+    const bf16* w = w_buffers + buffer * kKeyElements;
+    float d[2 * kTokenSteps][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < State::kKeySteps; ++kk)
+#pragma unroll
+      for (int tb = 0; tb < kTokenSteps; ++tb) {
+        uint32_t b[4];
+        mma::load_matrices(b, mma::quadrants_across(w + 16 * tb * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
+        mma::mma_bf16(d[2 * tb], sa[kk], b[0], b[1]);
+        mma::mma_bf16(d[2 * tb + 1], sa[kk], b[2], b[3]);
+      }
+    const bf16* u = u_buffers + buffer * kSliceElements;
+    uint32_t da[kTokenSteps][4];  // delta^T in bfloat16, as A operands
+#pragma unroll
+    for (int tb = 0; tb < kTokenSteps; ++tb) {
+      uint32_t ut[4];
+      mma::load_matrices_transposed(
+          ut, mma::quadrants_across(u + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float* tile = d[2 * tb + half];
+        tile[0] = mma::low_half(ut[2 * half]) - tile[0];
+        tile[1] = mma::high_half(ut[2 * half]) - tile[1];
+        tile[2] = mma::low_half(ut[2 * half + 1]) - tile[2];
+        tile[3] = mma::high_half(ut[2 * half + 1]) - tile[3];
+      }
+      mma::a_operand(da[tb], d[2 * tb], d[2 * tb + 1]);
+      mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da[tb]);
+    }
+    walk::write_warp_rows<kChunk, kValueDim>(delta_out, p.u + n * kChunk * kValueDim + column0 + warp_column, lane);
+
+    // S^T = exp(G_last) S^T + delta^T k_to_end: k_to_end's rows are B's k.
+    const bf16* k = k_buffers + buffer * kKeyElements;
+    s.scale(decay);
+#pragma unroll
+    for (int tb = 0; tb < kTokenSteps; ++tb)
+#pragma unroll
+      for (int kb = 0; kb < State::kKeySteps; ++kb) {
+        uint32_t b[4];
+        mma::load_matrices_transposed(b,
+                                      mma::quadrants_down(k + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
+        mma::mma_bf16(s.x[2 * kb], da[tb], b[0], b[1]);
+        mma::mma_bf16(s.x[2 * kb + 1], da[tb], b[2], b[3]);
+      }
+  }
+  s.write(in.final_state + state_offset, lane);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src" "$work/shadow"
 : > "$work/shadow/mma.h"            # wmma comes from emulation.h
 : > "$work/shadow/cuda_pipeline.h"  # so do the cp.async primitives
+cp bench/cpu_emulation/mma_fragments.cuh "$work/shadow/"  # mma.sync, ldmatrix and stmatrix emulated
 cp kernels/common.cuh "$work/src/"
 for f in kernels/gated_delta_chunk*.cu kernels/gated_delta_chunk*.cuh; do
   python3 - "$f" "$work/src/$(basename "$f")" <<'PY'
