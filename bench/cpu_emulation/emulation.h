@@ -3,7 +3,8 @@
 // std::thread per CUDA thread (blocks one after another, sharing one shared-memory buffer),
 // __syncthreads and __syncwarp are std::barriers, shuffles go through a per-warp exchange array,
 // and a wmma fragment is the whole 16 x 16 tile held by every lane (a warp's lanes compute the
-// same product; lane 0 stores it). cp.async copies at once. Not emulated: alignment rules, shared
+// same product; lane 0 stores it). cp.async copies at once. mma.sync, ldmatrix and stmatrix are
+// in mma_fragments.cuh beside this file. Not emulated: alignment rules, shared
 // memory limits, register pressure, timing, and races that real hardware would expose. Included
 // first (-include) into the kernels compiled as C++ by run.sh; device memory is host memory.
 #pragma once
