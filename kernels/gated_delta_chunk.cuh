@@ -180,19 +180,6 @@ __device__ __forceinline__ void lower_chunk_gram(float* out, const bf16* a, cons
   }
 }
 
-// P = (q k^T) o exp(G_i - G_j) on and below the diagonal, zero above, rounded to bfloat16: the
-// chunk's causal, gated scores, which the output pass multiplies into delta and the backward's
-// local pass (transposed) into dO. `scores` holds q k^T (float32, only its lower triangle read),
-// `gates` the chunk's G.
-template <int kThreads, int kScoreStride, int kScore16Stride>
-__device__ __forceinline__ void gated_causal_scores(const float* scores, const float* gates, bf16* scores16) {
-  for (int e = threadIdx.x; e < kChunk * kChunk; e += kThreads) {
-    const int i = e / kChunk, j = e % kChunk;
-    const float score = j <= i ? scores[i * kScoreStride + j] * __expf(gates[i] - gates[j]) : 0.0f;
-    scores16[i * kScore16Stride + j] = __float2bfloat16_rn(score);
-  }
-}
-
 // The chunks a block of a sequential pass (states, backward states) walks: all of row `segment`,
 // or, for packed documents, document `segment`'s; chunk0 indexes the first (row b, head h).
 struct SegmentChunks {
