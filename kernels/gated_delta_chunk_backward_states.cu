@@ -100,15 +100,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     // in the C layout.
     const bf16* k = k_buffers + buffer * kKeyElements;
     float d[2 * kTokenSteps][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < State::kKeySteps; ++kk)
-#pragma unroll
-      for (int tb = 0; tb < kTokenSteps; ++tb) {
-        uint32_t b[4];
-        mma::load_matrices(b, mma::quadrants_across(k + 16 * tb * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
-        mma::mma_bf16(d[2 * tb], ha[kk], b[0], b[1]);
-        mma::mma_bf16(d[2 * tb + 1], ha[kk], b[2], b[3]);
-      }
+    walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, ha, k, lane);
     const bf16* local = local_buffers + buffer * kSliceElements;
     uint32_t minus_da[kTokenSteps][4];  // -d_delta^T in bfloat16, as A operands
 #pragma unroll
@@ -144,18 +136,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
       uint32_t doa[4];
       mma::load_matrices_transposed(
           doa, mma::quadrants_across(d_out + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
-#pragma unroll
-      for (int kb = 0; kb < State::kKeySteps; ++kb) {
-        uint32_t bq[4], bw[4];
-        mma::load_matrices_transposed(bq,
-                                      mma::quadrants_down(q + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
-        mma::load_matrices_transposed(bw,
-                                      mma::quadrants_down(w + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
-        mma::mma_bf16(s.x[2 * kb], doa, bq[0], bq[1]);
-        mma::mma_bf16(s.x[2 * kb + 1], doa, bq[2], bq[3]);
-        mma::mma_bf16(s.x[2 * kb], minus_da[tb], bw[0], bw[1]);
-        mma::mma_bf16(s.x[2 * kb + 1], minus_da[tb], bw[2], bw[3]);
-      }
+      s.template add_product<L::kKeyStride>(doa, q + 16 * tb * L::kKeyStride, lane);
+      s.template add_product<L::kKeyStride>(minus_da[tb], w + 16 * tb * L::kKeyStride, lane);
     }
   }
   if (p.in.d_initial_state != nullptr) s.write(p.in.d_initial_state + state_offset, lane);

@@ -91,15 +91,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     // delta^T = U^T - S^T W^T: W's rows are B's columns; U^T comes in the C layout.
     const bf16* w = w_buffers + buffer * kKeyElements;
     float d[2 * kTokenSteps][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < State::kKeySteps; ++kk)
-#pragma unroll
-      for (int tb = 0; tb < kTokenSteps; ++tb) {
-        uint32_t b[4];
-        mma::load_matrices(b, mma::quadrants_across(w + 16 * tb * L::kKeyStride + 16 * kk, L::kKeyStride, lane));
-        mma::mma_bf16(d[2 * tb], sa[kk], b[0], b[1]);
-        mma::mma_bf16(d[2 * tb + 1], sa[kk], b[2], b[3]);
-      }
+    walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, sa, w, lane);
     const bf16* u = u_buffers + buffer * kSliceElements;
     uint32_t da[kTokenSteps][4];  // delta^T in bfloat16, as A operands
 #pragma unroll
@@ -125,14 +117,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     s.scale(decay);
 #pragma unroll
     for (int tb = 0; tb < kTokenSteps; ++tb)
-#pragma unroll
-      for (int kb = 0; kb < State::kKeySteps; ++kb) {
-        uint32_t b[4];
-        mma::load_matrices_transposed(b,
-                                      mma::quadrants_down(k + 16 * tb * L::kKeyStride + 16 * kb, L::kKeyStride, lane));
-        mma::mma_bf16(s.x[2 * kb], da[tb], b[0], b[1]);
-        mma::mma_bf16(s.x[2 * kb + 1], da[tb], b[2], b[3]);
-      }
+      s.template add_product<L::kKeyStride>(da[tb], k + 16 * tb * L::kKeyStride, lane);
   }
   s.write(in.final_state + state_offset, lane);
 }

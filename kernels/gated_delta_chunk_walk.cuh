@@ -41,6 +41,20 @@ struct TransposedState {
       for (int e = 0; e < 4; ++e) to[(8 * j + 2 * t + e % 2) * kValueDim + g + 8 * (e / 2)] = x[j][e];
   }
 
+  // state^T += a rows: a, A operands of 16 of a chunk's tokens (kWarpColumns x 16), times those
+  // tokens' rows ([16][kKeyDim] bfloat16 in shared memory, row stride kStride) as B's k.
+  // (Forward: delta^T k_to_end; backward: dO^T (exp(G) q) and -d_delta^T W.)
+  template <int kStride>
+  __device__ __forceinline__ void add_product(const uint32_t (&a)[4], const bf16* rows, int lane) {
+#pragma unroll
+    for (int kb = 0; kb < kKeySteps; ++kb) {
+      uint32_t b[4];
+      mma::load_matrices_transposed(b, mma::quadrants_down(rows + 16 * kb, kStride, lane));
+      mma::mma_bf16(x[2 * kb], a, b[0], b[1]);
+      mma::mma_bf16(x[2 * kb + 1], a, b[2], b[3]);
+    }
+  }
+
   __device__ __forceinline__ void scale(float factor) {
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j)
@@ -59,6 +73,23 @@ struct TransposedState {
     }
   }
 };
+
+// d += (state^T rounded) rows^T for a chunk's rows ([kChunk][kKeyDim] bfloat16 in shared memory,
+// row stride kStride): `a` is round()'s A operands, d the C tiles of kChunk / 8 token columns.
+// (Forward: S^T W^T; backward: dH^T k_to_end^T.)
+template <int kKeyDim, int kStride>
+__device__ __forceinline__ void add_state_times_rows(float (&d)[kChunk / 8][4], const uint32_t (&a)[kKeyDim / 16][4],
+                                                     const bf16* rows, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kKeyDim / 16; ++kk)
+#pragma unroll
+    for (int tb = 0; tb < kChunk / 16; ++tb) {
+      uint32_t b[4];
+      mma::load_matrices(b, mma::quadrants_across(rows + 16 * tb * kStride + 16 * kk, kStride, lane));
+      mma::mma_bf16(d[2 * tb], a[kk], b[0], b[1]);
+      mma::mma_bf16(d[2 * tb + 1], a[kk], b[2], b[3]);
+    }
+}
 
 // A warp's kRows rows of kWarpColumns bfloat16, staged in shared memory (row stride kOutStride),
 // out to `to` (row stride kValueDim), 16 bytes per lane at a time.
