@@ -9,9 +9,9 @@
 //     chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
-// Tensor-core products (nvcuda::wmma 16 x 16 x 16; in the sequential pass, mma.sync on registers
-// of known layout, mma_fragments.cuh) take bfloat16 operands and accumulate in float32. Only CUDA
-// headers here (no LibTorch).
+// Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh; the backward's
+// gradients pass still nvcuda::wmma 16 x 16 x 16) take bfloat16 operands and accumulate in
+// float32. Only CUDA headers here (no LibTorch).
 #include <cuda_pipeline.h>
 #include <mma.h>
 
@@ -132,52 +132,6 @@ __device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride,
 __device__ __forceinline__ void staged_rows_wait() {
   __pipeline_commit();
   __pipeline_wait_prior(0);
-}
-
-// A 16 x 16 float32 tile (row stride 16, a warp's private scratch) written as bfloat16 or `T`
-// rows of 16 at `to` (row stride `stride` elements, 16-byte aligned rows); rows at or past
-// `rows` are skipped. Lane l writes half a row: row l / 2, columns (l % 2) * 8 ...
-template <class T>
-__device__ __forceinline__ void write_tile(const float* tile, T* to, int64_t stride, int rows) {
-  const int lane = threadIdx.x % 32, row = lane / 2, column = (lane % 2) * 8;
-  if (row >= rows) return;
-  float x[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) x[i] = tile[row * kTile + column + i];
-  if constexpr (sizeof(T) == 4) {
-    float low[4], high[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) low[i] = x[i], high[i] = x[4 + i];
-    device::store<T, 4>(to + row * stride + column, low);
-    device::store<T, 4>(to + row * stride + column + 4, high);
-  } else {
-    device::store<T, 8>(to + row * stride + column, x);
-  }
-}
-
-// out = A B^T (kChunk x kChunk, float32, row stride kLdo) on and below the diagonal, for two
-// arrays of chunk rows A and B (bfloat16, kColumns columns, row stride kLd): one 16 x 16 tile per
-// warp at a time, the tiles above the diagonal left unwritten, as only the causal part is read
-// (prepare: k k^T; output: q k^T).
-template <int kColumns, int kLd, int kLdo, int kWarps>
-__device__ __forceinline__ void lower_chunk_gram(float* out, const bf16* a, const bf16* b, int warp) {
-  using namespace nvcuda;
-  constexpr int kBlocks = kChunk / kTile;
-  for (int t = warp; t < kBlocks * kBlocks; t += kWarps) {
-    const int ti = t / kBlocks, tj = t % kBlocks;
-    if (tj > ti) continue;
-    Accumulator acc;
-    wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-    for (int kk = 0; kk < kColumns / kTile; ++kk) {
-      FragmentA fa;
-      FragmentBt fb;
-      wmma::load_matrix_sync(fa, a + ti * kTile * kLd + kk * kTile, kLd);
-      wmma::load_matrix_sync(fb, b + tj * kTile * kLd + kk * kTile, kLd);
-      wmma::mma_sync(acc, fa, fb, acc);
-    }
-    wmma::store_matrix_sync(out + ti * kTile * kLdo + tj * kTile, acc, kLdo, wmma::mem_row_major);
-  }
 }
 
 // The chunks a block of a sequential pass (states, backward states) walks: all of row `segment`,

@@ -78,6 +78,15 @@ __device__ __forceinline__ void load_matrices_transposed(uint32_t (&r)[4], const
                : "r"(shared_address(row)));
 }
 
+// Four 8 x 8 matrices to shared memory (sm_90): register i's pair (row g, columns 2t, 2t+1) of
+// matrix i lands in row g, columns 2t and 2t + 1, of the rows whose addresses lanes 8i .. 8i + 7
+// give.
+__device__ __forceinline__ void store_matrices(const __nv_bfloat16* row, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(shared_address(row)),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
 // Four 8 x 8 matrices to shared memory, each transposed on the way (sm_90): register i's pair
 // (row g, columns 2t, 2t+1) of matrix i lands in rows 2t and 2t + 1, column g, of the rows
 // whose addresses lanes 8i .. 8i + 7 give.
