@@ -159,8 +159,10 @@ PostRes kernel(int64_t n, int64_t iters) {
   };
 }
 
-// The kernel's maps within 1e-6 of the twin's, its gradients within 1e-5 (relative, over each
-// tensor), each as close to float64 as the twin's; f's pre columns, base's pre entries and
+// The kernel's maps within 1e-6 of the twin's, its gradients within 1e-5 of the twin's plus twice
+// the twin's own distance from float64 (relative, over each tensor: the base and scale gradients
+// are sums over tokens in another order, whose rounding the twin shares), each as close to
+// float64 as the twin's; f's pre columns, base's pre entries and
 // scale[0] get exact zeros, and every result has the twin's dtype.
 void expect_kernel_matches_twin(const Inputs& in, int64_t n, int64_t iters, Probe probe, const std::string& what) {
   const auto& options = in.f.options();
@@ -180,7 +182,7 @@ void expect_kernel_matches_twin(const Inputs& in, int64_t n, int64_t iters, Prob
     const std::string name = what + " " + kNames[i];
     ASSERT_TRUE(got[i].defined()) << name;
     ASSERT_EQ(got[i].sizes(), twin_result[i].sizes()) << name;
-    const double tolerance = i < 2 ? 1e-6 : 1e-5;
+    const double tolerance = i < 2 ? 1e-6 : 1e-5 + 2 * relative_error(twin_result[i], reference[i]);
     EXPECT_LE(relative_error(got[i], twin_result[i]), tolerance)
         << name << ": kernel vs twin " << relative_error(got[i], twin_result[i]) << ", twin vs float64 "
         << relative_error(twin_result[i], reference[i]);
