@@ -118,10 +118,11 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
 }
 
 // kRows rows of kWidth bfloat16 (16-byte aligned rows, row strides in elements) from global to
-// shared memory, as asynchronous copies.
+// shared memory, as asynchronous copies by kThreads threads (`thread`: this one's index among them).
 template <int kRows, int kWidth, int kThreads>
-__device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride) {
-  for (int e = threadIdx.x; e < kRows * kWidth / 8; e += kThreads) {
+__device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride,
+                                          int thread = threadIdx.x) {
+  for (int e = thread; e < kRows * kWidth / 8; e += kThreads) {
     const int row = e / (kWidth / 8), column = (e % (kWidth / 8)) * 8;
     __pipeline_memcpy_async(to + row * to_stride + column, from + row * from_stride + column, 16);
   }

@@ -2,8 +2,8 @@
 // for each chunk in reverse, with dH the gradient of the state leaving it,
 //   d_states[c] = dH (bfloat16);   d_delta = dv_local + k_to_end dH (overwrites dv_local, bfloat16);
 //   dH = exp(G_last) dH + (exp(G) q)^T dO - W^T d_delta,
-// which leaves dH = dL/d(initial state). The forward's states pass run backwards: each warp walks
-// the chunks with 16 value columns of dH, transposed (gated_delta_chunk_walk.cuh):
+// which leaves dH = dL/d(initial state). The forward's states pass run backwards: each walking
+// warp takes 16 value columns of dH, transposed (gated_delta_chunk_walk.cuh):
 //   d_delta^T = dv_local^T + dH^T k_to_end^T,   dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W,
 // with dH rounded to bfloat16 in the first product and d_delta in the update, as they are stored.
 #include <cuda_pipeline.h>
@@ -14,12 +14,13 @@
 namespace strata::kernels::gdn {
 namespace {
 
+using walk::kCopyWarps;
 using walk::kOutStride;
+using walk::kThreads;
+using walk::kWalkWarps;
 using walk::kWarpColumns;
-constexpr int kWarps = 2;  // warps per block
-constexpr int kThreads = kWarps * 32;
-constexpr int kColumns = kWarps * kWarpColumns;  // value columns per block
-constexpr int kStages = 2;                       // chunks whose operands are in shared memory at once
+constexpr int kColumns = kWalkWarps * kWarpColumns;  // value columns per block
+constexpr int kStages = 2;                           // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct BackwardStatesLayout {
@@ -27,14 +28,14 @@ struct BackwardStatesLayout {
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
   static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
-  static constexpr int kDeltaOut = aligned_bytes(kChunk * kOutStride * 2);
-  static constexpr int w = 0;                                      // [kStages][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + kStages * kKeyBuffer;        // [kStages][kChunk][kKeyStride]
+  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kChunk * kOutStride * 2);  // dH rows, then d_delta rows
+  static constexpr int w = 0;                                                           // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;                             // [kStages][kChunk][kKeyStride]
   static constexpr int queries = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]: exp(G) q
   static constexpr int d_out = queries + kStages * kKeyBuffer;     // [kStages][kChunk][kSliceStride]
   static constexpr int local = d_out + kStages * kSliceBuffer;     // [kStages][kChunk][kSliceStride]: dv_local
-  static constexpr int out = local + kStages * kSliceBuffer;       // per warp: dH and d_delta rows staged
-  static constexpr int bytes = out + kWarps * (kStatesOut + kDeltaOut);
+  static constexpr int out = local + kStages * kSliceBuffer;       // [2][kWalkWarps]: a walking warp's staged results
+  static constexpr int bytes = out + 2 * kWalkWarps * kWarpOut;
 };
 
 template <int kKeyDim, int kValueDim>
@@ -45,7 +46,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   const auto& in = p.forward.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int warp_column = warp * kWarpColumns;  // within the block's columns
+  const bool copier = warp >= kWalkWarps;                 // warp-uniform
+  const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
   const SegmentChunks chunks = segment_chunks(in, segment, h);
 
   extern __shared__ __align__(128) unsigned char shared[];
@@ -55,46 +57,65 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   auto* q_buffers = reinterpret_cast<bf16*>(shared + L::queries);
   auto* do_buffers = reinterpret_cast<bf16*>(shared + L::d_out);
   auto* local_buffers = reinterpret_cast<bf16*>(shared + L::local);
-  auto* states_out = reinterpret_cast<bf16*>(shared + L::out + warp * (L::kStatesOut + L::kDeltaOut));
-  auto* delta_out = states_out + L::kStatesOut / 2;
-
-  // The arrays of the chunk `step` chunks into the walk (chunk count - 1 - step) into `buffer`.
-  const auto prefetch = [&](int step, int buffer) {
-    const int64_t n = chunks.chunk0 + chunks.count - 1 - step;
-    copy_rows<kChunk, kKeyDim, kThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
-                                         L::kKeyStride);
-    copy_rows<kChunk, kKeyDim, kThreads>(p.forward.k_to_end + n * kChunk * kKeyDim, kKeyDim,
-                                         k_buffers + buffer * kKeyElements, L::kKeyStride);
-    copy_rows<kChunk, kKeyDim, kThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim, q_buffers + buffer * kKeyElements,
-                                         L::kKeyStride);
-    copy_rows<kChunk, kColumns, kThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,
-                                          do_buffers + buffer * kSliceElements, L::kSliceStride);
-    copy_rows<kChunk, kColumns, kThreads>(p.d_delta + n * kChunk * kValueDim + column0, kValueDim,
-                                          local_buffers + buffer * kSliceElements, L::kSliceStride);
+  // Walking warp `walker`'s results of the walk's step `step`: dH rows, then d_delta rows.
+  const auto staged = [&](int step, int walker) {
+    return reinterpret_cast<bf16*>(shared + L::out + ((step % 2) * kWalkWarps + walker) * L::kWarpOut);
   };
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < chunks.count) prefetch(s, s);
-    __pipeline_commit();  // empty groups too, so that every step waits for the same count
-  }
+  // The chunk the walk takes at step `step` (chunk count - 1 - step of the segment).
+  const auto chunk_at = [&](int step) { return chunks.chunk0 + chunks.count - 1 - step; };
+
+  // By the copy warps: step `step`'s chunk arrays into buffer `buffer`; the results walking warp
+  // `warp - kWalkWarps` staged at step `step` out to d_states and over dv_local.
+  constexpr int kCopyThreads = kCopyWarps * 32;
+  const auto prefetch = [&](int step, int buffer) {
+    const int64_t n = chunk_at(step);
+    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim,
+                                             w_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
+    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.k_to_end + n * kChunk * kKeyDim, kKeyDim,
+                                             k_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
+    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim,
+                                             q_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
+    copy_rows<kChunk, kColumns, kCopyThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,
+                                              do_buffers + buffer * kSliceElements, L::kSliceStride, copy_thread);
+    copy_rows<kChunk, kColumns, kCopyThreads>(p.d_delta + n * kChunk * kValueDim + column0, kValueDim,
+                                              local_buffers + buffer * kSliceElements, L::kSliceStride, copy_thread);
+  };
+  const auto write_out = [&](int step) {
+    const int64_t n = chunk_at(step);
+    const int walker = warp - kWalkWarps, column = column0 + walker * kWarpColumns;
+    walk::write_warp_rows<kKeyDim, kValueDim>(staged(step, walker), p.d_states + n * kKeyDim * kValueDim + column,
+                                              lane);
+    walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
+                                             p.d_delta + n * kChunk * kValueDim + column, lane);
+  };
+  if (copier)
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < chunks.count) prefetch(s, s);
+      __pipeline_commit();  // empty groups too, so that every step waits for the same count
+    }
 
   const int64_t state_offset =
-      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp_column;
+      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
   State s;  // dH^T
-  s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
+  if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
 
   for (int step = 0; step < chunks.count; ++step) {
     const int buffer = step % kStages;
-    const int64_t n = chunks.chunk0 + chunks.count - 1 - step;
-    const float decay = __expf(p.forward.gates[n * kChunk + kChunk - 1]);
-    __pipeline_wait_prior(kStages - 2);
-    __syncthreads();  // this chunk's operands in place; every warp done with the buffer refilled next
-    if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
-    __pipeline_commit();
+    if (copier) __pipeline_wait_prior(kStages - 2);
+    __syncthreads();  // this chunk's operands in place, the last step's results staged; every warp
+                      // done with the buffers refilled and overwritten next
+    if (copier) {
+      if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
+      __pipeline_commit();
+      if (step > 0) write_out(step - 1);
+      continue;
+    }
+    const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
+    bf16* states_out = staged(step, warp);
+    bf16* delta_out = states_out + L::kStatesOut / 2;
 
     uint32_t ha[State::kKeySteps][4];  // dH^T in bfloat16, as A operands
     s.round(ha, states_out, lane);
-    walk::write_warp_rows<kKeyDim, kValueDim>(states_out, p.d_states + n * kKeyDim * kValueDim + column0 + warp_column,
-                                              lane);
 
     // d_delta^T = dv_local^T + dH^T k_to_end^T: k_to_end's rows are B's columns; dv_local^T comes
     // in the C layout.
@@ -107,7 +128,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     for (int tb = 0; tb < kTokenSteps; ++tb) {
       uint32_t lt[4];
       mma::load_matrices_transposed(
-          lt, mma::quadrants_across(local + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
+          lt, mma::quadrants_across(local + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* tile = d[2 * tb + half];
@@ -122,8 +143,6 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
 #pragma unroll
       for (int r = 0; r < 4; ++r) minus_da[tb][r] = da[r] ^ 0x80008000u;  // both halves' signs flipped
     }
-    walk::write_warp_rows<kChunk, kValueDim>(delta_out, p.d_delta + n * kChunk * kValueDim + column0 + warp_column,
-                                             lane);
 
     // dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W: dO^T comes as A operands (ldmatrix
     // transposed), the rows of exp(G) q and W are B's k.
@@ -135,12 +154,17 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     for (int tb = 0; tb < kTokenSteps; ++tb) {
       uint32_t doa[4];
       mma::load_matrices_transposed(
-          doa, mma::quadrants_across(d_out + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
+          doa, mma::quadrants_across(d_out + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
       s.template add_product<L::kKeyStride>(doa, q + 16 * tb * L::kKeyStride, lane);
       s.template add_product<L::kKeyStride>(minus_da[tb], w + 16 * tb * L::kKeyStride, lane);
     }
   }
-  if (p.in.d_initial_state != nullptr) s.write(p.in.d_initial_state + state_offset, lane);
+  __syncthreads();  // the last step's results staged
+  if (copier) {
+    if (chunks.count > 0) write_out(chunks.count - 1);
+  } else if (p.in.d_initial_state != nullptr) {
+    s.write(p.in.d_initial_state + state_offset, lane);
+  }
 }
 
 }  // namespace

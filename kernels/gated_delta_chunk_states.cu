@@ -2,7 +2,7 @@
 // order, with S the state entering it,
 //   states[c] = S (bfloat16);   delta = U - W S (overwrites U, bfloat16);
 //   S = exp(G_last) S + k_to_end^T delta.
-// Each warp walks the chunks with 16 value columns of S, transposed (gated_delta_chunk_walk.cuh):
+// Each walking warp takes 16 value columns of S, transposed (gated_delta_chunk_walk.cuh):
 //   delta^T = U^T - S^T W^T,   S^T = exp(G_last) S^T + delta^T k_to_end,
 // two rounds of 64 tensor-core products a step. S^T W^T takes S rounded to bfloat16 (as the output
 // pass reads it) and the update takes delta rounded to bfloat16 (as it is stored;
@@ -14,12 +14,13 @@
 namespace strata::kernels::gdn {
 namespace {
 
+using walk::kCopyWarps;
 using walk::kOutStride;
+using walk::kThreads;
+using walk::kWalkWarps;
 using walk::kWarpColumns;
-constexpr int kWarps = 2;  // warps per block
-constexpr int kThreads = kWarps * 32;
-constexpr int kColumns = kWarps * kWarpColumns;  // value columns per block
-constexpr int kStages = 2;                       // chunks whose operands are in shared memory at once
+constexpr int kColumns = kWalkWarps * kWarpColumns;  // value columns per block
+constexpr int kStages = 2;                           // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct StatesLayout {
@@ -27,12 +28,12 @@ struct StatesLayout {
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
   static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
-  static constexpr int kDeltaOut = aligned_bytes(kChunk * kOutStride * 2);
-  static constexpr int w = 0;                                // [kStages][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]
+  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kChunk * kOutStride * 2);  // S rows, then delta rows
+  static constexpr int w = 0;                                                           // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;                             // [kStages][kChunk][kKeyStride]
   static constexpr int u = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kSliceStride]
-  static constexpr int out = u + kStages * kSliceBuffer;     // per warp: S and delta rows staged
-  static constexpr int bytes = out + kWarps * (kStatesOut + kDeltaOut);
+  static constexpr int out = u + kStages * kSliceBuffer;     // [2][kWalkWarps]: a walking warp's staged results
+  static constexpr int bytes = out + 2 * kWalkWarps * kWarpOut;
 };
 
 template <int kKeyDim, int kValueDim>
@@ -43,7 +44,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int warp_column = warp * kWarpColumns;  // within the block's columns
+  const bool copier = warp >= kWalkWarps;                 // warp-uniform
+  const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
   const SegmentChunks chunks = segment_chunks(in, segment, h);
 
   extern __shared__ __align__(128) unsigned char shared[];
@@ -51,42 +53,59 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
   auto* k_buffers = reinterpret_cast<bf16*>(shared + L::k_to_end);
   auto* u_buffers = reinterpret_cast<bf16*>(shared + L::u);
-  auto* states_out = reinterpret_cast<bf16*>(shared + L::out + warp * (L::kStatesOut + L::kDeltaOut));
-  auto* delta_out = states_out + L::kStatesOut / 2;
+  // Walking warp `walker`'s results of chunk `step`: S rows, then delta rows.
+  const auto staged = [&](int step, int walker) {
+    return reinterpret_cast<bf16*>(shared + L::out + ((step % 2) * kWalkWarps + walker) * L::kWarpOut);
+  };
 
-  // Chunk `step`'s W, k_to_end and U columns into buffer `buffer`.
+  // By the copy warps: chunk `step`'s W, k_to_end and U columns into buffer `buffer`; the results
+  // walking warp `warp - kWalkWarps` staged for chunk `step` out to states and over U.
+  constexpr int kCopyThreads = kCopyWarps * 32;
   const auto prefetch = [&](int step, int buffer) {
     const int64_t n = chunks.chunk0 + step;
-    copy_rows<kChunk, kKeyDim, kThreads>(p.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
-                                         L::kKeyStride);
-    copy_rows<kChunk, kKeyDim, kThreads>(p.k_to_end + n * kChunk * kKeyDim, kKeyDim, k_buffers + buffer * kKeyElements,
-                                         L::kKeyStride);
-    copy_rows<kChunk, kColumns, kThreads>(p.u + n * kChunk * kValueDim + column0, kValueDim,
-                                          u_buffers + buffer * kSliceElements, L::kSliceStride);
+    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
+                                             L::kKeyStride, copy_thread);
+    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.k_to_end + n * kChunk * kKeyDim, kKeyDim,
+                                             k_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
+    copy_rows<kChunk, kColumns, kCopyThreads>(p.u + n * kChunk * kValueDim + column0, kValueDim,
+                                              u_buffers + buffer * kSliceElements, L::kSliceStride, copy_thread);
   };
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < chunks.count) prefetch(s, s);
-    __pipeline_commit();  // empty groups too, so that every step waits for the same count
-  }
+  const auto write_out = [&](int step) {
+    const int64_t n = chunks.chunk0 + step;
+    const int walker = warp - kWalkWarps, column = column0 + walker * kWarpColumns;
+    walk::write_warp_rows<kKeyDim, kValueDim>(staged(step, walker), p.states + n * kKeyDim * kValueDim + column, lane);
+    walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
+                                             p.u + n * kChunk * kValueDim + column, lane);
+  };
+  if (copier)
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < chunks.count) prefetch(s, s);
+      __pipeline_commit();  // empty groups too, so that every step waits for the same count
+    }
 
   const int64_t state_offset =
-      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp_column;
+      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
   State s;
-  s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
+  if (!copier) s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
 
   for (int step = 0; step < chunks.count; ++step) {
     const int buffer = step % kStages;
+    if (copier) __pipeline_wait_prior(kStages - 2);
+    __syncthreads();  // this chunk's operands in place, the last chunk's results staged; every warp
+                      // done with the buffers refilled and overwritten next
+    if (copier) {
+      if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
+      __pipeline_commit();
+      if (step > 0) write_out(step - 1);
+      continue;
+    }
     const int64_t n = chunks.chunk0 + step;
     const float decay = __expf(p.gates[n * kChunk + kChunk - 1]);
-    __pipeline_wait_prior(kStages - 2);
-    __syncthreads();  // this chunk's operands in place; every warp done with the buffer refilled next
-    if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
-    __pipeline_commit();
+    bf16* states_out = staged(step, warp);
+    bf16* delta_out = states_out + L::kStatesOut / 2;
 
     uint32_t sa[State::kKeySteps][4];  // S^T in bfloat16, as A operands
     s.round(sa, states_out, lane);
-    walk::write_warp_rows<kKeyDim, kValueDim>(states_out, p.states + n * kKeyDim * kValueDim + column0 + warp_column,
-                                              lane);
 
     // delta^T = U^T - S^T W^T: W's rows are B's columns; U^T comes in the C layout.
     const bf16* w = w_buffers + buffer * kKeyElements;
@@ -98,7 +117,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     for (int tb = 0; tb < kTokenSteps; ++tb) {
       uint32_t ut[4];
       mma::load_matrices_transposed(
-          ut, mma::quadrants_across(u + 16 * tb * L::kSliceStride + warp_column, L::kSliceStride, lane));
+          ut, mma::quadrants_across(u + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         float* tile = d[2 * tb + half];
@@ -110,7 +129,6 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
       mma::a_operand(da[tb], d[2 * tb], d[2 * tb + 1]);
       mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da[tb]);
     }
-    walk::write_warp_rows<kChunk, kValueDim>(delta_out, p.u + n * kChunk * kValueDim + column0 + warp_column, lane);
 
     // S^T = exp(G_last) S^T + delta^T k_to_end: k_to_end's rows are B's k.
     const bf16* k = k_buffers + buffer * kKeyElements;
@@ -119,7 +137,12 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     for (int tb = 0; tb < kTokenSteps; ++tb)
       s.template add_product<L::kKeyStride>(da[tb], k + 16 * tb * L::kKeyStride, lane);
   }
-  s.write(in.final_state + state_offset, lane);
+  __syncthreads();  // the last chunk's results staged
+  if (copier) {
+    if (chunks.count > 0) write_out(chunks.count - 1);
+  } else {
+    s.write(in.final_state + state_offset, lane);
+  }
 }
 
 }  // namespace

@@ -6,12 +6,19 @@
 // (mma_fragments.cuh). Every product of a step then takes the state, or what the step made from
 // it, as an A operand built in registers, and no warp waits for another's columns: the chain of
 // dependent steps, not throughput, bounds these passes, as they take the chunks one after another.
-// A block's warps share the chunk's key-wide operands, copied into shared memory a chunk ahead.
+// A block's warps share the chunk's key-wide operands in shared memory, and the walking warps
+// leave all global memory traffic to copy warps beside them (kCopyWarps): these copy each
+// chunk's operands in a chunk ahead and write the walking warps' per-chunk results (staged in
+// shared memory, two buffers) out a chunk behind, so the walking warps issue only the step's
+// own work.
 #include "gated_delta_chunk.cuh"
 #include "mma_fragments.cuh"
 
 namespace strata::kernels::gdn::walk {
 
+constexpr int kWalkWarps = 2;  // warps per block that walk the chunks
+constexpr int kCopyWarps = 2;  // warps per block that copy
+constexpr int kThreads = (kWalkWarps + kCopyWarps) * 32;
 constexpr int kWarpColumns = 16;                       // value columns a warp owns
 constexpr int kOutStride = bf16_stride<kWarpColumns>;  // a warp's rows staged on their way out
 
