@@ -88,28 +88,13 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
                                              p.d_delta + n * kChunk * kValueDim + column, lane);
   };
-  if (copier)
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < chunks.count) prefetch(s, s);
-      __pipeline_commit();  // empty groups too, so that every step waits for the same count
-    }
 
   const int64_t state_offset =
       (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
   State s;  // dH^T
   if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
 
-  for (int step = 0; step < chunks.count; ++step) {
-    const int buffer = step % kStages;
-    if (copier) __pipeline_wait_prior(kStages - 2);
-    __syncthreads();  // this chunk's operands in place, the last step's results staged; every warp
-                      // done with the buffers refilled and overwritten next
-    if (copier) {
-      if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
-      __pipeline_commit();
-      if (step > 0) write_out(step - 1);
-      continue;
-    }
+  walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
     bf16* states_out = staged(step, warp);
     bf16* delta_out = states_out + L::kStatesOut / 2;
@@ -122,21 +107,11 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     const bf16* k = k_buffers + buffer * kKeyElements;
     float d[2 * kTokenSteps][4] = {};
     walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, ha, k, lane);
-    const bf16* local = local_buffers + buffer * kSliceElements;
+    const bf16* local = local_buffers + buffer * kSliceElements + warp * kWarpColumns;
     uint32_t minus_da[kTokenSteps][4];  // -d_delta^T in bfloat16, as A operands
 #pragma unroll
     for (int tb = 0; tb < kTokenSteps; ++tb) {
-      uint32_t lt[4];
-      mma::load_matrices_transposed(
-          lt, mma::quadrants_across(local + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* tile = d[2 * tb + half];
-        tile[0] += mma::low_half(lt[2 * half]);
-        tile[1] += mma::high_half(lt[2 * half]);
-        tile[2] += mma::low_half(lt[2 * half + 1]);
-        tile[3] += mma::high_half(lt[2 * half + 1]);
-      }
+      walk::add_columns<L::kSliceStride>(d[2 * tb], d[2 * tb + 1], local + 16 * tb * L::kSliceStride, 1.0f, lane);
       uint32_t da[4];
       mma::a_operand(da, d[2 * tb], d[2 * tb + 1]);
       mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da);
@@ -158,13 +133,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
       s.template add_product<L::kKeyStride>(doa, q + 16 * tb * L::kKeyStride, lane);
       s.template add_product<L::kKeyStride>(minus_da[tb], w + 16 * tb * L::kKeyStride, lane);
     }
-  }
-  __syncthreads();  // the last step's results staged
-  if (copier) {
-    if (chunks.count > 0) write_out(chunks.count - 1);
-  } else if (p.in.d_initial_state != nullptr) {
-    s.write(p.in.d_initial_state + state_offset, lane);
-  }
+  });
+  if (!copier && p.in.d_initial_state != nullptr) s.write(p.in.d_initial_state + state_offset, lane);
 }
 
 }  // namespace

@@ -77,28 +77,13 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
                                              p.u + n * kChunk * kValueDim + column, lane);
   };
-  if (copier)
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < chunks.count) prefetch(s, s);
-      __pipeline_commit();  // empty groups too, so that every step waits for the same count
-    }
 
   const int64_t state_offset =
       (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
   State s;
   if (!copier) s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
 
-  for (int step = 0; step < chunks.count; ++step) {
-    const int buffer = step % kStages;
-    if (copier) __pipeline_wait_prior(kStages - 2);
-    __syncthreads();  // this chunk's operands in place, the last chunk's results staged; every warp
-                      // done with the buffers refilled and overwritten next
-    if (copier) {
-      if (step + kStages - 1 < chunks.count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
-      __pipeline_commit();
-      if (step > 0) write_out(step - 1);
-      continue;
-    }
+  walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const int64_t n = chunks.chunk0 + step;
     const float decay = __expf(p.gates[n * kChunk + kChunk - 1]);
     bf16* states_out = staged(step, warp);
@@ -111,21 +96,11 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     const bf16* w = w_buffers + buffer * kKeyElements;
     float d[2 * kTokenSteps][4] = {};
     walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, sa, w, lane);
-    const bf16* u = u_buffers + buffer * kSliceElements;
+    const bf16* u = u_buffers + buffer * kSliceElements + warp * kWarpColumns;
     uint32_t da[kTokenSteps][4];  // delta^T in bfloat16, as A operands
 #pragma unroll
     for (int tb = 0; tb < kTokenSteps; ++tb) {
-      uint32_t ut[4];
-      mma::load_matrices_transposed(
-          ut, mma::quadrants_across(u + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* tile = d[2 * tb + half];
-        tile[0] = mma::low_half(ut[2 * half]) - tile[0];
-        tile[1] = mma::high_half(ut[2 * half]) - tile[1];
-        tile[2] = mma::low_half(ut[2 * half + 1]) - tile[2];
-        tile[3] = mma::high_half(ut[2 * half + 1]) - tile[3];
-      }
+      walk::add_columns<L::kSliceStride>(d[2 * tb], d[2 * tb + 1], u + 16 * tb * L::kSliceStride, -1.0f, lane);
       mma::a_operand(da[tb], d[2 * tb], d[2 * tb + 1]);
       mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da[tb]);
     }
@@ -136,13 +111,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
 #pragma unroll
     for (int tb = 0; tb < kTokenSteps; ++tb)
       s.template add_product<L::kKeyStride>(da[tb], k + 16 * tb * L::kKeyStride, lane);
-  }
-  __syncthreads();  // the last chunk's results staged
-  if (copier) {
-    if (chunks.count > 0) write_out(chunks.count - 1);
-  } else {
-    s.write(in.final_state + state_offset, lane);
-  }
+  });
+  if (!copier) s.write(in.final_state + state_offset, lane);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 // chunk's operands in a chunk ahead and write the walking warps' per-chunk results (staged in
 // shared memory, two buffers) out a chunk behind, so the walking warps issue only the step's
 // own work.
+#include <cuda_pipeline.h>
+
 #include "gated_delta_chunk.cuh"
 #include "mma_fragments.cuh"
 
@@ -96,6 +98,55 @@ __device__ __forceinline__ void add_state_times_rows(float (&d)[kChunk / 8][4], 
       mma::mma_bf16(d[2 * tb], a[kk], b[0], b[1]);
       mma::mma_bf16(d[2 * tb + 1], a[kk], b[2], b[3]);
     }
+}
+
+// low / high = C tiles (16 value columns x 8 tokens each) of a product over one 16-token block of a
+// chunk; adds, in the C layout, those tokens' rows of a [kChunk][kStride] bfloat16 slice of value
+// columns (`block`: the block's first row, at the warp's first column), the product taken with
+// `sign`: low, high = columns^T + sign (low, high). (Forward: delta^T = U^T - S^T W^T; backward:
+// d_delta^T = dv_local^T + dH^T k_to_end^T.)
+template <int kStride>
+__device__ __forceinline__ void add_columns(float (&low)[4], float (&high)[4], const bf16* block, float sign,
+                                            int lane) {
+  uint32_t c[4];
+  mma::load_matrices_transposed(c, mma::quadrants_across(block, kStride, lane));
+  float* tiles[2] = {low, high};
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float* tile = tiles[half];
+    tile[0] = mma::low_half(c[2 * half]) + sign * tile[0];
+    tile[1] = mma::high_half(c[2 * half]) + sign * tile[1];
+    tile[2] = mma::low_half(c[2 * half + 1]) + sign * tile[2];
+    tile[3] = mma::high_half(c[2 * half + 1]) + sign * tile[3];
+  }
+}
+
+// The walk's loop over `count` chunks, kStages of them in shared memory at once: the copy warps
+// (`copier`) run prefetch(step, buffer) kStages - 1 steps ahead and write_out(step) of the results
+// staged at a step once the next step has begun; the walking warps run step(step, buffer). One
+// __syncthreads a step orders them: a step's operands are in place and the last step's results
+// staged before any warp goes on, and every warp is done with the buffers refilled next.
+template <int kStages, class Prefetch, class WriteOut, class Step>
+__device__ __forceinline__ void walk_chunks(int count, bool copier, const Prefetch& prefetch, const WriteOut& write_out,
+                                            const Step& step_of_walk) {
+  if (copier)
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < count) prefetch(s, s);
+      __pipeline_commit();  // empty groups too, so that every step waits for the same count
+    }
+  for (int step = 0; step < count; ++step) {
+    if (copier) __pipeline_wait_prior(kStages - 2);
+    __syncthreads();
+    if (copier) {
+      if (step + kStages - 1 < count) prefetch(step + kStages - 1, (step + kStages - 1) % kStages);
+      __pipeline_commit();
+      if (step > 0) write_out(step - 1);
+    } else {
+      step_of_walk(step, step % kStages);
+    }
+  }
+  __syncthreads();  // the last step's results staged
+  if (copier && count > 0) write_out(count - 1);
 }
 
 // A warp's kRows rows of kWarpColumns bfloat16, staged in shared memory (row stride kOutStride),
