@@ -124,14 +124,19 @@ std::string message_of(const std::function<void()>& fn) {
   return "";
 }
 
-// Rank 2 dies after the rendezvous; the others' next all-reduce fails, well inside the timeout,
-// with an error that names rank 2.
+// Rank 2 dies once every rank is connected; the others' next all-reduce fails, well inside the
+// timeout, with an error that names rank 2. (A first all-reduce by all three orders the death
+// after every rank's rendezvous: rank 2's own rendezvous can return while another rank is still
+// making the world group, which then fails there instead, as seen once in a full ctest.)
 TEST(FailureHandling, EverySurvivorNamesTheRankThatDied) {
   const auto timeout = std::chrono::seconds(60);
   auto exits = run_rank_processes(
       3,
       [&](const parallel::RendezvousOptions& options) {
         auto world = parallel::World::rendezvous(options);
+        auto connected = at::ones({1});
+        parallel::all_reduce_sum_(connected, world->world_group(), "all ranks connected");
+        EXPECT_EQ(connected.item<float>(), 3.0f);
         if (world->rank() == 2) std::_Exit(3);
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         const auto start = std::chrono::steady_clock::now();
