@@ -15,16 +15,17 @@
 // One block of 8 warps per (row, head, chunk), on mma.sync (mma_fragments.cuh). Warp w owns row
 // block r = w % 4 (tokens 16 r .. 16 r + 15) and column half w / 4 of the 128-wide products; dq
 // and dk stay in its accumulators from start to end, and products that feed a product as its
-// left operand stay in registers. Three block barriers:
+// left operand stay in registers. Four phases, each after a block barrier:
 //   1. (dO, delta, d_delta, S and dH landed; q, k, v and T still in flight) dO S^T, delta dH^T
 //      and d_delta S^T, one pass over the value steps; dW rounded into shared memory.
 //   2. dKb and dV (T^T's blocks at or right of the diagonal only), dv out; the warp's share of
-//      P's and of dO delta^T's blocks at or left of the diagonal, summed over its column half, go
-//      to shared memory in fragment order, and after the barrier each warp adds its partner's
-//      (the other half of the same rows): both hold the same P and X rows.
-//   3. X's rows times k into dq; dA = -P T^T and Z in registers, Z's rows times k into dk; X and
-//      Z rounded into shared memory (over dO and delta), whose transposed blocks after the barrier
-//      give X^T q and Z^T k.
+//      P's and of dO delta^T's blocks at or left of the diagonal, summed over its column half, to
+//      shared memory in fragment order (over S and dH).
+//   3. Each warp adds its partner's shares (the other half of the same rows): both hold the same
+//      P and X rows. X's rows times k into dq; dA = -P T^T and Z in registers, Z's rows times k
+//      into dk; X and Z rounded into shared memory (over dO and delta).
+//   4. X^T q and Z^T k from X's and Z's blocks transposed on the way in; dq and dk out through
+//      per-warp staging rows (over S and dH) in whole rows; dg and dbeta.
 // The row and column sums for dG and dbeta go to a per-warp array (each warp's lanes in turn),
 // summed in a fixed order at the end: no atomics. The parts of q k^T and k k^T that dG and dbeta
 // need are each warp's column half, never the whole product (the sums are linear in them).
@@ -56,6 +57,10 @@ struct GradientLayout {
   static constexpr int kExchangeWarp = 2 * kSquareTiles * 32 * 16;
   static_assert(kWarps * kExchangeWarp <= 2 * kState, "the partial products fit over S and dH");
   static constexpr int x16 = d_out, z16 = delta;
+  // At the end, each warp's dq and dk rows (float32, 16 x kStagedStride) on their way out, over S
+  // and dH (8 floats more than a row: a half warp's 8-byte stores then fall in different banks).
+  static constexpr int staged = state, kStagedStride = kHalf + 8;
+  static_assert(kWarps * 16 * kStagedStride * 4 <= 2 * kState, "the staged rows fit over S and dH");
   static_assert(kChunk * kSquareStride * 2 <= kRows, "X and Z fit over dO and delta");
   static constexpr int inverse = d_state + kState;  // T, bfloat16 [kChunk][kSquareStride]
   static constexpr int gates = inverse + aligned_bytes(kChunk * kSquareStride * 2);
@@ -460,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   }
   __syncthreads();
 
-  // dk += X^T q + Z^T k: their row block r is X's and Z's column block r (at and below the
+  // 4. dk += X^T q + Z^T k: their row block r is X's and Z's column block r (at and below the
   // diagonal), transposed on the way in.
 #pragma unroll
   for (int ib = 0; ib < kBlocks; ++ib) {
@@ -471,19 +476,25 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     add_times_rows(dk, xt, queries + 16 * ib * kRS);
     add_times_rows(dk, zt, keys + 16 * ib * kRS);
   }
+  // dq and dk out through the warp's staging rows (over S and dH: the partial products there were
+  // read before the barrier above), in whole rows of its column half.
+  float* staged = reinterpret_cast<float*>(shared + L::staged) + warp * 16 * L::kStagedStride;
   const auto write_rows = [&](const float(&x)[kTiles][4], void* to) {
-    QK* out = static_cast<QK*>(to) + token0 * kDim + column0 + 2 * t;
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
-      if (row_low < span.length) {
-        const float y[2] = {x[n][0], x[n][1]};
-        device::store<QK, 2>(out + row_low * out_row_stride + 8 * n, y);
-      }
-      if (row_high < span.length) {
-        const float y[2] = {x[n][2], x[n][3]};
-        device::store<QK, 2>(out + row_high * out_row_stride + 8 * n, y);
-      }
+      *reinterpret_cast<float2*>(staged + g * L::kStagedStride + 8 * n + 2 * t) = make_float2(x[n][0], x[n][1]);
+      *reinterpret_cast<float2*>(staged + (g + 8) * L::kStagedStride + 8 * n + 2 * t) = make_float2(x[n][2], x[n][3]);
     }
+    __syncwarp();
+    QK* out = static_cast<QK*>(to) + token0 * kDim + 16 * r * out_row_stride + column0;
+    for (int e = lane; e < 16 * L::kHalf / 4; e += 32) {
+      const int row = e / (L::kHalf / 4), column = (e % (L::kHalf / 4)) * 4;
+      if (16 * r + row >= span.length) continue;
+      const float4 v = *reinterpret_cast<const float4*>(staged + row * L::kStagedStride + column);
+      const float y[4] = {v.x, v.y, v.z, v.w};
+      device::store<QK, 4>(out + row * out_row_stride + column, y);
+    }
+    __syncwarp();  // read out before the next rows are staged
   };
   write_rows(dq, p.in.dq);
   write_rows(dk, p.in.dk);
