@@ -9,11 +9,9 @@
 //     chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
-// Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh; the backward's
-// gradients pass still nvcuda::wmma 16 x 16 x 16) take bfloat16 operands and accumulate in
-// float32. Only CUDA headers here (no LibTorch).
+// Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16
+// operands and accumulate in float32. Only CUDA headers here (no LibTorch).
 #include <cuda_pipeline.h>
-#include <mma.h>
 
 #include <type_traits>
 
@@ -23,23 +21,15 @@ namespace strata::kernels::gdn {
 
 using bf16 = __nv_bfloat16;
 constexpr int kChunk = static_cast<int>(launch::kGatedDeltaChunk);
-constexpr int kTile = 16;  // the wmma tile edge
 
-// Shared-memory row strides (elements): rows padded by 16 bytes so that the 16 rows of a wmma
-// tile start in different banks. A tile's rows stay 32-byte aligned, as wmma needs.
+// Shared-memory row strides (elements): rows padded by 16 bytes so that the eight rows an
+// ldmatrix / stmatrix matrix reads or writes (16 bytes each, 16-byte aligned) fall in different
+// banks.
 template <int kColumns>
 constexpr int bf16_stride = kColumns + 8;
-template <int kColumns>
-constexpr int float_stride = kColumns + 4;
 
 // Rounds shared-memory region sizes up so that every region starts 128-byte aligned.
 constexpr int aligned_bytes(int bytes) { return (bytes + 127) / 128 * 128; }
-
-using FragmentA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, kTile, kTile, kTile, bf16, nvcuda::wmma::row_major>;
-using FragmentAt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, kTile, kTile, kTile, bf16, nvcuda::wmma::col_major>;
-using FragmentB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, kTile, kTile, kTile, bf16, nvcuda::wmma::row_major>;
-using FragmentBt = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, kTile, kTile, kTile, bf16, nvcuda::wmma::col_major>;
-using Accumulator = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kTile, kTile, kTile, float>;
 
 // The pointers and sizes every pass reads (launch::GatedDeltaChunkForward with its workspace cut
 // into arrays). Chunk arrays are indexed by (row b, head h, chunk c) as (b * heads + h) * chunks + c.

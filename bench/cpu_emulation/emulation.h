@@ -2,11 +2,10 @@
 // (indices, phases, formulas) can be checked on a machine without a GPU: each block runs as one
 // std::thread per CUDA thread (blocks one after another, sharing one shared-memory buffer),
 // __syncthreads and __syncwarp are std::barriers, shuffles go through a per-warp exchange array,
-// and a wmma fragment is the whole 16 x 16 tile held by every lane (a warp's lanes compute the
-// same product; lane 0 stores it). cp.async copies at once. mma.sync, ldmatrix and stmatrix are
-// in mma_fragments.cuh beside this file. Not emulated: alignment rules, shared
-// memory limits, register pressure, timing, and races that real hardware would expose. Included
-// first (-include) into the kernels compiled as C++ by run.sh; device memory is host memory.
+// and cp.async copies at once. mma.sync, ldmatrix and stmatrix are in mma_fragments.cuh beside
+// this file. Not emulated: alignment rules, shared memory limits, register pressure, timing, and
+// races that real hardware would expose. Included first (-include) into the kernels compiled as
+// C++ by run.sh; device memory is host memory.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,7 +18,6 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 struct EmuDim {
@@ -68,61 +66,6 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline void __pipeline_memcpy_async(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
 inline void __pipeline_commit() {}
 inline void __pipeline_wait_prior(int) {}
-
-namespace nvcuda::wmma {
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
-enum layout_t { mem_row_major, mem_col_major };
-template <class Use, int M, int N, int K, class T, class Layout = void>
-struct fragment {
-  static constexpr int num_elements = 256;
-  T x[256];
-};
-inline float emu_f(float v) { return v; }
-inline float emu_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-inline float emu_f(__half v) { return __half2float(v); }
-template <class Use, int M, int N, int K, class T, class L>
-void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const T* p, unsigned ldm) {
-  __syncwarp();
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = std::is_same_v<L, col_major> ? p[r + c * ldm] : p[r * ldm + c];
-  __syncwarp();
-}
-template <int M, int N, int K>
-void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t l) {
-  __syncwarp();
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = l == mem_col_major ? p[r + c * ldm] : p[r * ldm + c];
-  __syncwarp();
-}
-template <int M, int N, int K>
-void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t l) {
-  __syncwarp();
-  if (threadIdx.x % 32 == 0)
-    for (int r = 0; r < 16; ++r)
-      for (int c = 0; c < 16; ++c) (l == mem_col_major ? p[r + c * ldm] : p[r * ldm + c]) = f.x[r * 16 + c];
-  __syncwarp();
-}
-template <class Frag, class V>
-void fill_fragment(Frag& f, V v) {
-  for (auto& e : f.x) e = v;
-}
-template <class A, class B, int M, int N, int K>
-void mma_sync(fragment<accumulator, M, N, K, float>& d, const A& a, const B& b,
-              const fragment<accumulator, M, N, K, float>& c) {
-  float out[256];
-  for (int r = 0; r < 16; ++r)
-    for (int j = 0; j < 16; ++j) {
-      float s = c.x[r * 16 + j];
-      for (int k = 0; k < 16; ++k) s += emu_f(a.x[r * 16 + k]) * emu_f(b.x[k * 16 + j]);
-      out[r * 16 + j] = s;
-    }
-  for (int e = 0; e < 256; ++e) d.x[e] = out[e];
-}
-}  // namespace nvcuda::wmma
 
 namespace emu {
 template <class F>

@@ -11,8 +11,7 @@ cuda=${CUDA_HOME:-/usr/local/cuda}
 work=$(mktemp -d /tmp/gdn_cpu_emulation.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src" "$work/shadow"
-: > "$work/shadow/mma.h"            # wmma comes from emulation.h
-: > "$work/shadow/cuda_pipeline.h"  # so do the cp.async primitives
+: > "$work/shadow/cuda_pipeline.h"  # the cp.async primitives come from emulation.h
 cp bench/cpu_emulation/mma_fragments.cuh "$work/shadow/"  # mma.sync, ldmatrix and stmatrix emulated
 cp kernels/common.cuh "$work/src/"
 for f in kernels/gated_delta_chunk*.cu kernels/gated_delta_chunk*.cuh; do
