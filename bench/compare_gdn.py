@@ -28,6 +28,9 @@ import torch
 H, HK, DK, DV, HIDDEN, CHUNK = 32, 16, 128, 128, 2048, 64
 PEAK_TFLOPS = 989.0  # H100 SXM dense bf16
 FLA = "flash-linear-attention (Triton)"
+# fwd+bwd is timed two ways (strata_bench_gdn says why): as a training step sees it (gradients set to
+# none, the output's gradient given), and with a float32 loss and gradients summed into the last ones.
+WITH_LOSS = ", loss + grad accumulation"
 
 
 def median_ms(fn, warmup=3, iters=10):
@@ -101,7 +104,7 @@ def hf_times(T, with_layer, with_backward):
                 y = layer(x)
             y.float().square().mean().backward()
 
-        times["layer fwd+bwd"] = median_ms(hf_layer)
+        times[f"layer fwd+bwd{WITH_LOSS}"] = median_ms(hf_layer)
         del layer, x
     if with_backward:
         (q, k, v, g, beta), _ = gdn_inputs(T)
@@ -110,7 +113,7 @@ def hf_times(T, with_layer, with_backward):
             o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=CHUNK)
             o.float().square().mean().backward()
 
-        times["delta rule fwd+bwd"] = median_ms(hf_rule)
+        times[f"delta rule fwd+bwd{WITH_LOSS}"] = median_ms(hf_rule)
     torch.cuda.empty_cache()
     return times
 
@@ -157,13 +160,14 @@ def main():
         strata = run_strata(args.strata_bench, T, True)
         twins = {} if args.no_kernels_off else run_strata(args.strata_bench, T, False)
         hf = {} if args.no_hf else hf_times(T, with_layer=index == 0, with_backward=backward and T <= 16384)
-        measured = [("layer fwd+bwd", index == 0), ("delta rule fwd", True), ("delta rule fwd+bwd", backward)]
-        keys = {"layer fwd+bwd": "layer", "delta rule fwd": "delta_rule_fwd", "delta rule fwd+bwd": "delta_rule"}
-        for what, wanted in measured:
+        measured = [("layer fwd+bwd", "layer_step", index == 0), (f"layer fwd+bwd{WITH_LOSS}", "layer", index == 0),
+                    ("delta rule fwd", "delta_rule_fwd", True), ("delta rule fwd+bwd", "delta_rule_step", backward),
+                    (f"delta rule fwd+bwd{WITH_LOSS}", "delta_rule", backward)]
+        for what, key, wanted in measured:
             if wanted:
-                rows.append((T, what, "strata", strata[keys[what]]))
+                rows.append((T, what, "strata", strata[key]))
                 if twins:
-                    rows.append((T, what, "strata, kernels off", twins[keys[what]]))
+                    rows.append((T, what, "strata, kernels off", twins[key]))
                 if what in hf:
                     rows.append((T, what, "HF PyTorch path", hf[what]))
         check_files = []
@@ -187,7 +191,10 @@ def main():
           f"chunk {CHUNK}")
     print(f"TFLOP/s counts the chunked algorithm's matrix products: forward 2 H N (5 C^2 D + 3 C D^2) for N = T / C "
           f"chunks, fwd+bwd 3x that; % of {PEAK_TFLOPS:.0f} TFLOP/s (H100 dense bf16). 'guard off': fla's backward "
-          f"with its Triton-version guard turned off, timing only (see the gradient table).")
+          f"with its Triton-version guard turned off, timing only (see the gradient table). fwd+bwd as a training "
+          f"step sees it: gradients set to none, the output's gradient given; '{WITH_LOSS[2:]}': a float32 loss (cast, "
+          f"square, mean) and the gradients summed into the last iteration's, as timed before 2026-12-06's seventh "
+          f"session.")
     print("| T | what | implementation | ms | TFLOP/s | % of peak | strata speed-up |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     mine = {(T, what): ms for T, what, impl, ms in rows if impl == "strata"}
@@ -221,7 +228,14 @@ def fla_only(T, fwd_only, check):
     print(json.dumps({"what": "delta rule fwd", "ms": median_ms(rule)}))
     if fwd_only:
         return
-    print(json.dumps({"what": "delta rule fwd+bwd", "ms": median_ms(lambda: rule().float().square().mean().backward())}))
+    def step():  # as strata_bench_gdn's: gradients set to none, the output's gradient given
+        for t in (q, k, v, g, beta):
+            t.grad = None
+        rule().backward(d_out)
+
+    print(json.dumps({"what": "delta rule fwd+bwd", "ms": median_ms(step)}))
+    print(json.dumps({"what": f"delta rule fwd+bwd{WITH_LOSS}",
+                      "ms": median_ms(lambda: rule().float().square().mean().backward())}))
     if check:
         from safetensors.torch import load_file
 

@@ -41,16 +41,24 @@ int main(int argc, char** argv) {
                                                        strata::gated_delta_net_submodules(strata::LocalBackend{}));
   layer->to(device);
   auto hidden = at::randn({batch, seq, c.hidden_size}, at::TensorOptions().device(device)).requires_grad_(true);
-  const auto layer_step = [&] {
+  // Two ways to time fwd+bwd. As a training step sees it: the gradients set to none first (as the
+  // trainer's zero_grad does) and a given gradient of the output (what the layers above hand back).
+  // And as earlier sessions timed it: a float32 loss (cast, square, mean) and the gradients summed
+  // into those of the step before, which adds stream-sized elementwise passes to both sides.
+  const auto layer_forward = [&] {
     strata::ForwardContext ctx;
-    at::Tensor out;
-    {
-      strata::compat::CudaAutocast autocast(at::kBFloat16);
-      out = layer->forward(hidden, ctx).output;
-    }
-    out.to(at::kFloat).square().mean().backward();
+    strata::compat::CudaAutocast autocast(at::kBFloat16);
+    return layer->forward(hidden, ctx).output;
   };
-  const double layer_ms = strata::bench::median_ms(layer_step, warmup, iters);
+  const auto d_layer = at::randn_like(layer_forward().detach()) / std::sqrt(static_cast<double>(hidden.numel()));
+  const auto layer_step = [&] {
+    for (auto& p : layer->parameters()) p.mutable_grad() = at::Tensor();
+    hidden.mutable_grad() = at::Tensor();
+    layer_forward().backward(d_layer);
+  };
+  const double layer_step_ms = strata::bench::median_ms(layer_step, warmup, iters);
+  const double layer_ms =
+      strata::bench::median_ms([&] { layer_forward().to(at::kFloat).square().mean().backward(); }, warmup, iters);
 
   const auto H = c.linear_num_value_heads, Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim;
   auto bf16 = at::TensorOptions().device(device).dtype(at::kBFloat16);
@@ -60,11 +68,15 @@ int main(int argc, char** argv) {
   auto v = at::randn({batch, seq, H, Dv}, bf16).requires_grad_(true);
   auto g = at::log_sigmoid(at::randn({batch, seq, H}, bf16.dtype(at::kFloat))).requires_grad_(true);
   auto beta = at::sigmoid(at::randn({batch, seq, H}, bf16)).requires_grad_(true);
+  const auto rule = [&] { return strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt).out; };
+  const auto d_rule = at::randn_like(v) / std::sqrt(static_cast<double>(v.numel()));
   const auto rule_step = [&] {
-    auto r = strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
-    r.out.to(at::kFloat).square().mean().backward();
+    for (auto* t : {&q, &k, &v, &g, &beta}) t->mutable_grad() = at::Tensor();
+    rule().backward(d_rule);
   };
-  const double rule_ms = strata::bench::median_ms(rule_step, warmup, iters);
+  const double rule_step_ms = strata::bench::median_ms(rule_step, warmup, iters);
+  const double rule_ms =
+      strata::bench::median_ms([&] { rule().to(at::kFloat).square().mean().backward(); }, warmup, iters);
   if (profile) {
     strata::bench::print_kernel_profile(stderr, "layer fwd+bwd", layer_step);
     strata::bench::print_kernel_profile(stderr, "delta rule fwd+bwd", rule_step);
@@ -105,7 +117,8 @@ int main(int argc, char** argv) {
       },
       warmup, iters);
 
-  for (auto [what, ms] : {std::pair{"layer", layer_ms}, std::pair{"delta_rule", rule_ms},
+  for (auto [what, ms] : {std::pair{"layer_step", layer_step_ms}, std::pair{"layer", layer_ms},
+                          std::pair{"delta_rule_step", rule_step_ms}, std::pair{"delta_rule", rule_ms},
                           std::pair{"delta_rule_fwd", rule_fwd_ms},
                           std::pair{"delta_rule_fwd_f32_qk", rule_fwd_layer_ms}, std::pair{"state_scan", scan_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
