@@ -5,8 +5,9 @@
 //     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (kept for the
 //     backward), W = T (beta exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each
 //     token as seen at the chunk's end;
-//   states (gated_delta_chunk_states.cu), a warp per (segment, head, 16 value columns), over the
-//     chunks in order: delta = U - W S, S = exp(G_last) S + (k exp(G_last - G))^T delta;
+//   states (gated_delta_chunk_states.cu), a pair of warps per (segment, head, 16 value columns),
+//     each with half of the keys, over the chunks in order: delta = U - W S,
+//     S = exp(G_last) S + (k exp(G_last - G))^T delta;
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16

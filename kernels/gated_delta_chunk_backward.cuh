@@ -9,8 +9,9 @@
 // states S), kept from the forward or recomputed by its prepare and states passes, then runs
 //   local (gated_delta_chunk_backward_local.cu), one block per (row, head, chunk):
 //     dv_local = (q k^T o E o causal)^T dO; gamma q and dO copied to bfloat16 chunk arrays;
-//   states (gated_delta_chunk_backward_states.cu), a warp per (segment, head, 16 value columns),
-//     over the chunks in reverse, dH = dL/dH starting from d_final_state:
+//   states (gated_delta_chunk_backward_states.cu), a pair of warps per (segment, head, 16 value
+//     columns), each with half of the keys, over the chunks in reverse, dH = dL/dH starting from
+//     d_final_state:
 //     dstates[c] = dH;  d_delta = dv_local + k_to_end dH;  dH = Gamma dH + (gamma q)^T dO - W^T d_delta;
 //     d_initial_state = dH at the end;
 //   gradients (gated_delta_chunk_backward_gradients.cu), one block per (row, head, chunk): dq, dk,

@@ -2,10 +2,13 @@
 // for each chunk in reverse, with dH the gradient of the state leaving it,
 //   d_states[c] = dH (bfloat16);   d_delta = dv_local + k_to_end dH (overwrites dv_local, bfloat16);
 //   dH = exp(G_last) dH + (exp(G) q)^T dO - W^T d_delta,
-// which leaves dH = dL/d(initial state). The forward's states pass run backwards: each walking
-// warp takes 16 value columns of dH, transposed (gated_delta_chunk_walk.cuh):
+// which leaves dH = dL/d(initial state). The forward's states pass run backwards: each pair of
+// walking warps takes 16 value columns of dH, transposed and split by keys
+// (gated_delta_chunk_walk.cuh):
 //   d_delta^T = dv_local^T + dH^T k_to_end^T,   dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W,
-// with dH rounded to bfloat16 in the first product and d_delta in the update, as they are stored.
+// d_delta for half of the chunk's tokens over all keys, the update for all tokens over the warp's
+// half of the keys, with dH rounded to bfloat16 in the first product and d_delta in the update, as
+// they are stored.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk_backward.cuh"
@@ -14,23 +17,25 @@
 namespace strata::kernels::gdn {
 namespace {
 
+using walk::kColumns;
 using walk::kCopyWarps;
 using walk::kOutStride;
 using walk::kThreads;
 using walk::kWalkWarps;
 using walk::kWarpColumns;
-constexpr int kColumns = kWalkWarps * kWarpColumns;  // value columns per block
-constexpr int kStages = 2;                           // chunks whose operands are in shared memory at once
+using walk::kWarpTokens;
+constexpr int kStages = 2;  // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct BackwardStatesLayout {
+  static constexpr int kHalfKeys = kKeyDim / 2;  // keys a walking warp holds
   static constexpr int kKeyStride = bf16_stride<kKeyDim>, kSliceStride = bf16_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
-  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kChunk * kOutStride * 2);  // dH rows, then d_delta rows
-  static constexpr int w = 0;                                                           // [kStages][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + kStages * kKeyBuffer;                             // [kStages][kChunk][kKeyStride]
+  static constexpr int kStatesOut = aligned_bytes(kHalfKeys * kOutStride * 2);
+  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kWarpTokens * kOutStride * 2);  // dH rows, d_delta rows
+  static constexpr int w = 0;                                      // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;        // [kStages][kChunk][kKeyStride]
   static constexpr int queries = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]: exp(G) q
   static constexpr int d_out = queries + kStages * kKeyBuffer;     // [kStages][kChunk][kSliceStride]
   static constexpr int local = d_out + kStages * kSliceBuffer;     // [kStages][kChunk][kSliceStride]: dv_local
@@ -41,8 +46,7 @@ struct BackwardStatesLayout {
 template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProblem p) {
   using L = BackwardStatesLayout<kKeyDim>;
-  using State = walk::TransposedState<kKeyDim, kValueDim>;
-  constexpr int kTokenSteps = kChunk / 16;  // 16-token blocks of a chunk
+  using State = walk::TransposedState<L::kHalfKeys, kValueDim>;
   const auto& in = p.forward.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -57,7 +61,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   auto* q_buffers = reinterpret_cast<bf16*>(shared + L::queries);
   auto* do_buffers = reinterpret_cast<bf16*>(shared + L::d_out);
   auto* local_buffers = reinterpret_cast<bf16*>(shared + L::local);
-  // Walking warp `walker`'s results of the walk's step `step`: dH rows, then d_delta rows.
+  // Walking warp `walker`'s results of the walk's step `step`: its half's dH rows, then its
+  // tokens' d_delta rows.
   const auto staged = [&](int step, int walker) {
     return reinterpret_cast<bf16*>(shared + L::out + ((step % 2) * kWalkWarps + walker) * L::kWarpOut);
   };
@@ -82,57 +87,65 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   };
   const auto write_out = [&](int step) {
     const int64_t n = chunk_at(step);
-    const int walker = warp - kWalkWarps, column = column0 + walker * kWarpColumns;
-    walk::write_warp_rows<kKeyDim, kValueDim>(staged(step, walker), p.d_states + n * kKeyDim * kValueDim + column,
-                                              lane);
-    walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
-                                             p.d_delta + n * kChunk * kValueDim + column, lane);
+    const int walker = warp - kWalkWarps;
+    const walk::Seat seat(walker);
+    const int column = column0 + seat.pair * kWarpColumns;
+    walk::write_warp_rows<L::kHalfKeys, kValueDim>(
+        staged(step, walker), p.d_states + (n * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column, lane);
+    walk::write_warp_rows<kWarpTokens, kValueDim>(
+        staged(step, walker) + L::kStatesOut / 2,
+        p.d_delta + (n * kChunk + seat.half * kWarpTokens) * kValueDim + column, lane);
   };
 
+  const walk::Seat seat(warp);  // for the walking warps
   const int64_t state_offset =
-      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
-  State s;  // dH^T
+      ((static_cast<int64_t>(segment) * in.heads + h) * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column0 +
+      seat.pair * kWarpColumns;
+  State s;  // the half's dH^T
   if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
     bf16* states_out = staged(step, warp);
     bf16* delta_out = states_out + L::kStatesOut / 2;
+    const bf16* other_states = staged(step, warp ^ 1);
+    const bf16* other_delta = other_states + L::kStatesOut / 2;
 
-    uint32_t ha[State::kKeySteps][4];  // dH^T in bfloat16, as A operands
+    uint32_t ha[State::kKeySteps][4];  // the half's dH^T in bfloat16, as A operands
     s.round(ha, states_out, lane);
 
-    // d_delta^T = dv_local^T + dH^T k_to_end^T: k_to_end's rows are B's columns; dv_local^T comes
-    // in the C layout.
-    const bf16* k = k_buffers + buffer * kKeyElements;
-    float d[2 * kTokenSteps][4] = {};
-    walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, ha, k, lane);
-    const bf16* local = local_buffers + buffer * kSliceElements + warp * kWarpColumns;
-    uint32_t minus_da[kTokenSteps][4];  // -d_delta^T in bfloat16, as A operands
+    // d_delta^T = dv_local^T + dH^T k_to_end^T for the warp's tokens: k_to_end's rows are B's
+    // columns; dv_local^T comes in the C layout.
+    const bf16* k = k_buffers + buffer * kKeyElements + seat.half * kWarpTokens * L::kKeyStride;
+    float d[kWarpTokens / 8][4] = {};
+    walk::over_pair_halves(ha, other_states, seat, lane, [&](const uint32_t(&a)[4], int kk) {
+      walk::add_times_rows<L::kKeyStride>(d, a, k + 16 * kk, lane);
+    });
+    const bf16* local =
+        local_buffers + buffer * kSliceElements + seat.half * kWarpTokens * L::kSliceStride + seat.pair * kWarpColumns;
+    uint32_t da[kWarpTokens / 16][4];  // the warp's tokens' d_delta^T in bfloat16, as A operands
 #pragma unroll
-    for (int tb = 0; tb < kTokenSteps; ++tb) {
+    for (int tb = 0; tb < kWarpTokens / 16; ++tb) {
       walk::add_columns<L::kSliceStride>(d[2 * tb], d[2 * tb + 1], local + 16 * tb * L::kSliceStride, 1.0f, lane);
-      uint32_t da[4];
-      mma::a_operand(da, d[2 * tb], d[2 * tb + 1]);
-      mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) minus_da[tb][r] = da[r] ^ 0x80008000u;  // both halves' signs flipped
+      mma::a_operand(da[tb], d[2 * tb], d[2 * tb + 1]);
     }
+    walk::stage_operands(delta_out, da, lane);
 
-    // dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W: dO^T comes as A operands (ldmatrix
-    // transposed), the rows of exp(G) q and W are B's k.
-    const bf16* q = q_buffers + buffer * kKeyElements;
-    const bf16* w = w_buffers + buffer * kKeyElements;
-    const bf16* d_out = do_buffers + buffer * kSliceElements;
+    // dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W over the half's keys: dO^T comes as
+    // A operands (ldmatrix transposed), the rows of exp(G) q and W are B's k.
+    const bf16* q = q_buffers + buffer * kKeyElements + seat.half * L::kHalfKeys;
+    const bf16* w = w_buffers + buffer * kKeyElements + seat.half * L::kHalfKeys;
+    const bf16* d_out = do_buffers + buffer * kSliceElements + seat.pair * kWarpColumns;
     s.scale(decay);
-#pragma unroll
-    for (int tb = 0; tb < kTokenSteps; ++tb) {
-      uint32_t doa[4];
-      mma::load_matrices_transposed(
-          doa, mma::quadrants_across(d_out + 16 * tb * L::kSliceStride + warp * kWarpColumns, L::kSliceStride, lane));
+    walk::over_pair_halves(da, other_delta, seat, lane, [&](const uint32_t(&a)[4], int tb) {
+      uint32_t doa[4], minus_da[4];
+      mma::load_matrices_transposed(doa,
+                                    mma::quadrants_across(d_out + 16 * tb * L::kSliceStride, L::kSliceStride, lane));
       s.template add_product<L::kKeyStride>(doa, q + 16 * tb * L::kKeyStride, lane);
-      s.template add_product<L::kKeyStride>(minus_da[tb], w + 16 * tb * L::kKeyStride, lane);
-    }
+#pragma unroll
+      for (int r = 0; r < 4; ++r) minus_da[r] = a[r] ^ 0x80008000u;  // both halves' signs flipped
+      s.template add_product<L::kKeyStride>(minus_da, w + 16 * tb * L::kKeyStride, lane);
+    });
   });
   if (!copier && p.in.d_initial_state != nullptr) s.write(p.in.d_initial_state + state_offset, lane);
 }

@@ -2,11 +2,13 @@
 // order, with S the state entering it,
 //   states[c] = S (bfloat16);   delta = U - W S (overwrites U, bfloat16);
 //   S = exp(G_last) S + k_to_end^T delta.
-// Each walking warp takes 16 value columns of S, transposed (gated_delta_chunk_walk.cuh):
+// Each pair of walking warps takes 16 value columns of S, transposed and split by keys
+// (gated_delta_chunk_walk.cuh):
 //   delta^T = U^T - S^T W^T,   S^T = exp(G_last) S^T + delta^T k_to_end,
-// two rounds of 64 tensor-core products a step. S^T W^T takes S rounded to bfloat16 (as the output
-// pass reads it) and the update takes delta rounded to bfloat16 (as it is stored;
-// flash-linear-attention does the same); the state itself stays float32.
+// two rounds of 32 tensor-core products a warp and step: S^T W^T for half of the chunk's tokens
+// over all keys, the update for all tokens over the warp's half of the keys. S^T W^T takes S
+// rounded to bfloat16 (as the output pass reads it) and the update takes delta rounded to bfloat16
+// (as it is stored; flash-linear-attention does the same); the state itself stays float32.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk_walk.cuh"
@@ -14,23 +16,25 @@
 namespace strata::kernels::gdn {
 namespace {
 
+using walk::kColumns;
 using walk::kCopyWarps;
 using walk::kOutStride;
 using walk::kThreads;
 using walk::kWalkWarps;
 using walk::kWarpColumns;
-constexpr int kColumns = kWalkWarps * kWarpColumns;  // value columns per block
-constexpr int kStages = 2;                           // chunks whose operands are in shared memory at once
+using walk::kWarpTokens;
+constexpr int kStages = 2;  // chunks whose operands are in shared memory at once
 
 template <int kKeyDim>
 struct StatesLayout {
+  static constexpr int kHalfKeys = kKeyDim / 2;  // keys a walking warp holds
   static constexpr int kKeyStride = bf16_stride<kKeyDim>, kSliceStride = bf16_stride<kColumns>;
   static constexpr int kKeyBuffer = aligned_bytes(kChunk * kKeyStride * 2);
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
-  static constexpr int kStatesOut = aligned_bytes(kKeyDim * kOutStride * 2);
-  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kChunk * kOutStride * 2);  // S rows, then delta rows
-  static constexpr int w = 0;                                                           // [kStages][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + kStages * kKeyBuffer;                             // [kStages][kChunk][kKeyStride]
+  static constexpr int kStatesOut = aligned_bytes(kHalfKeys * kOutStride * 2);
+  static constexpr int kWarpOut = kStatesOut + aligned_bytes(kWarpTokens * kOutStride * 2);  // S rows, delta rows
+  static constexpr int w = 0;                                // [kStages][kChunk][kKeyStride]
+  static constexpr int k_to_end = w + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]
   static constexpr int u = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kSliceStride]
   static constexpr int out = u + kStages * kSliceBuffer;     // [2][kWalkWarps]: a walking warp's staged results
   static constexpr int bytes = out + 2 * kWalkWarps * kWarpOut;
@@ -39,8 +43,7 @@ struct StatesLayout {
 template <int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   using L = StatesLayout<kKeyDim>;
-  using State = walk::TransposedState<kKeyDim, kValueDim>;
-  constexpr int kTokenSteps = kChunk / 16;  // 16-token blocks of a chunk
+  using State = walk::TransposedState<L::kHalfKeys, kValueDim>;
   const auto& in = p.in;
   const int column0 = blockIdx.x * kColumns, h = blockIdx.y, segment = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -53,7 +56,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
   auto* k_buffers = reinterpret_cast<bf16*>(shared + L::k_to_end);
   auto* u_buffers = reinterpret_cast<bf16*>(shared + L::u);
-  // Walking warp `walker`'s results of chunk `step`: S rows, then delta rows.
+  // Walking warp `walker`'s results of chunk `step`: its half's S rows, then its tokens' delta rows.
   const auto staged = [&](int step, int walker) {
     return reinterpret_cast<bf16*>(shared + L::out + ((step % 2) * kWalkWarps + walker) * L::kWarpOut);
   };
@@ -72,14 +75,20 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   };
   const auto write_out = [&](int step) {
     const int64_t n = chunks.chunk0 + step;
-    const int walker = warp - kWalkWarps, column = column0 + walker * kWarpColumns;
-    walk::write_warp_rows<kKeyDim, kValueDim>(staged(step, walker), p.states + n * kKeyDim * kValueDim + column, lane);
-    walk::write_warp_rows<kChunk, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
-                                             p.u + n * kChunk * kValueDim + column, lane);
+    const int walker = warp - kWalkWarps;
+    const walk::Seat seat(walker);
+    const int column = column0 + seat.pair * kWarpColumns;
+    walk::write_warp_rows<L::kHalfKeys, kValueDim>(
+        staged(step, walker), p.states + (n * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column, lane);
+    walk::write_warp_rows<kWarpTokens, kValueDim>(staged(step, walker) + L::kStatesOut / 2,
+                                                  p.u + (n * kChunk + seat.half * kWarpTokens) * kValueDim + column,
+                                                  lane);
   };
 
+  const walk::Seat seat(warp);  // for the walking warps
   const int64_t state_offset =
-      (static_cast<int64_t>(segment) * in.heads + h) * kKeyDim * kValueDim + column0 + warp * kWarpColumns;
+      ((static_cast<int64_t>(segment) * in.heads + h) * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column0 +
+      seat.pair * kWarpColumns;
   State s;
   if (!copier) s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
 
@@ -88,29 +97,35 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     const float decay = __expf(p.gates[n * kChunk + kChunk - 1]);
     bf16* states_out = staged(step, warp);
     bf16* delta_out = states_out + L::kStatesOut / 2;
+    const bf16* other_states = staged(step, warp ^ 1);
+    const bf16* other_delta = other_states + L::kStatesOut / 2;
 
-    uint32_t sa[State::kKeySteps][4];  // S^T in bfloat16, as A operands
+    uint32_t sa[State::kKeySteps][4];  // the half's S^T in bfloat16, as A operands
     s.round(sa, states_out, lane);
 
-    // delta^T = U^T - S^T W^T: W's rows are B's columns; U^T comes in the C layout.
-    const bf16* w = w_buffers + buffer * kKeyElements;
-    float d[2 * kTokenSteps][4] = {};
-    walk::add_state_times_rows<kKeyDim, L::kKeyStride>(d, sa, w, lane);
-    const bf16* u = u_buffers + buffer * kSliceElements + warp * kWarpColumns;
-    uint32_t da[kTokenSteps][4];  // delta^T in bfloat16, as A operands
+    // delta^T = U^T - S^T W^T for the warp's tokens: W's rows are B's columns; U^T comes in the C
+    // layout.
+    const bf16* w = w_buffers + buffer * kKeyElements + seat.half * kWarpTokens * L::kKeyStride;
+    float d[kWarpTokens / 8][4] = {};
+    walk::over_pair_halves(sa, other_states, seat, lane, [&](const uint32_t(&a)[4], int kk) {
+      walk::add_times_rows<L::kKeyStride>(d, a, w + 16 * kk, lane);
+    });
+    const bf16* u =
+        u_buffers + buffer * kSliceElements + seat.half * kWarpTokens * L::kSliceStride + seat.pair * kWarpColumns;
+    uint32_t da[kWarpTokens / 16][4];  // the warp's tokens' delta^T in bfloat16, as A operands
 #pragma unroll
-    for (int tb = 0; tb < kTokenSteps; ++tb) {
+    for (int tb = 0; tb < kWarpTokens / 16; ++tb) {
       walk::add_columns<L::kSliceStride>(d[2 * tb], d[2 * tb + 1], u + 16 * tb * L::kSliceStride, -1.0f, lane);
       mma::a_operand(da[tb], d[2 * tb], d[2 * tb + 1]);
-      mma::store_matrices_transposed(mma::quadrants_across(delta_out + 16 * tb * kOutStride, kOutStride, lane), da[tb]);
     }
+    walk::stage_operands(delta_out, da, lane);
 
-    // S^T = exp(G_last) S^T + delta^T k_to_end: k_to_end's rows are B's k.
-    const bf16* k = k_buffers + buffer * kKeyElements;
+    // S^T = exp(G_last) S^T + delta^T k_to_end over the half's keys: k_to_end's rows are B's k.
+    const bf16* k = k_buffers + buffer * kKeyElements + seat.half * L::kHalfKeys;
     s.scale(decay);
-#pragma unroll
-    for (int tb = 0; tb < kTokenSteps; ++tb)
-      s.template add_product<L::kKeyStride>(da[tb], k + 16 * tb * L::kKeyStride, lane);
+    walk::over_pair_halves(da, other_delta, seat, lane, [&](const uint32_t(&a)[4], int tb) {
+      s.template add_product<L::kKeyStride>(a, k + 16 * tb * L::kKeyStride, lane);
+    });
   });
   if (!copier) s.write(in.final_state + state_offset, lane);
 }

@@ -1,16 +1,30 @@
 #pragma once
 // What the chunked gated delta rule's two sequential passes share (states: S over the chunks in
-// order; backward states: dH in reverse). Value columns never mix in either walk, so each warp owns
-// kWarpColumns value columns of one (segment, head) and walks the chunks alone, holding its columns
-// of the key_dim x value_dim state transposed (kWarpColumns x key_dim, float32) in mma accumulators
-// (mma_fragments.cuh). Every product of a step then takes the state, or what the step made from
-// it, as an A operand built in registers, and no warp waits for another's columns: the chain of
-// dependent steps, not throughput, bounds these passes, as they take the chunks one after another.
-// A block's warps share the chunk's key-wide operands in shared memory, and the walking warps
-// leave all global memory traffic to copy warps beside them (kCopyWarps): these copy each
-// chunk's operands in a chunk ahead and write the walking warps' per-chunk results (staged in
-// shared memory, two buffers) out a chunk behind, so the walking warps issue only the step's
-// own work.
+// order; backward states: dH in reverse). Value columns never mix in either walk, so a pair of
+// warps owns kWarpColumns value columns of one (segment, head) and walks the chunks alone, holding
+// its columns of the key_dim x value_dim state transposed (kWarpColumns x key_dim, float32) in mma
+// accumulators (mma_fragments.cuh), split by keys: warp `half` of the pair holds keys
+// half * key_dim / 2 onwards. Every product of a step takes the state, or what the step made from
+// it, as an A operand built in registers, and no pair waits for another's columns. The chain of
+// dependent steps, not throughput, bounds these passes, as they take the chunks one after another;
+// the key split halves each warp's part of a step and gives a block four walking warps, one for
+// each of an SM's four schedulers (one block an SM at B = 1, H = 32):
+//   - the product over the keys (S^T W^T; backward dH^T k_to_end^T) takes half of the chunk's
+//     tokens per warp, over all keys: the warp's own key half from registers, the other half as
+//     the other warp rounded and staged it for the write-out (read back with ldmatrix after a
+//     barrier of the pair alone). No float32 partial sums cross warps.
+//   - the update over the tokens (S^T += delta^T k_to_end; backward likewise) keeps keys apart:
+//     each warp updates its own key half with its own tokens' delta first, then the other's, staged
+//     likewise, after a second pair barrier.
+// The bfloat16 roundings are the one-warp walk's (S or dH for the first product, delta or d_delta
+// for the update); only the float32 order of the sums differs, each warp taking its own half first.
+// Each warp issues its own half's products before it meets the other (over_pair_halves), so that
+// the barrier's wait overlaps products in flight. A block's warps share the chunk's key-wide
+// operands in shared memory, and the walking warps leave all global memory traffic to copy warps
+// beside them (one per walking warp, so that the copies spread over the schedulers as evenly as
+// the walk does): these copy each chunk's operands in a chunk ahead and write the walking warps'
+// per-chunk results (staged in shared memory, two buffers) out a chunk behind, so the walking
+// warps issue only the step's own work.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk.cuh"
@@ -18,21 +32,50 @@
 
 namespace strata::kernels::gdn::walk {
 
-constexpr int kWalkWarps = 2;  // warps per block that walk the chunks
-constexpr int kCopyWarps = 2;  // warps per block that copy
+constexpr int kWalkWarps = 4;  // warps per block that walk the chunks: two pairs
+constexpr int kCopyWarps = 4;  // warps per block that copy
 constexpr int kThreads = (kWalkWarps + kCopyWarps) * 32;
-constexpr int kWarpColumns = 16;                       // value columns a warp owns
-constexpr int kOutStride = bf16_stride<kWarpColumns>;  // a warp's rows staged on their way out
+constexpr int kWarpColumns = 16;                         // value columns a warp (and its pair) holds
+constexpr int kColumns = kWalkWarps / 2 * kWarpColumns;  // value columns a block owns
+constexpr int kWarpTokens = kChunk / 2;                  // a chunk's tokens a warp takes in the product over the keys
+constexpr int kOutStride = bf16_stride<kWarpColumns>;    // a warp's rows staged on their way out
 
-// A warp's kWarpColumns columns of a [kKeyDim, kValueDim] state, transposed, in the C layout:
-// x[j][e] = state[key 8j + 2t + e % 2][column g + 8 (e / 2)] for lane 4g + t.
-template <int kKeyDim, int kValueDim>
+// A walking warp's place: the pair (`pair`) that shares its value columns, and which half of the
+// keys (and of a chunk's tokens in the product over the keys) it takes (`half`).
+struct Seat {
+  int pair, half;
+
+  __device__ __forceinline__ explicit Seat(int warp) : pair(warp / 2), half(warp % 2) {}
+
+  // Waits for the other warp of the pair only (bar.sync on a named barrier; id 0 is __syncthreads').
+  __device__ __forceinline__ void sync() const { __barrier_sync_count(1 + pair, 64); }
+};
+
+// A operands of kSteps k-steps (16 x 16 each) staged untransposed, as [16 kSteps][kOutStride] rows
+// of k (what write_warp_rows writes out), and read back from there by the other warp of a pair.
+template <int kSteps>
+__device__ __forceinline__ void stage_operands(bf16* staged, const uint32_t (&a)[kSteps][4], int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kSteps; ++kk)
+    mma::store_matrices_transposed(mma::quadrants_across(staged + 16 * kk * kOutStride, kOutStride, lane), a[kk]);
+}
+template <int kSteps>
+__device__ __forceinline__ void load_staged_operands(uint32_t (&a)[kSteps][4], const bf16* staged, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kSteps; ++kk)
+    mma::load_matrices_transposed(a[kk], mma::quadrants_across(staged + 16 * kk * kOutStride, kOutStride, lane));
+}
+
+// A warp's half of a pair's transposed state: kWarpColumns columns of kKeys key rows of a
+// [key_dim, kValueDim] state, in the C layout: x[j][e] = state[key 8j + 2t + e % 2 of the half]
+// [column g + 8 (e / 2)] for lane 4g + t.
+template <int kKeys, int kValueDim>
 struct TransposedState {
-  static constexpr int kKeyTiles = kKeyDim / 8, kKeySteps = kKeyDim / 16;
+  static constexpr int kKeyTiles = kKeys / 8, kKeySteps = kKeys / 16;
   float x[kKeyTiles][4];
 
-  // From the float32 state at `from` (row stride kValueDim, at the warp's first column); zeros
-  // when `from` is null.
+  // From the float32 state at `from` (row stride kValueDim, at the half's first key and the
+  // pair's first column); zeros when `from` is null.
   __device__ __forceinline__ void read(const float* from, int lane) {
     const int g = lane / 4, t = lane % 4;
 #pragma unroll
@@ -51,8 +94,9 @@ struct TransposedState {
   }
 
   // state^T += a rows: a, A operands of 16 of a chunk's tokens (kWarpColumns x 16), times those
-  // tokens' rows ([16][kKeyDim] bfloat16 in shared memory, row stride kStride) as B's k.
-  // (Forward: delta^T k_to_end; backward: dO^T (exp(G) q) and -d_delta^T W.)
+  // tokens' rows ([16][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
+  // half's first key) as B's k. (Forward: delta^T k_to_end; backward: dO^T (exp(G) q) and
+  // -d_delta^T W.)
   template <int kStride>
   __device__ __forceinline__ void add_product(const uint32_t (&a)[4], const bf16* rows, int lane) {
 #pragma unroll
@@ -71,38 +115,51 @@ struct TransposedState {
       for (int e = 0; e < 4; ++e) x[j][e] *= factor;
   }
 
-  // Rounded to bfloat16: the A operands of a product over the keys (k-step kk takes keys 16 kk ..
-  // 16 kk + 15), and the same values staged untransposed, [kKeyDim][kOutStride], for
-  // write_warp_rows.
+  // Rounded to bfloat16: the A operands of a product over the half's keys (k-step kk takes its
+  // keys 16 kk .. 16 kk + 15), staged as well ([kKeys][kOutStride]) for write_warp_rows and the
+  // other warp of the pair.
   __device__ __forceinline__ void round(uint32_t (&a)[kKeySteps][4], bf16* staged, int lane) const {
 #pragma unroll
-    for (int kk = 0; kk < kKeySteps; ++kk) {
-      mma::a_operand(a[kk], x[2 * kk], x[2 * kk + 1]);
-      mma::store_matrices_transposed(mma::quadrants_across(staged + 16 * kk * kOutStride, kOutStride, lane), a[kk]);
-    }
+    for (int kk = 0; kk < kKeySteps; ++kk) mma::a_operand(a[kk], x[2 * kk], x[2 * kk + 1]);
+    stage_operands(staged, a, lane);
   }
 };
 
-// d += (state^T rounded) rows^T for a chunk's rows ([kChunk][kKeyDim] bfloat16 in shared memory,
-// row stride kStride): `a` is round()'s A operands, d the C tiles of kChunk / 8 token columns.
-// (Forward: S^T W^T; backward: dH^T k_to_end^T.)
-template <int kKeyDim, int kStride>
-__device__ __forceinline__ void add_state_times_rows(float (&d)[kChunk / 8][4], const uint32_t (&a)[kKeyDim / 16][4],
-                                                     const bf16* rows, int lane) {
+// Runs add(a, step) over the k-steps of a product whose A operand a pair holds in halves of kSteps
+// k-steps each: this warp's (`own`, steps half * kSteps onwards) first, then, once the pair has
+// met, the other warp's, read back from where it staged them (`other_staged`, stage_operands).
+// The products of the warp's own half are in flight while it waits for the other warp.
+template <int kSteps, class Add>
+__device__ __forceinline__ void over_pair_halves(const uint32_t (&own)[kSteps][4], const bf16* other_staged, Seat seat,
+                                                 int lane, const Add& add) {
 #pragma unroll
-  for (int kk = 0; kk < kKeyDim / 16; ++kk)
+  for (int i = 0; i < kSteps; ++i) add(own[i], seat.half * kSteps + i);
+  seat.sync();
+  uint32_t other[kSteps][4];
+  load_staged_operands(other, other_staged, lane);
 #pragma unroll
-    for (int tb = 0; tb < kChunk / 16; ++tb) {
-      uint32_t b[4];
-      mma::load_matrices(b, mma::quadrants_across(rows + 16 * tb * kStride + 16 * kk, kStride, lane));
-      mma::mma_bf16(d[2 * tb], a[kk], b[0], b[1]);
-      mma::mma_bf16(d[2 * tb + 1], a[kk], b[2], b[3]);
-    }
+  for (int i = 0; i < kSteps; ++i) add(other[i], (1 - seat.half) * kSteps + i);
+}
+
+// d += a rows^T for one k-step: a, the A operands of 16 keys (the state's, rounded), times the
+// rows ([kTiles * 8][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
+// k-step's first key) as B's columns; d, the C tiles of kTiles * 8 token columns. (Forward:
+// S^T W^T; backward: dH^T k_to_end^T.)
+template <int kStride, int kTiles>
+__device__ __forceinline__ void add_times_rows(float (&d)[kTiles][4], const uint32_t (&a)[4], const bf16* rows,
+                                               int lane) {
+#pragma unroll
+  for (int tb = 0; tb < kTiles / 2; ++tb) {
+    uint32_t b[4];
+    mma::load_matrices(b, mma::quadrants_across(rows + 16 * tb * kStride, kStride, lane));
+    mma::mma_bf16(d[2 * tb], a, b[0], b[1]);
+    mma::mma_bf16(d[2 * tb + 1], a, b[2], b[3]);
+  }
 }
 
 // low / high = C tiles (16 value columns x 8 tokens each) of a product over one 16-token block of a
 // chunk; adds, in the C layout, those tokens' rows of a [kChunk][kStride] bfloat16 slice of value
-// columns (`block`: the block's first row, at the warp's first column), the product taken with
+// columns (`block`: the block's first row, at the pair's first column), the product taken with
 // `sign`: low, high = columns^T + sign (low, high). (Forward: delta^T = U^T - S^T W^T; backward:
 // d_delta^T = dv_local^T + dH^T k_to_end^T.)
 template <int kStride>

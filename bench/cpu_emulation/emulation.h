@@ -1,8 +1,8 @@
 // A CPU emulation of the CUDA subset the fused gated delta rule kernels use, so that their logic
 // (indices, phases, formulas) can be checked on a machine without a GPU: each block runs as one
 // std::thread per CUDA thread (blocks one after another, sharing one shared-memory buffer),
-// __syncthreads and __syncwarp are std::barriers, shuffles go through a per-warp exchange array,
-// and cp.async copies at once. mma.sync, ldmatrix and stmatrix are in mma_fragments.cuh beside
+// __syncthreads, __syncwarp and bar.sync's named barriers are std::barriers, shuffles go through a
+// per-warp exchange array, and cp.async copies at once. mma.sync, ldmatrix and stmatrix are in mma_fragments.cuh beside
 // this file. Not emulated: alignment rules, shared memory limits, register pressure, timing, and
 // races that real hardware would expose. Included first (-include) into the kernels compiled as
 // C++ by run.sh; device memory is host memory.
@@ -15,8 +15,10 @@
 #include <barrier>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -31,9 +33,37 @@ alignas(128) inline unsigned char emu_shared[240000];
 inline std::unique_ptr<std::barrier<>> emu_block_barrier;
 inline std::unique_ptr<std::barrier<>> emu_warp_barrier[32];
 inline float emu_exchange[32][32];
+// bar.sync id, count (__barrier_sync_count): barrier `id` (1 .. 15; 0 is __syncthreads') waits for
+// `count` threads, whole warps, and only for those: the warps that call it with that id. Made at a
+// block's first call with the id, for the count that call gives; a later call with another count
+// is an error, as on the GPU.
+inline std::unique_ptr<std::barrier<>> emu_named_barrier[16];
+inline unsigned emu_named_count[16];
+inline std::mutex emu_named_mutex;
 
 inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp_barrier[threadIdx.x / 32]->arrive_and_wait(); }
+inline void __barrier_sync_count(unsigned id, unsigned count) {
+  std::barrier<>* named;
+  {
+    const std::lock_guard<std::mutex> lock(emu_named_mutex);
+    if (id == 0 || id >= 16 || count == 0 || count % 32 != 0) {
+      std::fprintf(stderr, "emulation: bar.sync %u, %u: expected an id in 1..15 and a count of whole warps\n", id,
+                   count);
+      std::abort();
+    }
+    if (emu_named_barrier[id] == nullptr) {
+      emu_named_barrier[id] = std::make_unique<std::barrier<>>(count);
+      emu_named_count[id] = count;
+    } else if (emu_named_count[id] != count) {
+      std::fprintf(stderr, "emulation: bar.sync %u, %u after bar.sync %u, %u in the same block\n", id, count, id,
+                   emu_named_count[id]);
+      std::abort();
+    }
+    named = emu_named_barrier[id].get();
+  }
+  named->arrive_and_wait();
+}
 template <class T>
 T emu_shuffle(T v, int source, bool valid) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -77,6 +107,7 @@ void launch(dim3 grid, int threads, F body) {
         std::memset(emu_shared, 0xff, sizeof emu_shared);  // NaN everywhere: a read of unwritten memory shows
         emu_block_barrier = std::make_unique<std::barrier<>>(threads);
         for (int w = 0; w < threads / 32; ++w) emu_warp_barrier[w] = std::make_unique<std::barrier<>>(32);
+        for (auto& named : emu_named_barrier) named.reset();
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t)
           pool.emplace_back([t, &body] {
