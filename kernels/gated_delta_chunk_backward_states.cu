@@ -24,7 +24,7 @@ using walk::kThreads;
 using walk::kWalkWarps;
 using walk::kWarpColumns;
 using walk::kWarpTokens;
-constexpr int kStages = 2;  // chunks whose operands are in shared memory at once
+constexpr int kStages = 3;  // chunks in shared memory at once: operands copied two steps ahead
 
 template <int kKeyDim>
 struct BackwardStatesLayout {

@@ -60,13 +60,17 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
     return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
            h * strides.head;
   };
-  copy_rows<kKeyDim, kValueDim, kThreads>(p.states + chunk_index * kKeyDim * kValueDim, kValueDim, state,
-                                          L::kValueStride);
-  copy_rows<kChunk, kValueDim, kThreads>(p.u + chunk_index * kChunk * kValueDim, kValueDim, delta, L::kValueStride);
+  // Two groups of copies: q, k (and the gates) first, then S and delta, which land while the warps
+  // make P from the first.
   stage_rows<QK, kKeyDim, kThreads>(head(in.q, in.q_strides), in.q_strides.seq, span.length, queries);
   stage_rows<QK, kKeyDim, kThreads>(head(in.k, in.k_strides), in.k_strides.seq, span.length, keys);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
-  staged_rows_wait();
+  __pipeline_commit();
+  copy_rows<kKeyDim, kValueDim, kThreads>(p.states + chunk_index * kKeyDim * kValueDim, kValueDim, state,
+                                          L::kValueStride);
+  copy_rows<kChunk, kValueDim, kThreads>(p.u + chunk_index * kChunk * kValueDim, kValueDim, delta, L::kValueStride);
+  __pipeline_commit();
+  __pipeline_wait_prior(1);
   __syncthreads();
 
   // The warp's q rows as A operands.
@@ -101,6 +105,8 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   }
 
   // O = diag(exp(G)) q S + P delta on the warp's rows and columns.
+  staged_rows_wait();
+  __syncthreads();
   float o[2 * kColumnBlocks][4] = {};
 #pragma unroll
   for (int kk = 0; kk < kKeySteps; ++kk)

@@ -7,7 +7,7 @@
 //   k_to_end_i = k_i exp(G_last - G_i)
 // so that the corrections are delta = U - W S_entering (the UT transform) and the chunk leaves
 // S = exp(G_last) S_entering + k_to_end^T delta. Four block-wide barriers, one after each phase:
-//   1. k and v staged in shared memory; warp 0 scans the gates.
+//   1. k staged in shared memory (v follows, landing during 2); warp 0 scans the gates.
 //   2. A's ten 16 x 16 blocks on or below the diagonal, one per warp (the two warps with diagonal
 //      blocks take two, as these need one load of the keys per step), gated and masked in the
 //      accumulators (mma_fragments.cuh) and stored in float32.
@@ -197,8 +197,11 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
                        static_cast<int64_t>(span.first) * in.k_strides.seq + h * in.k_strides.head;
   const auto* v_head = static_cast<const V*>(in.v) + b * in.v_strides.batch +
                        static_cast<int64_t>(span.first) * in.v_strides.seq + h * in.v_strides.head;
+  // k in a first group of copies and v in a second, which lands while the warps make A from k.
   stage_rows<QK, kKeyDim, kThreads>(k_head, in.k_strides.seq, span.length, keys);
+  __pipeline_commit();
   stage_rows<V, kValueDim, kThreads>(v_head, in.v_strides.seq, span.length, values);
+  __pipeline_commit();
   if (warp == 0) {
     // Two steps per lane, then an inclusive scan over the lanes.
     const int64_t token0 = (static_cast<int64_t>(b) * in.seq + span.first) * in.heads + h;
@@ -223,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
     p.gates[chunk_index * kChunk + 2 * lane] = first;
     p.gates[chunk_index * kChunk + 2 * lane + 1] = sum;
   }
-  staged_rows_wait();
+  __pipeline_wait_prior(1);
   __syncthreads();
 
   // 2. A: warps 0-5 the blocks below the diagonal, (1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2);
@@ -238,6 +241,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
       coupling_block<true, kKeyDim, L::kKeyStride>(d, d, keys, gates, betas, coupling, lane);
     }
   }
+  staged_rows_wait();  // v
   __syncthreads();
 
   // 3. T's diagonal blocks (warps 0 and 1); meanwhile the other warps: k_to_end out,
