@@ -200,6 +200,20 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     }
   };
 
+  // The warp's rows of a lower-triangular M (its accumulators m, zero right of the diagonal)
+  // rounded to A operands: acc += M k, and M in bfloat16 to `staged` (by the warp of the first
+  // column half) for the products with M^T in phase 4.
+  const auto round_and_times_keys = [&](const float(&m)[kSquareTiles][4], bf16* staged, float(&acc)[kTiles][4]) {
+#pragma unroll
+    for (int jb = 0; jb < kBlocks; ++jb) {
+      if (jb > r) continue;
+      uint32_t a[4];
+      mma::a_operand(a, m[2 * jb], m[2 * jb + 1]);
+      if (half == 0) mma::store_matrices(mma::quadrants_down(staged + 16 * r * kSS + 16 * jb, kSS, lane), a);
+      add_times_rows(acc, a, keys + 16 * jb * kRS);
+    }
+  };
+
   // 1. The products with the states over the value steps: dq = diag(gamma) dO S^T, dk =
   // diag(Gamma / gamma) delta dH^T, dW = -d_delta S^T (bfloat16, to shared memory).
   float dq[kTiles][4] = {}, dk[kTiles][4] = {};
@@ -397,15 +411,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
       add_columns(gate_part, n, -(product[0] + product[2]), -(product[1] + product[3]));
     }
     add_rows(gate_part, low, high);
-    // dq += X k; X rounded into shared memory for X^T q.
-#pragma unroll
-    for (int jb = 0; jb < kBlocks; ++jb) {
-      if (jb > r) continue;
-      uint32_t xa[4];
-      mma::a_operand(xa, xp[2 * jb], xp[2 * jb + 1]);
-      if (half == 0) mma::store_matrices(mma::quadrants_down(x16 + 16 * r * kSS + 16 * jb, kSS, lane), xa);
-      add_times_rows(dq, xa, keys + 16 * jb * kRS);
-    }
+    round_and_times_keys(xp, x16, dq);  // dq += X k; X for X^T q
   }
   {
     // dA = -P T^T on the blocks left of (and on) the diagonal (T^T's block (m, j) is zero for
@@ -453,15 +459,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
     }
     add_rows(gate_part, low, high);
     add_rows(beta_part, beta_sum_low, beta_sum_high);
-    // dk += Z k; Z rounded into shared memory for Z^T k.
-#pragma unroll
-    for (int jb = 0; jb < kBlocks; ++jb) {
-      if (jb > r) continue;
-      uint32_t a[4];
-      mma::a_operand(a, za[2 * jb], za[2 * jb + 1]);
-      if (half == 0) mma::store_matrices(mma::quadrants_down(z16 + 16 * r * kSS + 16 * jb, kSS, lane), a);
-      add_times_rows(dk, a, keys + 16 * jb * kRS);
-    }
+    round_and_times_keys(za, z16, dk);  // dk += Z k; Z for Z^T k
   }
   __syncthreads();
 
