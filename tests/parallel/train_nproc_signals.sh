@@ -28,7 +28,8 @@ ranks_of() {
   echo "launcher $1 has no 2 ranks" >&2; exit 1
 }
 # Runs "$@" in the background, sends signal $sig to $target (launcher or rank1) once it trained a
-# few steps, and leaves the exit code in $code. Output in $work/$name.{log,err,jsonl}.
+# few steps, and leaves the exit code in $code and the signal's time (date +%s) in $signalled_at.
+# Output in $work/$name.{log,err,jsonl}.
 stop_run() {
   local name=$1 sig=$2 target=$3; shift 3
   # A background job of a script starts with SIGINT ignored; a terminal's job would not.
@@ -37,6 +38,7 @@ stop_run() {
   local launcher=$!
   wait_for_steps "$work/$name.jsonl" 5
   local ranks; ranks=($(ranks_of "$launcher"))
+  signalled_at=$(date +%s)
   if [ "$target" = launcher ]; then kill "-$sig" "$launcher"; else kill "-$sig" "${ranks[1]}"; fi
   code=0 && wait "$launcher" || code=$?
 }
@@ -87,12 +89,12 @@ for _ in $(seq 50); do
 done
 [ "$alive" -eq 0 ] || { echo "ranks still running 5 s after a kill -9 of their launcher:"; ps -o pid,stat,args -p "${ranks//$'\n'/,}"; exit 1; }
 
-# A rank killed mid-training: rank 0 fails, naming it, long before the 30 s timeout.
-start=$(date +%s)
+# A rank killed mid-training: rank 0 fails, naming it, long before the 30 s timeout (counted from
+# the kill: the start and the first steps before it take longer on a loaded machine).
 stop_run vanished KILL rank1 "${endless[@]}" --distributed-timeout-minutes 0.5
-seconds=$(( $(date +%s) - start ))
+seconds=$(( $(date +%s) - signalled_at ))
 [ "$code" -eq 1 ] || { echo "a rank killed: exit code $code, expected 1"; cat "$work/vanished.err"; exit 1; }
-[ "$seconds" -lt 30 ] || { echo "a rank killed: the run took $seconds s to end"; exit 1; }
+[ "$seconds" -lt 30 ] || { echo "a rank killed: the run took $seconds s to end after the kill"; exit 1; }
 grep -q "^strata: rank 0: .* failed" "$work/vanished.err"
 grep -q "rank 1 stopped responding" "$work/vanished.err"
 grep -q "^strata: rank 1 was killed by signal 9" "$work/vanished.err"
