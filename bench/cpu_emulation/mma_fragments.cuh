@@ -102,30 +102,23 @@ inline void emu_load(uint32_t (&r)[4], const __nv_bfloat16* row, bool transposed
 inline void load_matrices(uint32_t (&r)[4], const __nv_bfloat16* row) { emu_load(r, row, false); }
 inline void load_matrices_transposed(uint32_t (&r)[4], const __nv_bfloat16* row) { emu_load(r, row, true); }
 
-// stmatrix: the lane's element (row g, column 2t + e) of matrix i goes to row g of matrix i's
-// rows (lane 8i + g), column 2t + e.
-inline void store_matrices(const __nv_bfloat16* row, const uint32_t (&r)[4]) {
+// stmatrix: the lane's element (row g, column 2t + e) of matrix i goes to row g of its rows
+// (lane 8i + g), column 2t + e; transposed, to row 2t + e (lane 8i + 2t + e), column g.
+inline void emu_store(const __nv_bfloat16* row, const uint32_t (&r)[4], bool transposed) {
   emu_mine().row = row;
   __syncwarp();
   const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
   for (int i = 0; i < 4; ++i)
-    for (int e = 0; e < 2; ++e)
-      const_cast<__nv_bfloat16*>(emu_lane(8 * i + g).row)[2 * t + e] =
-          emu_bf16(static_cast<uint16_t>(e == 0 ? r[i] & 0xffffu : r[i] >> 16));
+    for (int e = 0; e < 2; ++e) {
+      const auto value = emu_bf16(static_cast<uint16_t>(e == 0 ? r[i] & 0xffffu : r[i] >> 16));
+      if (transposed)
+        const_cast<__nv_bfloat16*>(emu_lane(8 * i + 2 * t + e).row)[g] = value;
+      else
+        const_cast<__nv_bfloat16*>(emu_lane(8 * i + g).row)[2 * t + e] = value;
+    }
   __syncwarp();
 }
-
-// stmatrix .trans: the lane's element (row g, column 2t + e) of matrix i goes to row 2t + e of
-// matrix i's rows (lane 8i + 2t + e), column g.
-inline void store_matrices_transposed(const __nv_bfloat16* row, const uint32_t (&r)[4]) {
-  emu_mine().row = row;
-  __syncwarp();
-  const int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
-  for (int i = 0; i < 4; ++i)
-    for (int e = 0; e < 2; ++e)
-      const_cast<__nv_bfloat16*>(emu_lane(8 * i + 2 * t + e).row)[g] =
-          emu_bf16(static_cast<uint16_t>(e == 0 ? r[i] & 0xffffu : r[i] >> 16));
-  __syncwarp();
-}
+inline void store_matrices(const __nv_bfloat16* row, const uint32_t (&r)[4]) { emu_store(row, r, false); }
+inline void store_matrices_transposed(const __nv_bfloat16* row, const uint32_t (&r)[4]) { emu_store(row, r, true); }
 
 }  // namespace strata::kernels::mma
