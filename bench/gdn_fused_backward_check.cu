@@ -484,6 +484,7 @@ bool check_case(const char* name, int batch, int seq, int heads, double gate_sca
   const auto want = reference_gradients(in, c);
   BackwardRun run(in, c, float_qk);
   if (kept) {
+    run.forward.args.keep_for_backward = true;
     launch::gated_delta_chunk_forward(run.forward.args, nullptr);
     run.args.recompute = false;
   }
@@ -523,6 +524,7 @@ void time_training(int seq) {
   const auto c = random_cotangents(in, false, 8u);
   BackwardRun run(in, c, false);
   auto forward_args = run.forward.args;
+  forward_args.keep_for_backward = true;
   const auto problem = gdn::backward_problem_of(run.args);
   const double forward = median_ms([&] { launch::gated_delta_chunk_forward(forward_args, nullptr); });
   const double backward = median_ms([&] { launch::gated_delta_chunk_backward(run.args, nullptr); });

@@ -44,7 +44,7 @@ GatedDeltaChunkGradients gated_delta_chunk_backward_cuda(
                forward_workspace.numel() != forward_bytes || forward_workspace.device() != v.device()))
     fail(fn, ": forward_workspace is ", forward_workspace.scalar_type(), " ", forward_workspace.sizes(), " on ",
          forward_workspace.device(), "; expected the ", forward_bytes, " contiguous bytes on ", v.device(),
-         " that gated_delta_chunk_forward_cuda returned for these inputs");
+         " that gated_delta_chunk_forward_cuda returned for these inputs with keep_for_backward");
   auto forward_arrays = kept ? forward_workspace : at::empty({forward_bytes}, v.options().dtype(at::kByte));
   auto workspace = at::empty({launch::gated_delta_chunk_backward_workspace_bytes(f.batch, f.heads, f.chunks, f.segments,
                                                                                  f.key_dim, f.value_dim)},

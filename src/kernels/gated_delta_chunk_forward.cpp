@@ -23,7 +23,8 @@ bool gated_delta_chunk_forward_applies(const at::Tensor& q, const at::Tensor& k,
 GatedDeltaChunkResult gated_delta_chunk_forward_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                      const at::Tensor& g, const at::Tensor& beta,
                                                      const std::optional<at::Tensor>& initial_state,
-                                                     const std::vector<int64_t>& document_bounds) {
+                                                     const std::vector<int64_t>& document_bounds,
+                                                     bool keep_for_backward) {
   const auto fn = "gated_delta_chunk_forward_cuda";
   if (!cuda_kernels_built()) fail(fn, ": this build of strata has no CUDA kernels (configure with -DSTRATA_CUDA=ON)");
   if (!gated_delta_chunk_forward_applies(q, k, v, g, beta, launch::kGatedDeltaChunk, initial_state))
@@ -41,6 +42,7 @@ GatedDeltaChunkResult gated_delta_chunk_forward_cuda(const at::Tensor& q, const 
   args.out = result.out.data_ptr();
   args.final_state = result.final_state.data_ptr<float>();
   args.workspace = result.workspace.data_ptr();
+  args.keep_for_backward = keep_for_backward;
   c10::DeviceGuard guard(v.device());
   launch::gated_delta_chunk_forward(args, current_stream(v.device()));
   return result;

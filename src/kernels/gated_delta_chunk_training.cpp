@@ -27,8 +27,8 @@ class GatedDeltaChunkFunction : public torch::autograd::Function<GatedDeltaChunk
                                const at::Tensor& g, const at::Tensor& beta,
                                const c10::optional<at::Tensor>& initial_state, std::vector<int64_t> document_bounds) {
     const auto initial = initial_state ? std::optional<at::Tensor>(*initial_state) : std::nullopt;
-    auto result = gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial, document_bounds);
     // The forward's intermediates stay for the backward, which then skips recomputing them.
+    auto result = gated_delta_chunk_forward_cuda(q, k, v, g, beta, initial, document_bounds, true);
     ctx->save_for_backward({q, k, v, g, beta, initial ? *initial : at::Tensor(), result.workspace});
     ctx->saved_data["document_bounds"] = document_bounds;
     return {result.out, result.final_state};

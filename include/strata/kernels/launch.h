@@ -241,13 +241,15 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 // strides multiples of 16 bytes); g, beta float32 contiguous [batch, seq, heads]; out contiguous
 // [batch, seq, heads, value_dim] in v_dtype; final_state float32 [segments, heads, key_dim,
 // value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the state
-// is carried in float32 and handed to the output pass in bfloat16.
+// is carried in float32 and read by the output in bfloat16.
 // Without chunk_tokens, row b's tokens are split into `chunks` = ceil(seq / 64) chunks and
 // segments = batch. With packed documents (batch 1), chunk_tokens (int32 [chunks, 2], device)
 // gives each chunk's first token and length (no chunk spans two documents) and segment_chunks
 // (int32 [segments + 1], device, from 0 to chunks) the chunks of each document, whose state
 // starts from initial_state[segment]. `workspace` holds gated_delta_chunk_workspace_bytes, 256-byte
-// aligned.
+// aligned. keep_for_backward: leave in the workspace every intermediate that
+// gated_delta_chunk_backward reads (recompute false); without it the forward skips writing those
+// only the backward needs.
 struct GatedDeltaChunkForward {
   Dtype qk_dtype, v_dtype;
   const void* q;
@@ -265,6 +267,7 @@ struct GatedDeltaChunkForward {
   float* final_state;
   void* workspace;
   int64_t batch, seq, heads, key_dim, value_dim, chunks, segments;
+  bool keep_for_backward;
 };
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
 
@@ -275,9 +278,10 @@ void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream
 // (qk_dtype) and dv (v_dtype) contiguous [batch, seq, heads, dim], dg and dbeta (float32
 // contiguous [batch, seq, heads]) and, where not null, d_initial_state (float32 [segments, heads,
 // key_dim, value_dim]). forward.workspace either still holds what gated_delta_chunk_forward left
-// there for these inputs (recompute false: the forward's intermediates kept), or is scratch that
-// the forward's prepare and states passes fill first (recompute true). `workspace` holds
-// gated_delta_chunk_backward_workspace_bytes for the backward's own arrays; both 256-byte aligned.
+// there for these inputs with keep_for_backward (recompute false: the forward's intermediates
+// kept), or is scratch that the forward's prepare and states passes fill first (recompute true).
+// `workspace` holds gated_delta_chunk_backward_workspace_bytes for the backward's own arrays; both
+// 256-byte aligned.
 int64_t gated_delta_chunk_backward_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t segments,
                                                    int64_t key_dim, int64_t value_dim);
 
