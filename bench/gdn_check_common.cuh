@@ -107,7 +107,8 @@ struct DeviceRun {
     args.v = keep(to_device(to_bf16(in.v)));
     args.q_strides = args.k_strides = args.v_strides = strides;
     args.g = static_cast<const float*>(keep(to_device(in.g)));
-    args.beta = static_cast<const float*>(keep(to_device(in.beta)));
+    args.beta = keep(to_device(in.beta));
+    args.beta_dtype = Dtype::Float32;
     args.initial_state = in.initial.empty() ? nullptr : static_cast<const float*>(keep(to_device(in.initial)));
     args.batch = B;
     args.seq = T;

@@ -56,6 +56,16 @@ __device__ __forceinline__ ChunkSpan chunk_span(const launch::GatedDeltaChunkFor
   return {first, min(kChunk, static_cast<int>(in.seq) - first)};
 }
 
+// beta at element `index` of its [batch, seq, heads] array, in whichever dtype it came (saves the
+// caller a conversion kernel).
+__device__ __forceinline__ float beta_at(const launch::GatedDeltaChunkForward& in, int64_t index) {
+  switch (in.beta_dtype) {
+    case launch::Dtype::BFloat16: return __bfloat162float(static_cast<const bf16*>(in.beta)[index]);
+    case launch::Dtype::Float16: return __half2float(static_cast<const __half*>(in.beta)[index]);
+    default: return static_cast<const float*>(in.beta)[index];
+  }
+}
+
 // Eight consecutive values of T as float32 (16-byte aligned).
 template <class T>
 __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {

@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
       const int i = 2 * lane + e;
       const bool real = i < span.length;
       g[e] = real ? in.g[token0 + i * in.heads] : 0.0f;
-      beta[e] = real ? in.beta[token0 + i * in.heads] : 0.0f;
+      beta[e] = real ? beta_at(in, token0 + i * in.heads) : 0.0f;
       betas[i] = beta[e];
     }
     float sum = g[0] + g[1];

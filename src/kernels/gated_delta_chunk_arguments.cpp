@@ -76,7 +76,9 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
          initial_state->sizes());
 
   auto qr = readable(q), kr = readable(k), vr = readable(v);
-  auto gf = g.to(at::kFloat).contiguous(), bf = beta.to(at::kFloat).contiguous();
+  // beta is read in its own dtype where the kernels take it (no conversion kernel), g in float32.
+  auto gf = g.to(at::kFloat).contiguous();
+  auto br = (kernel_dtype(beta.scalar_type()) ? beta : beta.to(at::kFloat)).contiguous();
   auto initial = initial_state ? initial_state->to(at::kFloat).contiguous() : at::Tensor();
   GatedDeltaChunkArguments result{{.qk_dtype = launch_dtype(q.scalar_type(), "gated_delta_chunk: q"),
                                    .v_dtype = launch_dtype(v.scalar_type(), "gated_delta_chunk: v"),
@@ -87,7 +89,8 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
                                    .v = vr.data_ptr(),
                                    .v_strides = row_strides(vr),
                                    .g = gf.data_ptr<float>(),
-                                   .beta = bf.data_ptr<float>(),
+                                   .beta = br.data_ptr(),
+                                   .beta_dtype = launch_dtype(br.scalar_type(), "gated_delta_chunk: beta"),
                                    .initial_state = initial.defined() ? initial.data_ptr<float>() : nullptr,
                                    .chunk_tokens = packed ? documents->chunk_tokens.data_ptr<int32_t>() : nullptr,
                                    .segment_chunks = packed ? documents->segment_chunks.data_ptr<int32_t>() : nullptr,
@@ -101,7 +104,7 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
                                    .value_dim = value_dim,
                                    .chunks = chunks,
                                    .segments = segments},
-                                  {qr, kr, vr, gf, bf, initial}};
+                                  {qr, kr, vr, gf, br, initial}};
   if (packed) result.held.insert(result.held.end(), {documents->chunk_tokens, documents->segment_chunks});
   return result;
 }

@@ -24,8 +24,8 @@ bool gated_delta_chunk_kernels_take(const at::Tensor& q, const at::Tensor& k, co
 at::Tensor readable(const at::Tensor& t);
 
 // The forward's arguments for these inputs (checked as `fn`), with out, final_state and
-// workspace left null, and the tensors they point into (copies made readable, float32 g, beta and
-// initial state, packed documents' chunk tables), which must outlive the launch.
+// workspace left null, and the tensors they point into (copies made readable, float32 g and
+// initial state, contiguous beta, packed documents' chunk tables), which must outlive the launch.
 struct GatedDeltaChunkArguments {
   launch::GatedDeltaChunkForward args;
   std::vector<at::Tensor> held;

@@ -238,7 +238,7 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 //   S = exp(g_t) S;  delta = beta_t (v_t - S^T k_t);  S = S + k_t delta^T;  out_t = S^T q_t
 // q, k [batch, seq, heads, key_dim] (qk_dtype) and v [batch, seq, heads, value_dim] (v_dtype) at
 // element strides *_strides, the last dimension contiguous, 16-byte aligned rows (pointer and
-// strides multiples of 16 bytes); g, beta float32 contiguous [batch, seq, heads]; out contiguous
+// strides multiples of 16 bytes); g float32 and beta (beta_dtype) contiguous [batch, seq, heads]; out contiguous
 // [batch, seq, heads, value_dim] in v_dtype; final_state float32 [segments, heads, key_dim,
 // value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the state
 // is carried in float32 and read by the output in bfloat16.
@@ -259,7 +259,8 @@ struct GatedDeltaChunkForward {
   const void* v;
   RowStrides v_strides;
   const float* g;
-  const float* beta;
+  const void* beta;
+  Dtype beta_dtype;
   const float* initial_state;  // null for zeros
   const int* chunk_tokens;     // null without packed documents
   const int* segment_chunks;   // null without packed documents
