@@ -1,16 +1,15 @@
 #pragma once
-// What the two passes of the chunked gated delta rule's forward share (launch::
-// gated_delta_chunk_forward; the organisation is flash-linear-attention's, its output fused into
-// the walk over the chunks):
+// What the three passes of the chunked gated delta rule's forward share (launch::
+// gated_delta_chunk_forward; the organisation is flash-linear-attention's):
 //   prepare (gated_delta_chunk_prepare.cu), one block per (row, head, chunk): the in-chunk
-//     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1, W = T (beta
-//     exp(G) k), U = T (beta v) and, kept for the backward only, T and k exp(G_last - G);
+//     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (written only
+//     where the forward keeps its intermediates for the backward), W = T (beta exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each
+//     token as seen at the chunk's end;
 //   states (gated_delta_chunk_states.cu), a pair of warps per (segment, head, 16 value columns),
-//     each with half of the keys, over the chunks in order, with S the state entering the chunk:
-//     delta = U - W S,
-//     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta,
-//     S = exp(G_last) S + k^T diag(exp(G_last - G)) delta,
-//     keeping S and delta for the backward where asked.
+//     each with half of the keys, over the chunks in order: delta = U - W S,
+//     S = exp(G_last) S + (k exp(G_last - G))^T delta;
+//   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
+//     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16
 // operands and accumulate in float32. Only CUDA headers here (no LibTorch).
 #include <cuda_pipeline.h>
@@ -40,8 +39,8 @@ struct Problem {
   float* gates;    // [batch, heads, chunks, kChunk]: G, the cumulative gate within the chunk
   bf16* w;         // [batch, heads, chunks, kChunk, key_dim]
   bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
-  bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i), for the backward
-  bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered, for the backward
+  bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i)
+  bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
   bf16* inverse;   // [batch, heads, chunks, kChunk, kChunk]: T as W and U used it, for the backward
 };
 
@@ -89,16 +88,14 @@ __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
 // The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
 // bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
 // `head` points at (b, first, h, 0); seq_stride is the tensor's position stride.
-// kThreads threads stage the rows, `thread` being this one's index among them.
 template <class T, int kColumns, int kThreads>
-__device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to,
-                                           int thread = threadIdx.x) {
+__device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to) {
   constexpr int kPerRow = kColumns / 8, kGroups = kChunk * kPerRow;
   constexpr int kSteps = (kGroups + kThreads - 1) / kThreads;  // row groups of 8 per thread
   float x[kSteps][8];
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
-    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
     const bool real = i < kGroups && row < length;
     if constexpr (std::is_same_v<T, bf16>) {
       if (real) __pipeline_memcpy_async(to + row * bf16_stride<kColumns> + column, head + row * seq_stride + column, 16);
@@ -110,7 +107,7 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
   }
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
-    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
     if (i >= kGroups) continue;
     if constexpr (std::is_same_v<T, bf16>) {
       if (row < length) continue;  // copied above
@@ -140,11 +137,10 @@ __device__ __forceinline__ void staged_rows_wait() {
 }
 
 // The chunks a block of a sequential pass (states, backward states) walks: all of row `segment`,
-// or, for packed documents, document `segment`'s: chunks first .. first + count - 1 of row `row`
-// (chunk_span's c), chunk0 indexing the first in the chunk arrays (with head h).
+// or, for packed documents, document `segment`'s; chunk0 indexes the first (row b, head h).
 struct SegmentChunks {
   int64_t chunk0;
-  int row, first, count;
+  int count;
 };
 
 __device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDeltaChunkForward& in, int segment, int h) {
@@ -154,7 +150,7 @@ __device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDelta
     first = in.segment_chunks[segment];
     count = in.segment_chunks[segment + 1] - first;
   }
-  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + first, b, first, count};
+  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + first, count};
 }
 
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.
@@ -185,5 +181,6 @@ void launch_for_dtypes(const launch::GatedDeltaChunkForward& in, KernelOf kernel
 // The per-pass launchers, each dispatching on dtypes and head sizes.
 void launch_prepare(const Problem& p, cudaStream_t stream);
 void launch_states(const Problem& p, cudaStream_t stream);
+void launch_output(const Problem& p, cudaStream_t stream);
 
 }  // namespace strata::kernels::gdn

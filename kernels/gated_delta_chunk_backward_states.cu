@@ -90,12 +90,11 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     const int walker = warp - kWalkWarps;
     const walk::Seat seat(walker);
     const int column = column0 + seat.pair * kWarpColumns;
-    walk::write_warp_rows<L::kHalfKeys>(
-        staged(step, walker), p.d_states + (n * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column, kValueDim,
-        lane);
-    walk::write_warp_rows<kWarpTokens>(
+    walk::write_warp_rows<L::kHalfKeys, kValueDim>(
+        staged(step, walker), p.d_states + (n * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column, lane);
+    walk::write_warp_rows<kWarpTokens, kValueDim>(
         staged(step, walker) + L::kStatesOut / 2,
-        p.d_delta + (n * kChunk + seat.half * kWarpTokens) * kValueDim + column, kValueDim, lane);
+        p.d_delta + (n * kChunk + seat.half * kWarpTokens) * kValueDim + column, lane);
   };
 
   const walk::Seat seat(warp);  // for the walking warps

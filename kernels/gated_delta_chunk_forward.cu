@@ -1,6 +1,5 @@
 // launch::gated_delta_chunk_forward: checks the problem, cuts the workspace into the arrays the
-// two passes hand each other (and keep for the backward), and runs prepare and states (which makes
-// the output) in order on the stream.
+// three passes hand each other, and runs prepare, states and output in order on the stream.
 #include "gated_delta_chunk.cuh"
 
 namespace strata::kernels {
@@ -44,6 +43,7 @@ void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream
   const auto cuda_stream = host::as_cuda(stream);
   gdn::launch_prepare(problem, cuda_stream);
   gdn::launch_states(problem, cuda_stream);
+  gdn::launch_output(problem, cuda_stream);
 }
 
 }  // namespace launch
@@ -55,8 +55,6 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
   if (args.batch < 1 || args.seq < 1 || args.heads < 1 || args.chunks < 1 || args.segments < 1)
     fail(fn, ": batch ", args.batch, ", seq ", args.seq, ", heads ", args.heads, ", chunks ", args.chunks,
          ", segments ", args.segments, "; expected all positive");
-  if (args.v_dtype == launch::Dtype::Float32)
-    fail(fn, ": v in float32; the kernels take v, and make the output, in bfloat16 or float16");
   const bool packed = args.chunk_tokens != nullptr;
   if (packed != (args.segment_chunks != nullptr))
     fail(fn, ": chunk_tokens and segment_chunks come together (packed documents) or not at all");

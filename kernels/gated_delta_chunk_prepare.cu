@@ -4,10 +4,9 @@
 //   A_ij = beta_i exp(G_i - G_j) k_i.k_j for j < i, else 0      (mma.sync, float32)
 //   T = (I + A)^-1                                              (float32, CUDA cores)
 //   W = T (beta exp(G) k),  U = T (beta v)                      (mma.sync, bfloat16 out)
-//   k_to_end_i = k_i exp(G_last - G_i)                          (for the backward only)
+//   k_to_end_i = k_i exp(G_last - G_i)
 // so that the corrections are delta = U - W S_entering (the UT transform) and the chunk leaves
-// S = exp(G_last) S_entering + k_to_end^T delta. T and k_to_end are written only where the forward
-// keeps its intermediates for the backward. Four block-wide barriers, one after each phase:
+// S = exp(G_last) S_entering + k_to_end^T delta. Four block-wide barriers, one after each phase:
 //   1. k staged in shared memory (v follows, landing during 2); warp 0 scans the gates.
 //   2. A's ten 16 x 16 blocks on or below the diagonal, one per warp (the two warps with diagonal
 //      blocks take two, as these need one load of the keys per step), gated and masked in the
@@ -245,7 +244,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   staged_rows_wait();  // v
   __syncthreads();
 
-  // 3. T's diagonal blocks (warps 0 and 1); meanwhile the other warps: k_to_end out (for the backward),
+  // 3. T's diagonal blocks (warps 0 and 1); meanwhile the other warps: k_to_end out,
   // keys <- beta exp(G) k, values <- beta v.
   if (warp < 2) {
     invert_diagonal_block(threadIdx.x / 16, threadIdx.x % 16, coupling, inverse, inverse16, L::kInverseStride);
@@ -259,15 +258,10 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
       float x[8], decayed[8];
       bf16* key = keys + i * L::kKeyStride + column;
       device::load<bf16, 8>(key, x);
-      if (in.keep_for_backward) {
-        const float to_end_scale = __expf(last_gate - gates[i]);
+      const float to_end_scale = __expf(last_gate - gates[i]), write_scale = betas[i] * __expf(gates[i]);
 #pragma unroll
-        for (int m = 0; m < 8; ++m) decayed[m] = x[m] * to_end_scale;
-        device::store<bf16, 8>(to_end + i * kKeyDim + column, decayed);
-      }
-      const float write_scale = betas[i] * __expf(gates[i]);
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[m] *= write_scale;
+      for (int m = 0; m < 8; ++m) decayed[m] = x[m] * to_end_scale, x[m] *= write_scale;
+      device::store<bf16, 8>(to_end + i * kKeyDim + column, decayed);
       device::store<bf16, 8>(key, x);
     }
     for (int e = worker; e < kChunk * kValueDim / 8; e += kWorkers) {
@@ -291,7 +285,8 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   }
   __syncthreads();
 
-  // T in bfloat16 for the backward, zero above the diagonal blocks (never written in shared memory).
+  // T in bfloat16 for the backward, zero above the diagonal blocks (never written in shared memory),
+  // where the forward keeps its intermediates.
   bf16* inverse_out = p.inverse + chunk_index * kChunk * kChunk;
   for (int e = threadIdx.x; in.keep_for_backward && e < kChunk * kChunk / 8; e += kThreads) {
     const int i = e / (kChunk / 8), column = (e % (kChunk / 8)) * 8;

@@ -13,11 +13,11 @@
 //     tokens per warp, over all keys: the warp's own key half from registers, the other half as
 //     the other warp rounded and staged it for the write-out (read back with ldmatrix after a
 //     barrier of the pair alone). No float32 partial sums cross warps.
-//   - the update over the tokens (S^T += delta^T, scaled to the chunk's end, times k; backward
-//     likewise) keeps keys apart: each warp updates its own key half with its own tokens' delta
-//     first, then the other's, staged likewise, after a second pair barrier.
-// The bfloat16 roundings are the one-warp walk's (S or dH for the first product, the scaled delta
-// or d_delta for the update); only the float32 order of the sums differs, each warp taking its own half first.
+//   - the update over the tokens (S^T += delta^T k_to_end; backward likewise) keeps keys apart:
+//     each warp updates its own key half with its own tokens' delta first, then the other's, staged
+//     likewise, after a second pair barrier.
+// The bfloat16 roundings are the one-warp walk's (S or dH for the first product, delta or d_delta
+// for the update); only the float32 order of the sums differs, each warp taking its own half first.
 // Each warp issues its own half's products before it meets the other (over_pair_halves), so that
 // the barrier's wait overlaps products in flight. A block's warps share the chunk's key-wide
 // operands in shared memory, and the walking warps leave all global memory traffic to copy warps
@@ -96,8 +96,8 @@ struct TransposedState {
 
   // state^T += a rows: a, A operands of 16 of a chunk's tokens (kWarpColumns x 16), times those
   // tokens' rows ([16][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
-  // half's first key) as B's k. (Forward: delta^T diag(exp(G_last - G)) k; backward: dO^T (exp(G) q)
-  // and -d_delta^T W.)
+  // half's first key) as B's k. (Forward: delta^T k_to_end; backward: dO^T (exp(G) q) and
+  // -d_delta^T W.)
   template <int kStride>
   __device__ __forceinline__ void add_product(const uint32_t (&a)[4], const bf16* rows, int lane) {
 #pragma unroll
@@ -145,7 +145,7 @@ __device__ __forceinline__ void over_pair_halves(const uint32_t (&own)[kSteps][4
 // d += a rows^T for one k-step: a, the A operands of 16 keys (the state's, rounded), times the
 // rows ([kTiles * 8][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
 // k-step's first key) as B's columns; d, the C tiles of kTiles * 8 token columns. (Forward:
-// S^T W^T and S^T q^T; backward: dH^T k_to_end^T.)
+// S^T W^T; backward: dH^T k_to_end^T.)
 template <int kStride, int kTiles>
 __device__ __forceinline__ void add_times_rows(float (&d)[kTiles][4], const uint32_t (&a)[4], const bf16* rows,
                                                int lane) {
@@ -207,18 +207,15 @@ __device__ __forceinline__ void walk_chunks(int count, bool copier, const Prefet
   if (copier && count > 0) write_out(count - 1);
 }
 
-// A warp's kRows rows of kWarpColumns 16-bit values (bfloat16, or the output's float16), staged in
-// shared memory (row stride kOutStride), out to `to` (row stride to_stride), 16 bytes per lane at a
-// time; only the first `rows` of them where fewer are real (a chunk's output past its last token).
-template <int kRows, class T>
-__device__ __forceinline__ void write_warp_rows(const bf16* staged, T* to, int64_t to_stride, int lane,
-                                                int rows = kRows) {
-  static_assert(kWarpColumns == 16 && sizeof(T) == 2, "two 16-byte pieces per row");
+// A warp's kRows rows of kWarpColumns bfloat16, staged in shared memory (row stride kOutStride),
+// out to `to` (row stride kValueDim), 16 bytes per lane at a time.
+template <int kRows, int kValueDim>
+__device__ __forceinline__ void write_warp_rows(const bf16* staged, bf16* to, int lane) {
+  static_assert(kWarpColumns == 16, "two 16-byte pieces per row");
   __syncwarp();
   for (int e = lane; e < kRows * 2; e += 32) {
     const int row = e / 2, half = (e % 2) * 8;
-    if (row >= rows) continue;
-    *reinterpret_cast<uint4*>(to + row * to_stride + half) =
+    *reinterpret_cast<uint4*>(to + row * kValueDim + half) =
         *reinterpret_cast<const uint4*>(staged + row * kOutStride + half);
   }
   __syncwarp();
