@@ -11,9 +11,7 @@
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16
-// operands and accumulate in float32. Each pass lets the next be scheduled early, and states and
-// output wait for the pass before them only where they read its arrays (programmatic dependent
-// launch, common.cuh), so that no launch gap separates them. Only CUDA headers here (no LibTorch).
+// operands and accumulate in float32. Only CUDA headers here (no LibTorch).
 #include <cuda_pipeline.h>
 
 #include <type_traits>
@@ -167,19 +165,15 @@ inline void require_head_sizes_128(const launch::GatedDeltaChunkForward& in) {
 
 // The launch of the per-chunk passes that take q and k in one dtype and v (or dO) in another:
 // kernel_of(Tag<QK>{}, Tag<V>{}) names the instantiation for in's dtypes, which runs on `stream`
-// with `bytes` of dynamic shared memory (opted into first, as it exceeds the default 48 KiB); with
-// `dependent`, as a programmatic dependent launch (host::launch_dependent).
+// with `bytes` of dynamic shared memory (opted into first, as it exceeds the default 48 KiB).
 template <class Arguments, class KernelOf>
 void launch_for_dtypes(const launch::GatedDeltaChunkForward& in, KernelOf kernel_of, dim3 grid, int threads, int bytes,
-                       cudaStream_t stream, const Arguments& p, bool dependent = false) {
+                       cudaStream_t stream, const Arguments& p) {
   host::dispatch(in.qk_dtype, [&](auto qk_tag) {
     host::dispatch(in.v_dtype, [&](auto v_tag) {
       auto kernel = kernel_of(qk_tag, v_tag);
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      if (dependent)
-        host::launch_dependent(kernel, grid, threads, bytes, stream, p);
-      else
-        kernel<<<grid, threads, bytes, stream>>>(p);
+      kernel<<<grid, threads, bytes, stream>>>(p);
     });
   });
 }

@@ -103,8 +103,6 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
       seat.pair * kWarpColumns;
   State s;  // the half's dH^T
   if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
-  device::wait_for_previous_kernel();  // the local pass's arrays
-  device::let_next_kernel_start();     // the gradients pass, whose blocks wait for this one to finish
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
@@ -161,7 +159,7 @@ void launch_backward_states(const BackwardProblem& p, cudaStream_t stream) {
   constexpr int bytes = BackwardStatesLayout<128>::bytes;
   auto kernel = backward_states_kernel<128, 128>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  host::launch_dependent(kernel, grid, kThreads, bytes, stream, p);
+  kernel<<<grid, kThreads, bytes, stream>>>(p);
   host::check_launch("gated_delta_chunk_backward (states)");
 }
 
