@@ -3,8 +3,8 @@
 // gated_delta_chunk_forward; the organisation is flash-linear-attention's):
 //   prepare (gated_delta_chunk_prepare.cu), one block per (row, head, chunk): the in-chunk
 //     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (written only
-//     where the forward keeps its intermediates for the backward), W = T (beta exp(G) k), U = T (beta v) and k exp(G_last - G), the write of each
-//     token as seen at the chunk's end;
+//     where the forward keeps its intermediates for the backward), W = T (beta exp(G) k),
+//     U = T (beta v) and k exp(G_last - G), the write of each token as seen at the chunk's end;
 //   states (gated_delta_chunk_states.cu), a pair of warps per (segment, head, 16 value columns),
 //     each with half of the keys, over the chunks in order: delta = U - W S,
 //     S = exp(G_last) S + (k exp(G_last - G))^T delta;

@@ -55,8 +55,8 @@ gdn::BackwardProblem gdn::backward_problem_of(const launch::GatedDeltaChunkBackw
   const auto layout = backward_workspace_layout(f.batch, f.heads, f.chunks, f.segments, f.key_dim, f.value_dim);
   auto* base = static_cast<unsigned char*>(args.workspace);
   auto forward_args = f;
-  forward_args.out = nullptr;                                                      // no output made
-  forward_args.keep_for_backward = true;  // what the backward reads, when recomputed
+  forward_args.out = nullptr;                                                      // the output pass is not run
+  forward_args.keep_for_backward = true;                                           // the arrays read below
   forward_args.final_state = reinterpret_cast<float*>(base + layout.final_state);  // recomputed, not read
   const auto forward = problem_of(forward_args);  // checks sizes and the inputs' alignment
   const auto& s = args.d_out_strides;

@@ -33,10 +33,10 @@ bool gated_delta_chunk_forward_applies(const at::Tensor& q, const at::Tensor& k,
 
 // The fused forward. q, k [B, T, H, Dk] and v [B, T, H, Dv] are read in place where their last
 // dimension is contiguous and their rows 16-byte aligned (otherwise copied first); g is widened to
-// float32, beta read in its dtype (float32, bfloat16 or float16; others widened). document_bounds: packed documents' cu_seqlens as read on the host (B = 1),
-// empty for none; initial_state [B or N, H, Dk, Dv], zeros when absent. keep_for_backward: the
-// workspace keeps every intermediate the backward reads (training); without it the forward skips
-// writing those.
+// float32, beta read in its dtype (float32, bfloat16 or float16; others widened). document_bounds:
+// packed documents' cu_seqlens as read on the host (B = 1), empty for none; initial_state [B or N,
+// H, Dk, Dv], zeros when absent. keep_for_backward: the workspace keeps every intermediate the
+// backward reads (training); without it the forward skips writing those only the backward needs.
 GatedDeltaChunkResult gated_delta_chunk_forward_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                      const at::Tensor& g, const at::Tensor& beta,
                                                      const std::optional<at::Tensor>& initial_state,
