@@ -109,10 +109,6 @@ struct DeviceRun {
     args.g = static_cast<const float*>(keep(to_device(in.g)));
     args.beta = keep(to_device(in.beta));
     args.beta_dtype = Dtype::Float32;
-    // As strata reads it (gated_delta_chunk_arguments.cpp): the passes chained by programmatic
-    // dependent launch with STRATA_GDN_DEPENDENT_LAUNCH=1.
-    const char* dependent = std::getenv("STRATA_GDN_DEPENDENT_LAUNCH");
-    args.dependent_launch = dependent != nullptr && std::string(dependent) == "1";
     args.initial_state = in.initial.empty() ? nullptr : static_cast<const float*>(keep(to_device(in.initial)));
     args.batch = B;
     args.seq = T;

@@ -79,14 +79,6 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(v);
 }
 
-// Programmatic dependent launch (sm_90; host::launch_dependent): a kernel launched so waits here for
-// the kernel before it on the stream to finish, its writes visible, before reading them; and a
-// kernel lets the one after it be scheduled early (its blocks then wait in wait_for_previous_kernel
-// on SMs this one has left), which hides the launch gap between them. In a kernel launched the usual
-// way the wait returns at once and the trigger does nothing.
-__device__ __forceinline__ void wait_for_previous_kernel() { cudaGridDependencySynchronize(); }
-__device__ __forceinline__ void let_next_kernel_start() { cudaTriggerProgrammaticLaunchCompletion(); }
-
 }  // namespace strata::kernels::device
 
 namespace strata::kernels::host {
@@ -148,24 +140,5 @@ inline void check_launch(const char* what) {
 }
 
 inline cudaStream_t as_cuda(launch::Stream stream) { return static_cast<cudaStream_t>(stream); }
-
-// kernel<<<grid, threads, bytes, stream>>>(arguments) as a programmatic dependent launch: it may
-// start before the kernel ahead of it on the stream has finished (see
-// device::wait_for_previous_kernel, which it must call before reading that kernel's output).
-template <class... Parameters, class... Arguments>
-void launch_dependent(void (*kernel)(Parameters...), dim3 grid, int threads, int bytes, cudaStream_t stream,
-                      const Arguments&... arguments) {
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(threads);
-  config.dynamicSmemBytes = bytes;
-  config.stream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  cudaLaunchKernelEx(&config, kernel, arguments...);
-}
 
 }  // namespace strata::kernels::host

@@ -11,11 +11,7 @@
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16
-// operands and accumulate in float32. Each pass lets the next be scheduled early, and states and
-// output wait for the pass before them only where they read its arrays, so that with
-// in.dependent_launch (programmatic dependent launch, common.cuh; experimental) no launch gap
-// separates them; launched in the usual way, the waits return at once. Only CUDA headers here (no
-// LibTorch).
+// operands and accumulate in float32. Only CUDA headers here (no LibTorch).
 #include <cuda_pipeline.h>
 
 #include <type_traits>
@@ -167,27 +163,17 @@ inline void require_head_sizes_128(const launch::GatedDeltaChunkForward& in) {
          "; the kernels are built for 128 and 128");
 }
 
-// A pass's launch on `stream` with `bytes` of dynamic shared memory (opted into first, as it
-// exceeds the default 48 KiB); `dependent` (a pass that waits for the one before it, where
-// in.dependent_launch asks for it) as a programmatic dependent launch (host::launch_dependent).
-template <class Kernel, class Arguments>
-void launch_pass(Kernel kernel, dim3 grid, int threads, int bytes, cudaStream_t stream, const Arguments& p,
-                 bool dependent) {
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (dependent)
-    host::launch_dependent(kernel, grid, threads, bytes, stream, p);
-  else
-    kernel<<<grid, threads, bytes, stream>>>(p);
-}
-
 // The launch of the per-chunk passes that take q and k in one dtype and v (or dO) in another:
-// kernel_of(Tag<QK>{}, Tag<V>{}) names the instantiation for in's dtypes (launch_pass).
+// kernel_of(Tag<QK>{}, Tag<V>{}) names the instantiation for in's dtypes, which runs on `stream`
+// with `bytes` of dynamic shared memory (opted into first, as it exceeds the default 48 KiB).
 template <class Arguments, class KernelOf>
 void launch_for_dtypes(const launch::GatedDeltaChunkForward& in, KernelOf kernel_of, dim3 grid, int threads, int bytes,
-                       cudaStream_t stream, const Arguments& p, bool dependent = false) {
+                       cudaStream_t stream, const Arguments& p) {
   host::dispatch(in.qk_dtype, [&](auto qk_tag) {
     host::dispatch(in.v_dtype, [&](auto v_tag) {
-      launch_pass(kernel_of(qk_tag, v_tag), grid, threads, bytes, stream, p, dependent && in.dependent_launch);
+      auto kernel = kernel_of(qk_tag, v_tag);
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      kernel<<<grid, threads, bytes, stream>>>(p);
     });
   });
 }

@@ -16,9 +16,7 @@
 //     d_initial_state = dH at the end;
 //   gradients (gated_delta_chunk_backward_gradients.cu), one block per (row, head, chunk): dq, dk,
 //     dv, dg and dbeta from the chunk's inputs, dO, delta, d_delta, S and dH.
-// The organisation follows flash-linear-attention's chunk_gated_delta_rule_bwd. As in the forward,
-// each pass lets the next be scheduled early and the next waits for it only where it reads its
-// arrays (programmatic dependent launch, common.cuh).
+// The organisation follows flash-linear-attention's chunk_gated_delta_rule_bwd.
 #include "gated_delta_chunk.cuh"
 
 namespace strata::kernels::gdn {

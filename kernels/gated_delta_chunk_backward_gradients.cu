@@ -106,7 +106,6 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
 
   // Phase 1's operands as one group of asynchronous copies, then phase 2's (q, k and v widened
   // from float32 where they are).
-  device::wait_for_previous_kernel();  // the reverse states pass's arrays
   copy_rows<kChunk, kDim, kThreads>(p.d_out + chunk_index * kChunk * kDim, kDim, d_out, kRS);
   copy_rows<kChunk, kDim, kThreads>(p.forward.u + chunk_index * kChunk * kDim, kDim, delta, kRS);
   copy_rows<kChunk, kDim, kThreads>(p.d_delta + chunk_index * kChunk * kDim, kDim, d_delta, kRS);
@@ -535,7 +534,7 @@ void launch_backward_gradients(const BackwardProblem& p, cudaStream_t stream) {
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return backward_gradients_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128>;
   };
-  launch_for_dtypes(in, kernel_of, grid, kThreads, GradientLayout<128>::bytes, stream, p, true);
+  launch_for_dtypes(in, kernel_of, grid, kThreads, GradientLayout<128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_backward (gradients)");
 }
 

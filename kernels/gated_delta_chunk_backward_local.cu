@@ -57,7 +57,6 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   const auto& ds = p.in.d_out_strides;
   const auto* do_head =
       static_cast<const V*>(p.in.d_out) + b * ds.batch + static_cast<int64_t>(span.first) * ds.seq + h * ds.head;
-  device::let_next_kernel_start();  // the reverse states pass, whose blocks wait for this pass to finish
   stage_rows<QK, kKeyDim, kThreads>(q_head, in.q_strides.seq, span.length, queries);
   stage_rows<QK, kKeyDim, kThreads>(k_head, in.k_strides.seq, span.length, keys);
   stage_rows<V, kValueDim, kThreads>(do_head, ds.seq, span.length, d_out);

@@ -103,8 +103,6 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
       seat.pair * kWarpColumns;
   State s;  // the half's dH^T
   if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
-  device::wait_for_previous_kernel();  // the local pass's arrays
-  device::let_next_kernel_start();     // the gradients pass, whose blocks wait for this one to finish
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
@@ -159,7 +157,9 @@ void launch_backward_states(const BackwardProblem& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(in.value_dim / kColumns), static_cast<unsigned>(in.heads),
                   static_cast<unsigned>(in.segments));
   constexpr int bytes = BackwardStatesLayout<128>::bytes;
-  launch_pass(backward_states_kernel<128, 128>, grid, kThreads, bytes, stream, p, in.dependent_launch);
+  auto kernel = backward_states_kernel<128, 128>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  kernel<<<grid, kThreads, bytes, stream>>>(p);
   host::check_launch("gated_delta_chunk_backward (states)");
 }
 

@@ -60,11 +60,10 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
     return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
            h * strides.head;
   };
-  // Two groups of copies: q, k (inputs, copied before the states pass has finished) and the gates
-  // first, then S and delta, which land while the warps make P from the first.
+  // Two groups of copies: q, k (and the gates) first, then S and delta, which land while the warps
+  // make P from the first.
   stage_rows<QK, kKeyDim, kThreads>(head(in.q, in.q_strides), in.q_strides.seq, span.length, queries);
   stage_rows<QK, kKeyDim, kThreads>(head(in.k, in.k_strides), in.k_strides.seq, span.length, keys);
-  device::wait_for_previous_kernel();  // the states pass's arrays (and prepare's, before it)
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
   __pipeline_commit();
   copy_rows<kKeyDim, kValueDim, kThreads>(p.states + chunk_index * kKeyDim * kValueDim, kValueDim, state,
@@ -174,7 +173,7 @@ void launch_output(const Problem& p, cudaStream_t stream) {
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return output_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
   };
-  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128, 128>::bytes, stream, p, true);
+  launch_for_dtypes(p.in, kernel_of, grid, kThreads, OutputLayout<128, 128>::bytes, stream, p);
   host::check_launch("gated_delta_chunk_forward (output)");
 }
 

@@ -192,8 +192,6 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   auto* gates = reinterpret_cast<float*>(shared + L::gates);
   auto* betas = reinterpret_cast<float*>(shared + L::betas);
 
-  device::let_next_kernel_start();  // the states pass, whose blocks wait for this pass to finish
-
   // 1. k and v in; G and beta.
   const auto* k_head = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
                        static_cast<int64_t>(span.first) * in.k_strides.seq + h * in.k_strides.head;

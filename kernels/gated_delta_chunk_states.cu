@@ -91,8 +91,6 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
       seat.pair * kWarpColumns;
   State s;
   if (!copier) s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
-  device::wait_for_previous_kernel();  // prepare's arrays
-  device::let_next_kernel_start();     // the output pass, whose blocks wait for this one to finish
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const int64_t n = chunks.chunk0 + step;
@@ -139,7 +137,9 @@ void launch_states(const Problem& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.in.value_dim / kColumns), static_cast<unsigned>(p.in.heads),
                   static_cast<unsigned>(p.in.segments));
   constexpr int bytes = StatesLayout<128>::bytes;
-  launch_pass(states_kernel<128, 128>, grid, kThreads, bytes, stream, p, p.in.dependent_launch);
+  auto kernel = states_kernel<128, 128>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  kernel<<<grid, kThreads, bytes, stream>>>(p);
   host::check_launch("gated_delta_chunk_forward (states)");
 }
 

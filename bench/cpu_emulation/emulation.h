@@ -96,9 +96,6 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline void __pipeline_memcpy_async(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
 inline void __pipeline_commit() {}
 inline void __pipeline_wait_prior(int) {}
-// Programmatic dependent launch: the emulation runs one kernel at a time, in order.
-inline void cudaGridDependencySynchronize() {}
-inline void cudaTriggerProgrammaticLaunchCompletion() {}
 
 namespace emu {
 template <class F>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the fused gated delta rule kernels (forward, then the backward with its forward
 # recomputation) on the CPU emulation in emulation.h, without a GPU: copies kernels/gated_delta_chunk*.cu{,h} with each
-# launch (dependent ones too) turned into emu::launch and the dynamic shared memory into the emulation's buffer,
+# launch turned into emu::launch and the dynamic shared memory into the emulation's buffer,
 # compiles them, check_forward.cpp and check.cpp as C++ with g++, and runs both checks (a few
 # minutes on two cores).
 #   bench/cpu_emulation/run.sh            (from the repository root; needs the CUDA headers and cudart)
@@ -19,7 +19,6 @@ for f in kernels/gated_delta_chunk*.cu kernels/gated_delta_chunk*.cuh; do
 import re, sys
 s = open(sys.argv[1]).read()
 s = re.sub(r'(\w+)<<<([^,]+),\s*([^,]+),[^>]*>>>\((\w+)\);', r'emu::launch(\2, \3, [&] { \1(\4); });', s)
-s = re.sub(r'host::launch_dependent\((\w+),\s*([^,]+),\s*([^,]+),[^;]*?,\s*(\w+)\);', r'emu::launch(\2, \3, [&] { \1(\4); });', s)
 s = s.replace('extern __shared__ __align__(128) unsigned char shared[];', 'unsigned char* shared = emu_shared;')
 open(sys.argv[2], 'w').write(s)
 PY

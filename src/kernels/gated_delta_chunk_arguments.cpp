@@ -1,8 +1,5 @@
 #include "gated_delta_chunk_arguments.h"
 
-#include <cstdlib>
-#include <string>
-
 #include "strata/core/error.h"
 
 namespace strata::kernels {
@@ -12,16 +9,6 @@ namespace {
 bool kernel_dtype(at::ScalarType type) { return type == at::kFloat || type == at::kBFloat16 || type == at::kHalf; }
 
 bool reduced(at::ScalarType type) { return type == at::kBFloat16 || type == at::kHalf; }
-
-// STRATA_GDN_DEPENDENT_LAUNCH=1 chains the kernels' passes by programmatic dependent launch
-// (launch::GatedDeltaChunkForward::dependent_launch; experimental, off by default). Read once.
-bool gated_delta_chunk_dependent_launch() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("STRATA_GDN_DEPENDENT_LAUNCH");
-    return value != nullptr && std::string(value) == "1";
-  }();
-  return enabled;
-}
 
 // Packed documents in chunks: each chunk's (first token, length) and each document's first chunk,
 // int32 on `device`. A document of n tokens takes ceil(n / 64) chunks of its own.
@@ -116,8 +103,7 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
                                    .key_dim = key_dim,
                                    .value_dim = value_dim,
                                    .chunks = chunks,
-                                   .segments = segments,
-                                   .dependent_launch = gated_delta_chunk_dependent_launch()},
+                                   .segments = segments},
                                   {qr, kr, vr, gf, br, initial}};
   if (packed) result.held.insert(result.held.end(), {documents->chunk_tokens, documents->segment_chunks});
   return result;

@@ -269,9 +269,6 @@ struct GatedDeltaChunkForward {
   void* workspace;
   int64_t batch, seq, heads, key_dim, value_dim, chunks, segments;
   bool keep_for_backward;
-  // Chain the passes (forward and backward) by programmatic dependent launch, so that no launch
-  // gap separates them (sm_90; experimental, STRATA_GDN_DEPENDENT_LAUNCH=1: not yet run on a GPU).
-  bool dependent_launch;
 };
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
 
