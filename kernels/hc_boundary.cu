@@ -1,10 +1,13 @@
 // mHC's fused half boundary (strata::kernels::hc_boundary): the combine that also gives the next
-// projection's RMS factor, the dots of the next collapse's weight gradient, and the backward that
-// sums every gradient reaching the new streams and runs the combine's backward in the same pass.
+// projection's RMS factor; the next half's pre map and collapse from the projection's product; in
+// backward, the per-token gradients of the projection and the pre map (with the dots of the
+// collapse's weight gradient), and the pass that sums every gradient reaching the new streams and
+// runs the combine's backward.
 // Token groups as in kernels/hyper_connection.cu (token_group.cuh), with each thread moving V
 // consecutive elements of `hidden` per access (vector loads of V * sizeof(T) bytes) where every
 // row is aligned for it; float32 math, one rounding per stored value.
 #include "common.cuh"
+#include "hc_gates.cuh"
 #include "strata/kernels/hc_boundary_launch.h"
 #include "token_group.cuh"
 
@@ -57,20 +60,67 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
+// The next half's projection from cuBLAS's product, its pre map and its collapse, per token:
+// f = product * rstd (float32), pre_k = sigmoid(scale[0] f_k + base_k) + eps, out = sum_j pre_j
+// streams_j, each rounded as the twin's ops round it (float32 f, then the collapse's sum).
 template <class T, int N, int V>
 __global__ void __launch_bounds__(kThreads)
-    stream_dots_kernel(const T* __restrict__ grad, const T* __restrict__ streams, float* __restrict__ dots,
-                       int64_t tokens, int64_t hidden) {
+    boundary_collapse_kernel(const T* __restrict__ streams, const T* __restrict__ product,
+                             const float* __restrict__ rstd, const float* __restrict__ base,
+                             const float* __restrict__ scale, float eps, T* __restrict__ out, float* __restrict__ f,
+                             int64_t tokens, int64_t hidden) {
+  constexpr int M = 2 * N + N * N;
+  const TokenSlot at = token_slot(tokens);
+  if (!at.active) return;
+  const int64_t t = at.token;
+  const float r = rstd[t];
+  for (int m = at.thread; m < M; m += kTokenThreads) f[t * M + m] = __fmul_rn(to_float(product[t * M + m]), r);
+  float w[N];
+#pragma unroll
+  for (int k = 0; k < N; ++k)
+    w[k] = __fadd_rn(hc_gates::sigmoid(hc_gates::logit(__fmul_rn(to_float(product[t * M + k]), r), scale[0], base[k])),
+                     eps);
+  const T* s = streams + t * N * hidden;
+  for (int64_t h = static_cast<int64_t>(at.thread) * V; h < hidden; h += kTokenThreads * V) {
+    float sum[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) sum[e] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      float v[V];
+      load<T, V>(s + j * hidden + h, v);
+#pragma unroll
+      for (int e = 0; e < V; ++e) sum[e] += w[j] * v[e];  // hc_collapse's sum, in its order
+    }
+    store<T, V>(out + t * hidden + h, sum);
+  }
+}
+
+// The backward's per-token part before the pass over the streams: dL/dpre_k = <grad_input,
+// new_streams_k> (zero without grad_input), through pre's sigmoid into dL/df's pre columns, added
+// to grad_f (the post and res maps' dL/df; null for none); then the projection's a = rstd dL/df
+// (in T, the product's operand), its RMS term c = rstd^2 / width sum_m dL/df_m f_m, pre itself,
+// and per token the terms of base's and scale[0]'s gradients (dL/dlogit and dL/dlogit f).
+template <class T, int N, int V>
+__global__ void __launch_bounds__(kThreads)
+    boundary_projection_grad_kernel(const T* __restrict__ grad_input, const T* __restrict__ new_streams,
+                                    const float* __restrict__ f, const float* __restrict__ grad_f,
+                                    const float* __restrict__ rstd, const float* __restrict__ base,
+                                    const float* __restrict__ scale, float eps, float width, T* __restrict__ a,
+                                    float* __restrict__ c, float* __restrict__ pre, float* __restrict__ grad_logit,
+                                    float* __restrict__ grad_logit_f, int64_t tokens, int64_t hidden) {
+  constexpr int M = 2 * N + N * N;
+  __shared__ float grad_pre[kTokensPerBlock][N];
   const TokenSlot at = token_slot(tokens);
   const int64_t t = at.token;
   float sums[N];
 #pragma unroll
   for (int j = 0; j < N; ++j) sums[j] = 0.0f;
-  if (at.active) {
-    const T* s = streams + t * N * hidden;
+  if (at.active && grad_input != nullptr) {
+    const T* s = new_streams + t * N * hidden;
     for (int64_t h = static_cast<int64_t>(at.thread) * V; h < hidden; h += kTokenThreads * V) {
       float g[V];
-      load<T, V>(grad + t * hidden + h, g);
+      load<T, V>(grad_input + t * hidden + h, g);
 #pragma unroll
       for (int j = 0; j < N; ++j) {
         float v[V];
@@ -80,7 +130,27 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  token_sums<N>(at, sums, [&](int j, float sum) { dots[t * N + j] = sum; });
+  token_sums<N>(at, sums, [&](int j, float sum) { grad_pre[at.slot][j] = sum; });
+  __syncthreads();
+  const float r = at.active ? rstd[t] : 0.0f;
+  float dot[1] = {0.0f};  // this thread's part of sum_m dL/df_m f_m
+  if (at.active) {
+    for (int m = at.thread; m < M; m += kTokenThreads) {
+      const float x = f[t * M + m];
+      float df = grad_f != nullptr ? grad_f[t * M + m] : 0.0f;
+      if (m < N) {
+        const float sig = hc_gates::sigmoid(hc_gates::logit(x, scale[0], base[m]));
+        const float gl = __fmul_rn(__fmul_rn(grad_pre[at.slot][m], sig), 1.0f - sig);
+        df = __fadd_rn(df, __fmul_rn(gl, scale[0]));
+        pre[t * N + m] = __fadd_rn(sig, eps);
+        grad_logit[t * N + m] = gl;
+        grad_logit_f[t * N + m] = __fmul_rn(gl, x);
+      }
+      a[t * M + m] = from_float<T>(__fmul_rn(df, r));
+      dot[0] = __fmaf_rn(df, x, dot[0]);
+    }
+  }
+  token_sums<1>(at, dot, [&](int, float sum) { c[t] = __fdiv_rn(__fmul_rn(sum, __fmul_rn(r, r)), width); });
 }
 
 template <class T, int N, int V>
@@ -202,18 +272,43 @@ void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, c
   host::check_launch(what);
 }
 
-void hc_stream_dots(Dtype dtype, const void* grad, const void* streams, float* dots, int64_t tokens, int64_t n,
-                    int64_t hidden, Stream stream) {
+void hc_boundary_collapse(Dtype dtype, const void* streams, const void* product, const float* rstd, const float* base,
+                          const float* scale, float eps, void* out, float* f, int64_t tokens, int64_t n, int64_t hidden,
+                          Stream stream) {
   if (tokens == 0) return;
-  const char* what = "hc_stream_dots";
+  const char* what = "hc_boundary_collapse";
   host::dispatch(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     host::dispatch_streams(n, what, [&](auto size) {
       constexpr int N = decltype(size)::value;
-      dispatch_vector<T, N>(hidden, {grad, streams}, [&](auto width) {
+      dispatch_vector<T, N>(hidden, {streams, out}, [&](auto width) {
         constexpr int V = decltype(width)::value;
-        stream_dots_kernel<T, N, V><<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
-            static_cast<const T*>(grad), static_cast<const T*>(streams), dots, tokens, hidden);
+        boundary_collapse_kernel<T, N, V><<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
+            static_cast<const T*>(streams), static_cast<const T*>(product), rstd, base, scale, eps,
+            static_cast<T*>(out), f, tokens, hidden);
+      });
+    });
+  });
+  host::check_launch(what);
+}
+
+void hc_boundary_projection_grad(Dtype dtype, const void* grad_input, const void* new_streams, const float* f,
+                                 const float* grad_f, const float* rstd, const float* base, const float* scale,
+                                 float eps, void* a, float* c, float* pre, float* grad_logit, float* grad_logit_f,
+                                 int64_t tokens, int64_t n, int64_t hidden, Stream stream) {
+  if (tokens == 0) return;
+  const char* what = "hc_boundary_projection_grad";
+  host::dispatch(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    host::dispatch_streams(n, what, [&](auto size) {
+      constexpr int N = decltype(size)::value;
+      dispatch_vector<T, N>(hidden, {grad_input, new_streams}, [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        boundary_projection_grad_kernel<T, N, V>
+            <<<host::token_blocks(tokens, what), kThreads, 0, host::as_cuda(stream)>>>(
+                static_cast<const T*>(grad_input), static_cast<const T*>(new_streams), f, grad_f, rstd, base, scale,
+                eps, static_cast<float>(n * hidden), static_cast<T*>(a), c, pre, grad_logit, grad_logit_f, tokens,
+                hidden);
       });
     });
   });

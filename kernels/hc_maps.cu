@@ -13,10 +13,10 @@
 // (in the shared memory its Sinkhorn tape used), and a second kernel adds the rows in a fixed
 // order, so no atomics, and the same inputs give the same bits (recompute compares bits).
 //
-// Rounding as the twin's: each logit is the product, rounded, plus base (no fma), and the
-// sigmoid is 1 / (1 + exp(-x)); the gradients chain as autograd does (the sigmoid's backward is
-// g (1 - s) s).
+// Rounding as the twin's (hc_gates.cuh); the gradients chain as autograd does (the sigmoid's
+// backward is g (1 - s) s).
 #include "common.cuh"
+#include "hc_gates.cuh"
 #include "sinkhorn.cuh"
 #include "strata/kernels/hc_maps_launch.h"
 
@@ -35,12 +35,8 @@ __host__ __device__ constexpr int map_columns(int n) { return n * (n + 2); }
 // base's order), then scale[1]'s and scale[2]'s.
 __host__ __device__ constexpr int partial_count(int n) { return n + n * n + 2; }
 
-// The twin's logit: f * scale, rounded, + base.
-__device__ __forceinline__ float logit(float x, float scale, float base) {
-  return __fadd_rn(__fmul_rn(x, scale), base);
-}
-
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+using hc_gates::logit;
+using hc_gates::sigmoid;
 
 // This lane's row of res logits from its token's row of f; zeros for a lane that is not live.
 template <int N>

@@ -52,14 +52,15 @@ Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
   launch::hc_boundary_combine(dtype, s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
                               new_streams.data_ptr(), rstd.data_ptr<float>(), tokens, n, hidden,
                               static_cast<float>(next.norm_eps), stream);
-  // The projection's product in the streams' dtype with float32 accumulation, the RMS factor
-  // applied to its few outputs (as hc_project_cuda).
-  auto f = at::mm(new_streams.view({tokens, n * hidden}), next.fn.to(s.scalar_type()).t()).to(at::kFloat) *
-           rstd.unsqueeze(1);
-  auto pre = (pre_sigmoid(f, next.base, next.scale, n) + next.eps).contiguous();
+  // The projection's product in the streams' dtype with float32 accumulation (as hc_project_cuda);
+  // the RMS factor, the pre map and the collapse in one kernel after it.
+  auto product = at::mm(new_streams.view({tokens, n * hidden}), next.fn.to(s.scalar_type()).t());
+  auto f = at::empty({tokens, next.fn.size(0)}, s.options().dtype(at::kFloat));
   auto next_input = at::empty({tokens, hidden}, s.options());
-  launch::hc_collapse_forward(dtype, new_streams.data_ptr(), pre.data_ptr<float>(), next_input.data_ptr(), tokens, n,
-                              hidden, stream);
+  const auto base = next.base.to(at::kFloat).contiguous(), scale = next.scale.to(at::kFloat).contiguous();
+  launch::hc_boundary_collapse(dtype, new_streams.data_ptr(), product.data_ptr(), rstd.data_ptr<float>(),
+                               base.data_ptr<float>(), scale.data_ptr<float>(), static_cast<float>(next.eps),
+                               next_input.data_ptr(), f.data_ptr<float>(), tokens, n, hidden, stream);
   return {new_streams, next_input, f, rstd};
 }
 
@@ -67,6 +68,20 @@ Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
 struct Grads {
   at::Tensor streams, branch, post, res, fn, base, scale;
 };
+
+// What reaches base [M] and scale [3] through pre, from the per-token dL/dlogit and dL/dlogit f.
+struct PreBiasGrads {
+  at::Tensor base, scale;
+};
+
+PreBiasGrads pre_bias_grads(const at::Tensor& grad_logit, const at::Tensor& grad_logit_f, int64_t maps) {
+  const int64_t n = grad_logit.size(1);
+  auto base = at::zeros({maps}, grad_logit.options());
+  base.narrow(0, 0, n).copy_(grad_logit.sum(0));
+  auto scale = at::zeros({3}, grad_logit.options());
+  scale.narrow(0, 0, 1).copy_(grad_logit_f.sum().reshape({1}));
+  return {base, scale};
+}
 
 // The backward's common part, on the few per-token values: from dL/dpre (`grad_pre`, [tokens, n])
 // and dL/df (`grad_f`, undefined for none) the projection's total dL/df and what reaches base and
@@ -82,13 +97,10 @@ ProjectionGrad projection_grad(const at::Tensor& grad_pre, const at::Tensor& gra
   auto grad_logit = grad_pre * sig * (1 - sig);
   auto df = grad_f.defined() ? grad_f.to(at::kFloat).clone() : at::zeros_like(f);
   df.narrow(1, 0, n).add_(grad_logit * next.scale.to(at::kFloat)[0]);
-  auto grad_base = at::zeros({f.size(1)}, f.options());
-  grad_base.narrow(0, 0, n).copy_(grad_logit.sum(0));
-  auto grad_scale = at::zeros({3}, f.options());
-  grad_scale.narrow(0, 0, 1).copy_((grad_logit * f.narrow(1, 0, n)).sum().reshape({1}));
   auto a = df * rstd.unsqueeze(1);
   auto c = (df * f).sum(1) * rstd.square() / static_cast<double>(width);
-  return {a, c, grad_base, grad_scale};
+  const auto bias = pre_bias_grads(grad_logit, grad_logit * f.narrow(1, 0, n), f.size(1));
+  return {a, c, bias.base, bias.scale};
 }
 
 // The twin of the backward, float32 math throughout.
@@ -127,15 +139,19 @@ Grads backward_cuda(const at::Tensor& grad_new, const at::Tensor& grad_input, co
   c10::DeviceGuard guard(s.device());
   auto gi = grad_input.defined() ? grad_input.to(type).contiguous() : at::Tensor();
   auto gn = grad_new.defined() ? grad_new.to(type).contiguous() : at::Tensor();
-  auto grad_pre = at::zeros({tokens, n}, f.options());
-  if (gi.defined())
-    launch::hc_stream_dots(dtype, gi.data_ptr(), new_streams.data_ptr(), grad_pre.data_ptr<float>(), tokens, n, hidden,
-                           stream);
-  const auto p = projection_grad(grad_pre, grad_f, f, rstd, next, n, n * hidden);
-  auto pre = (pre_sigmoid(f, next.base, next.scale, n) + next.eps).contiguous();
-  auto a = p.a.to(type);
+  auto gf = grad_f.defined() ? grad_f.to(at::kFloat).contiguous() : at::Tensor();
+  const auto base = next.base.to(at::kFloat).contiguous(), scale = next.scale.to(at::kFloat).contiguous();
+  const auto per_token = f.options();
+  auto a = at::empty({tokens, f.size(1)}, s.options());
+  auto c = at::empty({tokens}, per_token), pre = at::empty({tokens, n}, per_token);
+  auto grad_logit = at::empty({tokens, n}, per_token), grad_logit_f = at::empty({tokens, n}, per_token);
+  launch::hc_boundary_projection_grad(dtype, gi.defined() ? gi.data_ptr() : nullptr, new_streams.data_ptr(),
+                                      f.data_ptr<float>(), gf.defined() ? gf.data_ptr<float>() : nullptr,
+                                      rstd.data_ptr<float>(), base.data_ptr<float>(), scale.data_ptr<float>(),
+                                      static_cast<float>(next.eps), a.data_ptr(), c.data_ptr<float>(),
+                                      pre.data_ptr<float>(), grad_logit.data_ptr<float>(),
+                                      grad_logit_f.data_ptr<float>(), tokens, n, hidden, stream);
   auto proj = at::mm(a, next.fn.to(type));  // [tokens, n * H]: the projection's product term
-  auto c = p.c.contiguous();
   Grads out;
   out.streams = at::empty_like(s);
   out.branch = at::empty_like(b);
@@ -147,8 +163,9 @@ Grads backward_cuda(const at::Tensor& grad_new, const at::Tensor& grad_input, co
                                out.streams.data_ptr(), out.branch.data_ptr(), out.post.data_ptr<float>(),
                                out.res.data_ptr<float>(), tokens, n, hidden, stream);
   out.fn = at::mm(a.t(), new_streams.view({tokens, n * hidden}));
-  out.base = p.base;
-  out.scale = p.scale;
+  const auto bias = pre_bias_grads(grad_logit, grad_logit_f, f.size(1));
+  out.base = bias.base;
+  out.scale = bias.scale;
   return out;
 }
 

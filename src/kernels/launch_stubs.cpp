@@ -80,8 +80,15 @@ void hc_boundary_combine(Dtype, const void*, const void*, const float*, const fl
   no_kernels("hc_boundary_combine");
 }
 
-void hc_stream_dots(Dtype, const void*, const void*, float*, int64_t, int64_t, int64_t, Stream) {
-  no_kernels("hc_stream_dots");
+void hc_boundary_collapse(Dtype, const void*, const void*, const float*, const float*, const float*, float, void*,
+                          float*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_boundary_collapse");
+}
+
+void hc_boundary_projection_grad(Dtype, const void*, const void*, const float*, const float*, const float*,
+                                 const float*, const float*, float, void*, float*, float*, float*, float*, int64_t,
+                                 int64_t, int64_t, Stream) {
+  no_kernels("hc_boundary_projection_grad");
 }
 
 void hc_boundary_backward(Dtype, const void*, const void*, const float*, const void*, const float*, const void*,

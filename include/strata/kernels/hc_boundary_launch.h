@@ -13,10 +13,23 @@ namespace strata::kernels::launch {
 void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
                          void* out, float* rstd, int64_t tokens, int64_t n, int64_t hidden, float eps, Stream stream);
 
-// dots[t, j] = sum_h grad[t, h] streams[t, j, h] (float32, fixed summation order): the gradient
-// of the collapse's weights, without the streams-sized gradient hc_collapse_backward writes.
-void hc_stream_dots(Dtype dtype, const void* grad, const void* streams, float* dots, int64_t tokens, int64_t n,
-                    int64_t hidden, Stream stream);
+// The next half's input from cuBLAS's projection product [tokens, M] (M = 2n + n^2, in the
+// dtype): f = product * rstd[t] (float32, written out for the next post and res maps), pre_k =
+// sigmoid(scale[0] f_k + base_k) + eps, out[t] = sum_j pre_j streams[t, j] (the dtype). base [M]
+// and scale [3] float32.
+void hc_boundary_collapse(Dtype dtype, const void* streams, const void* product, const float* rstd, const float* base,
+                          const float* scale, float eps, void* out, float* f, int64_t tokens, int64_t n, int64_t hidden,
+                          Stream stream);
+
+// The backward's per-token part: with dL/dpre_k = <grad_input[t], new_streams[t, k]> (float32,
+// fixed order; zero for a null grad_input) and s_k = pre_k - eps, dL/dlogit_k = dL/dpre_k s_k
+// (1 - s_k) and dL/df = grad_f (null: zero) + scale[0] dL/dlogit in the pre columns. Writes the
+// projection's a = rstd dL/df [tokens, M] (in the dtype), c[t] = rstd^2 / (n hidden) sum_m dL/df_m
+// f_m, pre [tokens, n], and dL/dlogit and dL/dlogit f [tokens, n] (base's and scale[0]'s terms).
+void hc_boundary_projection_grad(Dtype dtype, const void* grad_input, const void* new_streams, const float* f,
+                                 const float* grad_f, const float* rstd, const float* base, const float* scale,
+                                 float eps, void* a, float* c, float* pre, float* grad_logit, float* grad_logit_f,
+                                 int64_t tokens, int64_t n, int64_t hidden, Stream stream);
 
 // The boundary's backward in one pass over the streams. The gradient reaching the new streams,
 //   G[t, k, :] = grad_new[t, k, :] + pre[t, k] grad_input[t, :] + proj_grad[t, k, :] - rms[t] new_streams[t, k, :]
