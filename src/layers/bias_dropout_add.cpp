@@ -4,10 +4,12 @@ namespace strata {
 
 BiasDropoutAdd::BiasDropoutAdd(const LayerArgs& args) : dropout_(args.config->hidden_dropout) {}
 
-at::Tensor BiasDropoutAdd::forward(const MixerOutput& out, const at::Tensor& residual) {
+at::Tensor BiasDropoutAdd::forward(const MixerOutput& out, const at::Tensor& residual) { return residual + branch(out); }
+
+at::Tensor BiasDropoutAdd::branch(const MixerOutput& out) {
   auto x = out.bias ? out.output + *out.bias : out.output;
   if (dropout_ > 0.0 && is_training()) x = at::dropout(x, dropout_, /*train=*/true);
-  return residual + x;
+  return x;
 }
 
 }  // namespace strata

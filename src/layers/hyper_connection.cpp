@@ -175,7 +175,7 @@ at::Tensor HyperConnection::combine(const at::Tensor& streams, const MixerOutput
   if (maps.post.size(0) != streams.size(0) || maps.post.size(1) != streams.size(1))
     fail(who, ": streams of shape ", streams.sizes(), ", but sublayer_input() saw [", maps.post.size(0), ", ",
          maps.post.size(1), ", ...]");
-  auto branch = bda.forward(out, at::zeros({}, out.output.options()));
+  auto branch = bda.branch(out);
   if (auto next = next_.lock()) return combine_into_next(streams, branch, maps, *next);
   return kernels::hc_combine(streams, branch, maps.post, maps.res);
 }

@@ -9,6 +9,7 @@ class BiasDropoutAdd : public BiasDropoutAddModule {
  public:
   explicit BiasDropoutAdd(const LayerArgs& args);
   at::Tensor forward(const MixerOutput& out, const at::Tensor& residual) override;
+  at::Tensor branch(const MixerOutput& out) override;
 
  private:
   double dropout_;

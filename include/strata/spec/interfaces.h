@@ -97,6 +97,9 @@ class ChannelMixer : public torch::nn::Module {
 class BiasDropoutAddModule : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const MixerOutput& out, const at::Tensor& residual) = 0;
+  // dropout(out + bias) alone, for a residual policy that adds it itself (hyper-connections mix it
+  // into their streams). A module may skip the add of a zero residual here.
+  virtual at::Tensor branch(const MixerOutput& out) { return forward(out, at::zeros({}, out.output.options())); }
 };
 
 // How the residual stream enters and leaves one half of a layer. The plain residual keeps one
