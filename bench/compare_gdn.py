@@ -31,6 +31,8 @@ FLA = "flash-linear-attention (Triton)"
 # fwd+bwd is timed two ways (strata_bench_gdn says why): as a training step sees it (gradients set to
 # none, the output's gradient given), and with a float32 loss and gradients summed into the last ones.
 WITH_LOSS = ", loss + grad accumulation"
+# The forward is also timed as 20 calls back to back (back_to_back_ms says why).
+BACK_TO_BACK = "delta rule fwd, back to back"
 
 
 def median_ms(fn, warmup=3, iters=10):
@@ -43,6 +45,23 @@ def median_ms(fn, warmup=3, iters=10):
         fn()
         torch.cuda.synchronize()
         times.append(1000 * (time.perf_counter() - start))
+    return sorted(times)[len(times) // 2]
+
+
+def back_to_back_ms(fn, warmup=3, rounds=10, calls=20):
+    """Milliseconds a call takes when `calls` calls run back to back (no synchronisation between
+    them, as a model's layers follow one another): the GPU's time once the host runs ahead of it.
+    median_ms also counts one launch latency and one synchronisation per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+        times.append(1000 * (time.perf_counter() - start) / calls)
     return sorted(times)[len(times) // 2]
 
 
@@ -161,7 +180,9 @@ def main():
         twins = {} if args.no_kernels_off else run_strata(args.strata_bench, T, False)
         hf = {} if args.no_hf else hf_times(T, with_layer=index == 0, with_backward=backward and T <= 16384)
         measured = [("layer fwd+bwd", "layer_step", index == 0), (f"layer fwd+bwd{WITH_LOSS}", "layer", index == 0),
-                    ("delta rule fwd", "delta_rule_fwd", True), ("delta rule fwd+bwd", "delta_rule_step", backward),
+                    ("delta rule fwd", "delta_rule_fwd", True),
+                    (BACK_TO_BACK, "delta_rule_fwd_back_to_back", True),
+                    ("delta rule fwd+bwd", "delta_rule_step", backward),
                     (f"delta rule fwd+bwd{WITH_LOSS}", "delta_rule", backward)]
         for what, key, wanted in measured:
             if wanted:
@@ -194,7 +215,8 @@ def main():
           f"with its Triton-version guard turned off, timing only (see the gradient table). fwd+bwd as a training "
           f"step sees it: gradients set to none, the output's gradient given; '{WITH_LOSS[2:]}': a float32 loss (cast, "
           f"square, mean) and the gradients summed into the last iteration's, as timed before 2026-12-06's seventh "
-          f"session.")
+          f"session. Each call is timed between two synchronisations; 'back to back': 20 forwards with none between "
+          f"them, per call (the GPU's time, as a model runs its layers).")
     print("| T | what | implementation | ms | TFLOP/s | % of peak | strata speed-up |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     mine = {(T, what): ms for T, what, impl, ms in rows if impl == "strata"}
@@ -226,6 +248,7 @@ def fla_only(T, fwd_only, check):
     (q, k, v, g, beta), d_out = gdn_inputs(T)
     rule = lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=1.0)[0]
     print(json.dumps({"what": "delta rule fwd", "ms": median_ms(rule)}))
+    print(json.dumps({"what": BACK_TO_BACK, "ms": back_to_back_ms(rule)}))
     if fwd_only:
         return
     def step():  # as strata_bench_gdn's: gradients set to none, the output's gradient given

@@ -85,12 +85,12 @@ int main(int argc, char** argv) {
   // Without gradients (inference, prefill) the rule runs the fused tensor-core forward on CUDA
   // (STRATA_FUSED_KERNELS=0 times its LibTorch twin instead): bf16 q and k as flash-linear-
   // attention takes them, and float32 q and k in heads-first memory as the layer hands them over.
-  const double rule_fwd_ms = strata::bench::median_ms(
-      [&] {
-        at::NoGradGuard no_grad;
-        strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
-      },
-      warmup, iters);
+  const auto rule_fwd = [&] {
+    at::NoGradGuard no_grad;
+    strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+  };
+  const double rule_fwd_ms = strata::bench::median_ms(rule_fwd, warmup, iters);
+  const double rule_fwd_back_to_back_ms = strata::bench::back_to_back_ms(rule_fwd, warmup, iters);
   auto heads_first_f32 = [](const at::Tensor& t) {
     return t.detach().to(at::kFloat).transpose(1, 2).contiguous().transpose(1, 2);
   };
@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
   for (auto [what, ms] : {std::pair{"layer_step", layer_step_ms}, std::pair{"layer", layer_ms},
                           std::pair{"delta_rule_step", rule_step_ms}, std::pair{"delta_rule", rule_ms},
                           std::pair{"delta_rule_fwd", rule_fwd_ms},
+                          std::pair{"delta_rule_fwd_back_to_back", rule_fwd_back_to_back_ms},
                           std::pair{"delta_rule_fwd_f32_qk", rule_fwd_layer_ms}, std::pair{"state_scan", scan_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
   return 0;
