@@ -115,8 +115,8 @@ TEST(HcBoundary, FusedMatchesTheUnfusedOpsInValuesAndEveryGradient) {
       }
 }
 
-// A gradient that reaches only some outputs (here x_next: streams' and f unused) leaves the
-// others' undefined; the backward takes them as zero.
+// A gradient that reaches only some outputs (x_next, streams' or f alone) leaves the others'
+// undefined; the backward takes them as zero.
 TEST(HcBoundary, GradientOfTheNextInputAloneMatches) {
   at::manual_seed(12);
   for (int64_t n : {1, 4}) {
@@ -126,6 +126,8 @@ TEST(HcBoundary, GradientOfTheNextInputAloneMatches) {
                              cat("x_next only, n ", n));
     expect_fused_as_accurate(inputs, {at::randn({2, 5, n, 16}, options), at::Tensor(), at::Tensor()}, at::kFloat,
                              cat("streams' only, n ", n));
+    expect_fused_as_accurate(inputs, {at::Tensor(), at::Tensor(), at::randn({2, 5, 2 * n + n * n}, options)},
+                             at::kFloat, cat("f only, n ", n));
   }
 }
 
