@@ -10,7 +10,7 @@ cuda=${CUDA_HOME:-/usr/local/cuda}
 work=$(mktemp -d /tmp/hc_maps_cpu_emulation.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src"
-cp kernels/common.cuh kernels/sinkhorn.cuh "$work/src/"
+cp kernels/common.cuh kernels/sinkhorn.cuh kernels/hc_gates.cuh "$work/src/"
 python3 - kernels/hc_maps.cu "$work/src/hc_maps.cu" <<'PY'
 import re, sys
 s = open(sys.argv[1]).read()
