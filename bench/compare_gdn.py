@@ -31,31 +31,19 @@ FLA = "flash-linear-attention (Triton)"
 # fwd+bwd is timed two ways (strata_bench_gdn says why): as a training step sees it (gradients set to
 # none, the output's gradient given), and with a float32 loss and gradients summed into the last ones.
 WITH_LOSS = ", loss + grad accumulation"
-# The forward is also timed as 20 calls back to back (back_to_back_ms says why).
+# The forward is also timed as 20 calls back to back (median_ms says why).
 BACK_TO_BACK = "delta rule fwd, back to back"
 
 
-def median_ms(fn, warmup=3, iters=10):
+def median_ms(fn, warmup=3, iters=10, calls=1):
+    """Median milliseconds a call of fn takes, over iters rounds of `calls` calls between two
+    synchronisations. One call a round also counts a launch latency and a synchronisation; several
+    back to back (none between them, as a model's layers follow one another) give the GPU's time
+    once the host runs ahead of it."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(iters):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(1000 * (time.perf_counter() - start))
-    return sorted(times)[len(times) // 2]
-
-
-def back_to_back_ms(fn, warmup=3, rounds=10, calls=20):
-    """Milliseconds a call takes when `calls` calls run back to back (no synchronisation between
-    them, as a model's layers follow one another): the GPU's time once the host runs ahead of it.
-    median_ms also counts one launch latency and one synchronisation per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(rounds):
         torch.cuda.synchronize()
         start = time.perf_counter()
         for _ in range(calls):
@@ -248,7 +236,7 @@ def fla_only(T, fwd_only, check):
     (q, k, v, g, beta), d_out = gdn_inputs(T)
     rule = lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=1.0)[0]
     print(json.dumps({"what": "delta rule fwd", "ms": median_ms(rule)}))
-    print(json.dumps({"what": BACK_TO_BACK, "ms": back_to_back_ms(rule)}))
+    print(json.dumps({"what": BACK_TO_BACK, "ms": median_ms(rule, calls=20)}))
     if fwd_only:
         return
     def step():  # as strata_bench_gdn's: gradients set to none, the output's gradient given
