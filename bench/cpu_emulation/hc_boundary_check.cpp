@@ -5,7 +5,7 @@
 // dL/df, a = rstd dL/df, the RMS coefficient c and base's and scale's per-token terms. n from 1
 // to 8, token counts that fill no block, hidden sizes that take the vector loads and that do not,
 // float32 and bfloat16 streams, with and without grad_input and grad_f. Prints PASS or FAIL. Run
-// by hc_boundary_run.sh.
+// by hc_run.sh.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

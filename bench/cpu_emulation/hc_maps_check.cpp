@@ -4,7 +4,7 @@
 // gives the same bits, and f's pre columns, base's pre entries and scale[0] get exact zeros.
 // Every n class (1, powers of two, idle lanes), token counts that fill no block, 1 to 150
 // iterations (the Sinkhorn tape in shared memory and in the global scratch), either gradient
-// alone, none, no tokens. Prints PASS or FAIL. Run by hc_maps_run.sh.
+// alone, none, no tokens. Prints PASS or FAIL. Run by hc_run.sh.
 #include <cmath>
 #include <cstdio>
 #include <cstring>

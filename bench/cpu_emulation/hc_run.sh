@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Checks mHC's kernels on the CPU emulation in emulation.h, without a GPU: the post and res maps
+# (kernels/hc_maps.cu, hc_maps_check.cpp) and the boundary's per-token kernels (kernels/
+# hc_boundary.cu, hc_boundary_check.cpp). Copies each kernel file with its launches turned into
+# emu::launch and its shared arrays into the emulation's buffer or into statics (one block runs at
+# a time), compiles them and the checks as C++ with g++, and runs both checks (about two minutes
+# on two cores).
+#   bench/cpu_emulation/hc_run.sh      (from anywhere; needs the CUDA headers and cudart)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cuda=${CUDA_HOME:-/usr/local/cuda}
+work=$(mktemp -d /tmp/hc_cpu_emulation.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/src"
+cp kernels/common.cuh kernels/sinkhorn.cuh kernels/hc_gates.cuh "$work/src/"
+python3 - "$work/src" <<'PY'
+import re, sys
+out = sys.argv[1]
+launch = re.compile(r'(\w+(?:<[^<>]*>)?)\s*<<<(.*?),\s*(\w+),\s*([^,]+?),\s*host::as_cuda\(stream\)>>>\((.*?)\);', re.S)
+# file, launches it holds, shared arrays -> what replaces them
+edits = {
+    'kernels/hc_maps.cu': (4, [('extern __shared__ float shared[];', 'float* shared = reinterpret_cast<float*>(emu_shared);'),
+                               ('__shared__ float scratch[kReduceThreads / 32];',
+                                'float* scratch = reinterpret_cast<float*>(emu_shared);')]),
+    'kernels/hc_boundary.cu': (4, [('__shared__ float grad_pre[', 'static float grad_pre[')]),
+    'kernels/token_group.cuh': (0, [('__shared__ float partial[', 'static float partial[')]),
+}
+for path, (launches, shared) in edits.items():
+    s = open(path).read()
+    s, count = launch.subn(r'emu::launch(dim3(\2), \3, [&] { \1(\5); });', s)
+    assert count == launches, f"expected {launches} launches in {path}, found {count}"
+    for old, new in shared:
+        assert old in s, old
+        s = s.replace(old, new)
+    open(f"{out}/{path.split('/')[-1]}", 'w').write(s)
+PY
+# The rounding intrinsics the kernels spell out (emulation.h has none): plain float operations.
+cat > "$work/prelude.h" <<'H'
+#pragma once
+#include "emulation.h"
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+H
+for kernel in hc_maps hc_boundary; do
+  g++ -std=c++20 -O2 -w -x c++ -include "$work/prelude.h" -I bench/cpu_emulation -I "$work/src" -I include \
+    -I "$cuda/include" -c "$work/src/$kernel.cu" -o "$work/$kernel.o" &
+  g++ -std=c++20 -O2 -I include -c "bench/cpu_emulation/${kernel}_check.cpp" -o "$work/${kernel}_check.o" &
+done
+wait
+status=0
+for kernel in hc_maps hc_boundary; do
+  g++ -o "$work/${kernel}_check" "$work/${kernel}_check.o" "$work/$kernel.o" -L "$cuda/lib64" -lcudart -lpthread
+  "$work/${kernel}_check" || status=1
+done
+exit $status
