@@ -57,7 +57,7 @@ struct Stored {
   }
 };
 
-// max |got - want| / max |want| over the first `count` values.
+// max |got(i) - want[i]| / max |want[i]| over want's indices.
 template <class Got>
 double rel(Got got, const std::vector<double>& want) {
   double e = 0, s = 0;
