@@ -287,12 +287,14 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
 
   // T in bfloat16 for the backward, zero above the diagonal blocks (never written in shared memory),
   // where the forward keeps its intermediates.
-  bf16* inverse_out = p.inverse + chunk_index * kChunk * kChunk;
-  for (int e = threadIdx.x; in.keep_for_backward && e < kChunk * kChunk / 8; e += kThreads) {
-    const int i = e / (kChunk / 8), column = (e % (kChunk / 8)) * 8;
-    uint4 x = make_uint4(0, 0, 0, 0);
-    if (column < 16 * (i / 16 + 1)) x = *reinterpret_cast<const uint4*>(inverse16 + i * L::kInverseStride + column);
-    *reinterpret_cast<uint4*>(inverse_out + i * kChunk + column) = x;
+  if (in.keep_for_backward) {
+    bf16* inverse_out = p.inverse + chunk_index * kChunk * kChunk;
+    for (int e = threadIdx.x; e < kChunk * kChunk / 8; e += kThreads) {
+      const int i = e / (kChunk / 8), column = (e % (kChunk / 8)) * 8;
+      uint4 x = make_uint4(0, 0, 0, 0);
+      if (column < 16 * (i / 16 + 1)) x = *reinterpret_cast<const uint4*>(inverse16 + i * L::kInverseStride + column);
+      *reinterpret_cast<uint4*>(inverse_out + i * kChunk + column) = x;
+    }
   }
 
   // 5. W = T keys (warps 0-3) and U = T values (warps 4-7), half of the columns a warp, row blocks
