@@ -4,6 +4,8 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cstdint>
+
 #include "strata/core/error.h"
 #include "strata/kernels/dispatch.h"
 #include "strata/kernels/hc_boundary_launch.h"
@@ -49,15 +51,27 @@ Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
   c10::DeviceGuard guard(s.device());
   auto new_streams = at::empty_like(s);
   auto rstd = at::empty({tokens}, s.options().dtype(at::kFloat));
-  launch::hc_boundary_combine(dtype, s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
-                              new_streams.data_ptr(), rstd.data_ptr<float>(), tokens, n, hidden,
-                              static_cast<float>(next.norm_eps), stream);
-  // The projection's product in the streams' dtype with float32 accumulation (as hc_project_cuda);
-  // the RMS factor, the pre map and the collapse in one kernel after it.
-  auto product = at::mm(new_streams.view({tokens, n * hidden}), next.fn.to(s.scalar_type()).t());
   auto f = at::empty({tokens, next.fn.size(0)}, s.options().dtype(at::kFloat));
   auto next_input = at::empty({tokens, hidden}, s.options());
   const auto base = next.base.to(at::kFloat).contiguous(), scale = next.scale.to(at::kFloat).contiguous();
+  // bfloat16 streams: one kernel, the projection's product on tensor cores inside it.
+  const auto aligned = [](const at::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (s.scalar_type() == at::kBFloat16 && launch::hc_boundary_forward_fits(n, hidden) && aligned(s) && aligned(b)) {
+    const auto fn = next.fn.to(at::kBFloat16).contiguous();
+    launch::hc_boundary_forward(s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
+                                fn.data_ptr(), base.data_ptr<float>(), scale.data_ptr<float>(),
+                                static_cast<float>(next.norm_eps), static_cast<float>(next.eps),
+                                new_streams.data_ptr(), next_input.data_ptr(), f.data_ptr<float>(),
+                                rstd.data_ptr<float>(), tokens, n, hidden, stream);
+    return {new_streams, next_input, f, rstd};
+  }
+  launch::hc_boundary_combine(dtype, s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
+                              new_streams.data_ptr(), rstd.data_ptr<float>(), tokens, n, hidden,
+                              static_cast<float>(next.norm_eps), stream);
+  // Otherwise the combine, then the projection's product in the streams' dtype with float32
+  // accumulation (as hc_project_cuda), then the RMS factor, the pre map and the collapse in one
+  // kernel.
+  auto product = at::mm(new_streams.view({tokens, n * hidden}), next.fn.to(s.scalar_type()).t());
   launch::hc_boundary_collapse(dtype, new_streams.data_ptr(), product.data_ptr(), rstd.data_ptr<float>(),
                                base.data_ptr<float>(), scale.data_ptr<float>(), static_cast<float>(next.eps),
                                next_input.data_ptr(), f.data_ptr<float>(), tokens, n, hidden, stream);

@@ -80,6 +80,11 @@ void hc_boundary_combine(Dtype, const void*, const void*, const float*, const fl
   no_kernels("hc_boundary_combine");
 }
 
+void hc_boundary_forward(const void*, const void*, const float*, const float*, const void*, const float*,
+                         const float*, float, float, void*, void*, float*, float*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_boundary_forward");
+}
+
 void hc_boundary_collapse(Dtype, const void*, const void*, const float*, const float*, const float*, float, void*,
                           float*, int64_t, int64_t, int64_t, Stream) {
   no_kernels("hc_boundary_collapse");

@@ -13,6 +13,22 @@ namespace strata::kernels::launch {
 void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
                          void* out, float* rstd, int64_t tokens, int64_t n, int64_t hidden, float eps, Stream stream);
 
+// Whether hc_boundary_forward takes n streams of `hidden`: a step of the kernel takes 64 columns
+// of each stream for n <= 4, 32 above.
+inline bool hc_boundary_forward_fits(int64_t n, int64_t hidden) {
+  return n >= 1 && n <= kMaxHyperStreams && hidden % (n <= 4 ? 64 : 32) == 0;
+}
+
+// hc_boundary_combine, the projection's product, hc_boundary_collapse's per-token work and the
+// collapse in one kernel, for bfloat16 streams (kernels/hc_boundary_forward.cu): writes the new
+// streams, the next input, f [tokens, M] (= new_streams[t] . fn[m] * rstd[t], the product of the
+// bfloat16 values summed in float32) and rstd [tokens]. fn [M, n hidden] in bfloat16; every
+// bfloat16 array 16-byte aligned; hc_boundary_forward_fits(n, hidden).
+void hc_boundary_forward(const void* streams, const void* branch, const float* post, const float* res, const void* fn,
+                         const float* base, const float* scale, float norm_eps, float eps, void* new_streams,
+                         void* next_input, float* f, float* rstd, int64_t tokens, int64_t n, int64_t hidden,
+                         Stream stream);
+
 // The next half's input from cuBLAS's projection product [tokens, M] (M = 2n + n^2, in the
 // dtype): f = product * rstd[t] (float32, written out for the next post and res maps), pre_k =
 // sigmoid(scale[0] f_k + base_k) + eps, out[t] = sum_j pre_j streams[t, j] (the dtype). base [M]
