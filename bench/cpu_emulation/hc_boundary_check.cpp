@@ -14,9 +14,13 @@
 #include <random>
 #include <vector>
 
+#include "check_values.h"
 #include "strata/kernels/hc_boundary_launch.h"
 
 using namespace strata::kernels::launch;
+using emulation_check::bf16_bits;
+using emulation_check::bf16_value;
+using emulation_check::rel;
 
 namespace {
 
@@ -24,20 +28,6 @@ struct Case {
   int n, tokens, hidden;
   bool bf16, grad_input, grad_f;
 };
-
-uint16_t bf16_bits(float x) {  // round to nearest even, as __float2bfloat16_rn
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float bf16_value(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
 
 // Values stored in the case's dtype, 64-byte aligned (the kernels' vector loads need 16).
 struct Stored {
@@ -56,17 +46,6 @@ struct Stored {
     return bf16 ? bf16_value(static_cast<const uint16_t*>(data)[i]) : static_cast<const float*>(data)[i];
   }
 };
-
-// max |got(i) - want[i]| / max |want[i]| over want's indices.
-template <class Got>
-double rel(Got got, const std::vector<double>& want) {
-  double e = 0, s = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    e = std::max(e, std::abs(got(i) - want[i]));
-    s = std::max(s, std::abs(want[i]));
-  }
-  return s > 0 ? e / s : e;
-}
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
