@@ -9,8 +9,8 @@
 #     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
 #     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU;
-#     mhc: the mHC tests on CUDA, the mHC op benchmark, and mHC n = 4's training-step overhead over
-#     the plain residual beside its bandwidth bound (dense 221M with float32 and bfloat16 streams,
+#     mhc: the mHC tests on CUDA (only they are built), the mHC op benchmark, and mHC n = 4's
+#     training-step overhead over the plain residual beside its bandwidth bound (dense 221M with float32 and bfloat16 streams,
 #     fused and unfused boundaries; hidden 4096 x 8 layers; a GDN + attention + MoE hybrid))
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
@@ -32,8 +32,12 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
   [ "$status" = PASS ] || tail -40 "$out/$name.log"
 }
 
+# mhc builds only the mHC tests (half the build time of the whole suite; device calls are short).
+test_subset=
+[ "$phase" = mhc ] && test_subset="kernels/hc_*.cpp;kernels/hyper_connection*.cpp;layers/hyper_connection*.cpp;\
+layers/bias_dropout_add_test.cpp;model/hyper_connection_model_test.cpp;model/residual_dtype_test.cpp;hf/deepseek_v4_test.cpp"
 step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu-deps/usr"
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu-deps/usr" -DSTRATA_TEST_SUBSET="$test_subset"
 if [ "$phase" = nccl ]; then
   step build cmake --build build-gpu -j"$(nproc)" --target strata strata_bench_gdn
   gpus=$(nvidia-smi --list-gpus | wc -l)
