@@ -15,7 +15,7 @@
 // inputs, so a recompute matches), f = product * rstd, pre_k = sigmoid(scale[0] f_k + base_k) +
 // eps, and the collapse sum_j pre_j new_streams_j in hc_collapse's order.
 #include <algorithm>
-#include <initializer_list>
+#include <utility>
 
 #include "common.cuh"
 #include "hc_gates.cuh"
@@ -197,8 +197,10 @@ void hc_boundary_forward(const void* streams, const void* branch, const float* p
   if (!hc_boundary_forward_fits(n, hidden))
     fail(what, ": n ", n, " and hidden ", hidden, "; expected n in 1..", kMaxHyperStreams,
          " and hidden a multiple of ", n <= 4 ? 64 : 32);
-  for (const void* p : std::initializer_list<const void*>{streams, branch, fn, new_streams, next_input})
-    if (!host::aligned(p, 16)) fail(what, ": every bfloat16 array must be 16-byte aligned");
+  const std::pair<const char*, const void*> arrays[] = {
+      {"streams", streams}, {"branch", branch}, {"fn", fn}, {"new_streams", new_streams}, {"next_input", next_input}};
+  for (const auto& [name, p] : arrays)
+    if (!host::aligned(p, 16)) fail(what, ": ", name, " at ", p, " is not 16-byte aligned; every bfloat16 array must be");
   if (tokens == 0) return;
   const int64_t blocks = (tokens + kRows - 1) / kRows;
   if (blocks > 0x7fffffff) fail(what, ": ", tokens, " tokens, more than one launch takes");
