@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   app.add_option("--moe-router-topk", c.moe_router_topk);
   app.add_option("--moe-ffn-hidden-size", c.moe_ffn_hidden_size);
   bool profile = false;
-  app.add_flag("--profile", profile, "also print to stderr the kernels of 3 more steps by GPU time (CUDA builds)");
+  app.add_flag("--profile", profile, "also print to stderr the kernels of 3 more steps by GPU time, and with --compare-plain the plain model's (CUDA builds)");
   CLI11_PARSE(app, argc, argv);
   if (streams > 0) {
     c.enable_mhc_connections = true;
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     plain_config.enable_mhc_connections = false;
     plain_config.mhc_num_residual_streams = strata::TransformerConfig{}.mhc_num_residual_streams;
     std::erase(plain_config.recompute_modules, std::string("mhc"));
-    const auto plain = measure(plain_config, o, warmup, true, false);
+    const auto plain = measure(plain_config, o, warmup, true, profile);
     const double tokens = static_cast<double>(o.micro_batch_size * o.seq_length);
     // Streams in the residual's dtype: float32 with fp32_residual_connection, else bfloat16.
     const double residual_bytes = (c.fp32_residual_connection || !o.bf16) ? 4.0 : 2.0;

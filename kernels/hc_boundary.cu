@@ -237,6 +237,35 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
+// base's and scale's gradients through pre from the per-token terms, one block an entry, each a
+// fixed-order sum (the same bits for the same inputs): grad_base[k] = sum_t grad_logit[t, k] for
+// k < n, grad_scale[0] = sum_t sum_k grad_logit_f[t, k]; block 0 also writes the zeros of base's
+// post and res entries and of scale[1] and scale[2] (the post and res maps' gradients come apart).
+constexpr int kBiasThreads = 256;
+
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_grads_kernel(const float* __restrict__ grad_logit, const float* __restrict__ grad_logit_f, int64_t tokens,
+                      int n, int maps, float* __restrict__ grad_base, float* __restrict__ grad_scale) {
+  __shared__ float scratch[kBiasThreads / 32];
+  const int entry = blockIdx.x;
+  float sum = 0.0f;
+  if (entry < n) {
+    for (int64_t t = threadIdx.x; t < tokens; t += kBiasThreads) sum += grad_logit[t * n + entry];
+  } else {
+    for (int64_t i = threadIdx.x; i < tokens * n; i += kBiasThreads) sum += grad_logit_f[i];
+  }
+  sum = block_sum<kBiasThreads>(sum, scratch);
+  if (threadIdx.x != 0) return;
+  if (entry < n)
+    grad_base[entry] = sum;
+  else
+    grad_scale[0] = sum;
+  if (entry == 0) {
+    for (int m = n; m < maps; ++m) grad_base[m] = 0.0f;
+    grad_scale[1] = grad_scale[2] = 0.0f;
+  }
+}
+
 // Calls f(std::integral_constant<int, V>{}) with V the widest vector (16 bytes for n <= 4, 8
 // above, to bound the registers the n x V tiles take) that divides `hidden` and aligns every
 // pointer; else 1.
@@ -313,6 +342,13 @@ void hc_boundary_projection_grad(Dtype dtype, const void* grad_input, const void
     });
   });
   host::check_launch(what);
+}
+
+void hc_boundary_bias_grads(const float* grad_logit, const float* grad_logit_f, int64_t tokens, int64_t n,
+                            float* grad_base, float* grad_scale, Stream stream) {
+  bias_grads_kernel<<<static_cast<unsigned>(n + 1), kBiasThreads, 0, host::as_cuda(stream)>>>(
+      grad_logit, grad_logit_f, tokens, static_cast<int>(n), static_cast<int>(2 * n + n * n), grad_base, grad_scale);
+  host::check_launch("hc_boundary_bias_grads");
 }
 
 void hc_boundary_backward(Dtype dtype, const void* grad_new, const void* grad_input, const float* pre,

@@ -2,10 +2,10 @@
 // hc_boundary_projection_grad) on the CPU emulation (emulation.h), against their formulas in
 // float64 written out here from the same stored inputs: f = product * rstd, pre = sigmoid(scale[0]
 // f + base) + eps and the collapse; the collapse weights' dots, dL/dlogit through pre's sigmoid,
-// dL/df, a = rstd dL/df, the RMS coefficient c and base's and scale's per-token terms. n from 1
-// to 8, token counts that fill no block, hidden sizes that take the vector loads and that do not,
-// float32 and bfloat16 streams, with and without grad_input and grad_f. Prints PASS or FAIL. Run
-// by hc_run.sh.
+// dL/df, a = rstd dL/df, the RMS coefficient c, base's and scale's per-token terms and their sums
+// (hc_boundary_bias_grads). n from 1 to 8, token counts that fill no block, hidden sizes that take
+// the vector loads and that do not, float32 and bfloat16 streams, with and without grad_input and
+// grad_f. Prints PASS or FAIL. Run by hc_run.sh.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -74,6 +74,8 @@ bool check(const Case& k, unsigned seed) {
   hc_boundary_projection_grad(dtype, k.grad_input ? grad_input.data : nullptr, streams.data, f.data(),
                               k.grad_f ? grad_f.data() : nullptr, rstd.data(), base.data(), scale.data(), eps, a.data,
                               c.data(), pre.data(), gl.data(), glf.data(), T, n, H, nullptr);
+  std::vector<float> grad_base(M, NAN), grad_scale(3, NAN);
+  hc_boundary_bias_grads(gl.data(), glf.data(), T, n, grad_base.data(), grad_scale.data(), nullptr);
 
   // The formulas in float64 from the stored inputs.
   std::vector<double> f_ref(size_t(T) * M), out_ref(size_t(T) * H), pre_ref(size_t(T) * n), a_ref(size_t(T) * M),
@@ -108,6 +110,17 @@ bool check(const Case& k, unsigned seed) {
     c_ref[t] = dot * double(rstd[t]) * rstd[t] / (double(n) * H);
   }
 
+  // base's and scale's gradients: the sums of the kernel's per-token terms, zero where pre has none;
+  // judged against the sums of the terms' magnitudes (float32 sums of terms that cancel).
+  std::vector<double> base_ref(M, 0.0), scale_ref(3, 0.0);
+  double magnitude = 0;
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < n; ++j) {
+      base_ref[j] += gl[t * n + j];
+      scale_ref[0] += glf[t * n + j];
+      magnitude += std::abs(gl[t * n + j]) + std::abs(glf[t * n + j]);
+    }
+
   const double tol = k.bf16 ? 8e-3 : 2e-6;
   const double e_f = rel([&](size_t i) { return double(f[i]); }, f_ref);
   const double e_out = rel([&](size_t i) { return out.get(i); }, out_ref);
@@ -116,12 +129,15 @@ bool check(const Case& k, unsigned seed) {
   const double e_c = rel([&](size_t i) { return double(c[i]); }, c_ref);
   const double e_gl = rel([&](size_t i) { return double(gl[i]); }, gl_ref);
   const double e_glf = rel([&](size_t i) { return double(glf[i]); }, glf_ref);
+  double e_bias = 0;
+  for (int m = 0; m < M; ++m) e_bias = std::max(e_bias, std::abs(grad_base[m] - base_ref[m]) / magnitude);
+  for (int i = 0; i < 3; ++i) e_bias = std::max(e_bias, std::abs(grad_scale[i] - scale_ref[i]) / magnitude);
   const bool pass = e_f <= 1e-6 && e_pre <= 1e-6 && e_out <= tol && e_a <= tol && e_c <= 1e-5 && e_gl <= 1e-5 &&
-                    e_glf <= 1e-5;
+                    e_glf <= 1e-5 && e_bias <= 1e-6;
   std::printf("%s n %d tokens %d hidden %d %s grad_input %d grad_f %d: f %.1e pre %.1e out %.1e | a %.1e c %.1e "
-              "dlogit %.1e dlogit f %.1e\n",
+              "dlogit %.1e dlogit f %.1e base and scale %.1e\n",
               pass ? "ok  " : "FAIL", n, T, H, k.bf16 ? "bf16" : "fp32", k.grad_input, k.grad_f, e_f, e_pre, e_out,
-              e_a, e_c, e_gl, e_glf);
+              e_a, e_c, e_gl, e_glf, e_bias);
   return pass;
 }
 

@@ -96,10 +96,20 @@ void hc_boundary_projection_grad(Dtype, const void*, const void*, const float*, 
   no_kernels("hc_boundary_projection_grad");
 }
 
+void hc_boundary_bias_grads(const float*, const float*, int64_t, int64_t, float*, float*, Stream) {
+  no_kernels("hc_boundary_bias_grads");
+}
+
 void hc_boundary_backward(Dtype, const void*, const void*, const float*, const void*, const float*, const void*,
                           const void*, const void*, const float*, const float*, void*, void*, float*, float*, int64_t,
                           int64_t, int64_t, Stream) {
   no_kernels("hc_boundary_backward");
+}
+
+void hc_boundary_backward_fused(const void*, const void*, const void*, const void*, const float*, const float*,
+                                const void*, const void*, const void*, const float*, const float*, void*, void*,
+                                float*, float*, int64_t, int64_t, int64_t, Stream) {
+  no_kernels("hc_boundary_backward_fused");
 }
 
 void hc_post_res_forward(const float*, const float*, const float*, float*, float*, int64_t, int64_t, int64_t, float,
