@@ -1,8 +1,8 @@
 // mHC's fused half boundary (strata::kernels::hc_boundary): the combine that also gives the next
 // projection's RMS factor; the next half's pre map and collapse from the projection's product; in
 // backward, the per-token gradients of the projection and the pre map (with the dots of the
-// collapse's weight gradient), and the pass that sums every gradient reaching the new streams and
-// runs the combine's backward.
+// collapse's weight gradient), their sums into base's and scale's gradients, and the pass that
+// sums every gradient reaching the new streams and runs the combine's backward.
 // Token groups as in kernels/hyper_connection.cu (token_group.cuh), with each thread moving V
 // consecutive elements of `hidden` per access (vector loads of V * sizeof(T) bytes) where every
 // row is aligned for it; float32 math, one rounding per stored value.

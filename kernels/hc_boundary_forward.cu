@@ -194,7 +194,7 @@ void hc_boundary_forward(const void* streams, const void* branch, const float* p
                          void* next_input, float* f, float* rstd, int64_t tokens, int64_t n, int64_t hidden,
                          Stream stream) {
   const char* what = "hc_boundary_forward";
-  if (!hc_boundary_fused_fits(n, hidden))
+  if (!hc_boundary_forward_fits(n, hidden))
     fail(what, ": n ", n, " and hidden ", hidden, "; expected n in 1..", kMaxHyperStreams,
          " and hidden a multiple of ", n <= 4 ? 64 : 32);
   const std::pair<const char*, const void*> arrays[] = {

@@ -2,11 +2,10 @@
 # Checks mHC's kernels on the CPU emulation in emulation.h, without a GPU: the post and res maps
 # (kernels/hc_maps.cu, hc_maps_check.cpp), the boundary's per-token kernels (kernels/
 # hc_boundary.cu, hc_boundary_check.cpp) and its one-kernel bfloat16 forward (kernels/
-# hc_boundary_forward.cu, hc_boundary_forward_check.cpp) and one-kernel bfloat16 backward
-# (kernels/hc_boundary_backward.cu, hc_boundary_backward_check.cpp; mma.sync and ldmatrix from
-# the emulation's mma_fragments.cuh). Copies each kernel file with its launches turned into
+# hc_boundary_forward.cu, hc_boundary_forward_check.cpp; mma.sync and ldmatrix from the
+# emulation's mma_fragments.cuh). Copies each kernel file with its launches turned into
 # emu::launch and its shared arrays into the emulation's buffer or into statics (one block runs at
-# a time), compiles them and the checks as C++ with g++, and runs the four checks (about four minutes
+# a time), compiles them and the checks as C++ with g++, and runs the three checks (about three minutes
 # on two cores).
 #   bench/cpu_emulation/hc_run.sh      (from anywhere; needs the CUDA headers and cudart)
 set -euo pipefail
@@ -29,8 +28,6 @@ edits = {
                                    ('__shared__ float scratch[', 'static float scratch[')]),
     'kernels/hc_boundary_forward.cu': (1, [('extern __shared__ __align__(16) unsigned char shared[];',
                                             'unsigned char* shared = emu_shared;')]),
-    'kernels/hc_boundary_backward.cu': (1, [('extern __shared__ __align__(16) unsigned char shared[];',
-                                             'unsigned char* shared = emu_shared;')]),
     'kernels/token_group.cuh': (0, [('__shared__ float partial[', 'static float partial[')]),
 }
 for path, (launches, shared) in edits.items():
@@ -52,14 +49,14 @@ inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 H
-for kernel in hc_maps hc_boundary hc_boundary_forward hc_boundary_backward; do
+for kernel in hc_maps hc_boundary hc_boundary_forward; do
   g++ -std=c++20 -O2 -w -x c++ -include "$work/prelude.h" -I bench/cpu_emulation -I "$work/src" -I include \
     -I "$cuda/include" -c "$work/src/$kernel.cu" -o "$work/$kernel.o" &
   g++ -std=c++20 -O2 -I include -c "bench/cpu_emulation/${kernel}_check.cpp" -o "$work/${kernel}_check.o" &
 done
 wait
 status=0
-for kernel in hc_maps hc_boundary hc_boundary_forward hc_boundary_backward; do
+for kernel in hc_maps hc_boundary hc_boundary_forward; do
   g++ -o "$work/${kernel}_check" "$work/${kernel}_check.o" "$work/$kernel.o" -L "$cuda/lib64" -lcudart -lpthread
   "$work/${kernel}_check" || status=1
 done

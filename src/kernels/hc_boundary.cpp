@@ -28,7 +28,6 @@ at::Tensor pre_sigmoid(const at::Tensor& f, const at::Tensor& base, const at::Te
 // factor rstd [tokens] the backward needs.
 struct Forward {
   at::Tensor new_streams, next_input, f, rstd;
-  at::Tensor fn16;  // fn in bfloat16 where the one-kernel forward ran, for the one-kernel backward
 };
 
 // The twin: the unfused twins' ops in their order.
@@ -40,16 +39,7 @@ Forward forward_aten(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
   auto rstd = at::rsqrt(flat.square().mean(-1) + next.norm_eps);
   auto f = hc_project_reference(new_streams.flatten(1), next.fn, next.norm_eps);
   auto pre = pre_sigmoid(f, next.base, next.scale, n) + next.eps;
-  return {new_streams, hc_collapse_reference(new_streams, pre), f, rstd, {}};
-}
-
-// Whether the one-kernel forward and backward (bfloat16 streams, hc_boundary_fused_fits) take
-// streams `s`: every bfloat16 array they read 16-byte aligned (undefined ones are absent).
-bool fused_kernels_apply(const at::Tensor& s, std::initializer_list<at::Tensor> arrays) {
-  if (s.scalar_type() != at::kBFloat16 || !launch::hc_boundary_fused_fits(s.size(1), s.size(2))) return false;
-  for (const auto& t : arrays)
-    if (t.defined() && reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 != 0) return false;
-  return true;
+  return {new_streams, hc_collapse_reference(new_streams, pre), f, rstd};
 }
 
 Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor& post, const at::Tensor& res,
@@ -65,14 +55,15 @@ Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
   auto next_input = at::empty({tokens, hidden}, s.options());
   const auto base = next.base.to(at::kFloat).contiguous(), scale = next.scale.to(at::kFloat).contiguous();
   // bfloat16 streams: one kernel, the projection's product on tensor cores inside it.
-  if (fused_kernels_apply(s, {s, b})) {
+  const auto aligned = [](const at::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (s.scalar_type() == at::kBFloat16 && launch::hc_boundary_forward_fits(n, hidden) && aligned(s) && aligned(b)) {
     const auto fn = next.fn.to(at::kBFloat16).contiguous();
     launch::hc_boundary_forward(s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
                                 fn.data_ptr(), base.data_ptr<float>(), scale.data_ptr<float>(),
                                 static_cast<float>(next.norm_eps), static_cast<float>(next.eps),
                                 new_streams.data_ptr(), next_input.data_ptr(), f.data_ptr<float>(),
                                 rstd.data_ptr<float>(), tokens, n, hidden, stream);
-    return {new_streams, next_input, f, rstd, fn};
+    return {new_streams, next_input, f, rstd};
   }
   launch::hc_boundary_combine(dtype, s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
                               new_streams.data_ptr(), rstd.data_ptr<float>(), tokens, n, hidden,
@@ -84,7 +75,7 @@ Forward forward_cuda(const at::Tensor& s, const at::Tensor& b, const at::Tensor&
   launch::hc_boundary_collapse(dtype, new_streams.data_ptr(), product.data_ptr(), rstd.data_ptr<float>(),
                                base.data_ptr<float>(), scale.data_ptr<float>(), static_cast<float>(next.eps),
                                next_input.data_ptr(), f.data_ptr<float>(), tokens, n, hidden, stream);
-  return {new_streams, next_input, f, rstd, {}};
+  return {new_streams, next_input, f, rstd};
 }
 
 // What the backward hands back, on [tokens, ...] views.
@@ -153,8 +144,7 @@ Grads backward_aten(const at::Tensor& grad_new, const at::Tensor& grad_input, co
 
 Grads backward_cuda(const at::Tensor& grad_new, const at::Tensor& grad_input, const at::Tensor& grad_f,
                     const at::Tensor& s, const at::Tensor& b, const at::Tensor& post, const at::Tensor& res,
-                    const at::Tensor& new_streams, const at::Tensor& f, const at::Tensor& rstd, const HcNextMaps& next,
-                    const at::Tensor& fn16) {
+                    const at::Tensor& new_streams, const at::Tensor& f, const at::Tensor& rstd, const HcNextMaps& next) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const int64_t tokens = s.size(0), n = s.size(1), hidden = s.size(2);
   const auto type = s.scalar_type();
@@ -175,28 +165,17 @@ Grads backward_cuda(const at::Tensor& grad_new, const at::Tensor& grad_input, co
                                       static_cast<float>(next.eps), a.data_ptr(), c.data_ptr<float>(),
                                       pre.data_ptr<float>(), grad_logit.data_ptr<float>(),
                                       grad_logit_f.data_ptr<float>(), tokens, n, hidden, stream);
+  auto proj = at::mm(a, next.fn.to(type));  // [tokens, n * H]: the projection's product term
   Grads out;
   out.streams = at::empty_like(s);
   out.branch = at::empty_like(b);
   out.post = at::empty({tokens, n}, f.options());
   out.res = at::empty({tokens, n, n}, f.options());
-  auto data = [](const at::Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
-  if (fused_kernels_apply(s, {s, b, new_streams, gi, gn})) {
-    // The projection's product term a fn made inside the kernel, with the forward's bfloat16 fn.
-    const auto fn = fn16.defined() ? fn16 : next.fn.to(at::kBFloat16).contiguous();
-    launch::hc_boundary_backward_fused(data(gn), data(gi), a.data_ptr(), fn.data_ptr(), pre.data_ptr<float>(),
-                                       c.data_ptr<float>(), new_streams.data_ptr(), s.data_ptr(), b.data_ptr(),
-                                       post.data_ptr<float>(), res.data_ptr<float>(), out.streams.data_ptr(),
-                                       out.branch.data_ptr(), out.post.data_ptr<float>(), out.res.data_ptr<float>(),
-                                       tokens, n, hidden, stream);
-  } else {
-    auto proj = at::mm(a, next.fn.to(type));  // [tokens, n * H]: the projection's product term
-    launch::hc_boundary_backward(dtype, data(gn), data(gi), pre.data_ptr<float>(), proj.data_ptr(),
-                                 c.data_ptr<float>(), new_streams.data_ptr(), s.data_ptr(), b.data_ptr(),
-                                 post.data_ptr<float>(), res.data_ptr<float>(), out.streams.data_ptr(),
-                                 out.branch.data_ptr(), out.post.data_ptr<float>(), out.res.data_ptr<float>(), tokens,
-                                 n, hidden, stream);
-  }
+  launch::hc_boundary_backward(dtype, gn.defined() ? gn.data_ptr() : nullptr, gi.defined() ? gi.data_ptr() : nullptr,
+                               pre.data_ptr<float>(), proj.data_ptr(), c.data_ptr<float>(), new_streams.data_ptr(),
+                               s.data_ptr(), b.data_ptr(), post.data_ptr<float>(), res.data_ptr<float>(),
+                               out.streams.data_ptr(), out.branch.data_ptr(), out.post.data_ptr<float>(),
+                               out.res.data_ptr<float>(), tokens, n, hidden, stream);
   out.fn = at::mm(a.t(), new_streams.view({tokens, n * hidden}));
   out.base = at::empty({f.size(1)}, per_token);
   out.scale = at::empty({3}, per_token);
@@ -222,7 +201,7 @@ class BoundaryFunction : public torch::autograd::Function<BoundaryFunction> {
     auto p = post.to(at::kFloat).contiguous();
     auto r = res.to(at::kFloat).contiguous();
     const auto out = runs_kernels(s) ? forward_cuda(s, b, p, r, next) : forward_aten(s, b, p, r, next);
-    ctx->save_for_backward({s, b, p, r, fn, base, scale, out.new_streams, out.f, out.rstd, out.fn16});
+    ctx->save_for_backward({s, b, p, r, fn, base, scale, out.new_streams, out.f, out.rstd});
     ctx->saved_data["eps"] = std::vector<double>{norm_eps, eps};
     ctx->saved_data["dtypes"] = std::vector<int64_t>{static_cast<int64_t>(post.scalar_type()),
                                                      static_cast<int64_t>(res.scalar_type())};
@@ -235,9 +214,8 @@ class BoundaryFunction : public torch::autograd::Function<BoundaryFunction> {
     const auto eps = ctx->saved_data["eps"].toDoubleVector();
     const HcNextMaps next{saved[4], saved[5], saved[6], eps[0], eps[1]};
     const auto &new_streams = saved[7], &f = saved[8], &rstd = saved[9];
-    const auto out = runs_kernels(s)
-                         ? backward_cuda(grads[0], grads[1], grads[2], s, b, p, r, new_streams, f, rstd, next, saved[10])
-                         : backward_aten(grads[0], grads[1], grads[2], s, b, p, r, new_streams, f, rstd, next);
+    const auto out = runs_kernels(s) ? backward_cuda(grads[0], grads[1], grads[2], s, b, p, r, new_streams, f, rstd, next)
+                                     : backward_aten(grads[0], grads[1], grads[2], s, b, p, r, new_streams, f, rstd, next);
     const auto dtypes = ctx->saved_data["dtypes"].toIntVector();
     auto as = [](const at::Tensor& g, const at::Tensor& like) { return g.to(like.scalar_type()); };
     return {out.streams,

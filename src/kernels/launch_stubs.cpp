@@ -106,12 +106,6 @@ void hc_boundary_backward(Dtype, const void*, const void*, const float*, const v
   no_kernels("hc_boundary_backward");
 }
 
-void hc_boundary_backward_fused(const void*, const void*, const void*, const void*, const float*, const float*,
-                                const void*, const void*, const void*, const float*, const float*, void*, void*,
-                                float*, float*, int64_t, int64_t, int64_t, Stream) {
-  no_kernels("hc_boundary_backward_fused");
-}
-
 void hc_post_res_forward(const float*, const float*, const float*, float*, float*, int64_t, int64_t, int64_t, float,
                          Stream) {
   no_kernels("hc_post_res_forward");

@@ -13,9 +13,9 @@ namespace strata::kernels::launch {
 void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
                          void* out, float* rstd, int64_t tokens, int64_t n, int64_t hidden, float eps, Stream stream);
 
-// Whether hc_boundary_forward and hc_boundary_backward_fused take n streams of `hidden`: a step
-// of the kernels takes 64 columns of each stream for n <= 4, 32 above.
-inline bool hc_boundary_fused_fits(int64_t n, int64_t hidden) {
+// Whether hc_boundary_forward takes n streams of `hidden`: a step of the kernel takes 64 columns
+// of each stream for n <= 4, 32 above.
+inline bool hc_boundary_forward_fits(int64_t n, int64_t hidden) {
   return n >= 1 && n <= kMaxHyperStreams && hidden % (n <= 4 ? 64 : 32) == 0;
 }
 
@@ -23,7 +23,7 @@ inline bool hc_boundary_fused_fits(int64_t n, int64_t hidden) {
 // collapse in one kernel, for bfloat16 streams (kernels/hc_boundary_forward.cu): writes the new
 // streams, the next input, f [tokens, M] (= new_streams[t] . fn[m] * rstd[t], the product of the
 // bfloat16 values summed in float32) and rstd [tokens]. fn [M, n hidden] in bfloat16; every
-// bfloat16 array 16-byte aligned; hc_boundary_fused_fits(n, hidden).
+// bfloat16 array 16-byte aligned; hc_boundary_forward_fits(n, hidden).
 void hc_boundary_forward(const void* streams, const void* branch, const float* post, const float* res, const void* fn,
                          const float* base, const float* scale, float norm_eps, float eps, void* new_streams,
                          void* next_input, float* f, float* rstd, int64_t tokens, int64_t n, int64_t hidden,
@@ -65,15 +65,5 @@ void hc_boundary_backward(Dtype dtype, const void* grad_new, const void* grad_in
                           const void* branch, const float* post, const float* res, void* grad_streams,
                           void* grad_branch, float* grad_post, float* grad_res, int64_t tokens, int64_t n,
                           int64_t hidden, Stream stream);
-
-// hc_boundary_backward for bfloat16 streams with the projection's product term made inside the
-// kernel (kernels/hc_boundary_backward.cu): proj_grad = a fn from a [tokens, M] (hc_boundary_
-// projection_grad's, bfloat16) and fn [M, n hidden] (bfloat16), summed in float32 on tensor cores
-// and never stored. Every bfloat16 array but a 16-byte aligned; hc_boundary_fused_fits(n, hidden).
-void hc_boundary_backward_fused(const void* grad_new, const void* grad_input, const void* a, const void* fn,
-                                const float* pre, const float* rms, const void* new_streams, const void* streams,
-                                const void* branch, const float* post, const float* res, void* grad_streams,
-                                void* grad_branch, float* grad_post, float* grad_res, int64_t tokens, int64_t n,
-                                int64_t hidden, Stream stream);
 
 }  // namespace strata::kernels::launch
