@@ -99,7 +99,7 @@ int main() {
   bool pass = true;
   unsigned seed = 1;
   for (int n : {1, 2, 3, 4, 5, 8}) {
-    const int step = n <= 4 ? 64 : 32;
+    const int step = n <= 4 ? 128 : 64;
     for (int tokens : {5, 16, 21}) pass &= check(n, tokens, step * (tokens == 21 ? 3 : 1), seed++);
   }
   std::printf("%s (hc_boundary's one-kernel forward on the CPU emulation)\n", pass ? "PASS" : "FAIL");

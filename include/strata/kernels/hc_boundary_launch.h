@@ -13,10 +13,10 @@ namespace strata::kernels::launch {
 void hc_boundary_combine(Dtype dtype, const void* streams, const void* branch, const float* post, const float* res,
                          void* out, float* rstd, int64_t tokens, int64_t n, int64_t hidden, float eps, Stream stream);
 
-// Whether hc_boundary_forward takes n streams of `hidden`: a step of the kernel takes 64 columns
-// of each stream for n <= 4, 32 above.
+// Whether hc_boundary_forward takes n streams of `hidden`: a step of the kernel takes 128 columns
+// of each stream for n <= 4, 64 above.
 inline bool hc_boundary_forward_fits(int64_t n, int64_t hidden) {
-  return n >= 1 && n <= kMaxHyperStreams && hidden % (n <= 4 ? 64 : 32) == 0;
+  return n >= 1 && n <= kMaxHyperStreams && hidden % (n <= 4 ? 128 : 64) == 0;
 }
 
 // hc_boundary_combine, the projection's product, hc_boundary_collapse's per-token work and the
