@@ -166,8 +166,11 @@ TEST(GatedDeltaRuleStep, DispatchRunsTheTwinOffCudaAndKeepsTheStateInPlace) {
   auto tracked_state = in.state.clone();
   gated_delta_rule_step_(in.q, in.k, tracked_v, in.g, in.beta, tracked_state);
   EXPECT_TRUE(tracked_state.requires_grad());
-  EXPECT_TRUE(at::allclose(torch::autograd::grad({tracked_state.sum()}, {tracked_v})[0],
-                           in.k.sum(-1, /*keepdim=*/true) * in.beta.unsqueeze(-1) * at::ones_like(in.v)));
+  // Against the formula by its largest entry: a sum of k near zero makes an entry-wise tolerance
+  // fail on the last bits of float32 (it did, about one run in 150).
+  EXPECT_LT(testing::relative_error(torch::autograd::grad({tracked_state.sum()}, {tracked_v})[0],
+                                    in.k.sum(-1, /*keepdim=*/true) * in.beta.unsqueeze(-1) * at::ones_like(in.v)),
+            1e-5);
 }
 
 TEST(GatedDeltaRuleStep, RejectsInputsThatDoNotFitTheState) {
