@@ -10,8 +10,9 @@
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
 #     transformers and compared with strata (scripts/check_hf_export.py), fp32 on the CPU and the GPU;
 #     mhc: the mHC tests on CUDA (only they are built), the mHC op benchmark, and mHC n = 4's
-#     training-step overhead over the plain residual beside its bandwidth bound (dense 221M with float32 and bfloat16 streams,
-#     fused and unfused boundaries; hidden 4096 x 8 layers; a GDN + attention + MoE hybrid))
+#     training-step overhead over the plain residual beside its bandwidth bound (dense 221M with
+#     float32 and bfloat16 streams, fused and unfused boundaries; hidden 4096 x 8 layers; a GDN +
+#     attention + MoE hybrid))
 # Needs .gpu-deps/ (bench/prepare_gpu_deps.sh) carried along, and .peers/ for the GDN peer.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -8,9 +8,9 @@
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <cstdint>
 #include <map>
 #include <sstream>
 #include <set>
@@ -63,19 +63,20 @@ inline void print_kernel_profile(std::FILE* out, const char* what, const std::fu
 
   using Rows = std::map<std::string, std::pair<int, double>>;
   Rows by_name, copies_by_op;
+  auto add = [](Rows& rows, const std::string& key, double us) {
+    auto& [count, sum] = rows[key];
+    ++count;
+    sum += us;
+  };
   double total = 0;
   for (const auto& event : result->events()) {
     if (event.deviceType() != c10::DeviceType::CUDA) continue;
-    auto add = [&](Rows& rows, const std::string& key) {
-      auto& [count, us] = rows[key];
-      ++count;
-      us += microseconds(event);
-    };
-    add(by_name, event.name().substr(0, 110));
-    total += microseconds(event);
+    const double us = microseconds(event);
+    add(by_name, event.name().substr(0, 110), us);
+    total += us;
+    if (event.name().find("copy") == std::string::npos) continue;
     const auto op = ops.find(event.linkedCorrelationId());
-    if (event.name().find("copy") != std::string::npos)
-      add(copies_by_op, op == ops.end() ? std::string("(no launching op found)") : op->second.substr(0, 160));
+    add(copies_by_op, op == ops.end() ? std::string("(no launching op found)") : op->second.substr(0, 160), us);
   }
   auto print = [&](const Rows& by_key) {
     std::vector<std::pair<std::string, std::pair<int, double>>> rows(by_key.begin(), by_key.end());

@@ -61,9 +61,8 @@ struct ForwardShape {
 };
 
 // new_streams is read back after this block wrote it, so it is no __restrict__ (a read-only load
-// path is not coherent with the kernel's own writes). Three blocks an SM for n <= 4 (80 registers):
-// on an H100 0.208 ms a call at 16384 tokens of hidden 1024, against 0.225 with 64-column steps
-// of 8-byte accesses (two blocks), 0.231 against 0.277 at 4096 tokens of hidden 4096.
+// path is not coherent with the kernel's own writes). Three blocks an SM for n <= 4 (80 registers)
+// keep more loads in flight than two; docs/performance.md (twelfth session) has the timings.
 template <int N>
 __global__ void __launch_bounds__(kThreads, N <= 4 ? 3 : 1)
     boundary_forward_kernel(const bf16* __restrict__ streams, const bf16* __restrict__ branch,
