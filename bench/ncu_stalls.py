@@ -16,21 +16,25 @@ import csv
 import io
 
 
+SAMPLES = "Warp Stall Sampling (All Samples)"
+EXECUTED = "Instructions Executed"
+
+
 def kernels(path):
-    """(kernel name, rows as dicts) for each kernel in the export."""
-    name, lines, found = None, [], []
-    for line in open(path, encoding="utf-8", errors="replace"):
-        if line.startswith('"Kernel Name"'):
-            if name is not None:
-                found.append((name, lines))
-            name, lines = next(csv.reader([line]))[1], []
-        elif name is not None:
-            lines.append(line)
-    if name is not None:
-        found.append((name, lines))
-    for name, lines in found:
-        rows = list(csv.DictReader(io.StringIO("".join(lines))))
-        yield name, [r for r in rows if r.get("Source") is not None]
+    """(kernel name, its SASS rows as dicts, its stall-reason columns) for each kernel in the
+    export: a "Kernel Name" line, then the kernel's table with its own header."""
+    with open(path, encoding="utf-8", errors="replace") as export:
+        sections, name = [], None
+        for line in export:
+            if line.startswith('"Kernel Name"'):
+                name = next(csv.reader([line]))[1]
+                sections.append((name, []))
+            elif name is not None:
+                sections[-1][1].append(line)
+    for name, lines in sections:
+        table = csv.DictReader(io.StringIO("".join(lines)))
+        stalls = [k for k in table.fieldnames or [] if k.startswith("stall_") and "(Not Issued)" not in k]
+        yield name, [r for r in table if r.get("Source") is not None], stalls
 
 
 def number(row, key):
@@ -40,19 +44,11 @@ def number(row, key):
         return 0.0
 
 
-SAMPLES = "Warp Stall Sampling (All Samples)"
-EXECUTED = "Instructions Executed"
-
-
-def stall_keys(row):
-    return [k for k in row if k.startswith("stall_") and "(Not Issued)" not in k]
-
-
-def shares(rows):
+def shares(rows, stalls):
     """The stall reasons' sample counts over rows, largest first."""
     totals = collections.Counter()
     for r in rows:
-        for k in stall_keys(r):
+        for k in stalls:
             totals[k[len("stall_"):]] += number(r, k)
     return totals.most_common()
 
@@ -63,22 +59,22 @@ def main():
     parser.add_argument("--top", type=int, default=12, help="instructions with the most samples to print")
     parser.add_argument("--ranges", default="", help="comma-separated SASS line ranges a:b to sum")
     args = parser.parse_args()
-    for name, rows in kernels(args.csv):
+    for name, rows, stalls in kernels(args.csv):
         total = sum(number(r, SAMPLES) for r in rows)
         print(f"{name}\n  {total:.0f} samples, {sum(number(r, EXECUTED) for r in rows):.0f} warp instructions executed")
         if total == 0:
             continue
-        print("  stalls: " + ", ".join(f"{k} {v / total:.0%}" for k, v in shares(rows)[:8]))
+        print("  stalls: " + ", ".join(f"{k} {v / total:.0%}" for k, v in shares(rows, stalls)[:8]))
         ranked = sorted(range(len(rows)), key=lambda i: -number(rows[i], SAMPLES))[: args.top]
         for i in sorted(ranked):
             r = rows[i]
-            reason = max(stall_keys(r), key=lambda k: number(r, k))[len("stall_"):]
+            reason = max(stalls, key=lambda k: number(r, k))[len("stall_"):]
             print(f"  {i:5d} {number(r, SAMPLES):6.0f} {reason:<16} {r['Source'].strip()[:70]}")
         for text in filter(None, args.ranges.split(",")):
             first, last = (int(x) for x in text.split(":"))
             part = rows[first:last]
             samples = sum(number(r, SAMPLES) for r in part)
-            top = ", ".join(f"{k} {v:.0f}" for k, v in shares(part)[:4])
+            top = ", ".join(f"{k} {v:.0f}" for k, v in shares(part, stalls)[:4])
             print(f"  lines {first}:{last}: {samples:.0f} samples ({samples / total:.0%}: {top}), "
                   f"{sum(number(r, EXECUTED) for r in part):.0f} warp instructions")
 
