@@ -1,7 +1,10 @@
 """Gated DeltaNet on the GPU, bf16: strata beside flash-linear-attention's Triton
 chunk_gated_delta_rule (the strongest peer a user can install; PYTHONPATH=--fla-path) and HF
 transformers' PyTorch path (Qwen3NextGatedDeltaNet with torch_chunk_gated_delta_rule). Shapes of
-Qwen3-Next-80B's linear-attention layers: batch 1, 32 value heads, 16 key heads, dk = dv = 128.
+Qwen3-Next-80B's linear-attention layers: batch 1, 32 value heads, 16 key heads, dk = dv = 128. The
+rule alone takes q and k with the 16 key heads (each read by two value heads: fla's grouped value
+heads, strata's key_heads) and, once more for its forward, repeated to the 32 value heads (the
+rule's inputs until 2026-12-07's fourteenth session).
 Prints one markdown table of times, achieved TFLOP/s and share of the H100's dense bf16 peak, then
 a table of gradient errors against strata's float64 reference.
 
@@ -31,8 +34,10 @@ FLA = "flash-linear-attention (Triton)"
 # fwd+bwd is timed two ways (strata_bench_gdn says why): as a training step sees it (gradients set to
 # none, the output's gradient given), and with a float32 loss and gradients summed into the last ones.
 WITH_LOSS = ", loss + grad accumulation"
-# The forward is also timed as 20 calls back to back (median_ms says why).
+# The forward is also timed as 20 calls back to back (median_ms says why), and with q and k repeated
+# to every value head.
 BACK_TO_BACK = "delta rule fwd, back to back"
+REPEATED = "delta rule fwd, key heads repeated"
 
 
 def median_ms(fn, warmup=3, iters=10, calls=1):
@@ -63,12 +68,13 @@ def rule_flop(T, backward):
 
 
 def gdn_inputs(T, seed=0):
-    """Random delta-rule inputs, [1, T, H, ...], bf16 (g in float32), requiring gradients, and an output
-    gradient d_out; the same for every process given the same seed."""
+    """Random delta-rule inputs, bf16 (g in float32), requiring gradients: q and k [1, T, HK, DK], v [1,
+    T, H, DV], g and beta [1, T, H]; and an output gradient d_out; the same for every process given the
+    same seed."""
     gen = torch.Generator(device="cuda").manual_seed(seed)
     rand = lambda *shape, dtype=torch.bfloat16: torch.randn(*shape, device="cuda", generator=gen).to(dtype)
-    q = torch.nn.functional.normalize(rand(1, T, H, DK), dim=-1)
-    k = torch.nn.functional.normalize(rand(1, T, H, DK), dim=-1)
+    q = torch.nn.functional.normalize(rand(1, T, HK, DK), dim=-1)
+    k = torch.nn.functional.normalize(rand(1, T, HK, DK), dim=-1)
     v = rand(1, T, H, DV)
     g = torch.nn.functional.logsigmoid(rand(1, T, H, dtype=torch.float32))
     beta = torch.sigmoid(rand(1, T, H))
@@ -115,6 +121,8 @@ def hf_times(T, with_layer, with_backward):
         del layer, x
     if with_backward:
         (q, k, v, g, beta), _ = gdn_inputs(T)
+        # HF's rule takes one key head per value head (its layer repeats them first).
+        q, k = (t.detach().repeat_interleave(H // HK, dim=2).requires_grad_() for t in (q, k))
 
         def hf_rule():
             o, _ = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=CHUNK)
@@ -170,6 +178,7 @@ def main():
         measured = [("layer fwd+bwd", "layer_step", index == 0), (f"layer fwd+bwd{WITH_LOSS}", "layer", index == 0),
                     ("delta rule fwd", "delta_rule_fwd", True),
                     (BACK_TO_BACK, "delta_rule_fwd_back_to_back", True),
+                    (REPEATED, "delta_rule_fwd_repeated_key_heads", True),
                     ("delta rule fwd+bwd", "delta_rule_step", backward),
                     (f"delta rule fwd+bwd{WITH_LOSS}", "delta_rule", backward)]
         for what, key, wanted in measured:
@@ -237,6 +246,10 @@ def fla_only(T, fwd_only, check):
     rule = lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=1.0)[0]
     print(json.dumps({"what": "delta rule fwd", "ms": median_ms(rule)}))
     print(json.dumps({"what": BACK_TO_BACK, "ms": median_ms(rule, calls=20)}))
+    q_repeated, k_repeated = (t.detach().repeat_interleave(H // HK, dim=2) for t in (q, k))
+    with torch.no_grad():
+        print(json.dumps({"what": REPEATED, "ms": median_ms(
+            lambda: chunk_gated_delta_rule(q_repeated, k_repeated, v, g, beta, scale=1.0))}))
     if fwd_only:
         return
     def step():  # as strata_bench_gdn's: gradients set to none, the output's gradient given

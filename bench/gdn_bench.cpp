@@ -60,11 +60,14 @@ int main(int argc, char** argv) {
   const double layer_ms =
       strata::bench::median_ms([&] { layer_forward().to(at::kFloat).square().mean().backward(); }, warmup, iters);
 
-  const auto H = c.linear_num_value_heads, Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim;
+  // The rule alone at the layer's shapes: q and k with the key heads (each read by H / Hk value
+  // heads), as flash-linear-attention's callers hand them over.
+  const auto H = c.linear_num_value_heads, Hk = c.linear_num_key_heads, Dk = c.linear_key_head_dim,
+             Dv = c.linear_value_head_dim;
   auto bf16 = at::TensorOptions().device(device).dtype(at::kBFloat16);
   auto unit = [&](const at::Tensor& x) { return x / x.norm(2, -1, true); };
-  auto q = (unit(at::randn({batch, seq, H, Dk}, bf16)) / std::sqrt(static_cast<double>(Dk))).requires_grad_(true);
-  auto k = unit(at::randn({batch, seq, H, Dk}, bf16)).requires_grad_(true);
+  auto q = (unit(at::randn({batch, seq, Hk, Dk}, bf16)) / std::sqrt(static_cast<double>(Dk))).requires_grad_(true);
+  auto k = unit(at::randn({batch, seq, Hk, Dk}, bf16)).requires_grad_(true);
   auto v = at::randn({batch, seq, H, Dv}, bf16).requires_grad_(true);
   auto g = at::log_sigmoid(at::randn({batch, seq, H}, bf16.dtype(at::kFloat))).requires_grad_(true);
   auto beta = at::sigmoid(at::randn({batch, seq, H}, bf16)).requires_grad_(true);
@@ -84,17 +87,24 @@ int main(int argc, char** argv) {
 
   // Without gradients (inference, prefill) the rule runs the fused tensor-core forward on CUDA
   // (STRATA_FUSED_KERNELS=0 times its LibTorch twin instead): bf16 q and k as flash-linear-
-  // attention takes them, and float32 q and k in heads-first memory as the layer hands them over.
-  const auto rule_fwd = [&] {
-    at::NoGradGuard no_grad;
-    strata::gated_delta_rule_chunked(q, k, v, g, beta, c.linear_chunk_size, std::nullopt);
+  // attention takes them; the same repeated to every value head (the rule's inputs as timed until
+  // the fourteenth session); and float32 q and k repeated in heads-first memory as the layer hands
+  // them over.
+  const auto forward_of = [&](const at::Tensor& rule_q, const at::Tensor& rule_k) {
+    return [&, rule_q, rule_k] {
+      at::NoGradGuard no_grad;
+      strata::gated_delta_rule_chunked(rule_q, rule_k, v, g, beta, c.linear_chunk_size, std::nullopt);
+    };
   };
+  const auto rule_fwd = forward_of(q, k);
   const double rule_fwd_ms = strata::bench::median_ms(rule_fwd, warmup, iters);
   const double rule_fwd_back_to_back_ms = strata::bench::median_ms(rule_fwd, warmup, iters, 20);
+  const auto repeated = [&](const at::Tensor& t) { return t.detach().repeat_interleave(H / Hk, 2); };
+  const double rule_fwd_repeated_ms = strata::bench::median_ms(forward_of(repeated(q), repeated(k)), warmup, iters);
   auto heads_first_f32 = [](const at::Tensor& t) {
-    return t.detach().to(at::kFloat).transpose(1, 2).contiguous().transpose(1, 2);
+    return t.to(at::kFloat).transpose(1, 2).contiguous().transpose(1, 2);
   };
-  const auto q_layer = heads_first_f32(q), k_layer = heads_first_f32(k);
+  const auto q_layer = heads_first_f32(repeated(q)), k_layer = heads_first_f32(repeated(k));
   const double rule_fwd_layer_ms = strata::bench::median_ms(
       [&] {
         at::NoGradGuard no_grad;
@@ -121,6 +131,7 @@ int main(int argc, char** argv) {
                           std::pair{"delta_rule_step", rule_step_ms}, std::pair{"delta_rule", rule_ms},
                           std::pair{"delta_rule_fwd", rule_fwd_ms},
                           std::pair{"delta_rule_fwd_back_to_back", rule_fwd_back_to_back_ms},
+                          std::pair{"delta_rule_fwd_repeated_key_heads", rule_fwd_repeated_ms},
                           std::pair{"delta_rule_fwd_f32_qk", rule_fwd_layer_ms}, std::pair{"state_scan", scan_ms}})
     std::printf("%s\n", nlohmann::json{{"impl", "strata"}, {"what", what}, {"ms", ms}}.dump().c_str());
   return 0;

@@ -38,8 +38,10 @@ float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 // Inputs as the layer hands them over: unit-norm k, unit-norm q over sqrt(Dk), all rounded to
 // bfloat16; g and beta float32 [B, T, H].
+// q and k are held per value head; with key_heads < heads, value heads h r .. h r + r - 1 (r =
+// heads / key_heads) hold the same rows, and the kernels are handed key head h's once.
 struct Inputs {
-  int batch, seq, heads;
+  int batch, seq, heads, key_heads;
   std::vector<float> q, k, v, g, beta, initial;  // initial empty: zeros
   std::vector<int64_t> bounds;                   // packed documents' cu_seqlens, empty for none
 };
@@ -48,7 +50,7 @@ Inputs random_inputs(int batch, int seq, int heads, double gate_scale, double be
                      std::vector<int64_t> bounds, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal;
-  Inputs in{batch, seq, heads};
+  Inputs in{batch, seq, heads, heads};
   const size_t rows = static_cast<size_t>(batch) * seq * heads;
   auto unit_rows = [&](float scale) {
     std::vector<float> x(rows * kDim);
@@ -78,6 +80,29 @@ Inputs random_inputs(int batch, int seq, int heads, double gate_scale, double be
   return in;
 }
 
+// in with each group of heads / key_heads value heads sharing the first one's q and k.
+Inputs sharing_key_heads(Inputs in, int key_heads) {
+  const int per_key = in.heads / key_heads;
+  for (size_t token = 0; token < static_cast<size_t>(in.batch) * in.seq; ++token)
+    for (int h = 0; h < in.heads; ++h)
+      for (auto* x : {&in.q, &in.k})
+        std::copy_n(x->begin() + (token * in.heads + h / per_key * per_key) * kDim, kDim,
+                    x->begin() + (token * in.heads + h) * kDim);
+  in.key_heads = key_heads;
+  return in;
+}
+
+// The key heads' rows of q or k held per value head ([B, T, key_heads, kDim]).
+std::vector<float> key_head_rows(const Inputs& in, const std::vector<float>& x) {
+  const int per_key = in.heads / in.key_heads;
+  std::vector<float> rows;
+  rows.reserve(x.size() / per_key);
+  for (size_t token = 0; token < static_cast<size_t>(in.batch) * in.seq; ++token)
+    for (int h = 0; h < in.heads; h += per_key)
+      rows.insert(rows.end(), x.begin() + (token * in.heads + h) * kDim, x.begin() + (token * in.heads + h + 1) * kDim);
+  return rows;
+}
+
 template <class T>
 T* to_device(const std::vector<T>& host) {
   T* p = nullptr;
@@ -98,14 +123,15 @@ struct DeviceRun {
   std::vector<void*> owned;
 
   DeviceRun(const Inputs& in, bool float_qk) {
-    const int64_t B = in.batch, T = in.seq, H = in.heads;
-    const launch::RowStrides strides{T * H * kDim, H * kDim, kDim};
+    const int64_t B = in.batch, T = in.seq, H = in.heads, Hk = in.key_heads;
     args.qk_dtype = float_qk ? Dtype::Float32 : Dtype::BFloat16;
     args.v_dtype = Dtype::BFloat16;
-    args.q = keep(float_qk ? static_cast<void*>(to_device(in.q)) : to_device(to_bf16(in.q)));
-    args.k = keep(float_qk ? static_cast<void*>(to_device(in.k)) : to_device(to_bf16(in.k)));
+    const auto q = key_head_rows(in, in.q), k = key_head_rows(in, in.k);
+    args.q = keep(float_qk ? static_cast<void*>(to_device(q)) : to_device(to_bf16(q)));
+    args.k = keep(float_qk ? static_cast<void*>(to_device(k)) : to_device(to_bf16(k)));
     args.v = keep(to_device(to_bf16(in.v)));
-    args.q_strides = args.k_strides = args.v_strides = strides;
+    args.q_strides = args.k_strides = launch::RowStrides{T * Hk * kDim, Hk * kDim, kDim};
+    args.v_strides = launch::RowStrides{T * H * kDim, H * kDim, kDim};
     args.g = static_cast<const float*>(keep(to_device(in.g)));
     args.beta = keep(to_device(in.beta));
     args.beta_dtype = Dtype::Float32;
@@ -113,6 +139,7 @@ struct DeviceRun {
     args.batch = B;
     args.seq = T;
     args.heads = H;
+    args.key_heads = Hk;
     args.key_dim = args.value_dim = kDim;
     if (in.bounds.empty()) {
       args.chunks = (T + gdn::kChunk - 1) / gdn::kChunk;

@@ -477,9 +477,12 @@ struct BackwardRun {
 constexpr double kGradientTolerance = 2e-2;
 
 // kept: the forward runs first and the backward reads its arrays (recompute false).
+// key_heads > 0: q and k shared by groups of heads / key_heads value heads (dq and dk stay per value
+// head, as the reference's).
 bool check_case(const char* name, int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
-                bool float_qk, std::vector<int64_t> bounds = {}, bool kept = false) {
-  const auto in = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 4321u + seq);
+                bool float_qk, std::vector<int64_t> bounds = {}, bool kept = false, int key_heads = 0) {
+  const auto drawn = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 4321u + seq);
+  const auto in = key_heads > 0 ? sharing_key_heads(drawn, key_heads) : drawn;
   const auto c = random_cotangents(in, initial, 77u + seq);
   const auto want = reference_gradients(in, c);
   BackwardRun run(in, c, float_qk);
@@ -519,8 +522,9 @@ bool check_passes() {
   return pass;
 }
 
-void time_training(int seq) {
-  const auto in = random_inputs(1, seq, 32, 0.5, 0.0, false, {}, 7u);
+// key_heads: 32 (one a value head) or Qwen3-Next's 16.
+void time_training(int seq, int key_heads) {
+  const auto in = sharing_key_heads(random_inputs(1, seq, 32, 0.5, 0.0, false, {}, 7u), key_heads);
   const auto c = random_cotangents(in, false, 8u);
   BackwardRun run(in, c, false);
   auto forward_args = run.forward.args;
@@ -539,9 +543,9 @@ void time_training(int seq) {
   const double gradients = median_ms([&] { gdn::launch_backward_gradients(problem, nullptr); });
   CHECK_CUDA(cudaDeviceSynchronize());
   std::printf(
-      "time B=1 T=%-5d H=32 D=128 bf16: forward %.3f ms; backward recomputing the forward's arrays %.3f ms "
+      "time B=1 T=%-5d H=32 Hk=%-2d D=128 bf16: forward %.3f ms; backward recomputing the forward's arrays %.3f ms "
       "(fwd+bwd %.3f ms), backward reading them kept %.3f ms (fwd+bwd %.3f ms)\n",
-      seq, forward, backward, forward + backward, backward_kept, forward + backward_kept);
+      seq, key_heads, forward, backward, forward + backward, backward_kept, forward + backward_kept);
   std::printf(
       "  backward passes: recompute prepare %.3f, recompute states %.3f, local %.3f, reverse states %.3f, "
       "gradients %.3f ms\n",
@@ -553,7 +557,8 @@ void time_training(int seq) {
 // --time-only: the timings alone (to compare builds of the kernels quickly), no checks.
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--time-only") {
-    for (int seq : {4096, 16384}) time_training(seq);
+    for (int seq : {4096, 16384})
+      for (int key_heads : {32, 16}) time_training(seq, key_heads);
     return 0;
   }
   std::printf("-- CPU: the float64 reference and the chunk algebra\n");
@@ -586,9 +591,12 @@ int main(int argc, char** argv) {
   pass &= check_case("packed documents, no initial state", 1, 300, 2, 0.1, 1.0, false, false, {0, 128, 129, 300});
   pass &= check_case("the forward's arrays kept", 2, 200, 3, 0.5, 0.0, true, false, {}, true);
   pass &= check_case("the forward's arrays kept, packed", 1, 300, 2, 0.5, 0.0, true, false, {0, 100, 300}, true);
+  pass &= check_case("two value heads a key head", 2, 200, 6, 0.5, 0.0, true, false, {}, false, 3);
+  pass &= check_case("four value heads a key head, q and k float32", 1, 130, 4, 0.5, 0.0, false, true, {}, true, 1);
   std::printf("%s\n", pass ? "PASS" : "FAIL");
   std::fflush(stdout);
-  for (int seq : {4096, 16384}) time_training(seq);
+  for (int seq : {4096, 16384})
+    for (int key_heads : {32, 16}) time_training(seq, key_heads);
   std::printf("%s\n", pass ? "PASS" : "FAIL");
   return pass ? 0 : 1;
 }

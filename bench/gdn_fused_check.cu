@@ -49,9 +49,11 @@ Result reference(const Inputs& in) {
   return r;
 }
 
+// key_heads > 0: q and k shared by groups of heads / key_heads value heads.
 bool check_case(const char* name, int batch, int seq, int heads, double gate_scale, double beta_shift, bool initial,
-                bool float_qk, std::vector<int64_t> bounds = {}) {
-  const auto in = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 1234u + seq);
+                bool float_qk, std::vector<int64_t> bounds = {}, int key_heads = 0) {
+  const auto drawn = random_inputs(batch, seq, heads, gate_scale, beta_shift, initial, bounds, 1234u + seq);
+  const auto in = key_heads > 0 ? sharing_key_heads(drawn, key_heads) : drawn;
   const auto ref = reference(in);
   DeviceRun run(in, float_qk);
   launch::gated_delta_chunk_forward(run.args, nullptr);
@@ -165,9 +167,9 @@ void time_forward(const Inputs& in, bool float_qk) {
   const double kept = median_ms([&] { launch::gated_delta_chunk_forward(run.args, nullptr); });
   CHECK_CUDA(cudaGetLastError());
   std::printf(
-      "time B=1 T=%-5d H=32 D=128 q,k %s: forward %.3f ms (prepare %.3f, states %.3f, output %.3f), %.3f keeping "
-      "what the backward reads\n",
-      seq, float_qk ? "float32" : "bf16", total, prepare, states, output, kept);
+      "time B=1 T=%-5d H=32 Hk=%-2d D=128 q,k %s: forward %.3f ms (prepare %.3f, states %.3f, output %.3f), %.3f "
+      "keeping what the backward reads\n",
+      seq, in.key_heads, float_qk ? "float32" : "bf16", total, prepare, states, output, kept);
 }
 
 // Every check case; true when all pass.
@@ -180,6 +182,9 @@ bool run_checks() {
   pass &= check_case("no initial state, q and k float32", 2, 200, 2, 0.5, 0.0, false, true);
   pass &= check_case("packed documents", 1, 500, 2, 0.5, 0.0, true, false, {0, 1, 65, 200, 263, 500});
   pass &= check_case("packed documents, no initial state", 1, 300, 2, 0.1, 1.0, false, false, {0, 128, 129, 300});
+  pass &= check_case("two value heads a key head", 2, 200, 6, 0.5, 0.0, true, false, {}, 3);
+  pass &= check_case("four value heads a key head, q and k float32", 1, 130, 4, 0.5, 0.0, false, true, {}, 1);
+  pass &= check_case("two value heads a key head, packed", 1, 300, 4, 0.5, 0.0, true, false, {0, 70, 300}, 2);
   return pass;
 }
 
@@ -193,6 +198,7 @@ int main(int argc, char** argv) {
     const auto in = random_inputs(1, seq, 32, 0.5, 0.0, false, {}, 7u);
     time_forward(in, false);
     time_forward(in, true);
+    time_forward(sharing_key_heads(in, 16), false);  // Qwen3-Next's 16 key heads
   }
   std::printf("%s\n", pass ? "PASS" : "FAIL");
   return pass ? 0 : 1;

@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   CLI::App app{"the chunked delta rule's gradients in float64 and as strata computes them in bf16"};
   std::string inputs_path, outputs_path;
   int64_t chunk_size = 64;
-  app.add_option("inputs", inputs_path, "safetensors with q, k, v, g, beta, d_out ([1, T, H, ...])")->required();
+  app.add_option("inputs", inputs_path,
+                 "safetensors with q, k, v, g, beta, d_out (q and k [1, T, Hk, Dk], the rest [1, T, H, ...])")
+      ->required();
   app.add_option("outputs", outputs_path, "safetensors to write")->required();
   app.add_option("--chunk-size", chunk_size);
   CLI11_PARSE(app, argc, argv);

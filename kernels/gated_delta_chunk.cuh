@@ -55,6 +55,12 @@ __device__ __forceinline__ ChunkSpan chunk_span(const launch::GatedDeltaChunkFor
   return {first, min(kChunk, static_cast<int>(in.seq) - first)};
 }
 
+// The key head (of q and k) that value head h reads: heads / key_heads consecutive value heads
+// share one.
+__device__ __forceinline__ int key_head_of(const launch::GatedDeltaChunkForward& in, int h) {
+  return h / static_cast<int>(in.heads / in.key_heads);
+}
+
 // beta at element `index` of its [batch, seq, heads] array, in whichever dtype it came (saves the
 // caller a conversion kernel).
 __device__ __forceinline__ float beta_at(const launch::GatedDeltaChunkForward& in, int64_t index) {

@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   constexpr int kRS = L::kRowStride, kSS = L::kSquareStride, kTiles = L::kTiles, kSquareTiles = L::kSquareTiles;
   constexpr int kHalfSteps = L::kHalf / 16;  // 16-wide steps over a warp's column half
   const auto& in = p.forward.in;
-  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int h = blockIdx.x, c = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r = warp % kBlocks, half = warp / kBlocks, column0 = half * L::kHalf;
   const int row_low = 16 * r + g, row_high = row_low + 8;
@@ -114,13 +114,16 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   __pipeline_commit();
   copy_rows<kChunk, kChunk, kThreads>(p.forward.inverse + chunk_index * kChunk * kChunk, kChunk, inverse, kSS);
   {
-    const auto row_pointer = [&](const void* x, const launch::RowStrides& s, auto tag) {
+    const auto row_pointer = [&](const void* x, const launch::RowStrides& s, int head, auto tag) {
       using T = decltype(tag);
-      return static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + h * s.head;
+      return static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + head * s.head;
     };
-    stage_rows<QK, kDim, kThreads>(row_pointer(in.q, in.q_strides, QK{}), in.q_strides.seq, span.length, queries);
-    stage_rows<QK, kDim, kThreads>(row_pointer(in.k, in.k_strides, QK{}), in.k_strides.seq, span.length, keys);
-    stage_rows<V, kDim, kThreads>(row_pointer(in.v, in.v_strides, V{}), in.v_strides.seq, span.length, values);
+    const int key_head = key_head_of(in, h);
+    stage_rows<QK, kDim, kThreads>(row_pointer(in.q, in.q_strides, key_head, QK{}), in.q_strides.seq, span.length,
+                                   queries);
+    stage_rows<QK, kDim, kThreads>(row_pointer(in.k, in.k_strides, key_head, QK{}), in.k_strides.seq, span.length,
+                                   keys);
+    stage_rows<V, kDim, kThreads>(row_pointer(in.v, in.v_strides, h, V{}), in.v_strides.seq, span.length, values);
   }
   __pipeline_commit();
   if (threadIdx.x < kChunk) {
@@ -530,7 +533,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
 
 void launch_backward_gradients(const BackwardProblem& p, cudaStream_t stream) {
   const auto& in = p.forward.in;
-  const dim3 grid(static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.heads), static_cast<unsigned>(in.batch));
+  // Heads vary fastest: value heads that share a key head read its q and k close together (from L2).
+  const dim3 grid(static_cast<unsigned>(in.heads), static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.batch));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return backward_gradients_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128>;
   };

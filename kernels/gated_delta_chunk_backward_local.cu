@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   using L = LocalLayout<kKeyDim, kValueDim>;
   constexpr int kKeySteps = kKeyDim / 16, kColumnBlocks = L::kWarpColumns / 16;
   const auto& in = p.forward.in;
-  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int h = blockIdx.x, c = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int rows = warp % kRowBlocks, column0 = warp / kRowBlocks * L::kWarpColumns;  // the warp's share
   const ChunkSpan span = chunk_span(in, c);
@@ -51,9 +51,9 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   auto* gates = reinterpret_cast<float*>(shared + L::gates);
 
   const auto* q_head = static_cast<const QK*>(in.q) + b * in.q_strides.batch +
-                       static_cast<int64_t>(span.first) * in.q_strides.seq + h * in.q_strides.head;
+                       static_cast<int64_t>(span.first) * in.q_strides.seq + key_head_of(in, h) * in.q_strides.head;
   const auto* k_head = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
-                       static_cast<int64_t>(span.first) * in.k_strides.seq + h * in.k_strides.head;
+                       static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
   const auto& ds = p.in.d_out_strides;
   const auto* do_head =
       static_cast<const V*>(p.in.d_out) + b * ds.batch + static_cast<int64_t>(span.first) * ds.seq + h * ds.head;
@@ -149,7 +149,8 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
 
 void launch_backward_local(const BackwardProblem& p, cudaStream_t stream) {
   const auto& in = p.forward.in;
-  const dim3 grid(static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.heads), static_cast<unsigned>(in.batch));
+  // Heads vary fastest: value heads that share a key head read its q and k close together (from L2).
+  const dim3 grid(static_cast<unsigned>(in.heads), static_cast<unsigned>(in.chunks), static_cast<unsigned>(in.batch));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return backward_local_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
   };

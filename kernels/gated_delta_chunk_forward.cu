@@ -55,6 +55,9 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
   if (args.batch < 1 || args.seq < 1 || args.heads < 1 || args.chunks < 1 || args.segments < 1)
     fail(fn, ": batch ", args.batch, ", seq ", args.seq, ", heads ", args.heads, ", chunks ", args.chunks,
          ", segments ", args.segments, "; expected all positive");
+  if (args.key_heads < 1 || args.heads % args.key_heads != 0)
+    fail(fn, ": ", args.heads, " value heads and ", args.key_heads, " key heads; expected a positive number of key ",
+         "heads that divides the value heads");
   const bool packed = args.chunk_tokens != nullptr;
   if (packed != (args.segment_chunks != nullptr))
     fail(fn, ": chunk_tokens and segment_chunks come together (packed documents) or not at all");

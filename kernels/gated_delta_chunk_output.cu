@@ -42,12 +42,12 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   using L = OutputLayout<kKeyDim, kValueDim>;
   constexpr int kKeySteps = kKeyDim / 16, kColumnBlocks = L::kWarpColumns / 16;
   const auto& in = p.in;
-  const int c = blockIdx.x;
-  const int b = blockIdx.y / static_cast<int>(in.heads), h = blockIdx.y % static_cast<int>(in.heads);
+  const int c = blockIdx.y;
+  const int b = blockIdx.x / static_cast<int>(in.heads), h = blockIdx.x % static_cast<int>(in.heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int rows = warp % kRowBlocks, column0 = warp / kRowBlocks * L::kWarpColumns;  // the warp's share
   const ChunkSpan span = chunk_span(in, c);
-  const int64_t chunk_index = static_cast<int64_t>(blockIdx.y) * in.chunks + c;
+  const int64_t chunk_index = static_cast<int64_t>(blockIdx.x) * in.chunks + c;
 
   extern __shared__ __align__(128) unsigned char shared[];
   auto* queries = reinterpret_cast<bf16*>(shared + L::queries);
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
 
   const auto head = [&](const void* t, const launch::RowStrides& strides) {
     return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
-           h * strides.head;
+           key_head_of(in, h) * strides.head;
   };
   // Two groups of copies: q, k (and the gates) first, then S and delta, which land while the warps
   // make P from the first.
@@ -169,7 +169,8 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
 
 void launch_output(const Problem& p, cudaStream_t stream) {
   require_head_sizes_128(p.in);
-  const dim3 grid(static_cast<unsigned>(p.in.chunks), static_cast<unsigned>(p.in.batch * p.in.heads));
+  // Heads vary fastest: value heads that share a key head read its q and k close together (from L2).
+  const dim3 grid(static_cast<unsigned>(p.in.batch * p.in.heads), static_cast<unsigned>(p.in.chunks));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return output_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;
   };

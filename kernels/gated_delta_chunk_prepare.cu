@@ -178,7 +178,7 @@ template <class QK, class V, int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   using L = PrepareLayout<kKeyDim, kValueDim>;
   const auto& in = p.in;
-  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int h = blockIdx.x, c = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const ChunkSpan span = chunk_span(in, c);
   const int64_t chunk_index = (static_cast<int64_t>(b) * in.heads + h) * in.chunks + c;
@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
 
   // 1. k and v in; G and beta.
   const auto* k_head = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
-                       static_cast<int64_t>(span.first) * in.k_strides.seq + h * in.k_strides.head;
+                       static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
   const auto* v_head = static_cast<const V*>(in.v) + b * in.v_strides.batch +
                        static_cast<int64_t>(span.first) * in.v_strides.seq + h * in.v_strides.head;
   // k in a first group of copies and v in a second, which lands while the warps make A from k.
@@ -344,7 +344,8 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
 
 void launch_prepare(const Problem& p, cudaStream_t stream) {
   require_head_sizes_128(p.in);
-  const dim3 grid(static_cast<unsigned>(p.in.chunks), static_cast<unsigned>(p.in.heads),
+  // Heads vary fastest: value heads that share a key head read its k close together (from L2).
+  const dim3 grid(static_cast<unsigned>(p.in.heads), static_cast<unsigned>(p.in.chunks),
                   static_cast<unsigned>(p.in.batch));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return prepare_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;

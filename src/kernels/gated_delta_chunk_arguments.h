@@ -13,9 +13,10 @@
 namespace strata::kernels {
 
 // Whether the kernels take these inputs, whatever the grad mode: CUDA tensors on one device with
-// use_cuda_kernels(v), v in bfloat16 or float16, q and k of one dtype among float32, bfloat16 and
-// float16, floating g, beta and initial_state, chunk_size launch::kGatedDeltaChunk and head sizes
-// within launch::gated_delta_chunk_fits.
+// use_cuda_kernels(v), v in bfloat16 or float16, q and k of one shape and dtype among float32,
+// bfloat16 and float16 with a number of heads that divides v's, floating g, beta and
+// initial_state, chunk_size launch::kGatedDeltaChunk and head sizes within
+// launch::gated_delta_chunk_fits.
 bool gated_delta_chunk_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                                     const at::Tensor& beta, int64_t chunk_size,
                                     const std::optional<at::Tensor>& initial_state);

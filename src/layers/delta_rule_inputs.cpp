@@ -10,15 +10,20 @@ namespace strata {
 std::string shape_of(const at::Tensor& t) { return cat(t.sizes()); }
 
 DeltaRuleDims check_qkv(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  if (k.dim() != 4) fail(fn, ": k must be [B, T, H, Dk], got shape ", shape_of(k));
+  if (k.dim() != 4) fail(fn, ": k must be [B, T, Hk, Dk], got shape ", shape_of(k));
   if (v.dim() != 4) fail(fn, ": v must be [B, T, H, Dv], got shape ", shape_of(v));
-  const DeltaRuleDims d{k.size(0), k.size(1), k.size(2), k.size(3), v.size(3)};
+  const DeltaRuleDims d{v.size(0), v.size(1), v.size(2), k.size(3), v.size(3), k.size(2)};
   if (d.seq < 1) fail(fn, ": the sequence must hold at least one token, got T = ", d.seq);
   if (q.sizes() != k.sizes()) fail(fn, ": q must have k's shape ", shape_of(k), ", got shape ", shape_of(q));
-  if (v.sizes().slice(0, 3) != k.sizes().slice(0, 3))
-    fail(fn, ": v must be [B, T, H, Dv] with [B, T, H] = [", d.batch, ", ", d.seq, ", ", d.heads, "], got shape ",
-         shape_of(v));
+  if (k.size(0) != d.batch || k.size(1) != d.seq || d.key_heads < 1 || d.heads % d.key_heads != 0)
+    fail(fn, ": v must be [B, T, H, Dv] with k's [B, T] = [", k.size(0), ", ", k.size(1), "] and H a multiple of k's ",
+         d.key_heads, " heads, got shape ", shape_of(v));
   return d;
+}
+
+at::Tensor per_value_head(const at::Tensor& t, int64_t heads, int64_t head_dim) {
+  const auto per_key = heads / t.size(head_dim);
+  return per_key == 1 ? t : t.repeat_interleave(per_key, head_dim);
 }
 
 void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const DeltaRuleDims& d,
@@ -58,7 +63,7 @@ DeltaRuleOutput over_rows_or_documents(const char* fn, const DeltaRuleDims& d,
     const auto first = bounds[doc], length = bounds[doc + 1] - bounds[doc];
     auto start = initial_state ? std::optional<at::Tensor>(initial_state->narrow(0, doc, 1)) : std::nullopt;
     auto one = rule([&](const at::Tensor& t) { return t.narrow(1, first, length); }, start,
-                    DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim});
+                    DeltaRuleDims{1, length, d.heads, d.key_dim, d.value_dim, d.key_heads});
     outs.push_back(one.out);
     finals.push_back(one.final_state);
   }

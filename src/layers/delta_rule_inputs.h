@@ -15,13 +15,19 @@ namespace strata {
 
 struct DeltaRuleDims {
   int64_t batch, seq, heads, key_dim, value_dim;
+  int64_t key_heads;  // of q and k: heads / key_heads value heads read each
 };
 
 std::string shape_of(const at::Tensor& t);
 
-// q and k [B, T, H, Dk] of one shape, v [B, T, H, Dv] with k's [B, T, H], T >= 1 (errors name
-// `fn`): their sizes.
+// q and k [B, T, Hk, Dk] of one shape, v [B, T, H, Dv] with k's [B, T] and H a multiple of Hk,
+// T >= 1 (errors name `fn`): their sizes.
 DeltaRuleDims check_qkv(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// q or k with its Hk key heads on dimension head_dim repeated to the `heads` value heads that read
+// them: key head h serves value heads h r .. h r + r - 1 (r = heads / Hk; Megatron's and HF's
+// repeat_interleave); t itself when Hk = heads.
+at::Tensor per_value_head(const at::Tensor& t, int64_t heads, int64_t head_dim);
 
 // One state per row of the batch, or per document when packed: `rows` of them.
 void check_initial_state(const char* fn, const std::optional<at::Tensor>& initial_state, const DeltaRuleDims& d,

@@ -126,8 +126,9 @@ DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& 
   const bool tf32 = reduced_output && dtype == at::kFloat;
   const auto product = [tf32](const at::Tensor& a, const at::Tensor& b) { return matmul_tf32_if(tf32, a, b); };
   // Shapes below: [B, H, N chunks, C steps, ...].
+  // q and k's key heads are repeated to the value heads after heads_first lays them out.
   const auto chunked = [&](const at::Tensor& t) {
-    auto wide = heads_first(t, dtype);
+    auto wide = per_value_head(heads_first(t, dtype), d.heads, 1);
     return documents ? into_document_chunks(wide, *documents, chunk_size) : into_chunks(wide, chunk_size);
   };
   auto qc = chunked(q);
@@ -208,10 +209,11 @@ DeltaRuleOutput gated_delta_rule_recurrent(const at::Tensor& q, const at::Tensor
                                            const std::optional<at::Tensor>& cu_seqlens) {
   const auto fn = "gated_delta_rule_recurrent";
   const auto d = check_inputs(fn, q, k, v, g, beta);
+  const auto qv = per_value_head(q, d.heads, 2), kv = per_value_head(k, d.heads, 2);
   // Packed documents each on their own, from their own state.
   return over_rows_or_documents(fn, d, initial_state, cu_seqlens, [&](const auto& part, const auto& start,
                                                                       const DeltaRuleDims& dims) {
-    return recurrent_rows(part(q), part(k), part(v), part(g), part(beta), start, dims);
+    return recurrent_rows(part(qv), part(kv), part(v), part(g), part(beta), start, dims);
   });
 }
 

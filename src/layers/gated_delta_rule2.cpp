@@ -16,6 +16,8 @@ namespace {
 DeltaRuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        const at::Tensor& g, const at::Tensor& b, const at::Tensor& w) {
   const auto d = check_qkv(fn, q, k, v);
+  if (d.key_heads != d.heads)
+    fail(fn, ": q and k have ", d.key_heads, " heads and v ", d.heads, "; expected one key head per value head");
   // g and b live on the key channels, w on the value channels.
   for (auto [name, t] : {std::pair{"g", &g}, {"b", &b}})
     if (t->sizes() != k.sizes()) fail(fn, ": ", name, " must have k's shape ", shape_of(k), ", got shape ", shape_of(*t));

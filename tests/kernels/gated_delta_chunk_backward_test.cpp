@@ -2,8 +2,9 @@
 // autograd Function: when training dispatches to it and its entry points' errors (anywhere); on
 // the GPU machine, every input gradient against the float64 twin's (the LibTorch chunked path on
 // float64 copies) for odd lengths, gates near 1 and strongly decaying, beta near 0 and 1, with
-// and without initial and final states, packed documents; the dispatch in gated_delta_rule_chunked
-// under STRATA_FUSED_GDN_BACKWARD=1; the refusal of a double backward.
+// and without initial and final states, packed documents, key heads shared by value heads; the
+// dispatch in gated_delta_rule_chunked under STRATA_FUSED_GDN_BACKWARD=1; the refusal of a double
+// backward.
 #include "strata/kernels/gated_delta_chunk_backward.h"
 
 #include <ATen/core/grad_mode.h>
@@ -190,6 +191,25 @@ TEST(GatedDeltaChunkBackward, CudaGradientsRestartAtEachPackedDocument) {
       expect_gradients_match_twin(
           in, initial, at::tensor(bounds, cuda(at::kLong)), bounds,
           strata::cat("bounds ", at::IntArrayRef(bounds), with_initial ? ", initial state" : ""));
+    }
+}
+
+// Grouped value heads: dq and dk per key head are the sums over the value heads that read it, as
+// the float64 twin (which repeats the key heads) has them; bf16 and float32 q and k, packed or not.
+TEST(GatedDeltaChunkBackward, CudaGradientsOfKeyHeadsSharedByValueHeads) {
+  ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
+  const int64_t heads = 4, key_heads = 2, dim = 128;
+  for (auto qk_dtype : {at::kBFloat16, at::kFloat})
+    for (const auto& bounds : {std::vector<int64_t>{}, std::vector<int64_t>{0, 65, 200}}) {
+      auto in = random_rule_inputs(1, 200, heads, dim, Gates::mixed, cuda(at::kFloat));
+      in.q = in.q.narrow(2, 0, key_heads).to(qk_dtype);
+      in.k = in.k.narrow(2, 0, key_heads).to(qk_dtype);
+      in.v = in.v.to(at::kBFloat16);
+      const auto states = bounds.empty() ? int64_t{1} : static_cast<int64_t>(bounds.size()) - 1;
+      const auto cu_seqlens =
+          bounds.empty() ? std::nullopt : std::optional<at::Tensor>(at::tensor(bounds, cuda(at::kLong)));
+      expect_gradients_match_twin(in, 0.1 * at::randn({states, heads, dim, dim}, cuda(at::kFloat)), cu_seqlens, bounds,
+                                  strata::cat("q/k ", qk_dtype, bounds.empty() ? "" : ", packed"));
     }
 }
 

@@ -1,8 +1,9 @@
 // The fused chunked gated delta rule forward (kernels/gated_delta_chunk_*.cu): when it applies and
 // its entry point's errors (anywhere); on the GPU machine, the kernels against the float64
 // recurrent form (odd lengths, gates near 1 and strongly decaying, beta near 0 and 1, initial and
-// final states, packed documents, the layer's strided float32 q and k) and the dispatch in
-// gated_delta_rule_chunked (fused without gradients, the differentiable twin with them).
+// final states, packed documents, the layer's strided float32 q and k, key heads shared by value
+// heads) and the dispatch in gated_delta_rule_chunked (fused without gradients, the
+// differentiable twin with them).
 #include "strata/kernels/gated_delta_chunk_forward.h"
 
 #include <ATen/core/grad_mode.h>
@@ -140,6 +141,33 @@ TEST(GatedDeltaChunkForward, CudaKernelsReadStridedInputsInPlace) {
   auto b = gated_delta_chunk_forward_cuda(packed.q, packed.k, packed.v, packed.g, packed.beta, std::nullopt, {});
   EXPECT_TRUE(at::equal(a.out, b.out));
   EXPECT_TRUE(at::equal(a.final_state, b.final_state));
+}
+
+// Grouped value heads (Qwen3-Next: 16 key heads for 32 value heads): q and k with one head per
+// group give, bit for bit, what their copies repeated to every value head give (the kernels read
+// the same rows), and match the float64 recurrence, packed or not.
+TEST(GatedDeltaChunkForward, CudaKernelsReadKeyHeadsSharedByValueHeads) {
+  ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
+  at::NoGradGuard no_grad;
+  const int64_t heads = 6, dim = 128;
+  for (int64_t key_heads : {3, 1})
+    for (const auto& bounds : {std::vector<int64_t>{}, std::vector<int64_t>{0, 70, 200}}) {
+      const std::string what = strata::cat(key_heads, " key heads", bounds.empty() ? "" : ", packed");
+      auto in = random_rule_inputs(1, 200, heads, dim, Gates::mixed, cuda(at::kFloat));
+      in.q = in.q.narrow(2, 0, key_heads).to(at::kBFloat16);
+      in.k = in.k.narrow(2, 0, key_heads).to(at::kBFloat16);
+      in.v = in.v.to(at::kBFloat16);
+      const auto states = bounds.empty() ? int64_t{1} : static_cast<int64_t>(bounds.size()) - 1;
+      const auto initial = 0.1 * at::randn({states, heads, dim, dim}, cuda(at::kFloat));
+      const auto cu_seqlens =
+          bounds.empty() ? std::nullopt : std::optional<at::Tensor>(at::tensor(bounds, cuda(at::kLong)));
+      expect_matches_recurrence(in, initial, cu_seqlens, bounds, what);
+      const auto repeated = [&](const at::Tensor& t) { return t.repeat_interleave(heads / key_heads, 2); };
+      auto grouped = gated_delta_chunk_forward_cuda(in.q, in.k, in.v, in.g, in.beta, initial, bounds);
+      auto copies = gated_delta_chunk_forward_cuda(repeated(in.q), repeated(in.k), in.v, in.g, in.beta, initial, bounds);
+      EXPECT_TRUE(at::equal(grouped.out, copies.out)) << what;
+      EXPECT_TRUE(at::equal(grouped.final_state, copies.final_state)) << what;
+    }
 }
 
 // beta is read in its own dtype (no conversion kernel): bfloat16 and float16 beta give what the

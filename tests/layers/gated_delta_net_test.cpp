@@ -117,6 +117,59 @@ TEST(GatedDeltaRule, ChunkedWithBf16ValuesIsAsAccurateAsBf16Allows) {
   EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), tf32_before);
 }
 
+// Grouped value heads (Qwen3-Next's 16 key heads for 32 value heads): q and k with one head per
+// group give what their copies repeated to every value head give, in both forms, packed or not,
+// and their gradients are the sums over the value heads that read each key head.
+TEST(GatedDeltaRule, KeyHeadsSharedByValueHeadsEqualTheirRepeatedCopies) {
+  at::manual_seed(6);
+  const int64_t batch = 1, seq = 70, key_heads = 2, heads = 6, key_dim = 8, value_dim = 5;
+  const auto options = at::TensorOptions().dtype(at::kDouble);
+  auto unit = [&](int64_t h) {
+    auto x = at::randn({batch, seq, h, key_dim}, options);
+    return x / x.norm(2, -1, true);
+  };
+  std::vector<at::Tensor> leaves{unit(key_heads) / std::sqrt(8.0), unit(key_heads),
+                                 at::randn({batch, seq, heads, value_dim}, options),
+                                 -at::exp(at::randn({batch, seq, heads}, options)),
+                                 at::sigmoid(at::randn({batch, seq, heads}, options)),
+                                 at::randn({2, heads, key_dim, value_dim}, options)};
+  for (auto& t : leaves) t.requires_grad_(true);
+  // Value head h reads key head h / 3, spelled out as an index rather than repeat_interleave.
+  const auto key_head_of = at::tensor(std::vector<int64_t>{0, 0, 0, 1, 1, 1}, at::kLong);
+  const auto cu_seqlens = at::tensor(std::vector<int64_t>{0, 30, 70}, at::kLong);
+  auto loss_weight = at::randn({batch, seq, heads, value_dim}, options);
+  auto state_weight = at::randn({2, heads, key_dim, value_dim}, options);
+  auto loss = [&](const DeltaRuleOutput& o) { return (o.out * loss_weight).sum() + (o.final_state * state_weight).sum(); };
+  const auto& [q, k, v, g, beta, initial] = std::tie(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]);
+  auto repeated = gated_delta_rule_recurrent(q.index_select(2, key_head_of), k.index_select(2, key_head_of), v, g, beta,
+                                             initial, cu_seqlens);
+  const auto want = torch::autograd::grad({loss(repeated)}, leaves);
+  for (bool chunked : {true, false}) {
+    SCOPED_TRACE(chunked ? "chunked" : "recurrent");
+    auto grouped = chunked ? gated_delta_rule_chunked(q, k, v, g, beta, 16, initial, cu_seqlens)
+                           : gated_delta_rule_recurrent(q, k, v, g, beta, initial, cu_seqlens);
+    ASSERT_EQ(grouped.out.sizes(), v.sizes());
+    EXPECT_LT(relative_error(grouped.out, repeated.out), 1e-12);
+    EXPECT_LT(relative_error(grouped.final_state, repeated.final_state), 1e-12);
+    const auto got = torch::autograd::grad({loss(grouped)}, leaves);
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      ASSERT_EQ(got[i].sizes(), leaves[i].sizes()) << "input " << i;
+      EXPECT_LT(relative_error(got[i], want[i]), 1e-12) << "input " << i;
+    }
+  }
+}
+
+TEST(GatedDeltaRule, RejectsValueHeadsThatDoNotShareTheKeyHeadsEvenly) {
+  auto in = random_rule_inputs(4, at::TensorOptions());  // 3 value heads
+  const auto two_heads = [](const at::Tensor& t) { return t.narrow(2, 0, 2); };
+  const auto message = testing::error_of(
+      [&] { gated_delta_rule_chunked(two_heads(in.q), two_heads(in.k), in.v, in.g, in.beta, 4, std::nullopt); });
+  EXPECT_NE(message.find("gated_delta_rule_chunked: v must be [B, T, H, Dv] with k's [B, T] = [2, 4] and H a multiple "
+                         "of k's 2 heads, got shape [2, 4, 3, 6]"),
+            std::string::npos)
+      << message;
+}
+
 TEST(GatedDeltaRule, RejectsAMisshapedInitialState) {
   auto in = random_rule_inputs(4, at::TensorOptions());
   try {

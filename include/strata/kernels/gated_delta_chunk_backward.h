@@ -12,7 +12,7 @@
 namespace strata::kernels {
 
 struct GatedDeltaChunkGradients {
-  at::Tensor dq, dk;           // [B, T, H, Dk] in q's dtype
+  at::Tensor dq, dk;           // [B, T, Hk, Dk] (q's shape) in q's dtype
   at::Tensor dv;               // [B, T, H, Dv] in v's dtype
   at::Tensor dg, dbeta;        // [B, T, H] float32
   at::Tensor d_initial_state;  // [B or N, H, Dk, Dv] float32; undefined without initial_state

@@ -35,9 +35,11 @@ struct DeltaRuleOutput {
   at::Tensor final_state;
 };
 
-// q, k [B, T, H, Dk]: L2-normalised per head, q already scaled by 1/sqrt(Dk); v [B, T, H, Dv];
-// g [B, T, H] log decay; beta [B, T, H]; initial_state [B, H, Dk, Dv] ([N, H, Dk, Dv] for packed
-// documents), zeros when absent. T need not be a multiple of chunk_size.
+// q, k [B, T, Hk, Dk]: L2-normalised per head, q already scaled by 1/sqrt(Dk); v [B, T, H, Dv]
+// with H a multiple of Hk (grouped value heads: key head h serves value heads h r .. h r + r - 1,
+// r = H / Hk, as Megatron's and HF's repeat_interleave of the key heads lays them out, without the
+// copy on the fused kernels); g [B, T, H] log decay; beta [B, T, H]; initial_state [B, H, Dk, Dv]
+// ([N, H, Dk, Dv] for packed documents), zeros when absent. T need not be a multiple of chunk_size.
 DeltaRuleOutput gated_delta_rule_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                          const at::Tensor& g, const at::Tensor& beta, int64_t chunk_size,
                                          const std::optional<at::Tensor>& initial_state,
