@@ -38,7 +38,9 @@ bool gated_delta_chunk_kernels_take(const at::Tensor& q, const at::Tensor& k, co
                                     const std::optional<at::Tensor>& initial_state) {
   if (!use_cuda_kernels(v) || !reduced(v.scalar_type()) || chunk_size != launch::kGatedDeltaChunk) return false;
   if (q.dim() != 4 || v.dim() != 4 || !launch::gated_delta_chunk_fits(q.size(3), v.size(3))) return false;
-  if (k.sizes() != q.sizes() || q.size(2) < 1 || v.size(2) % q.size(2) != 0) return false;
+  if (k.sizes() != q.sizes() || q.size(0) != v.size(0) || q.size(1) != v.size(1) || q.size(2) < 1 ||
+      v.size(2) % q.size(2) != 0)
+    return false;
   if (q.scalar_type() != k.scalar_type() || !kernel_dtype(q.scalar_type())) return false;
   for (const auto* t : {&q, &k, &g, &beta})
     if (t->device() != v.device()) return false;

@@ -236,12 +236,12 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 
 // Per (row b, head h), with S [key_dim, value_dim] starting from initial_state (zeros when null):
 //   S = exp(g_t) S;  delta = beta_t (v_t - S^T k_t);  S = S + k_t delta^T;  out_t = S^T q_t
-// q, k [batch, seq, key_heads, key_dim] (qk_dtype) and v [batch, seq, heads, value_dim] (v_dtype) at
-// element strides *_strides; value head h reads key head h / (heads / key_heads) (grouped value
-// heads: HF's and Megatron's repeat_interleave of the key heads, without the copy), the last dimension contiguous, 16-byte aligned rows (pointer and
-// strides multiples of 16 bytes); g float32 and beta (beta_dtype) contiguous [batch, seq, heads];
-// out contiguous [batch, seq, heads, value_dim] in v_dtype; final_state float32 [segments, heads,
-// key_dim, value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the
+// q, k [batch, seq, key_heads, key_dim] (qk_dtype) and v [batch, seq, heads, value_dim] (v_dtype)
+// at element strides *_strides (value head h reads key head h / (heads / key_heads): grouped value
+// heads, HF's and Megatron's repeat_interleave of the key heads without the copy), the last
+// dimension contiguous, 16-byte aligned rows (pointer and strides multiples of 16 bytes); g
+// float32 and beta (beta_dtype) contiguous [batch, seq, heads]; out contiguous [batch, seq, heads,
+// value_dim] in v_dtype; final_state float32 [segments, heads, key_dim, value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the
 // state is carried in float32 and handed to the output pass in bfloat16.
 // Without chunk_tokens, row b's tokens are split into `chunks` = ceil(seq / 64) chunks and
 // segments = batch. With packed documents (batch 1), chunk_tokens (int32 [chunks, 2], device)
