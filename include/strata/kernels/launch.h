@@ -241,8 +241,9 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 // heads, HF's and Megatron's repeat_interleave of the key heads without the copy), the last
 // dimension contiguous, 16-byte aligned rows (pointer and strides multiples of 16 bytes); g
 // float32 and beta (beta_dtype) contiguous [batch, seq, heads]; out contiguous [batch, seq, heads,
-// value_dim] in v_dtype; final_state float32 [segments, heads, key_dim, value_dim]. Tensor-core products take bfloat16 operands with float32 accumulation; the
-// state is carried in float32 and handed to the output pass in bfloat16.
+// value_dim] in v_dtype; final_state float32 [segments, heads, key_dim, value_dim]. Tensor-core
+// products take bfloat16 operands with float32 accumulation; the state is carried in float32 and
+// handed to the output pass in bfloat16.
 // Without chunk_tokens, row b's tokens are split into `chunks` = ceil(seq / 64) chunks and
 // segments = batch. With packed documents (batch 1), chunk_tokens (int32 [chunks, 2], device)
 // gives each chunk's first token and length (no chunk spans two documents) and segment_chunks
