@@ -67,10 +67,11 @@ GatedDeltaChunkGradients gated_delta_chunk_backward_cuda(
   launch::gated_delta_chunk_backward(args, current_stream(v.device()));
   if (f.key_heads < f.heads) {
     // The kernels write dq and dk per value head; a key head's are the sum over the value heads
-    // that read it (what autograd gives repeat_interleave).
+    // that read it (what autograd gives repeat_interleave), in one pass each (ATen sums bfloat16
+    // and float16 in float32 and rounds once).
     const auto per_key = f.heads / f.key_heads;
     const auto summed = [&](const at::Tensor& t) {
-      return t.view({f.batch, f.seq, f.key_heads, per_key, f.key_dim}).sum(3, false, at::kFloat).to(q.scalar_type());
+      return t.view({f.batch, f.seq, f.key_heads, per_key, f.key_dim}).sum(3);
     };
     grads.dq = summed(grads.dq);
     grads.dk = summed(grads.dk);
