@@ -37,9 +37,9 @@ constexpr int kDim = 128;  // Dk = Dv
 float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 // Inputs as the layer hands them over: unit-norm k, unit-norm q over sqrt(Dk), all rounded to
-// bfloat16; g and beta float32 [B, T, H].
-// q and k are held per value head; with key_heads < heads, value heads h r .. h r + r - 1 (r =
-// heads / key_heads) hold the same rows, and the kernels are handed key head h's once.
+// bfloat16; g and beta float32 [B, T, H]. q and k are held per value head; with key_heads < heads,
+// value heads h r .. h r + r - 1 (r = heads / key_heads) hold the same rows, and the kernels are
+// handed key head h's once.
 struct Inputs {
   int batch, seq, heads, key_heads;
   std::vector<float> q, k, v, g, beta, initial;  // initial empty: zeros
