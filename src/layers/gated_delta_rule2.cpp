@@ -17,7 +17,8 @@ DeltaRuleDims check_inputs(const char* fn, const at::Tensor& q, const at::Tensor
                        const at::Tensor& g, const at::Tensor& b, const at::Tensor& w) {
   const auto d = check_qkv(fn, q, k, v);
   if (d.key_heads != d.heads)
-    fail(fn, ": q and k have ", d.key_heads, " heads and v ", d.heads, "; expected one key head per value head");
+    fail(fn, ": q and k with ", d.key_heads, " key heads for v's ", d.heads, " value heads; expected one key head per ",
+         "value head");
   // g and b live on the key channels, w on the value channels.
   for (auto [name, t] : {std::pair{"g", &g}, {"b", &b}})
     if (t->sizes() != k.sizes()) fail(fn, ": ", name, " must have k's shape ", shape_of(k), ", got shape ", shape_of(*t));

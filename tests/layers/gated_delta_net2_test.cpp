@@ -176,7 +176,7 @@ TEST(GatedDeltaRule2, PackedDocumentsRunAsSeparateSequences) {
   }
 }
 
-TEST(GatedDeltaRule2, RejectsPerHeadGatesAndAMisshapedState) {
+TEST(GatedDeltaRule2, RejectsPerHeadGatesAMisshapedStateAndSharedKeyHeads) {
   auto in = random_leaves(4, 1, 1, Gates::mixed);
   EXPECT_NE(error_of([&] {
               gated_delta_rule2_recurrent(in.q, in.k, in.v, in.g.select(-1, 0), in.b, in.w, std::nullopt);
@@ -185,6 +185,14 @@ TEST(GatedDeltaRule2, RejectsPerHeadGatesAndAMisshapedState) {
   EXPECT_NE(error_of([&] {
               gated_delta_rule2_chunked(in.q, in.k, in.v, in.g, in.b, in.w, 4, in.initial_state.transpose(2, 3));
             }).find("initial_state must be [B, H, Dk, Dv] = [2, 1, 5, 4], got shape [2, 1, 4, 5]"),
+            std::string::npos);
+  // Its gates live on the key channels, so value heads do not share key heads in the rule (the
+  // mixer repeats them first).
+  const auto two_heads = [](const at::Tensor& t) { return at::cat({t, t}, 2); };
+  EXPECT_NE(error_of([&] {
+              gated_delta_rule2_chunked(in.q, in.k, two_heads(in.v), in.g, in.b, two_heads(in.w), 4, std::nullopt);
+            }).find("gated_delta_rule2_chunked: q and k with 1 key heads for v's 2 value heads; expected one key "
+                    "head per value head"),
             std::string::npos);
 }
 
