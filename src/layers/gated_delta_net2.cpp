@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "delta_rule_inputs.h"
 #include "strata/core/dtype.h"
 #include "strata/layers/gated_delta_rule2.h"
 
@@ -57,21 +58,17 @@ MixerOutput GatedDeltaNet2::mix(const at::Tensor& hidden, GatedDeltaNetState* st
 
   // Key-channel tensors [B, T, nk, dk] repeated to the value heads they serve: key head h serves
   // value heads h r .. h r + r - 1 (Megatron's repeat_interleave on the head dimension).
-  const auto heads_per_key = num_value_heads_ / num_key_heads_;
-  auto per_value_head = [&](const at::Tensor& t) {
-    auto heads = t.reshape({batch, seq, num_key_heads_, key_head_dim_});  // a view when t already is
-    return heads_per_key == 1 ? heads : heads.repeat_interleave(heads_per_key, 2);
-  };
+  auto key_heads = [&](const at::Tensor& t) { return t.reshape({batch, seq, num_key_heads_, key_head_dim_}); };
+  auto repeated = [&](const at::Tensor& t) { return per_value_head(key_heads(t), num_value_heads_, 2); };
   // q scaled after widening, as Megatron's kernel scales its float32 copy.
   const auto scale = 1.0 / std::sqrt(static_cast<double>(key_head_dim_));
-  auto key_heads = [&](const at::Tensor& t) { return t.reshape({batch, seq, num_key_heads_, key_head_dim_}); };
-  auto q = per_value_head(at_least_float(l2_normalize(key_heads(qkv[0]))) * scale);
-  auto k = per_value_head(l2_normalize(key_heads(qkv[1])));
+  auto q = repeated(at_least_float(l2_normalize(key_heads(qkv[0]))) * scale);
+  auto k = repeated(l2_normalize(key_heads(qkv[1])));
   auto v = qkv[2].reshape({batch, seq, num_value_heads_, value_head_dim_});
   // The log decay in float32 (Megatron's _compute_gates): A_log per key head, over its channels.
   auto rate = at::exp(at_least_float(A_log_)).repeat_interleave(key_head_dim_);
-  auto g = per_value_head(-rate * at::softplus(at_least_float(f) + dt_bias_));
-  auto erase = per_value_head(at::sigmoid(b));
+  auto g = repeated(-rate * at::softplus(at_least_float(f) + dt_bias_));
+  auto erase = repeated(at::sigmoid(b));
   auto write = at::sigmoid(w).reshape({batch, seq, num_value_heads_, value_head_dim_});
 
   auto initial = state && state->recurrent.defined() ? std::optional<at::Tensor>(state->recurrent) : std::nullopt;
