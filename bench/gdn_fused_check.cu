@@ -80,7 +80,7 @@ bool check_passes(const Inputs& in) {
   const auto p = gdn::problem_of(run.args);
   const size_t steps = static_cast<size_t>(H) * N * C;
   // float64 expectations, [H, N, C, ...] and [H, N, Dk, Dv].
-  std::vector<double> gates(steps), w(steps * kDim), u(steps * kDim), to_end(steps * kDim), delta(steps * kDim),
+  std::vector<double> gates(steps), w(steps * kDim), u(steps * kDim), delta(steps * kDim),
       states(static_cast<size_t>(H) * N * kDim * kDim);
   for (int h = 0; h < H; ++h) {
     std::vector<double> S(kDim * kDim);
@@ -120,7 +120,6 @@ bool check_passes(const Inputs& in) {
           }
           w[(base + i) * kDim + d] = wi;
           u[(base + i) * kDim + d] = ui;
-          to_end[(base + i) * kDim + d] = key(i, d) * std::exp(G[C - 1] - G[i]);
         }
       std::copy(S.begin(), S.end(), states.begin() + (static_cast<size_t>(h) * N + c) * kDim * kDim);
       for (int i = 0; i < C; ++i)
@@ -130,10 +129,11 @@ bool check_passes(const Inputs& in) {
           delta[(base + i) * kDim + d] = u[(base + i) * kDim + d] - ws;
         }
       for (auto& x : S) x *= std::exp(G[C - 1]);
-      for (int i = 0; i < C; ++i)
+      for (int i = 0; i < C; ++i) {
+        const double to_end = std::exp(G[C - 1] - G[i]);
         for (int m = 0; m < kDim; ++m)
-          for (int d = 0; d < kDim; ++d)
-            S[m * kDim + d] += to_end[(base + i) * kDim + m] * delta[(base + i) * kDim + d];
+          for (int d = 0; d < kDim; ++d) S[m * kDim + d] += key(i, m) * to_end * delta[(base + i) * kDim + d];
+      }
     }
   }
   bool pass = true;
@@ -147,7 +147,6 @@ bool check_passes(const Inputs& in) {
   report("prepare: cumulative gates", fetch(p.gates, steps), gates);
   report("prepare: W", fetch(p.w, steps * kDim), w);
   report("prepare: U", fetch(p.u, steps * kDim), u);
-  report("prepare: k to chunk end", fetch(p.k_to_end, steps * kDim), to_end);
   gdn::launch_states(p, nullptr);
   CHECK_CUDA(cudaDeviceSynchronize());
   report("states: entering states", fetch(p.states, states.size()), states);

@@ -4,10 +4,10 @@
 //   prepare (gated_delta_chunk_prepare.cu), one block per (row, head, chunk): the in-chunk
 //     cumulative gates G, T = (I + strictly_lower(beta_i exp(G_i - G_j) k_i.k_j))^-1 (written only
 //     where the forward keeps its intermediates for the backward), W = T (beta exp(G) k),
-//     U = T (beta v) and k exp(G_last - G), the write of each token as seen at the chunk's end;
+//     U = T (beta v);
 //   states (gated_delta_chunk_states.cu), a pair of warps per (segment, head, 16 value columns),
 //     each with half of the keys, over the chunks in order: delta = U - W S,
-//     S = exp(G_last) S + (k exp(G_last - G))^T delta;
+//     S = exp(G_last) S + k^T (exp(G_last - G) delta), each token's write as seen at the chunk's end;
 //   output (gated_delta_chunk_output.cu), one block per (row, head, chunk):
 //     O = diag(exp(G)) q S + (q k^T o exp(G_i - G_j) o causal) delta.
 // Tensor-core products (mma.sync on registers of known layout, mma_fragments.cuh) take bfloat16
@@ -39,7 +39,6 @@ struct Problem {
   float* gates;    // [batch, heads, chunks, kChunk]: G, the cumulative gate within the chunk
   bf16* w;         // [batch, heads, chunks, kChunk, key_dim]
   bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
-  bf16* k_to_end;  // [batch, heads, chunks, kChunk, key_dim]: k_i exp(G_last - G_i)
   bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
   bf16* inverse;   // [batch, heads, chunks, kChunk, kChunk]: T as W and U used it, for the backward
 };
@@ -93,15 +92,17 @@ __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
 
 // The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
 // bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
-// `head` points at (b, first, h, 0); seq_stride is the tensor's position stride.
+// `head` points at (b, first, h, 0); seq_stride is the tensor's position stride. kThreads threads
+// share the work (`thread`: this one's index among them).
 template <class T, int kColumns, int kThreads>
-__device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to) {
+__device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to,
+                                           int thread = threadIdx.x) {
   constexpr int kPerRow = kColumns / 8, kGroups = kChunk * kPerRow;
   constexpr int kSteps = (kGroups + kThreads - 1) / kThreads;  // row groups of 8 per thread
   float x[kSteps][8];
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
-    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
     const bool real = i < kGroups && row < length;
     if constexpr (std::is_same_v<T, bf16>) {
       if (real) __pipeline_memcpy_async(to + row * bf16_stride<kColumns> + column, head + row * seq_stride + column, 16);
@@ -113,7 +114,7 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
   }
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
-    const int i = threadIdx.x + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
+    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
     if (i >= kGroups) continue;
     if constexpr (std::is_same_v<T, bf16>) {
       if (row < length) continue;  // copied above

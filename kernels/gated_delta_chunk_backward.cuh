@@ -5,14 +5,15 @@
 //   A = strictly_lower(diag(beta) (k k^T o E)), E_ij = exp(G_i - G_j),  T = (I + A)^-1,
 //   W = T diag(beta gamma) k,  U = T diag(beta) v,  delta = U - W S,
 //   O = diag(gamma) q S + (q k^T o E o causal) delta,  H = Gamma S + (diag(Gamma / gamma) k)^T delta.
-// The backward reads the forward's arrays (G, W, T, delta, k to the chunk's end, the entering
-// states S), kept from the forward or recomputed by its prepare and states passes, then runs
+// The backward reads the forward's arrays (G, W, T, delta, the entering states S), kept from the
+// forward or recomputed by its prepare and states passes, then runs
 //   local (gated_delta_chunk_backward_local.cu), one block per (row, head, chunk):
 //     dv_local = (q k^T o E o causal)^T dO; gamma q and dO copied to bfloat16 chunk arrays;
 //   states (gated_delta_chunk_backward_states.cu), a pair of warps per (segment, head, 16 value
 //     columns), each with half of the keys, over the chunks in reverse, dH = dL/dH starting from
 //     d_final_state:
-//     dstates[c] = dH;  d_delta = dv_local + k_to_end dH;  dH = Gamma dH + (gamma q)^T dO - W^T d_delta;
+//     dstates[c] = dH;  d_delta = dv_local + diag(Gamma / gamma) k dH;
+//     dH = Gamma dH + (gamma q)^T dO - W^T d_delta;
 //     d_initial_state = dH at the end;
 //   gradients (gated_delta_chunk_backward_gradients.cu), one block per (row, head, chunk): dq, dk,
 //     dv, dg and dbeta from the chunk's inputs, dO, delta, d_delta, S and dH.

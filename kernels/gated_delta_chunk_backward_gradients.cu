@@ -9,8 +9,8 @@
 //   dv = diag(beta) dV
 //   dbeta_i = dV_i . v_i + gamma_i dKb_i . k_i + sum_j dA_ij E_ij (k_i . k_j)
 // and dG, the gradient of the in-chunk cumulative gates, from every place exp(G) enters (the
-// rows and columns of X o (q k^T) and Z o (k k^T), q.dq's decayed part, the W and k_to_end rows,
-// and exp(G_last) in H), summed from the chunk's end for dg.
+// rows and columns of X o (q k^T) and Z o (k k^T), q.dq's decayed part, the W rows, the keys'
+// decay to the chunk's end, and exp(G_last) in H), summed from the chunk's end for dg.
 //
 // One block of 8 warps per (row, head, chunk), on mma.sync (mma_fragments.cuh). Warp w owns row
 // block r = w % 4 (tokens 16 r .. 16 r + 15) and column half w / 4 of the 128-wide products; dq
@@ -274,8 +274,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   __pipeline_wait_prior(0);
   __syncthreads();
 
-  // 2. The decayed reads of the states: dG_i += q_i . dq_i; the k_to_end rows: dG_i -= k_i . dk_i,
-  // dG_last += the same.
+  // 2. The decayed reads of the states: dG_i += q_i . dq_i; the keys' decay to the chunk's end:
+  // dG_i -= k_i . dk_i, dG_last += the same.
   {
     float low, high;
     row_dots(dq, queries, low, high);

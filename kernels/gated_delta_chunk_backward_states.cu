@@ -1,14 +1,17 @@
 // The chunked gated delta rule's backward, sequential pass (see gated_delta_chunk_backward.cuh):
 // for each chunk in reverse, with dH the gradient of the state leaving it,
-//   d_states[c] = dH (bfloat16);   d_delta = dv_local + k_to_end dH (overwrites dv_local, bfloat16);
+//   d_states[c] = dH (bfloat16);
+//   d_delta = dv_local + diag(exp(G_last - G)) k dH (overwrites dv_local, bfloat16);
 //   dH = exp(G_last) dH + (exp(G) q)^T dO - W^T d_delta,
 // which leaves dH = dL/d(initial state). The forward's states pass run backwards: each pair of
 // walking warps takes 16 value columns of dH, transposed and split by keys
 // (gated_delta_chunk_walk.cuh):
-//   d_delta^T = dv_local^T + dH^T k_to_end^T,   dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W,
+//   d_delta^T = dv_local^T + (dH^T k^T) diag(exp(G_last - G)),
+//   dH^T = exp(G_last) dH^T + dO^T (exp(G) q) - d_delta^T W,
 // d_delta for half of the chunk's tokens over all keys, the update for all tokens over the warp's
 // half of the keys, with dH rounded to bfloat16 in the first product and d_delta in the update, as
-// they are stored.
+// they are stored. The keys are read in place, as the forward's walk reads them, and the decay to
+// the chunk's end scales the product in float32.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk_backward.cuh"
@@ -34,16 +37,16 @@ struct BackwardStatesLayout {
   static constexpr int kSliceBuffer = aligned_bytes(kChunk * kSliceStride * 2);
   static constexpr int kStatesOut = aligned_bytes(kHalfKeys * kOutStride * 2);
   static constexpr int kWarpOut = kStatesOut + aligned_bytes(kWarpTokens * kOutStride * 2);  // dH rows, d_delta rows
-  static constexpr int w = 0;                                      // [kStages][kChunk][kKeyStride]
-  static constexpr int k_to_end = w + kStages * kKeyBuffer;        // [kStages][kChunk][kKeyStride]
-  static constexpr int queries = k_to_end + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]: exp(G) q
-  static constexpr int d_out = queries + kStages * kKeyBuffer;     // [kStages][kChunk][kSliceStride]
-  static constexpr int local = d_out + kStages * kSliceBuffer;     // [kStages][kChunk][kSliceStride]: dv_local
-  static constexpr int out = local + kStages * kSliceBuffer;       // [2][kWalkWarps]: a walking warp's staged results
+  static constexpr int w = 0;                                   // [kStages][kChunk][kKeyStride]
+  static constexpr int keys = w + kStages * kKeyBuffer;         // [kStages][kChunk][kKeyStride]
+  static constexpr int queries = keys + kStages * kKeyBuffer;   // [kStages][kChunk][kKeyStride]: exp(G) q
+  static constexpr int d_out = queries + kStages * kKeyBuffer;  // [kStages][kChunk][kSliceStride]
+  static constexpr int local = d_out + kStages * kSliceBuffer;  // [kStages][kChunk][kSliceStride]: dv_local
+  static constexpr int out = local + kStages * kSliceBuffer;    // [2][kWalkWarps]: a walking warp's staged results
   static constexpr int bytes = out + 2 * kWalkWarps * kWarpOut;
 };
 
-template <int kKeyDim, int kValueDim>
+template <class QK, int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProblem p) {
   using L = BackwardStatesLayout<kKeyDim>;
   using State = walk::TransposedState<L::kHalfKeys, kValueDim>;
@@ -57,7 +60,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   extern __shared__ __align__(128) unsigned char shared[];
   constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
   auto* w_buffers = reinterpret_cast<bf16*>(shared + L::w);
-  auto* k_buffers = reinterpret_cast<bf16*>(shared + L::k_to_end);
+  auto* k_buffers = reinterpret_cast<bf16*>(shared + L::keys);
   auto* q_buffers = reinterpret_cast<bf16*>(shared + L::queries);
   auto* do_buffers = reinterpret_cast<bf16*>(shared + L::d_out);
   auto* local_buffers = reinterpret_cast<bf16*>(shared + L::local);
@@ -76,8 +79,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     const int64_t n = chunk_at(step);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim,
                                              w_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
-    copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.k_to_end + n * kChunk * kKeyDim, kKeyDim,
-                                             k_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
+    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, n, k_buffers + buffer * kKeyElements, copy_thread);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim,
                                              q_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
     copy_rows<kChunk, kColumns, kCopyThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,
@@ -105,7 +107,9 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   if (!copier) s.read(p.in.d_final_state != nullptr ? p.in.d_final_state + state_offset : nullptr, lane);
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
-    const float decay = __expf(p.forward.gates[chunk_at(step) * kChunk + kChunk - 1]);
+    const float* gates = p.forward.gates + chunk_at(step) * kChunk;
+    const float decay = __expf(gates[kChunk - 1]);
+    const walk::DecayToEnd<kWarpTokens / 8> to_end(gates, seat.half * kWarpTokens, lane);
     bf16* states_out = staged(step, warp);
     bf16* delta_out = states_out + L::kStatesOut / 2;
     const bf16* other_states = staged(step, warp ^ 1);
@@ -114,13 +118,14 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     uint32_t ha[State::kKeySteps][4];  // the half's dH^T in bfloat16, as A operands
     s.round(ha, states_out, lane);
 
-    // d_delta^T = dv_local^T + dH^T k_to_end^T for the warp's tokens: k_to_end's rows are B's
-    // columns; dv_local^T comes in the C layout.
+    // d_delta^T = dv_local^T + (dH^T k^T) diag(exp(G_last - G)) for the warp's tokens: k's rows
+    // are B's columns; dv_local^T comes in the C layout.
     const bf16* k = k_buffers + buffer * kKeyElements + seat.half * kWarpTokens * L::kKeyStride;
     float d[kWarpTokens / 8][4] = {};
     walk::over_pair_halves(ha, other_states, seat, lane, [&](const uint32_t(&a)[4], int kk) {
       walk::add_times_rows<L::kKeyStride>(d, a, k + 16 * kk, lane);
     });
+    to_end.apply(d);
     const bf16* local =
         local_buffers + buffer * kSliceElements + seat.half * kWarpTokens * L::kSliceStride + seat.pair * kWarpColumns;
     uint32_t da[kWarpTokens / 16][4];  // the warp's tokens' d_delta^T in bfloat16, as A operands
@@ -157,9 +162,11 @@ void launch_backward_states(const BackwardProblem& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(in.value_dim / kColumns), static_cast<unsigned>(in.heads),
                   static_cast<unsigned>(in.segments));
   constexpr int bytes = BackwardStatesLayout<128>::bytes;
-  auto kernel = backward_states_kernel<128, 128>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  kernel<<<grid, kThreads, bytes, stream>>>(p);
+  host::dispatch(in.qk_dtype, [&](auto qk_tag) {
+    auto kernel = backward_states_kernel<typename decltype(qk_tag)::type, 128, 128>;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    kernel<<<grid, kThreads, bytes, stream>>>(p);
+  });
   host::check_launch("gated_delta_chunk_backward (states)");
 }
 

@@ -7,7 +7,7 @@ namespace {
 
 // The workspace arrays in order, each starting 256-byte aligned.
 struct WorkspaceLayout {
-  int64_t gates, w, u, k_to_end, states, inverse, bytes;
+  int64_t gates, w, u, states, inverse, bytes;
 };
 
 WorkspaceLayout workspace_layout(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim, int64_t value_dim) {
@@ -17,8 +17,7 @@ WorkspaceLayout workspace_layout(int64_t batch, int64_t heads, int64_t chunks, i
   l.gates = 0;
   l.w = l.gates + aligned(steps * 4);
   l.u = l.w + aligned(steps * key_dim * 2);
-  l.k_to_end = l.u + aligned(steps * value_dim * 2);
-  l.states = l.k_to_end + aligned(steps * key_dim * 2);
+  l.states = l.u + aligned(steps * value_dim * 2);
   l.inverse = l.states + aligned(chunk_count * key_dim * value_dim * 2);
   l.bytes = l.inverse + aligned(chunk_count * gdn::kChunk * gdn::kChunk * 2);
   return l;
@@ -81,7 +80,6 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
                       reinterpret_cast<float*>(base + layout.gates),
                       reinterpret_cast<gdn::bf16*>(base + layout.w),
                       reinterpret_cast<gdn::bf16*>(base + layout.u),
-                      reinterpret_cast<gdn::bf16*>(base + layout.k_to_end),
                       reinterpret_cast<gdn::bf16*>(base + layout.states),
                       reinterpret_cast<gdn::bf16*>(base + layout.inverse)};
 }

@@ -4,15 +4,15 @@
 //   A_ij = beta_i exp(G_i - G_j) k_i.k_j for j < i, else 0      (mma.sync, float32)
 //   T = (I + A)^-1                                              (float32, CUDA cores)
 //   W = T (beta exp(G) k),  U = T (beta v)                      (mma.sync, bfloat16 out)
-//   k_to_end_i = k_i exp(G_last - G_i)
 // so that the corrections are delta = U - W S_entering (the UT transform) and the chunk leaves
-// S = exp(G_last) S_entering + k_to_end^T delta. Four block-wide barriers, one after each phase:
+// S = exp(G_last) S_entering + k^T diag(exp(G_last - G)) delta. Four block-wide barriers, one after
+// each phase:
 //   1. k staged in shared memory (v follows, landing during 2); warp 0 scans the gates.
 //   2. A's ten 16 x 16 blocks on or below the diagonal, one per warp (the two warps with diagonal
 //      blocks take two, as these need one load of the keys per step), gated and masked in the
 //      accumulators (mma_fragments.cuh) and stored in float32.
 //   3. T's four diagonal blocks by forward substitution, one thread per column (two warps), while
-//      the six other warps write k_to_end and scale the keys and values in place.
+//      the six other warps scale the keys and values in place.
 //   4. T's blocks below the diagonal, T_id = -T_ii sum_{d <= m < i} A_im T_md. The columns of T
 //      never mix in this, so a warp that owns four columns of block column d finishes them alone
 //      (warp barriers only) once the diagonal blocks are known: warps 0-3 block column 0's (3
@@ -244,24 +244,21 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   staged_rows_wait();  // v
   __syncthreads();
 
-  // 3. T's diagonal blocks (warps 0 and 1); meanwhile the other warps: k_to_end out,
-  // keys <- beta exp(G) k, values <- beta v.
+  // 3. T's diagonal blocks (warps 0 and 1); meanwhile the other warps: keys <- beta exp(G) k,
+  // values <- beta v.
   if (warp < 2) {
     invert_diagonal_block(threadIdx.x / 16, threadIdx.x % 16, coupling, inverse, inverse16, L::kInverseStride);
   } else {
-    const float last_gate = gates[kChunk - 1];
     const int worker = threadIdx.x - 64;
     constexpr int kWorkers = kThreads - 64;
-    bf16* to_end = p.k_to_end + chunk_index * kChunk * kKeyDim;
     for (int e = worker; e < kChunk * kKeyDim / 8; e += kWorkers) {
       const int i = e / (kKeyDim / 8), column = (e % (kKeyDim / 8)) * 8;
-      float x[8], decayed[8];
+      float x[8];
       bf16* key = keys + i * L::kKeyStride + column;
       device::load<bf16, 8>(key, x);
-      const float to_end_scale = __expf(last_gate - gates[i]), write_scale = betas[i] * __expf(gates[i]);
+      const float write_scale = betas[i] * __expf(gates[i]);
 #pragma unroll
-      for (int m = 0; m < 8; ++m) decayed[m] = x[m] * to_end_scale, x[m] *= write_scale;
-      device::store<bf16, 8>(to_end + i * kKeyDim + column, decayed);
+      for (int m = 0; m < 8; ++m) x[m] *= write_scale;
       device::store<bf16, 8>(key, x);
     }
     for (int e = worker; e < kChunk * kValueDim / 8; e += kWorkers) {

@@ -9,19 +9,19 @@
 // dependent steps, not throughput, bounds these passes, as they take the chunks one after another;
 // the key split halves each warp's part of a step and gives a block four walking warps, one for
 // each of an SM's four schedulers (one block an SM at B = 1, H = 32):
-//   - the product over the keys (S^T W^T; backward dH^T k_to_end^T) takes half of the chunk's
+//   - the product over the keys (S^T W^T; backward dH^T k^T) takes half of the chunk's
 //     tokens per warp, over all keys: the warp's own key half from registers, the other half as
 //     the other warp rounded and staged it for the write-out (read back with ldmatrix after a
 //     barrier of the pair alone). No float32 partial sums cross warps.
-//   - the update over the tokens (S^T += delta^T k_to_end; backward likewise) keeps keys apart:
-//     each warp updates its own key half with its own tokens' delta first, then the other's, staged
-//     likewise, after a second pair barrier.
+//   - the update over the tokens (S^T += delta^T k, delta decayed to the chunk's end; backward
+//     likewise) keeps keys apart: each warp updates its own key half with its own tokens' delta
+//     first, then the other's, staged likewise, after a second pair barrier.
 // The bfloat16 roundings are the one-warp walk's (S or dH for the first product, delta or d_delta
 // for the update); only the float32 order of the sums differs, each warp taking its own half first.
 // Each warp issues its own half's products before it meets the other (over_pair_halves), so that
 // the barrier's wait overlaps products in flight. A block's warps share the chunk's key-wide
-// operands in shared memory, and the walking warps leave all global memory traffic to copy warps
-// beside them (one per walking warp, so that the copies spread over the schedulers as evenly as
+// operands in shared memory, and the walking warps leave all global memory traffic but a few of
+// the chunk's gates to copy warps beside them (one per walking warp, so that the copies spread over the schedulers as evenly as
 // the walk does): these copy each chunk's operands in kStages - 1 chunks ahead (two: with one, a
 // step still waited on memory; 0.123 -> 0.105 ms for the forward walk at T = 4096 on an H100) and
 // write the walking warps' per-chunk results (staged in shared memory, two buffers) out a chunk
@@ -96,7 +96,7 @@ struct TransposedState {
 
   // state^T += a rows: a, A operands of 16 of a chunk's tokens (kWarpColumns x 16), times those
   // tokens' rows ([16][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
-  // half's first key) as B's k. (Forward: delta^T k_to_end; backward: dO^T (exp(G) q) and
+  // half's first key) as B's k. (Forward: decayed delta^T k; backward: dO^T (exp(G) q) and
   // -d_delta^T W.)
   template <int kStride>
   __device__ __forceinline__ void add_product(const uint32_t (&a)[4], const bf16* rows, int lane) {
@@ -145,7 +145,7 @@ __device__ __forceinline__ void over_pair_halves(const uint32_t (&own)[kSteps][4
 // d += a rows^T for one k-step: a, the A operands of 16 keys (the state's, rounded), times the
 // rows ([kTiles * 8][key_dim] bfloat16 in shared memory, row stride kStride, `rows` at the
 // k-step's first key) as B's columns; d, the C tiles of kTiles * 8 token columns. (Forward:
-// S^T W^T; backward: dH^T k_to_end^T.)
+// S^T W^T; backward: dH^T k^T.)
 template <int kStride, int kTiles>
 __device__ __forceinline__ void add_times_rows(float (&d)[kTiles][4], const uint32_t (&a)[4], const bf16* rows,
                                                int lane) {
@@ -162,7 +162,7 @@ __device__ __forceinline__ void add_times_rows(float (&d)[kTiles][4], const uint
 // chunk; adds, in the C layout, those tokens' rows of a [kChunk][kStride] bfloat16 slice of value
 // columns (`block`: the block's first row, at the pair's first column), the product taken with
 // `sign`: low, high = columns^T + sign (low, high). (Forward: delta^T = U^T - S^T W^T; backward:
-// d_delta^T = dv_local^T + dH^T k_to_end^T.)
+// d_delta^T = dv_local^T + (dH^T k^T decayed to the chunk's end).)
 template <int kStride>
 __device__ __forceinline__ void add_columns(float (&low)[4], float (&high)[4], const bf16* block, float sign,
                                             int lane) {
@@ -206,6 +206,48 @@ __device__ __forceinline__ void walk_chunks(int count, bool copier, const Prefet
   __syncthreads();  // the last step's results staged
   if (copier && count > 0) write_out(count - 1);
 }
+
+// The keys of chunk n (indexed as the chunk arrays, (b * heads + h) * chunks + c) that value head h
+// reads, as bfloat16 rows in shared memory (row stride bf16_stride<kKeyDim>), zeros past the chunk's
+// tokens: read in place from k (dtype QK) by kThreads copying threads (`thread`: this one's index
+// among them). The walks take the keys as they are and decay the corrections to the chunk's end
+// instead (decay_to_end), so that no pass writes the keys out decayed.
+template <class QK, int kKeyDim, int kThreads>
+__device__ __forceinline__ void stage_keys(const launch::GatedDeltaChunkForward& in, int64_t n, bf16* to, int thread) {
+  const int c = static_cast<int>(n % in.chunks);
+  const int64_t row_head = n / in.chunks;
+  const int h = static_cast<int>(row_head % in.heads), b = static_cast<int>(row_head / in.heads);
+  const ChunkSpan span = chunk_span(in, c);
+  const auto* keys = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
+                     static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
+  stage_rows<QK, kKeyDim, kThreads>(keys, in.k_strides.seq, span.length, to, thread);
+}
+
+// exp(G_last - G_i), the decay from token i's write to the end of its chunk, for the token columns
+// of a warp's kTiles C tiles over tokens first .. first + 8 kTiles - 1 of a chunk (`gates`: its
+// cumulative gates): factor[j][e] for token first + 8 j + 2 t + e of lane 4 g + t.
+template <int kTiles>
+struct DecayToEnd {
+  float factor[kTiles][2];
+
+  __device__ __forceinline__ DecayToEnd(const float* gates, int first, int lane) {
+    const float last = gates[kChunk - 1];
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      const float2 g = *reinterpret_cast<const float2*>(gates + first + 8 * j + 2 * (lane % 4));
+      factor[j][0] = __expf(last - g.x);
+      factor[j][1] = __expf(last - g.y);
+    }
+  }
+
+  // Tile j's columns (tokens) times their factors, in place.
+  __device__ __forceinline__ void apply(float (&tiles)[kTiles][4]) const {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tiles[j][e] *= factor[j][e % 2];
+  }
+};
 
 // A warp's kRows rows of kWarpColumns bfloat16, staged in shared memory (row stride kOutStride),
 // out to `to` (row stride kValueDim), 16 bytes per lane at a time.
