@@ -89,6 +89,23 @@ __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
 // group's load waiting for the previous one's store. bfloat16 rows go as asynchronous copies;
 // rows that need widening or zeros go through registers, every load of a thread issued before its
 // first store. A pass calls staged_rows_wait() before the __syncthreads that publishes the rows.
+// A thread's pieces of 16 bytes lie a fixed number of rows apart (the threads cover whole rows at
+// a time), so that it works out its addresses once and each further piece costs one copy at an
+// offset: the walks' copy warps issue these on the same schedulers as the walking warps, and every
+// instruction they spend lengthens a step.
+
+// Where thread `thread` of kThreads starts in rows of kColumns bfloat16 (16-byte pieces), and how
+// many rows apart its pieces of a kRows-row block are.
+template <int kRows, int kColumns, int kThreads>
+struct RowPieces {
+  static constexpr int kPerRow = kColumns / 8;
+  static_assert(kThreads % kPerRow == 0 && kRows % (kThreads / kPerRow) == 0,
+                "the threads cover whole rows, the same number of pieces each");
+  static constexpr int kRowStep = kThreads / kPerRow, kPieces = kRows / kRowStep;
+  int row, column;
+
+  __device__ __forceinline__ explicit RowPieces(int thread) : row(thread / kPerRow), column(thread % kPerRow * 8) {}
+};
 
 // The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
 // bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
@@ -97,31 +114,31 @@ __device__ __forceinline__ void load8(const T* p, float (&out)[8]) {
 template <class T, int kColumns, int kThreads>
 __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to,
                                            int thread = threadIdx.x) {
-  constexpr int kPerRow = kColumns / 8, kGroups = kChunk * kPerRow;
-  constexpr int kSteps = (kGroups + kThreads - 1) / kThreads;  // row groups of 8 per thread
-  float x[kSteps][8];
+  using Pieces = RowPieces<kChunk, kColumns, kThreads>;
+  const Pieces at(thread);
+  head += at.row * seq_stride + at.column;
+  to += at.row * bf16_stride<kColumns> + at.column;
+  float x[Pieces::kPieces][8];
 #pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
-    const bool real = i < kGroups && row < length;
+  for (int s = 0; s < Pieces::kPieces; ++s) {
+    const int row = at.row + s * Pieces::kRowStep;
+    const T* from = head + s * Pieces::kRowStep * seq_stride;
     if constexpr (std::is_same_v<T, bf16>) {
-      if (real) __pipeline_memcpy_async(to + row * bf16_stride<kColumns> + column, head + row * seq_stride + column, 16);
+      if (row < length) __pipeline_memcpy_async(to + s * Pieces::kRowStep * bf16_stride<kColumns>, from, 16);
     } else {
 #pragma unroll
       for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
-      if (real) load8(head + row * seq_stride + column, x[s]);
+      if (row < length) load8(from, x[s]);
     }
   }
 #pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const int i = thread + s * kThreads, row = i / kPerRow, column = (i % kPerRow) * 8;
-    if (i >= kGroups) continue;
+  for (int s = 0; s < Pieces::kPieces; ++s) {
     if constexpr (std::is_same_v<T, bf16>) {
-      if (row < length) continue;  // copied above
+      if (at.row + s * Pieces::kRowStep < length) continue;  // copied above
 #pragma unroll
       for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
     }
-    device::store<bf16, 8>(to + row * bf16_stride<kColumns> + column, x[s]);
+    device::store<bf16, 8>(to + s * Pieces::kRowStep * bf16_stride<kColumns>, x[s]);
   }
 }
 
@@ -130,10 +147,13 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
 template <int kRows, int kWidth, int kThreads>
 __device__ __forceinline__ void copy_rows(const bf16* from, int64_t from_stride, bf16* to, int to_stride,
                                           int thread = threadIdx.x) {
-  for (int e = thread; e < kRows * kWidth / 8; e += kThreads) {
-    const int row = e / (kWidth / 8), column = (e % (kWidth / 8)) * 8;
-    __pipeline_memcpy_async(to + row * to_stride + column, from + row * from_stride + column, 16);
-  }
+  using Pieces = RowPieces<kRows, kWidth, kThreads>;
+  const Pieces at(thread);
+  from += at.row * from_stride + at.column;
+  to += at.row * to_stride + at.column;
+#pragma unroll
+  for (int s = 0; s < Pieces::kPieces; ++s)
+    __pipeline_memcpy_async(to + s * Pieces::kRowStep * to_stride, from + s * Pieces::kRowStep * from_stride, 16);
 }
 
 // Waits for this thread's asynchronous copies of stage_rows and copy_rows; a __syncthreads must

@@ -253,13 +253,14 @@ struct DecayToEnd {
 // out to `to` (row stride kValueDim), 16 bytes per lane at a time.
 template <int kRows, int kValueDim>
 __device__ __forceinline__ void write_warp_rows(const bf16* staged, bf16* to, int lane) {
-  static_assert(kWarpColumns == 16, "two 16-byte pieces per row");
+  static_assert(kWarpColumns == 16 && kRows % 16 == 0, "two 16-byte pieces a row, whole rounds of 16 rows");
+  const int row = lane / 2, half = lane % 2 * 8;
+  staged += row * kOutStride + half;
+  to += row * kValueDim + half;
   __syncwarp();
-  for (int e = lane; e < kRows * 2; e += 32) {
-    const int row = e / 2, half = (e % 2) * 8;
-    *reinterpret_cast<uint4*>(to + row * kValueDim + half) =
-        *reinterpret_cast<const uint4*>(staged + row * kOutStride + half);
-  }
+#pragma unroll
+  for (int s = 0; s < kRows / 16; ++s)
+    *reinterpret_cast<uint4*>(to + 16 * s * kValueDim) = *reinterpret_cast<const uint4*>(staged + 16 * s * kOutStride);
   __syncwarp();
 }
 
