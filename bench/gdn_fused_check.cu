@@ -189,8 +189,13 @@ bool run_checks() {
 
 }  // namespace
 
-// --time-only: the timings alone (to compare builds of the kernels quickly), no checks.
+// --time-only: the timings alone (to compare builds of the kernels quickly), no checks; --long:
+// the timing at T = 65536 with 16 key heads alone (its inputs take ~20 s to draw).
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--long") {
+    time_forward(sharing_key_heads(random_inputs(1, 65536, 32, 0.5, 0.0, false, {}, 7u), 16), false);
+    return 0;
+  }
   const bool time_only = argc > 1 && std::string(argv[1]) == "--time-only";
   const bool pass = time_only || run_checks();
   for (int seq : {4096, 16384}) {

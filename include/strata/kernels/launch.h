@@ -228,9 +228,9 @@ constexpr int64_t kGatedDeltaChunk = 64;
 constexpr bool gated_delta_chunk_fits(int64_t key_dim, int64_t value_dim) { return key_dim == 128 && value_dim == 128; }
 
 // Bytes of scratch the forward needs for `batch` rows of `chunks` chunks and `heads` heads: the
-// in-chunk cumulative gates (float32), W, U (overwritten by the corrections), k decayed to its
-// chunk's end, the state entering each chunk and T = (I + A)^-1 (bfloat16). After a forward it
-// holds what the backward would otherwise recompute.
+// in-chunk cumulative gates (float32), W, U (overwritten by the corrections), the state entering
+// each chunk and T = (I + A)^-1 (bfloat16). After a forward it holds what the backward would
+// otherwise recompute.
 int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t chunks, int64_t key_dim,
                                           int64_t value_dim);
 
