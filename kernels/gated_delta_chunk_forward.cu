@@ -96,7 +96,8 @@ void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream
       host::check(cudaEventRecord(walk.prepared[i], cuda_stream), "gated_delta_chunk_forward: cudaEventRecord");
     }
     for (int i = 0; i < parts; ++i) {
-      host::check(cudaStreamWaitEvent(walk.stream, walk.prepared[i], 0), "gated_delta_chunk_forward: cudaStreamWaitEvent");
+      host::check(cudaStreamWaitEvent(walk.stream, walk.prepared[i], 0),
+                  "gated_delta_chunk_forward: cudaStreamWaitEvent");
       gdn::launch_states(part(i), walk.stream);
     }
     host::check(cudaEventRecord(walk.walked, walk.stream), "gated_delta_chunk_forward: cudaEventRecord");

@@ -21,11 +21,12 @@
 // Each warp issues its own half's products before it meets the other (over_pair_halves), so that
 // the barrier's wait overlaps products in flight. A block's warps share the chunk's key-wide
 // operands in shared memory, and the walking warps leave all global memory traffic but a few of
-// the chunk's gates to copy warps beside them (one per walking warp, so that the copies spread over the schedulers as evenly as
-// the walk does): these copy each chunk's operands in kStages - 1 chunks ahead (two: with one, a
-// step still waited on memory; 0.123 -> 0.105 ms for the forward walk at T = 4096 on an H100) and
-// write the walking warps' per-chunk results (staged in shared memory, two buffers) out a chunk
-// behind, so the walking warps issue only the step's own work.
+// the chunk's gates to copy warps beside them (one per walking warp, so that the copies spread
+// over the schedulers as evenly as the walk does): these copy each chunk's operands in
+// kStages - 1 chunks ahead (two: with one, a step still waited on memory; 0.123 -> 0.105 ms for
+// the forward walk at T = 4096 on an H100) and write the walking warps' per-chunk results (staged
+// in shared memory, two buffers) out a chunk behind, so the walking warps issue only the step's
+// own work.
 #include <cuda_pipeline.h>
 
 #include "gated_delta_chunk.cuh"
