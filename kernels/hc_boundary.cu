@@ -7,6 +7,7 @@
 // consecutive elements of `hidden` per access (vector loads of V * sizeof(T) bytes) where every
 // row is aligned for it; float32 math, one rounding per stored value.
 #include "common.cuh"
+#include "hc_combine.cuh"
 #include "hc_gates.cuh"
 #include "strata/kernels/hc_boundary_launch.h"
 #include "token_group.cuh"
@@ -43,11 +44,7 @@ __global__ void __launch_bounds__(kThreads)
         float sum[V];
 #pragma unroll
         for (int e = 0; e < V; ++e) {
-          // hc_combine's order and roundings: the branch term, then the streams in order, each
-          // as one fma (spelled out: left to contraction, nvcc fused n = 1 differently here).
-          sum[e] = __fmul_rn(p[k], b[e]);
-#pragma unroll
-          for (int j = 0; j < N; ++j) sum[e] = __fmaf_rn(r[j * N + k], v[j][e], sum[e]);
+          sum[e] = hc_combine::combined<N>(p, r, b[e], [&](int j) { return v[j][e]; }, k);
           sum[e] = round_to<T>(sum[e]);  // the RMS factor of what is stored, as hc_project reads it
           sums[0] += sum[e] * sum[e];
         }

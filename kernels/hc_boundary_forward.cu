@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "common.cuh"
+#include "hc_combine.cuh"
 #include "hc_gates.cuh"
 #include "mma_fragments.cuh"
 #include "strata/kernels/hc_boundary_launch.h"
@@ -113,10 +114,7 @@ __global__ void __launch_bounds__(kThreads, N <= 4 ? 3 : 1)
         for (int k = 0; k < N; ++k) {
 #pragma unroll
           for (int e = 0; e < kVector; ++e) {
-            float sum = __fmul_rn(p[k], b[e]);
-#pragma unroll
-            for (int j = 0; j < N; ++j) sum = __fmaf_rn(r[j * N + k], v[j][e], sum);
-            out[k][e] = round_to<bf16>(sum);
+            out[k][e] = round_to<bf16>(hc_combine::combined<N>(p, r, b[e], [&](int j) { return v[j][e]; }, k));
             squares += out[k][e] * out[k][e];
           }
           store<bf16, kVector>(new_streams + (t * N + k) * hidden + h0 + column, out[k]);

@@ -13,6 +13,7 @@
 // stride over `hidden`, and the backward's per-token sums over hidden (the maps' gradients) end
 // in a fixed-order reduction, so results are deterministic.
 #include "common.cuh"
+#include "hc_combine.cuh"
 #include "token_group.cuh"
 
 namespace strata::kernels {
@@ -110,14 +111,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < N; ++j) v[j] = to_float(s[j * hidden + h]);
 #pragma unroll
-    for (int k = 0; k < N; ++k) {
-      // The branch term, then the streams in order, each as one fma: hc_boundary's combine
-      // spells out the same operations, for the same bits.
-      float sum = __fmul_rn(p[k], b);
-#pragma unroll
-      for (int j = 0; j < N; ++j) sum = __fmaf_rn(r[j * N + k], v[j], sum);
-      o[k * hidden + h] = from_float<T>(sum);
-    }
+    for (int k = 0; k < N; ++k)
+      o[k * hidden + h] = from_float<T>(hc_combine::combined<N>(p, r, b, [&](int j) { return v[j]; }, k));
   }
 }
 

@@ -14,7 +14,7 @@ cuda=${CUDA_HOME:-/usr/local/cuda}
 work=$(mktemp -d /tmp/hc_cpu_emulation.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src"
-cp kernels/common.cuh kernels/sinkhorn.cuh kernels/hc_gates.cuh "$work/src/"
+cp kernels/common.cuh kernels/sinkhorn.cuh kernels/hc_gates.cuh kernels/hc_combine.cuh "$work/src/"
 python3 - "$work/src" <<'PY'
 import re, sys
 out = sys.argv[1]
