@@ -37,10 +37,10 @@ struct StatesLayout {
   static constexpr int kDeltaOut = aligned_bytes(kWarpTokens * kOutStride * 2);
   // S rows, delta rows (to write out), delta rows decayed to the chunk's end (for the other warp)
   static constexpr int kWarpOut = kStatesOut + 2 * kDeltaOut;
-  static constexpr int w = 0;                            // [kStages][kChunk][kKeyStride]
-  static constexpr int keys = w + kStages * kKeyBuffer;  // [kStages][kChunk][kKeyStride]
-  static constexpr int u = keys + kStages * kKeyBuffer;  // [kStages][kChunk][kSliceStride]
-  static constexpr int out = u + kStages * kSliceBuffer;     // [2][kWalkWarps]: a walking warp's staged results
+  static constexpr int w = 0;                             // [kStages][kChunk][kKeyStride]
+  static constexpr int keys = w + kStages * kKeyBuffer;   // [kStages][kChunk][kKeyStride]
+  static constexpr int u = keys + kStages * kKeyBuffer;   // [kStages][kChunk][kSliceStride]
+  static constexpr int out = u + kStages * kSliceBuffer;  // [2][kWalkWarps]: a walking warp's staged results
   static constexpr int bytes = out + 2 * kWalkWarps * kWarpOut;
 };
 
