@@ -4,7 +4,8 @@
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
 #   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export|mhc]  (default all; the build is incremental in
 #     build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included), benchmark and
-#     profile, and the decode benchmark; profile: the training step's kernels by GPU time, strata
+#     profile, and the decode benchmark, after bench/gdn_revisions.sh run where .peers/revisions is
+#     carried; profile: the training step's kernels by GPU time, strata
 #     beside PyTorch eager and torch.compile, and strata with mHC;
 #     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
@@ -91,6 +92,12 @@ if [ "$phase" = export ]; then
   done
   cat "$out/summary.txt"
   exit 0
+fi
+if [ "$phase" = gdn ] && [ -d .peers/revisions ]; then
+  # Earlier revisions' kernels beside this tree's, standalone (bench/gdn_revisions.sh), while the
+  # GPU has nothing else to do.
+  step gdn-revisions bash bench/gdn_revisions.sh run
+  grep -E "^==|^time|PASS|FAIL" "$out/gdn-revisions.log"
 fi
 if [ "$phase" = gdn ] && [ -d .peers/flash-linear-attention ]; then
   # flash-linear-attention's Triton compile and autotune take ~130 s: they run (into Triton's
