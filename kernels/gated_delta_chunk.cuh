@@ -150,6 +150,15 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
   }
 }
 
+// stage_rows for chunk `span` of head `head` of row b of a [B, T, H, kColumns] tensor (x, of T's
+// at element strides s).
+template <class T, int kColumns, int kThreads>
+__device__ __forceinline__ void stage_head_rows(const void* x, const launch::RowStrides& s, int b, ChunkSpan span,
+                                                int head, bf16* to, int thread = threadIdx.x) {
+  const auto* first = static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + head * s.head;
+  stage_rows<T, kColumns, kThreads>(first, s.seq, span.length, to, thread);
+}
+
 // kRows rows of kWidth bfloat16 (16-byte aligned rows, row strides in elements) from global to
 // shared memory, as asynchronous copies by kThreads threads (`thread`: this one's index among them).
 template <int kRows, int kWidth, int kThreads>

@@ -113,18 +113,10 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   copy_rows<kDim, kDim, kThreads>(p.d_states + chunk_index * kDim * kDim, kDim, d_state, kRS);
   __pipeline_commit();
   copy_rows<kChunk, kChunk, kThreads>(p.forward.inverse + chunk_index * kChunk * kChunk, kChunk, inverse, kSS);
-  {
-    const auto row_pointer = [&](const void* x, const launch::RowStrides& s, int head, auto tag) {
-      using T = decltype(tag);
-      return static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + head * s.head;
-    };
-    const int key_head = key_head_of(in, h);
-    stage_rows<QK, kDim, kThreads>(row_pointer(in.q, in.q_strides, key_head, QK{}), in.q_strides.seq, span.length,
-                                   queries);
-    stage_rows<QK, kDim, kThreads>(row_pointer(in.k, in.k_strides, key_head, QK{}), in.k_strides.seq, span.length,
-                                   keys);
-    stage_rows<V, kDim, kThreads>(row_pointer(in.v, in.v_strides, h, V{}), in.v_strides.seq, span.length, values);
-  }
+  const int key_head = key_head_of(in, h);
+  stage_head_rows<QK, kDim, kThreads>(in.q, in.q_strides, b, span, key_head, queries);
+  stage_head_rows<QK, kDim, kThreads>(in.k, in.k_strides, b, span, key_head, keys);
+  stage_head_rows<V, kDim, kThreads>(in.v, in.v_strides, b, span, h, values);
   __pipeline_commit();
   if (threadIdx.x < kChunk) {
     const int i = threadIdx.x;

@@ -50,16 +50,10 @@ __global__ void __launch_bounds__(kThreads, 2) backward_local_kernel(BackwardPro
   auto* d_out = reinterpret_cast<bf16*>(shared + L::d_out);
   auto* gates = reinterpret_cast<float*>(shared + L::gates);
 
-  const auto* q_head = static_cast<const QK*>(in.q) + b * in.q_strides.batch +
-                       static_cast<int64_t>(span.first) * in.q_strides.seq + key_head_of(in, h) * in.q_strides.head;
-  const auto* k_head = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
-                       static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
-  const auto& ds = p.in.d_out_strides;
-  const auto* do_head =
-      static_cast<const V*>(p.in.d_out) + b * ds.batch + static_cast<int64_t>(span.first) * ds.seq + h * ds.head;
-  stage_rows<QK, kKeyDim, kThreads>(q_head, in.q_strides.seq, span.length, queries);
-  stage_rows<QK, kKeyDim, kThreads>(k_head, in.k_strides.seq, span.length, keys);
-  stage_rows<V, kValueDim, kThreads>(do_head, ds.seq, span.length, d_out);
+  const int key_head = key_head_of(in, h);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.q, in.q_strides, b, span, key_head, queries);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, span, key_head, keys);
+  stage_head_rows<V, kValueDim, kThreads>(p.in.d_out, p.in.d_out_strides, b, span, h, d_out);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.forward.gates[chunk_index * kChunk + threadIdx.x];
   staged_rows_wait();
   __syncthreads();

@@ -56,14 +56,11 @@ __global__ void __launch_bounds__(kThreads, 2) output_kernel(Problem p) {
   auto* delta = reinterpret_cast<bf16*>(shared + L::delta);
   auto* gates = reinterpret_cast<float*>(shared + L::gates);
 
-  const auto head = [&](const void* t, const launch::RowStrides& strides) {
-    return static_cast<const QK*>(t) + b * strides.batch + static_cast<int64_t>(span.first) * strides.seq +
-           key_head_of(in, h) * strides.head;
-  };
   // Two groups of copies: q, k (and the gates) first, then S and delta, which land while the warps
   // make P from the first.
-  stage_rows<QK, kKeyDim, kThreads>(head(in.q, in.q_strides), in.q_strides.seq, span.length, queries);
-  stage_rows<QK, kKeyDim, kThreads>(head(in.k, in.k_strides), in.k_strides.seq, span.length, keys);
+  const int key_head = key_head_of(in, h);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.q, in.q_strides, b, span, key_head, queries);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, span, key_head, keys);
   if (threadIdx.x < kChunk) gates[threadIdx.x] = p.gates[chunk_index * kChunk + threadIdx.x];
   __pipeline_commit();
   copy_rows<kKeyDim, kValueDim, kThreads>(p.states + chunk_index * kKeyDim * kValueDim, kValueDim, state,

@@ -193,14 +193,10 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   auto* betas = reinterpret_cast<float*>(shared + L::betas);
 
   // 1. k and v in; G and beta.
-  const auto* k_head = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
-                       static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
-  const auto* v_head = static_cast<const V*>(in.v) + b * in.v_strides.batch +
-                       static_cast<int64_t>(span.first) * in.v_strides.seq + h * in.v_strides.head;
   // k in a first group of copies and v in a second, which lands while the warps make A from k.
-  stage_rows<QK, kKeyDim, kThreads>(k_head, in.k_strides.seq, span.length, keys);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, span, key_head_of(in, h), keys);
   __pipeline_commit();
-  stage_rows<V, kValueDim, kThreads>(v_head, in.v_strides.seq, span.length, values);
+  stage_head_rows<V, kValueDim, kThreads>(in.v, in.v_strides, b, span, h, values);
   __pipeline_commit();
   if (warp == 0) {
     // Two steps per lane, then an inclusive scan over the lanes.

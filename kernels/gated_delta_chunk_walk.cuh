@@ -212,16 +212,13 @@ __device__ __forceinline__ void walk_chunks(int count, bool copier, const Prefet
 // reads, as bfloat16 rows in shared memory (row stride bf16_stride<kKeyDim>), zeros past the chunk's
 // tokens: read in place from k (dtype QK) by kThreads copying threads (`thread`: this one's index
 // among them). The walks take the keys as they are and decay the corrections to the chunk's end
-// instead (decay_to_end), so that no pass writes the keys out decayed.
+// instead (DecayToEnd), so that no pass writes the keys out decayed.
 template <class QK, int kKeyDim, int kThreads>
 __device__ __forceinline__ void stage_keys(const launch::GatedDeltaChunkForward& in, int64_t n, bf16* to, int thread) {
   const int c = static_cast<int>(n % in.chunks);
   const int64_t row_head = n / in.chunks;
   const int h = static_cast<int>(row_head % in.heads), b = static_cast<int>(row_head / in.heads);
-  const ChunkSpan span = chunk_span(in, c);
-  const auto* keys = static_cast<const QK*>(in.k) + b * in.k_strides.batch +
-                     static_cast<int64_t>(span.first) * in.k_strides.seq + key_head_of(in, h) * in.k_strides.head;
-  stage_rows<QK, kKeyDim, kThreads>(keys, in.k_strides.seq, span.length, to, thread);
+  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, chunk_span(in, c), key_head_of(in, h), to, thread);
 }
 
 // exp(G_last - G_i), the decay from token i's write to the end of its chunk, for the token columns
