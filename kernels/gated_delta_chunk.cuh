@@ -182,12 +182,14 @@ __device__ __forceinline__ void staged_rows_wait() {
 
 // The chunks a block of a sequential pass (states, backward states) walks: those of row `segment`,
 // or, for packed documents, of document `segment`, that lie in `part`; chunk0 indexes the first
-// (row b, head h), and from_start says whether it is the segment's first chunk (otherwise the walk
-// resumes from the state an earlier part left). count is 0 where the segment has no chunk in part.
+// (row b, head h) in the chunk arrays, `row` and `first` are b and its index in the row, and
+// from_start says whether it is the segment's first chunk (otherwise the walk resumes from the
+// state an earlier part left). count is 0 where the segment has no chunk in part.
 struct SegmentChunks {
   int64_t chunk0;
   int count;
   bool from_start;
+  int row, first;
 };
 
 __device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDeltaChunkForward& in, int segment, int h,
@@ -199,7 +201,7 @@ __device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDelta
     count = in.segment_chunks[segment + 1] - first;
   }
   const int begin = max(first, part.begin), end = min(first + count, part.end);
-  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + begin, max(end - begin, 0), begin == first};
+  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + begin, max(end - begin, 0), begin == first, b, begin};
 }
 
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.

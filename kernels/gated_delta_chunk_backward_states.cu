@@ -56,6 +56,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   const bool copier = warp >= kWalkWarps;                 // warp-uniform
   const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
   const SegmentChunks chunks = segment_chunks(in, segment, h, p.forward.part);
+  const int key_head = key_head_of(in, h);
 
   extern __shared__ __align__(128) unsigned char shared[];
   constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
@@ -79,7 +80,8 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
     const int64_t n = chunk_at(step);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim,
                                              w_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
-    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, n, k_buffers + buffer * kKeyElements, copy_thread);
+    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, chunks.row, key_head, chunks.first + chunks.count - 1 - step,
+                                                k_buffers + buffer * kKeyElements, copy_thread);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim,
                                              q_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
     copy_rows<kChunk, kColumns, kCopyThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,

@@ -55,6 +55,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
   const SegmentChunks chunks = segment_chunks(in, segment, h, p.part);
   if (chunks.count == 0) return;  // the whole block: its segment has no chunk in this part
+  const int key_head = key_head_of(in, h);
 
   extern __shared__ __align__(128) unsigned char shared[];
   constexpr int kKeyElements = L::kKeyBuffer / 2, kSliceElements = L::kSliceBuffer / 2;
@@ -74,7 +75,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
     const int64_t n = chunks.chunk0 + step;
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
                                              L::kKeyStride, copy_thread);
-    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, n, k_buffers + buffer * kKeyElements, copy_thread);
+    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, chunks.row, key_head, chunks.first + step,
+                                                k_buffers + buffer * kKeyElements, copy_thread);
     copy_rows<kChunk, kColumns, kCopyThreads>(p.u + n * kChunk * kValueDim + column0, kValueDim,
                                               u_buffers + buffer * kSliceElements, L::kSliceStride, copy_thread);
   };

@@ -208,17 +208,15 @@ __device__ __forceinline__ void walk_chunks(int count, bool copier, const Prefet
   if (copier && count > 0) write_out(count - 1);
 }
 
-// The keys of chunk n (indexed as the chunk arrays, (b * heads + h) * chunks + c) that value head h
-// reads, as bfloat16 rows in shared memory (row stride bf16_stride<kKeyDim>), zeros past the chunk's
-// tokens: read in place from k (dtype QK) by kThreads copying threads (`thread`: this one's index
-// among them). The walks take the keys as they are and decay the corrections to the chunk's end
-// instead (DecayToEnd), so that no pass writes the keys out decayed.
+// Key head `key_head`'s keys of chunk c of row b as bfloat16 rows in shared memory (row stride
+// bf16_stride<kKeyDim>), zeros past the chunk's tokens: read in place from k (dtype QK) by kThreads
+// copying threads (`thread`: this one's index among them). The walks take the keys as they are and
+// decay the corrections to the chunk's end instead (DecayToEnd), so that no pass writes the keys
+// out decayed.
 template <class QK, int kKeyDim, int kThreads>
-__device__ __forceinline__ void stage_keys(const launch::GatedDeltaChunkForward& in, int64_t n, bf16* to, int thread) {
-  const int c = static_cast<int>(n % in.chunks);
-  const int64_t row_head = n / in.chunks;
-  const int h = static_cast<int>(row_head % in.heads), b = static_cast<int>(row_head / in.heads);
-  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, chunk_span(in, c), key_head_of(in, h), to, thread);
+__device__ __forceinline__ void stage_keys(const launch::GatedDeltaChunkForward& in, int b, int key_head, int c,
+                                           bf16* to, int thread) {
+  stage_head_rows<QK, kKeyDim, kThreads>(in.k, in.k_strides, b, chunk_span(in, c), key_head, to, thread);
 }
 
 // exp(G_last - G_i), the decay from token i's write to the end of its chunk, for the token columns
