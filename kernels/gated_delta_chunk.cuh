@@ -115,39 +115,70 @@ struct RowPieces {
   __device__ __forceinline__ explicit RowPieces(int thread) : row(thread / kPerRow), column(thread % kPerRow * 8) {}
 };
 
-// The chunk's rows (token first + i, i < kChunk) of one head of a [B, T, H, kColumns] tensor as
-// bfloat16 in shared memory (row stride bf16_stride<kColumns>); rows past `length` are zeros.
-// `head` points at (b, first, h, 0); seq_stride is the tensor's position stride. kThreads threads
-// share the work (`thread`: this one's index among them).
+// A thread's pieces of a chunk's rows (token first + i, i < kChunk) of one head of a
+// [B, T, H, kColumns] tensor, held in registers as float32 on their way to shared memory as
+// bfloat16 (row stride bf16_stride<kColumns>): rows that need narrowing go through registers, and
+// a walk's copy warps load them a step before they store them (walk::KeyStager). kThreads threads
+// share the rows (`thread`: this one's index among them).
+template <class T, int kColumns, int kThreads>
+struct RowsInRegisters {
+  using Pieces = RowPieces<kChunk, kColumns, kThreads>;
+  float x[Pieces::kPieces][8];
+
+  // `head` points at (b, first, h, 0); seq_stride is the tensor's position stride; rows past
+  // `length` are zeros.
+  __device__ __forceinline__ void load(const T* head, int64_t seq_stride, int length, int thread) {
+    const Pieces at(thread);
+    head += at.row * seq_stride + at.column;
+#pragma unroll
+    for (int s = 0; s < Pieces::kPieces; ++s) {
+#pragma unroll
+      for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
+      if (at.row + s * Pieces::kRowStep < length) load8(head + s * Pieces::kRowStep * seq_stride, x[s]);
+    }
+  }
+
+  __device__ __forceinline__ void store(bf16* to, int thread) const {
+    const Pieces at(thread);
+    to += at.row * bf16_stride<kColumns> + at.column;
+#pragma unroll
+    for (int s = 0; s < Pieces::kPieces; ++s) device::store<bf16, 8>(to + s * Pieces::kRowStep * bf16_stride<kColumns>, x[s]);
+  }
+};
+
+// The chunk's rows of one head of a [B, T, H, kColumns] tensor as bfloat16 in shared memory (row
+// stride bf16_stride<kColumns>), as RowsInRegisters takes them; bfloat16 rows go as asynchronous
+// copies, the zeros past `length` as stores.
 template <class T, int kColumns, int kThreads>
 __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, int length, bf16* to,
                                            int thread = threadIdx.x) {
-  using Pieces = RowPieces<kChunk, kColumns, kThreads>;
-  const Pieces at(thread);
-  head += at.row * seq_stride + at.column;
-  to += at.row * bf16_stride<kColumns> + at.column;
-  float x[Pieces::kPieces][8];
+  if constexpr (std::is_same_v<T, bf16>) {
+    using Pieces = RowPieces<kChunk, kColumns, kThreads>;
+    const Pieces at(thread);
+    head += at.row * seq_stride + at.column;
+    to += at.row * bf16_stride<kColumns> + at.column;
+    const float zeros[8] = {};
 #pragma unroll
-  for (int s = 0; s < Pieces::kPieces; ++s) {
-    const int row = at.row + s * Pieces::kRowStep;
-    const T* from = head + s * Pieces::kRowStep * seq_stride;
-    if constexpr (std::is_same_v<T, bf16>) {
-      if (row < length) __pipeline_memcpy_async(to + s * Pieces::kRowStep * bf16_stride<kColumns>, from, 16);
-    } else {
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
-      if (row < length) load8(from, x[s]);
+    for (int s = 0; s < Pieces::kPieces; ++s) {
+      bf16* row_to = to + s * Pieces::kRowStep * bf16_stride<kColumns>;
+      if (at.row + s * Pieces::kRowStep < length)
+        __pipeline_memcpy_async(row_to, head + s * Pieces::kRowStep * seq_stride, 16);
+      else
+        device::store<bf16, 8>(row_to, zeros);
     }
+  } else {
+    RowsInRegisters<T, kColumns, kThreads> rows;
+    rows.load(head, seq_stride, length, thread);
+    rows.store(to, thread);
   }
-#pragma unroll
-  for (int s = 0; s < Pieces::kPieces; ++s) {
-    if constexpr (std::is_same_v<T, bf16>) {
-      if (at.row + s * Pieces::kRowStep < length) continue;  // copied above
-#pragma unroll
-      for (int m = 0; m < 8; ++m) x[s][m] = 0.0f;
-    }
-    device::store<bf16, 8>(to + s * Pieces::kRowStep * bf16_stride<kColumns>, x[s]);
-  }
+}
+
+// The first row of chunk `span` of head `head` of row b of a [B, T, H, ...] tensor (x, of T's at
+// element strides s).
+template <class T>
+__device__ __forceinline__ const T* head_rows(const void* x, const launch::RowStrides& s, int b, ChunkSpan span,
+                                              int head) {
+  return static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + head * s.head;
 }
 
 // stage_rows for chunk `span` of head `head` of row b of a [B, T, H, kColumns] tensor (x, of T's
@@ -155,8 +186,7 @@ __device__ __forceinline__ void stage_rows(const T* head, int64_t seq_stride, in
 template <class T, int kColumns, int kThreads>
 __device__ __forceinline__ void stage_head_rows(const void* x, const launch::RowStrides& s, int b, ChunkSpan span,
                                                 int head, bf16* to, int thread = threadIdx.x) {
-  const auto* first = static_cast<const T*>(x) + b * s.batch + static_cast<int64_t>(span.first) * s.seq + head * s.head;
-  stage_rows<T, kColumns, kThreads>(first, s.seq, span.length, to, thread);
+  stage_rows<T, kColumns, kThreads>(head_rows<T>(x, s, b, span, head), s.seq, span.length, to, thread);
 }
 
 // kRows rows of kWidth bfloat16 (16-byte aligned rows, row strides in elements) from global to

@@ -76,12 +76,13 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   // By the copy warps: step `step`'s chunk arrays into buffer `buffer`; the results walking warp
   // `warp - kWalkWarps` staged at step `step` out to d_states and over dv_local.
   constexpr int kCopyThreads = kCopyWarps * 32;
+  walk::KeyStager<QK, kKeyDim, kCopyThreads> keys(in, chunks.row, key_head, copy_thread);
   const auto prefetch = [&](int step, int buffer) {
     const int64_t n = chunk_at(step);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.forward.w + n * kChunk * kKeyDim, kKeyDim,
                                              w_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
-    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, chunks.row, key_head, chunks.first + chunks.count - 1 - step,
-                                                k_buffers + buffer * kKeyElements, copy_thread);
+    const int c = chunks.first + chunks.count - 1 - step;
+    keys.stage(c, step + 1 < chunks.count ? c - 1 : -1, k_buffers + buffer * kKeyElements);
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.queries + n * kChunk * kKeyDim, kKeyDim,
                                              q_buffers + buffer * kKeyElements, L::kKeyStride, copy_thread);
     copy_rows<kChunk, kColumns, kCopyThreads>(p.d_out + n * kChunk * kValueDim + column0, kValueDim,

@@ -71,12 +71,13 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   // By the copy warps: chunk `step`'s W, keys and U columns into buffer `buffer`; the results
   // walking warp `warp - kWalkWarps` staged for chunk `step` out to states and over U.
   constexpr int kCopyThreads = kCopyWarps * 32;
+  walk::KeyStager<QK, kKeyDim, kCopyThreads> keys(in, chunks.row, key_head, copy_thread);
   const auto prefetch = [&](int step, int buffer) {
     const int64_t n = chunks.chunk0 + step;
     copy_rows<kChunk, kKeyDim, kCopyThreads>(p.w + n * kChunk * kKeyDim, kKeyDim, w_buffers + buffer * kKeyElements,
                                              L::kKeyStride, copy_thread);
-    walk::stage_keys<QK, kKeyDim, kCopyThreads>(in, chunks.row, key_head, chunks.first + step,
-                                                k_buffers + buffer * kKeyElements, copy_thread);
+    keys.stage(chunks.first + step, step + 1 < chunks.count ? chunks.first + step + 1 : -1,
+               k_buffers + buffer * kKeyElements);
     copy_rows<kChunk, kColumns, kCopyThreads>(p.u + n * kChunk * kValueDim + column0, kValueDim,
                                               u_buffers + buffer * kSliceElements, L::kSliceStride, copy_thread);
   };
