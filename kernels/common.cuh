@@ -139,11 +139,6 @@ inline void check_launch(const char* what) {
   if (error != cudaSuccess) fail(what, ": CUDA kernel launch failed: ", cudaGetErrorString(error));
 }
 
-// Fails naming `what` where a CUDA runtime call returned an error.
-inline void check(cudaError_t error, const char* what) {
-  if (error != cudaSuccess) fail(what, " failed: ", cudaGetErrorString(error));
-}
-
 inline cudaStream_t as_cuda(launch::Stream stream) { return static_cast<cudaStream_t>(stream); }
 
 }  // namespace strata::kernels::host

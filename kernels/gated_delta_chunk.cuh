@@ -32,11 +32,6 @@ constexpr int bf16_stride = kColumns + 8;
 // Rounds shared-memory region sizes up so that every region starts 128-byte aligned.
 constexpr int aligned_bytes(int bytes) { return (bytes + 127) / 128 * 128; }
 
-// Chunks begin .. end - 1 of each row (row-local indices).
-struct ChunkRange {
-  int begin, end;
-};
-
 // The pointers and sizes every pass reads (launch::GatedDeltaChunkForward with its workspace cut
 // into arrays). Chunk arrays are indexed by (row b, head h, chunk c) as (b * heads + h) * chunks + c.
 struct Problem {
@@ -46,9 +41,6 @@ struct Problem {
   bf16* u;         // [batch, heads, chunks, kChunk, value_dim]: U, then the corrections delta
   bf16* states;    // [batch, heads, chunks, key_dim, value_dim]: S as the chunk is entered
   bf16* inverse;   // [batch, heads, chunks, kChunk, kChunk]: T as W and U used it, for the backward
-  // The chunks that prepare and the states pass take in this launch: all of them, but where the
-  // forward runs those two part by part (gated_delta_chunk_forward.cu).
-  ChunkRange part;
 };
 
 // The tokens of chunk c of row b: first .. first + length - 1 (length in 1..kChunk).
@@ -210,28 +202,23 @@ __device__ __forceinline__ void staged_rows_wait() {
   __pipeline_wait_prior(0);
 }
 
-// The chunks a block of a sequential pass (states, backward states) walks: those of row `segment`,
-// or, for packed documents, of document `segment`, that lie in `part`; chunk0 indexes the first
-// (row b, head h) in the chunk arrays, `row` and `first` are b and its index in the row, and
-// from_start says whether it is the segment's first chunk (otherwise the walk resumes from the
-// state an earlier part left). count is 0 where the segment has no chunk in part.
+// The chunks a block of a sequential pass (states, backward states) walks: all of row `segment`,
+// or, for packed documents, document `segment`'s; chunk0 indexes the first (row b, head h) in the
+// chunk arrays, `row` and `first` are b and its index in the row.
 struct SegmentChunks {
   int64_t chunk0;
   int count;
-  bool from_start;
   int row, first;
 };
 
-__device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDeltaChunkForward& in, int segment, int h,
-                                                        ChunkRange part) {
+__device__ __forceinline__ SegmentChunks segment_chunks(const launch::GatedDeltaChunkForward& in, int segment, int h) {
   int b = segment, first = 0, count = static_cast<int>(in.chunks);
   if (in.segment_chunks != nullptr) {
     b = 0;
     first = in.segment_chunks[segment];
     count = in.segment_chunks[segment + 1] - first;
   }
-  const int begin = max(first, part.begin), end = min(first + count, part.end);
-  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + begin, max(end - begin, 0), begin == first, b, begin};
+  return {(static_cast<int64_t>(b) * in.heads + h) * in.chunks + first, count, b, first};
 }
 
 // The arguments checked (sizes, alignment) and the workspace cut into the passes' arrays.

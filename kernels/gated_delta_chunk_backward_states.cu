@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const bool copier = warp >= kWalkWarps;                 // warp-uniform
   const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
-  const SegmentChunks chunks = segment_chunks(in, segment, h, p.forward.part);
+  const SegmentChunks chunks = segment_chunks(in, segment, h);
   const int key_head = key_head_of(in, h);
 
   extern __shared__ __align__(128) unsigned char shared[];

@@ -1,16 +1,5 @@
 // launch::gated_delta_chunk_forward: checks the problem, cuts the workspace into the arrays the
-// three passes hand each other, and runs prepare, states and output on the stream.
-//
-// With args.parts > 1, prepare and the states pass run part by part, so that the next part's
-// prepare runs beside this part's walk: the walk is a chain of dependent steps that leaves most of
-// an SM idle, and its block (one an SM) leaves room for one of prepare's. Prepare runs on the
-// caller's stream, the walk on a stream of the highest priority that waits for each part's prepare
-// (so that the walk's blocks go first wherever both wait for an SM), and the output pass, on the
-// caller's stream again, waits for the last part's walk.
-#include <algorithm>
-#include <array>
-#include <vector>
-
+// three passes hand each other, and runs prepare, states and output in order on the stream.
 #include "gated_delta_chunk.cuh"
 
 namespace strata::kernels {
@@ -34,35 +23,6 @@ WorkspaceLayout workspace_layout(int64_t batch, int64_t heads, int64_t chunks, i
   return l;
 }
 
-constexpr int kMaxParts = 16;
-
-// The walk's stream and the events that order it against the caller's, per host thread and
-// device (made at first use; a stream of one thread is never used by another).
-struct WalkStream {
-  int device = -1;
-  cudaStream_t stream = nullptr;
-  std::array<cudaEvent_t, kMaxParts> prepared{};
-  cudaEvent_t walked = nullptr;
-};
-
-WalkStream& walk_stream_of_current_device() {
-  thread_local std::vector<WalkStream> streams;
-  int device = 0;
-  host::check(cudaGetDevice(&device), "gated_delta_chunk_forward: cudaGetDevice");
-  for (auto& s : streams)
-    if (s.device == device) return s;
-  WalkStream& s = streams.emplace_back();
-  s.device = device;
-  int lowest = 0, highest = 0;
-  host::check(cudaDeviceGetStreamPriorityRange(&lowest, &highest), "gated_delta_chunk_forward: stream priorities");
-  host::check(cudaStreamCreateWithPriority(&s.stream, cudaStreamNonBlocking, highest),
-              "gated_delta_chunk_forward: the walk's stream");
-  for (auto& e : s.prepared)
-    host::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "gated_delta_chunk_forward: an event");
-  host::check(cudaEventCreateWithFlags(&s.walked, cudaEventDisableTiming), "gated_delta_chunk_forward: an event");
-  return s;
-}
-
 bool rows_aligned(const void* p, const launch::RowStrides& s, launch::Dtype dtype) {
   const int64_t size = dtype == launch::Dtype::Float32 ? 4 : 2;
   return host::aligned(p, 16) && (s.batch * size) % 16 == 0 && (s.seq * size) % 16 == 0 && (s.head * size) % 16 == 0;
@@ -80,29 +40,8 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream) {
   const auto problem = gdn::problem_of(args);
   const auto cuda_stream = host::as_cuda(stream);
-  const int parts = static_cast<int>(args.parts);
-  if (parts == 1) {
-    gdn::launch_prepare(problem, cuda_stream);
-    gdn::launch_states(problem, cuda_stream);
-  } else {
-    auto& walk = walk_stream_of_current_device();
-    const auto part = [&](int i) {
-      auto p = problem;
-      p.part = {static_cast<int>(args.chunks * i / parts), static_cast<int>(args.chunks * (i + 1) / parts)};
-      return p;
-    };
-    for (int i = 0; i < parts; ++i) {
-      gdn::launch_prepare(part(i), cuda_stream);
-      host::check(cudaEventRecord(walk.prepared[i], cuda_stream), "gated_delta_chunk_forward: cudaEventRecord");
-    }
-    for (int i = 0; i < parts; ++i) {
-      host::check(cudaStreamWaitEvent(walk.stream, walk.prepared[i], 0),
-                  "gated_delta_chunk_forward: cudaStreamWaitEvent");
-      gdn::launch_states(part(i), walk.stream);
-    }
-    host::check(cudaEventRecord(walk.walked, walk.stream), "gated_delta_chunk_forward: cudaEventRecord");
-    host::check(cudaStreamWaitEvent(cuda_stream, walk.walked, 0), "gated_delta_chunk_forward: cudaStreamWaitEvent");
-  }
+  gdn::launch_prepare(problem, cuda_stream);
+  gdn::launch_states(problem, cuda_stream);
   gdn::launch_output(problem, cuda_stream);
 }
 
@@ -118,8 +57,6 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
   if (args.key_heads < 1 || args.heads % args.key_heads != 0)
     fail(fn, ": ", args.heads, " value heads and ", args.key_heads, " key heads; expected a positive number of key ",
          "heads that divides the value heads");
-  if (args.parts < 1 || args.parts > std::min<int64_t>(args.chunks, kMaxParts))
-    fail(fn, ": parts is ", args.parts, "; expected 1 .. min(chunks = ", args.chunks, ", ", kMaxParts, ")");
   const bool packed = args.chunk_tokens != nullptr;
   if (packed != (args.segment_chunks != nullptr))
     fail(fn, ": chunk_tokens and segment_chunks come together (packed documents) or not at all");
@@ -144,8 +81,7 @@ gdn::Problem gdn::problem_of(const launch::GatedDeltaChunkForward& args) {
                       reinterpret_cast<gdn::bf16*>(base + layout.w),
                       reinterpret_cast<gdn::bf16*>(base + layout.u),
                       reinterpret_cast<gdn::bf16*>(base + layout.states),
-                      reinterpret_cast<gdn::bf16*>(base + layout.inverse),
-                      {0, static_cast<int>(args.chunks)}};
+                      reinterpret_cast<gdn::bf16*>(base + layout.inverse)};
 }
 
 }  // namespace strata::kernels

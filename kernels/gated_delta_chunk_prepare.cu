@@ -178,7 +178,7 @@ template <class QK, class V, int kKeyDim, int kValueDim>
 __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
   using L = PrepareLayout<kKeyDim, kValueDim>;
   const auto& in = p.in;
-  const int h = blockIdx.x, c = p.part.begin + static_cast<int>(blockIdx.y), b = blockIdx.z;
+  const int h = blockIdx.x, c = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const ChunkSpan span = chunk_span(in, c);
   const int64_t chunk_index = (static_cast<int64_t>(b) * in.heads + h) * in.chunks + c;
@@ -338,7 +338,7 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
 void launch_prepare(const Problem& p, cudaStream_t stream) {
   require_head_sizes_128(p.in);
   // Heads vary fastest: value heads that share a key head read its k close together (from L2).
-  const dim3 grid(static_cast<unsigned>(p.in.heads), static_cast<unsigned>(p.part.end - p.part.begin),
+  const dim3 grid(static_cast<unsigned>(p.in.heads), static_cast<unsigned>(p.in.chunks),
                   static_cast<unsigned>(p.in.batch));
   const auto kernel_of = [](auto qk_tag, auto v_tag) {
     return prepare_kernel<typename decltype(qk_tag)::type, typename decltype(v_tag)::type, 128, 128>;

@@ -53,8 +53,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const bool copier = warp >= kWalkWarps;                 // warp-uniform
   const int copy_thread = threadIdx.x - kWalkWarps * 32;  // among the copy warps
-  const SegmentChunks chunks = segment_chunks(in, segment, h, p.part);
-  if (chunks.count == 0) return;  // the whole block: its segment has no chunk in this part
+  const SegmentChunks chunks = segment_chunks(in, segment, h);
   const int key_head = key_head_of(in, h);
 
   extern __shared__ __align__(128) unsigned char shared[];
@@ -97,10 +96,8 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   const int64_t state_offset =
       ((static_cast<int64_t>(segment) * in.heads + h) * kKeyDim + seat.half * L::kHalfKeys) * kValueDim + column0 +
       seat.pair * kWarpColumns;
-  // A later part of the segment resumes from the state the part before it left in final_state.
-  const float* entering = chunks.from_start ? in.initial_state : in.final_state;
   State s;
-  if (!copier) s.read(entering != nullptr ? entering + state_offset : nullptr, lane);
+  if (!copier) s.read(in.initial_state != nullptr ? in.initial_state + state_offset : nullptr, lane);
 
   walk::walk_chunks<kStages>(chunks.count, copier, prefetch, write_out, [&](int step, int buffer) {
     const int64_t n = chunks.chunk0 + step;

@@ -93,7 +93,6 @@ T __shfl_down_sync(unsigned, T v, int d) {
 inline float __expf(float x) { return std::exp(x); }
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
 inline void __pipeline_memcpy_async(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
 inline void __pipeline_commit() {}
 inline void __pipeline_wait_prior(int) {}
@@ -132,13 +131,6 @@ inline cudaError_t emu_malloc(void** p, size_t n) {
 #define cudaGetDeviceCount(n) (*(n) = 1, cudaSuccess)
 #define cudaGetLastError() cudaSuccess
 #define cudaFuncSetAttribute(...) cudaSuccess
-// Launches run at once, in the order the host makes them: streams and events order nothing more.
-#define cudaGetDevice(d) (*(d) = 0, cudaSuccess)
-#define cudaDeviceGetStreamPriorityRange(low, high) (*(low) = 0, *(high) = 0, cudaSuccess)
-#define cudaStreamCreateWithPriority(s, flags, priority) (*(s) = nullptr, cudaSuccess)
-#define cudaEventCreateWithFlags(e, flags) (*(e) = nullptr, cudaSuccess)
-#define cudaEventRecord(...) cudaSuccess
-#define cudaStreamWaitEvent(...) cudaSuccess
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 #undef __global__

@@ -271,11 +271,6 @@ struct GatedDeltaChunkForward {
   void* workspace;
   int64_t batch, seq, heads, key_heads, key_dim, value_dim, chunks, segments;
   bool keep_for_backward;
-  // Prepare and the states pass in this many parts of the chunks (1 .. min(chunks, 16)): with more
-  // than one, the next part's prepare runs beside this part's walk, the walk on a second stream of
-  // the highest priority (the walk, a chain of dependent steps, leaves most of an SM idle). Not yet
-  // timed on a GPU (docs/performance.md), so strata's own calls run one part.
-  int64_t parts = 1;
 };
 void gated_delta_chunk_forward(const GatedDeltaChunkForward& args, Stream stream);
 
