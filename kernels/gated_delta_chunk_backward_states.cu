@@ -93,6 +93,7 @@ __global__ void __launch_bounds__(kThreads) backward_states_kernel(BackwardProbl
   const auto write_out = [&](int step) {
     const int64_t n = chunk_at(step);
     const int walker = warp - kWalkWarps;
+    if (walker >= kWalkWarps) return;  // a copy warp past the walking warps: nothing to write
     const walk::Seat seat(walker);
     const int column = column0 + seat.pair * kWarpColumns;
     walk::write_warp_rows<L::kHalfKeys, kValueDim>(

@@ -83,6 +83,7 @@ __global__ void __launch_bounds__(kThreads) states_kernel(Problem p) {
   const auto write_out = [&](int step) {
     const int64_t n = chunks.chunk0 + step;
     const int walker = warp - kWalkWarps;
+    if (walker >= kWalkWarps) return;  // a copy warp past the walking warps: nothing to write
     const walk::Seat seat(walker);
     const int column = column0 + seat.pair * kWarpColumns;
     walk::write_warp_rows<L::kHalfKeys, kValueDim>(
