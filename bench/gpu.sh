@@ -2,10 +2,12 @@
 # One call on the GPU machine: build strata with CUDA (sm_90) against the LibTorch inside the
 # machine's PyTorch wheel, then (phase "test") run the test suite on CUDA tensors and hf-check on
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
-#   bench/gpu.sh [all|test|bench|gdn|profile|nccl|export|mhc]  (default all; the build is incremental in
-#     build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included), benchmark and
-#     profile, and the decode benchmark, after bench/gdn_revisions.sh run where .peers/revisions is
-#     carried; profile: the training step's kernels by GPU time, strata
+#   bench/gpu.sh [all|test|bench|gdn|revisions|profile|nccl|export|mhc]  (default all; the build is
+#     incremental in build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included),
+#     benchmark and profile, and the decode benchmark (about 7 of a call's 10 minutes);
+#     revisions: only bench/gdn_revisions.sh run, the fused GDN kernels of the trees packed in
+#     .peers/revisions checked and timed beside this tree's, standalone (no LibTorch build; about a
+#     minute and a half a tree); profile: the training step's kernels by GPU time, strata
 #     beside PyTorch eager and torch.compile, and strata with mHC;
 #     nccl: bench/nccl_scaling.sh over every GPU, twice, then the Gated DeltaNet layer's profile;
 #     export: each HF fixture trained 3 steps by strata, exported with strata export, loaded in HF
@@ -33,6 +35,12 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
   printf '%-28s %-5s %5ds\n' "$name" "$status" $((SECONDS - start)) | tee -a "$out/summary.txt"
   [ "$status" = PASS ] || tail -40 "$out/$name.log"
 }
+
+if [ "$phase" = revisions ]; then
+  step gdn-revisions bash bench/gdn_revisions.sh run
+  grep -E "^==|^time|^  backward passes|PASS|FAIL|not build" "$out/gdn-revisions.log"
+  exit 0
+fi
 
 # mhc builds only the mHC tests (half the build time of the whole suite; device calls are short).
 test_subset=
@@ -93,12 +101,6 @@ if [ "$phase" = export ]; then
   cat "$out/summary.txt"
   exit 0
 fi
-if [ "$phase" = gdn ] && [ -d .peers/revisions ]; then
-  # Earlier revisions' kernels beside this tree's, standalone (bench/gdn_revisions.sh), while the
-  # GPU has nothing else to do.
-  step gdn-revisions bash bench/gdn_revisions.sh run
-  grep -E "^==|^time|PASS|FAIL" "$out/gdn-revisions.log"
-fi
 if [ "$phase" = gdn ] && [ -d .peers/flash-linear-attention ]; then
   # flash-linear-attention's Triton compile and autotune take ~130 s: they run (into Triton's
   # cache) while strata builds, so that compare_gdn.py's timings do not wait for them.
@@ -117,11 +119,15 @@ if [ "$phase" = gdn ]; then
     -R "L2Normalize|DeltaRule|ChunkState|GatedDelta|GatedRmsNorm|RmsNorm|CausalConv1d|UnitLowerInverse|Tf32Matmul|Qwen3Next|qwen3_next|gdn2|Generate" \
     --output-on-failure -j8
   grep -hE "tests passed|tests failed|Failed|\*\*\*" "$out/tests-gdn.log" | tail -12
+  # Each step's output printed as it ends: a call cut off at its time limit keeps what ran.
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
+  grep -vE "falling back" "$out/bench-gdn.log"
   step profile-gdn build-gpu/strata_bench_gdn --profile
+  cat "$out/profile-gdn.log"
   step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
-  cat "$out/bench-gdn.log" "$out/profile-gdn.log" "$out/bench-decode.log" "$out/summary.txt"
+  grep -vE "falling back|Writing model shards" "$out/bench-decode.log"
+  cat "$out/summary.txt"
   exit 0
 fi
 if [ "$phase" = profile ]; then
