@@ -109,6 +109,10 @@ void expect_kernel_matches_twin(const at::Tensor& x, int64_t repeats, double sca
 TEST(L2NormalizeHeads, CudaKernelMatchesReference) {
   ASSERT_TRUE(cuda_kernels_built());
   ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
+  // The same draw whatever ran before in the process: at dim 1 the float32 input gradient is all
+  // cancellation (1 - y^2 with y = +-1), so the kernel's and the twin's errors against float64
+  // differ by draw, and an unseeded run after other tests failed once (2026-12-07).
+  at::manual_seed(109);
   const int64_t batch = 2, seq = 37, key_heads = 3;
   for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     for (int64_t dim : {1, 32, 100, 128, 256}) {
