@@ -134,7 +134,8 @@ struct RowsInRegisters {
     const Pieces at(thread);
     to += at.row * bf16_stride<kColumns> + at.column;
 #pragma unroll
-    for (int s = 0; s < Pieces::kPieces; ++s) device::store<bf16, 8>(to + s * Pieces::kRowStep * bf16_stride<kColumns>, x[s]);
+    for (int s = 0; s < Pieces::kPieces; ++s)
+      device::store<bf16, 8>(to + s * Pieces::kRowStep * bf16_stride<kColumns>, x[s]);
   }
 };
 
