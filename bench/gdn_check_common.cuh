@@ -132,7 +132,8 @@ struct DeviceRun {
     args.v = keep(to_device(to_bf16(in.v)));
     args.q_strides = args.k_strides = launch::RowStrides{T * Hk * kDim, Hk * kDim, kDim};
     args.v_strides = launch::RowStrides{T * H * kDim, H * kDim, kDim};
-    args.g = static_cast<const float*>(keep(to_device(in.g)));
+    args.g = keep(to_device(in.g));
+    args.g_dtype = Dtype::Float32;
     args.beta = keep(to_device(in.beta));
     args.beta_dtype = Dtype::Float32;
     args.initial_state = in.initial.empty() ? nullptr : static_cast<const float*>(keep(to_device(in.initial)));

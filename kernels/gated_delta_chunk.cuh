@@ -60,13 +60,13 @@ __device__ __forceinline__ int key_head_of(const launch::GatedDeltaChunkForward&
   return h / static_cast<int>(in.heads / in.key_heads);
 }
 
-// beta at element `index` of its [batch, seq, heads] array, in whichever dtype it came (saves the
-// caller a conversion kernel).
-__device__ __forceinline__ float beta_at(const launch::GatedDeltaChunkForward& in, int64_t index) {
-  switch (in.beta_dtype) {
-    case launch::Dtype::BFloat16: return __bfloat162float(static_cast<const bf16*>(in.beta)[index]);
-    case launch::Dtype::Float16: return __half2float(static_cast<const __half*>(in.beta)[index]);
-    default: return static_cast<const float*>(in.beta)[index];
+// Element `index` of a per-token array (g, beta: [batch, seq, heads]) as float32, in whichever
+// dtype it came (saves the caller a conversion kernel; widening is exact).
+__device__ __forceinline__ float per_token_at(const void* x, launch::Dtype dtype, int64_t index) {
+  switch (dtype) {
+    case launch::Dtype::BFloat16: return __bfloat162float(static_cast<const bf16*>(x)[index]);
+    case launch::Dtype::Float16: return __half2float(static_cast<const __half*>(x)[index]);
+    default: return static_cast<const float*>(x)[index];
   }
 }
 

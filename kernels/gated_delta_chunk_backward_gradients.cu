@@ -121,7 +121,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_gradients_kernel(Backwar
   if (threadIdx.x < kChunk) {
     const int i = threadIdx.x;
     gates[i] = p.forward.gates[chunk_index * kChunk + i];
-    betas[i] = i < span.length ? beta_at(in, token0 + static_cast<int64_t>(i) * in.heads) : 0.0f;
+    const int64_t token = token0 + static_cast<int64_t>(i) * in.heads;
+    betas[i] = i < span.length ? per_token_at(in.beta, in.beta_dtype, token) : 0.0f;
   }
   gate_part[lane] = gate_part[lane + 32] = 0.0f;
   beta_part[lane] = beta_part[lane + 32] = 0.0f;

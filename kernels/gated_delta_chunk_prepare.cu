@@ -206,8 +206,8 @@ __global__ void __launch_bounds__(kThreads, 3) prepare_kernel(Problem p) {
     for (int e = 0; e < 2; ++e) {
       const int i = 2 * lane + e;
       const bool real = i < span.length;
-      g[e] = real ? in.g[token0 + i * in.heads] : 0.0f;
-      beta[e] = real ? beta_at(in, token0 + i * in.heads) : 0.0f;
+      g[e] = real ? per_token_at(in.g, in.g_dtype, token0 + i * in.heads) : 0.0f;
+      beta[e] = real ? per_token_at(in.beta, in.beta_dtype, token0 + i * in.heads) : 0.0f;
       betas[i] = beta[e];
     }
     float sum = g[0] + g[1];

@@ -79,9 +79,11 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
          initial_state->sizes());
 
   auto qr = readable(q), kr = readable(k), vr = readable(v);
-  // beta is read in its own dtype where the kernels take it (no conversion kernel), g in float32.
-  auto gf = g.to(at::kFloat).contiguous();
-  auto br = (kernel_dtype(beta.scalar_type()) ? beta : beta.to(at::kFloat)).contiguous();
+  // g and beta are read in their own dtypes where the kernels take them (no conversion kernel).
+  const auto as_read = [](const at::Tensor& t) {
+    return (kernel_dtype(t.scalar_type()) ? t : t.to(at::kFloat)).contiguous();
+  };
+  auto gr = as_read(g), br = as_read(beta);
   auto initial = initial_state ? initial_state->to(at::kFloat).contiguous() : at::Tensor();
   GatedDeltaChunkArguments result{{.qk_dtype = launch_dtype(q.scalar_type(), "gated_delta_chunk: q"),
                                    .v_dtype = launch_dtype(v.scalar_type(), "gated_delta_chunk: v"),
@@ -91,7 +93,8 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
                                    .k_strides = row_strides(kr),
                                    .v = vr.data_ptr(),
                                    .v_strides = row_strides(vr),
-                                   .g = gf.data_ptr<float>(),
+                                   .g = gr.data_ptr(),
+                                   .g_dtype = launch_dtype(gr.scalar_type(), "gated_delta_chunk: g"),
                                    .beta = br.data_ptr(),
                                    .beta_dtype = launch_dtype(br.scalar_type(), "gated_delta_chunk: beta"),
                                    .initial_state = initial.defined() ? initial.data_ptr<float>() : nullptr,
@@ -108,7 +111,7 @@ GatedDeltaChunkArguments gated_delta_chunk_arguments(const char* fn, const at::T
                                    .value_dim = value_dim,
                                    .chunks = chunks,
                                    .segments = segments},
-                                  {qr, kr, vr, gf, br, initial}};
+                                  {qr, kr, vr, gr, br, initial}};
   if (packed) result.held.insert(result.held.end(), {documents->chunk_tokens, documents->segment_chunks});
   return result;
 }

@@ -170,22 +170,24 @@ TEST(GatedDeltaChunkForward, CudaKernelsReadKeyHeadsSharedByValueHeads) {
     }
 }
 
-// beta is read in its own dtype (no conversion kernel): bfloat16 and float16 beta give what the
-// same values widened to float32 give, bit for bit, with and without the arrays kept for the
-// backward (which only add writes).
-TEST(GatedDeltaChunkForward, CudaKernelsReadBetaInItsDtypeAndKeepingChangesNoValue) {
+// g and beta are read in their own dtypes (no conversion kernel): bfloat16 and float16 gates and
+// beta give what the same values widened to float32 give, bit for bit, with and without the
+// arrays kept for the backward (which only add writes).
+TEST(GatedDeltaChunkForward, CudaKernelsReadGatesAndBetaInTheirDtypeAndKeepingChangesNoValue) {
   ASSERT_TRUE(at::hasCUDA()) << "a -DSTRATA_CUDA=ON build runs its tests on a machine with a GPU";
   at::NoGradGuard no_grad;
   const int64_t batch = 1, seq = 150, heads = 2, dim = 128;
   auto in = random_rule_inputs(batch, seq, heads, dim, Gates::mixed, cuda(at::kFloat));
   in.v = in.v.to(at::kBFloat16);
   for (auto dtype : {at::kBFloat16, at::kHalf}) {
-    const auto beta = in.beta.to(dtype);
-    auto widened = gated_delta_chunk_forward_cuda(in.q, in.k, in.v, in.g, beta.to(at::kFloat), std::nullopt, {});
+    const auto g = in.g.to(dtype), beta = in.beta.to(dtype);
+    auto widened =
+        gated_delta_chunk_forward_cuda(in.q, in.k, in.v, g.to(at::kFloat), beta.to(at::kFloat), std::nullopt, {});
     for (bool keep : {false, true}) {
-      auto own = gated_delta_chunk_forward_cuda(in.q, in.k, in.v, in.g, beta, std::nullopt, {}, keep);
-      EXPECT_TRUE(at::equal(own.out, widened.out)) << "beta " << dtype << (keep ? ", kept" : "");
-      EXPECT_TRUE(at::equal(own.final_state, widened.final_state)) << "beta " << dtype << (keep ? ", kept" : "");
+      const auto what = strata::cat("g and beta ", dtype, keep ? ", kept" : "");
+      auto own = gated_delta_chunk_forward_cuda(in.q, in.k, in.v, g, beta, std::nullopt, {}, keep);
+      EXPECT_TRUE(at::equal(own.out, widened.out)) << what;
+      EXPECT_TRUE(at::equal(own.final_state, widened.final_state)) << what;
     }
   }
 }

@@ -240,7 +240,7 @@ int64_t gated_delta_chunk_workspace_bytes(int64_t batch, int64_t heads, int64_t 
 // at element strides *_strides (value head h reads key head h / (heads / key_heads): grouped value
 // heads, HF's and Megatron's repeat_interleave of the key heads without the copy), the last
 // dimension contiguous, 16-byte aligned rows (pointer and strides multiples of 16 bytes); g
-// float32 and beta (beta_dtype) contiguous [batch, seq, heads]; out contiguous [batch, seq, heads,
+// (g_dtype) and beta (beta_dtype) contiguous [batch, seq, heads]; out contiguous [batch, seq, heads,
 // value_dim] in v_dtype; final_state float32 [segments, heads, key_dim, value_dim]. Tensor-core
 // products take bfloat16 operands with float32 accumulation; the state is carried in float32 and
 // handed to the output pass in bfloat16.
@@ -260,7 +260,8 @@ struct GatedDeltaChunkForward {
   RowStrides k_strides;
   const void* v;
   RowStrides v_strides;
-  const float* g;
+  const void* g;
+  Dtype g_dtype;
   const void* beta;
   Dtype beta_dtype;
   const float* initial_state;  // null for zeros
