@@ -4,7 +4,7 @@
 # the GPU, and (phase "bench") benchmark against PyTorch on the same GPU; prints a short table.
 #   bench/gpu.sh [all|test|bench|gdn|revisions|profile|nccl|export|mhc]  (default all; the build is
 #     incremental in build-gpu/; gdn: only the Gated DeltaNet tests (generate's decode included),
-#     benchmark and profile, and the decode benchmark (about 7 of a call's 10 minutes);
+#     benchmark, the decode benchmark and the profile (about 7 of a call's 10 minutes);
 #     revisions: only bench/gdn_revisions.sh run, the fused GDN kernels of the trees packed in
 #     .peers/revisions checked and timed beside this tree's, standalone (no LibTorch build; about a
 #     minute and a half a tree); profile: the training step's kernels by GPU time, strata
@@ -123,10 +123,10 @@ if [ "$phase" = gdn ]; then
   step bench-gdn python3 bench/compare_gdn.py --strata-bench build-gpu/strata_bench_gdn \
     --fla-path "$PWD/.peers/flash-linear-attention"
   grep -vE "falling back" "$out/bench-gdn.log"
-  step profile-gdn build-gpu/strata_bench_gdn --profile
-  cat "$out/profile-gdn.log"
   step bench-decode python3 bench/compare_decode.py --strata-bench build-gpu/strata_bench_decode
   grep -vE "falling back|Writing model shards" "$out/bench-decode.log"
+  step profile-gdn build-gpu/strata_bench_gdn --profile
+  cat "$out/profile-gdn.log"
   cat "$out/summary.txt"
   exit 0
 fi
