@@ -91,6 +91,7 @@ T __shfl_down_sync(unsigned, T v, int d) {
   return emu_shuffle(v, l + d, l + d < 32);
 }
 inline float __expf(float x) { return std::exp(x); }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline void __pipeline_memcpy_async(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }

@@ -15,30 +15,14 @@ work=$(mktemp -d /tmp/hc_cpu_emulation.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src"
 cp kernels/common.cuh kernels/sinkhorn.cuh kernels/hc_gates.cuh kernels/hc_combine.cuh "$work/src/"
-python3 - "$work/src" <<'PY'
-import re, sys
-out = sys.argv[1]
-launch = re.compile(r'(\w+(?:<[^<>]*>)?)\s*<<<(.*?),\s*(\w+),\s*([^,]+?),\s*host::as_cuda\(stream\)>>>\((.*?)\);', re.S)
-# file, launches it holds, shared arrays -> what replaces them
-edits = {
-    'kernels/hc_maps.cu': (4, [('extern __shared__ float shared[];', 'float* shared = reinterpret_cast<float*>(emu_shared);'),
-                               ('__shared__ float scratch[kReduceThreads / 32];',
-                                'float* scratch = reinterpret_cast<float*>(emu_shared);')]),
-    'kernels/hc_boundary.cu': (5, [('__shared__ float grad_pre[', 'static float grad_pre['),
-                                   ('__shared__ float scratch[', 'static float scratch[')]),
-    'kernels/hc_boundary_forward.cu': (1, [('extern __shared__ __align__(16) unsigned char shared[];',
-                                            'unsigned char* shared = emu_shared;')]),
-    'kernels/token_group.cuh': (0, [('__shared__ float partial[', 'static float partial[')]),
-}
-for path, (launches, shared) in edits.items():
-    s = open(path).read()
-    s, count = launch.subn(r'emu::launch(dim3(\2), \3, [&] { \1(\5); });', s)
-    assert count == launches, f"expected {launches} launches in {path}, found {count}"
-    for old, new in shared:
-        assert old in s, old
-        s = s.replace(old, new)
-    open(f"{out}/{path.split('/')[-1]}", 'w').write(s)
-PY
+emulate() { python3 bench/cpu_emulation/emulated_launches.py "$1" "$work/src/$(basename "$1")" "${@:2}"; }
+emulate kernels/hc_maps.cu 4 'extern __shared__ float shared[];' 'float* shared = reinterpret_cast<float*>(emu_shared);' \
+  '__shared__ float scratch[kReduceThreads / 32];' 'float* scratch = reinterpret_cast<float*>(emu_shared);'
+emulate kernels/hc_boundary.cu 5 '__shared__ float grad_pre[' 'static float grad_pre[' \
+  '__shared__ float scratch[' 'static float scratch['
+emulate kernels/hc_boundary_forward.cu 1 'extern __shared__ __align__(16) unsigned char shared[];' \
+  'unsigned char* shared = emu_shared;'
+emulate kernels/token_group.cuh 0 '__shared__ float partial[' 'static float partial['
 # The rounding intrinsics the kernels spell out (emulation.h has none): plain float operations.
 cat > "$work/prelude.h" <<'H'
 #pragma once
@@ -47,7 +31,6 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 H
 for kernel in hc_maps hc_boundary hc_boundary_forward; do
   g++ -std=c++20 -O2 -w -x c++ -include "$work/prelude.h" -I bench/cpu_emulation -I "$work/src" -I include \
