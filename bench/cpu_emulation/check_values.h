@@ -1,6 +1,7 @@
 #pragma once
-// What the mHC emulation checks share (hc_boundary_check.cpp, hc_boundary_forward_check.cpp):
-// bfloat16 bits as the kernels round them, and the relative error they judge by.
+// What the emulation checks share (hc_boundary_check.cpp, hc_boundary_forward_check.cpp,
+// l2_normalize_heads_check.cpp): bfloat16 bits as the kernels round them, and the relative error
+// they judge by.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -15,9 +15,7 @@
 #include "strata/kernels/l2_normalize_heads_launch.h"
 
 using namespace strata::kernels::launch;
-using emulation_check::bf16_bits;
-using emulation_check::bf16_value;
-using emulation_check::rel;
+using namespace emulation_check;
 
 namespace {
 
