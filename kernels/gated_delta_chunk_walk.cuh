@@ -30,7 +30,8 @@
 // part: with one copy warp a walking warp, the copy warps' part was the longer (walking without
 // copying anything took as long), and with two the forward walk at T = 4096 went from 0.106 to
 // 0.078 ms and the backward reading the forward's arrays, of which only the walk changed, from
-// 0.585 to 0.523 (H100, 2026-12-07). Copy warp w writes out walking warp w's results; those past
+// 0.585 to 0.523 (standalone, H100, 2026-12-07; through LibTorch the forward gained only 3-4% on
+// 2026-12-08, docs/performance.md). Copy warp w writes out walking warp w's results; those past
 // the walking warps only copy.
 #include <cuda_pipeline.h>
 
